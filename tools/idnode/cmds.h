@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief Subcommands of the `idnode` CLI. Each takes argv starting at the subcommand name and
+ *        returns the process exit status: 0 success, 1 the answer was an error / not found,
+ *        2 usage error, 3 network or I/O failure, 4 malformed data.
+ */
+#ifndef HDL_TOOLS_IDNODE_CMDS_H
+#define HDL_TOOLS_IDNODE_CMDS_H
+
+#define IDNODE_EXIT_OK 0
+#define IDNODE_EXIT_NOTFOUND 1
+#define IDNODE_EXIT_USAGE 2
+#define IDNODE_EXIT_IO 3
+#define IDNODE_EXIT_DATA 4
+
+int cmd_resolve(int argc, char **argv); /* tools/idnode/resolve.c */
+int cmd_decode(int argc, char **argv);  /* tools/idnode/decode.c */
+int cmd_import(int argc, char **argv);  /* tools/idnode/db.c */
+int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
+int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
+
+#endif
