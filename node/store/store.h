@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief LMDB-backed handle store.
+ *
+ * Databases in one environment:
+ *  - "handles": key = normalized handle (hdl_name_normalize), value = the handle's values in wire
+ *    encoding: U32 count + count x HandleValue (hdl_values_encode), so an answer is mostly a copy.
+ *  - "prefixes": key = normalized homed prefix ("88.100.1"), value = flags (reserved, U32 0).
+ *  - "meta": node metadata (site info record, serial, keys) by name.
+ *  - "txlog": key = U64 big-endian transaction serial, value = one change record
+ *    (U8 op, STR handle, U32 count + values) for audit and replication.
+ *
+ * Readers: one store_reader_t per worker thread, wrapping one MDB_RDONLY txn that is renewed at
+ * request start and reset at request end (never held across an event-loop wait).
+ * Writers: all writes go through store_batch_t; callers in several threads serialise on the
+ * single LMDB writer lock, and a batch commits many changes in one transaction (group commit).
+ */
+#ifndef HDL_NODE_STORE_STORE_H
+#define HDL_NODE_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hdl/msg.h"
+
+typedef struct store store_t;
+typedef struct store_reader store_reader_t;
+typedef struct store_batch store_batch_t;
+
+typedef struct store_opts {
+	const char *path;       /**< directory of the LMDB environment (created if missing) */
+	uint64_t map_size;      /**< initial map size in bytes (0 = 1 GiB); grown on MDB_MAP_FULL */
+	uint64_t map_size_max;  /**< growth limit (0 = 1 TiB) */
+	unsigned max_readers;   /**< 0 = 126 */
+	bool case_sensitive;    /**< fold only the prefix, not the suffix */
+	bool read_only;
+	bool no_sync;           /**< MDB_NOSYNC for bulk import (fsync at close) */
+	bool txlog;             /**< record changes in "txlog" (default on for the node) */
+} store_opts_t;
+
+/** \retval HDL_EOK, HDL_ESTORE (LMDB error, logged), HDL_ENOMEM */
+int store_open(const store_opts_t *opts, store_t **out);
+void store_close(store_t *s);
+
+/** \brief Normalize a handle into a storage key (per the store's case rule). \return key length, 0 if invalid */
+size_t store_key(const store_t *s, hdl_slice_t handle, uint8_t *out, size_t cap);
+
+/* ---- reading ---- */
+/** \brief One reader per thread. \retval HDL_EOK, HDL_ESTORE */
+int store_reader_new(store_t *s, store_reader_t **out);
+void store_reader_free(store_reader_t *r);
+/** \brief Renew the read snapshot (start of a request). */
+int store_reader_begin(store_reader_t *r);
+/** \brief Release the snapshot (end of a request, also on error paths). */
+void store_reader_end(store_reader_t *r);
+/**
+ * \brief Look up a handle (by name; normalized inside). \p *vals points into the LMDB map and is
+ *        valid until store_reader_end().
+ * \retval HDL_EOK, HDL_ENOENT, HDL_ESTORE
+ */
+int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals);
+/** \brief Is \p prefix (e.g. "88.100.1") homed here? */
+bool store_is_homed(store_reader_t *r, hdl_slice_t prefix);
+/** \brief Read a metadata blob ("site" = this node's HS_SITE record). */
+int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val);
+/**
+ * \brief Iterate handles under a prefix (for list handles / export); \p cb returns non-zero to stop.
+ *        An empty prefix iterates everything.
+ */
+int store_foreach(store_reader_t *r, hdl_slice_t prefix,
+                  int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx);
+
+/* ---- writing ---- */
+/** \brief Begin a write batch (one LMDB write txn). */
+int store_batch_begin(store_t *s, store_batch_t **out);
+/**
+ * \brief Put a handle with its encoded values (U32 count + values). \p overwrite false and the
+ *        handle exists -> HDL_EEXIST.
+ */
+int store_batch_put(store_batch_t *b, hdl_slice_t handle, hdl_slice_t vals, bool overwrite);
+int store_batch_del(store_batch_t *b, hdl_slice_t handle);
+int store_batch_home(store_batch_t *b, hdl_slice_t prefix, bool home);
+int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val);
+/** \brief Commit (grows the map and retries on MDB_MAP_FULL). \retval HDL_EOK, HDL_ESTORE, HDL_ESPACE */
+int store_batch_commit(store_batch_t *b);
+void store_batch_abort(store_batch_t *b);
+
+/** \brief Number of handles (O(1) from LMDB stats). */
+uint64_t store_count(store_t *s);
+
+#endif /* HDL_NODE_STORE_STORE_H */
