@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Set up and start a working idnode with the demo data (embedded LMDB, no other service).
+#   scripts/demo.sh            install deps, build, load seeds/demo.jsonl, start idnoded in the
+#                              background on 127.0.0.1:2641 (UDP+TCP) and 127.0.0.1:8000 (HTTP)
+#   scripts/demo.sh --foreground   same, but run idnoded in the foreground
+#   scripts/demo.sh stop       stop the demo node started before (by its PID file)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+var="$top/var"
+pidfile="$var/idnoded.pid"
+
+stop() {
+	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		kill -TERM "$(cat "$pidfile")"
+		for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+		echo "idnoded stopped"
+	fi
+	rm -f "$pidfile"
+}
+if [ "${1:-}" = stop ]; then stop; exit 0; fi
+
+bash scripts/install-deps.sh
+cmake -S . -B build >/dev/null
+cmake --build build -j"$(nproc)" --target idnoded idnode idnode-bench
+stop
+mkdir -p "$var"
+rm -rf "$var/demo-db"
+build/idnode import --db "$var/demo-db" --home 88.100.1 seeds/demo.jsonl
+
+args=(--db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000 --home 88.100.1)
+if [ "${1:-}" = --foreground ]; then
+	exec build/idnoded "${args[@]}"
+fi
+build/idnoded "${args[@]}" --pidfile "$pidfile" >"$var/idnoded.log" 2>&1 &
+pid=$!
+echo "$pid" >"$pidfile"
+for _ in $(seq 100); do
+	if build/idnode resolve -s 127.0.0.1:2641 --tcp --timeout 200 88.100.1/PUMP-2024-000123 >/dev/null 2>&1; then
+		echo "idnoded running (pid $pid, log $var/idnoded.log)"
+		echo "try: build/idnode resolve -s 127.0.0.1:2641 --udp 88.100.1/PUMP-2024-000123"
+		echo "     curl http://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
+		echo "stop: scripts/demo.sh stop"
+		exit 0
+	fi
+	kill -0 "$pid" 2>/dev/null || { echo "idnoded exited; see $var/idnoded.log" >&2; cat "$var/idnoded.log" >&2; exit 1; }
+	sleep 0.1
+done
+echo "idnoded did not answer within 10 s; see $var/idnoded.log" >&2
+exit 1
