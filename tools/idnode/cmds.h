@@ -20,4 +20,11 @@ int cmd_import(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
 
+/* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
+struct hdl_value;
+/** \brief Print `index  type  ttl  perms  data [refs]` and a newline to stdout. */
+void idnode_print_value(const struct hdl_value *v);
+/** \brief Print only the data of \p v, rendered by type (text, HS_ADMIN, HS_SITE, hex...). */
+void idnode_print_data(const struct hdl_value *v);
+
 #endif
