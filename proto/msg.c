@@ -695,7 +695,8 @@ static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 		break;
 	case HDL_BODY_REFERRAL:
 		wire_wr_slice(wr, m->u.referral.handle);
-		if (m->u.referral.n_values > 0)
+		/* the count is optional, but trailing bytes after it would read as one */
+		if (m->u.referral.n_values > 0 || m->trailing.len > 0)
 			wr_values(wr, m->u.referral.values, m->u.referral.n_values);
 		break;
 	case HDL_BODY_ERROR:
