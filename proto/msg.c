@@ -298,6 +298,9 @@ static void rd_digest_block(wire_rd_t *rd, hdl_msg_t *m)
 	if (is_v20(&m->env)) {
 		m->rd_alg = HDL_DIGEST_OLD_MD5;
 		m->rd = wire_rd_lbytes(rd, HDL_DIGEST_MAX_LEN);
+		/* an MD5 digest; an empty one would not survive re-encoding (rd.len 0 = no block) */
+		if (!rd->err && m->rd.len != hdl_digest_len(HDL_DIGEST_OLD_MD5))
+			wire_rd_fail(rd, HDL_EMALF);
 		return;
 	}
 	m->rd_alg = wire_rd_u8(rd);
