@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "node/conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hdl/error.h"
+#include "hdl/msg.h"
+#include "node/common/log.h"
+
+#define OFF(f) offsetof(conf_t, f)
+#define KIB 1024ull
+#define MIB (1024ull * 1024ull)
+#define GIB (1024ull * 1024ull * 1024ull)
+#define TIB (1024ull * GIB)
+
+/* clang-format off */
+static const conf_key_t schema[] = {
+	{"listen", CONF_ADDRS, 0, 0, "127.0.0.1:2641", false, OFF(listen), OFF(n_listen),
+	 "UDP+TCP address ADDR:PORT, [IPv6]:PORT for IPv6; repeat for several"},
+	{"http", CONF_ADDRS, 0, 0, "127.0.0.1:8000", false, OFF(http), OFF(n_http),
+	 "HTTP address (native tunnel, REST API, proxy); repeat for several"},
+	{"db", CONF_STR, 0, 0, "/var/lib/idnode/db", false, OFF(db), 0,
+	 "LMDB directory (created if missing)"},
+	{"workers", CONF_UINT, 0, 1024, "0", false, OFF(workers), 0,
+	 "worker threads; 0 = number of online CPUs"},
+	{"home", CONF_LIST, 0, 0, NULL, false, OFF(home), OFF(n_home),
+	 "prefix homed on this node at start (e.g. 88.100.1); repeat for several"},
+	{"case_sensitive", CONF_BOOL, 0, 0, "no", false, OFF(case_sensitive), 0,
+	 "handle suffixes compare case-sensitively (prefixes always fold)"},
+	{"map_size", CONF_SIZE, 1 * MIB, 64 * TIB, "1g", false, OFF(map_size), 0,
+	 "initial LMDB map size (k/m/g/t suffixes); grown on demand"},
+	{"max_message_len", CONF_UINT, 1024, HDL_MAX_MESSAGE_LEN, "262144", true,
+	 OFF(max_message_len), 0, "largest request accepted (bytes after the envelope)"},
+	{"max_values", CONF_UINT, 1, HDL_MAX_VALUES, "2048", true, OFF(max_values), 0,
+	 "most values a handle may have in an answer"},
+	{"max_connections", CONF_UINT, 1, 1000000, "4096", true, OFF(max_connections), 0,
+	 "open TCP connections per worker (HTTP counted separately, same limit)"},
+	{"tcp_idle_timeout_ms", CONF_UINT, 100, 3600000, "5000", true, OFF(tcp_idle_timeout_ms), 0,
+	 "close an idle TCP/HTTP connection after this many milliseconds"},
+	{"tcp_buffer_max", CONF_SIZE, 4 * KIB, 64 * MIB, "1m", true, OFF(tcp_buffer_max), 0,
+	 "per-connection output buffer; reading pauses while it is fuller"},
+	{"http_max_body", CONF_SIZE, 1 * KIB, 16 * MIB, "1m", true, OFF(http_max_body), 0,
+	 "largest HTTP request body"},
+	{"log_level", CONF_LEVEL, 0, 0, "info", true, OFF(log_level), 0,
+	 "err, warn, notice, info or debug"},
+	{"site_serial", CONF_UINT, 0, 65534, "1", false, OFF(site_serial), 0,
+	 "serial number of this node's HS_SITE record"},
+	{"pidfile", CONF_STR, 0, 0, "", false, OFF(pidfile), 0,
+	 "write the process id here (empty = none)"},
+};
+/* clang-format on */
+
+#define N_SCHEMA (sizeof(schema) / sizeof(schema[0]))
+
+const conf_key_t *conf_schema(size_t *n)
+{
+	*n = N_SCHEMA;
+	return schema;
+}
+
+const conf_key_t *conf_key_find(const char *name)
+{
+	for (size_t i = 0; i < N_SCHEMA; i++) {
+		if (strcmp(schema[i].name, name) == 0)
+			return &schema[i];
+	}
+	return NULL;
+}
+
+static size_t key_no(const conf_key_t *k)
+{
+	return (size_t)(k - schema);
+}
+
+static void list_clear(char ***list, unsigned *n)
+{
+	for (unsigned i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*list = NULL;
+	*n = 0;
+}
+
+void conf_clear_list(conf_t *c, const char *key)
+{
+	const conf_key_t *k = conf_key_find(key);
+	if (!k || (k->type != CONF_ADDRS && k->type != CONF_LIST))
+		return;
+	list_clear((char ***)((char *)c + k->offset), (unsigned *)((char *)c + k->count_offset));
+	c->set_mask_ |= 1ull << key_no(k);
+}
+
+int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port;
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
+			return HDL_EINVAL;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host) ||
+		    memchr(s, ':', (size_t)(colon - s)))
+			return HDL_EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		port = colon + 1;
+	}
+	if (!isdigit((unsigned char)port[0]))
+		return HDL_EINVAL;
+	char *endp;
+	errno = 0;
+	unsigned long p = strtoul(port, &endp, 10);
+	if (errno || *endp || p == 0 || p > 65535)
+		return HDL_EINVAL;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (s[0] != '[' && inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)p);
+		*len = sizeof(*a4);
+		return HDL_EOK;
+	}
+	if (s[0] == '[' && inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)p);
+		*len = sizeof(*a6);
+		return HDL_EOK;
+	}
+	return HDL_EINVAL;
+}
+
+static int parse_uint(const char *v, bool size, uint64_t *out)
+{
+	if (!isdigit((unsigned char)v[0]))
+		return HDL_EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno)
+		return HDL_EINVAL;
+	uint64_t mul = 1;
+	if (size && *end) {
+		switch (tolower((unsigned char)*end)) {
+		case 'k': mul = KIB; break;
+		case 'm': mul = MIB; break;
+		case 'g': mul = GIB; break;
+		case 't': mul = TIB; break;
+		default: return HDL_EINVAL;
+		}
+		end++;
+		if (tolower((unsigned char)*end) == 'b' || tolower((unsigned char)*end) == 'i')
+			end++;
+		if (tolower((unsigned char)*end) == 'b')
+			end++;
+	}
+	if (*end)
+		return HDL_EINVAL;
+	if (n > UINT64_MAX / mul)
+		return HDL_EINVAL;
+	*out = n * mul;
+	return HDL_EOK;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return HDL_EOK;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return HDL_EOK;
+		}
+	}
+	return HDL_EINVAL;
+}
+
+static bool prefix_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch <= 0x20 || ch == 0x7f || ch == '/')
+			return false;
+	}
+	return true;
+}
+
+static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
+                   size_t errlen)
+{
+	void *field = (char *)c + k->offset;
+	uint64_t n = 0;
+	int ret = HDL_EOK;
+
+	switch (k->type) {
+	case CONF_STR: {
+		char *dup = strdup(v);
+		if (!dup)
+			return HDL_ENOMEM;
+		free(*(char **)field);
+		*(char **)field = dup;
+		break;
+	}
+	case CONF_UINT:
+	case CONF_SIZE:
+		if (parse_uint(v, k->type == CONF_SIZE, &n) != HDL_EOK) {
+			snprintf(err, errlen, "'%s' is not %s", v,
+			         k->type == CONF_SIZE ? "a size (e.g. 4096, 64k, 1g)" : "a number");
+			return HDL_ECONF;
+		}
+		if (n < k->min || n > k->max) {
+			snprintf(err, errlen, "value %s out of range %llu..%llu", v,
+			         (unsigned long long)k->min, (unsigned long long)k->max);
+			return HDL_ECONF;
+		}
+		if (k->offset == OFF(map_size))
+			*(uint64_t *)field = n;
+		else if (k->offset == OFF(workers))
+			*(unsigned *)field = (unsigned)n;
+		else
+			*(uint32_t *)field = (uint32_t)n;
+		break;
+	case CONF_BOOL:
+		if (parse_bool(v, (bool *)field) != HDL_EOK) {
+			snprintf(err, errlen, "'%s' is not a boolean (yes/no)", v);
+			return HDL_ECONF;
+		}
+		break;
+	case CONF_LEVEL: {
+		int lvl = log_level_parse(v);
+		if (lvl < 0) {
+			snprintf(err, errlen, "'%s' is not a log level (err, warn, notice, info, debug)",
+			         v);
+			return HDL_ECONF;
+		}
+		*(int *)field = lvl;
+		break;
+	}
+	case CONF_ADDRS:
+	case CONF_LIST: {
+		char ***list = (char ***)field;
+		unsigned *cnt = (unsigned *)((char *)c + k->count_offset);
+		uint64_t bit = 1ull << key_no(k);
+		if (k->type == CONF_ADDRS) {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			if (conf_parse_addr(v, &ss, &sl) != HDL_EOK) {
+				snprintf(err, errlen,
+				         "'%s' is not ADDR:PORT (numeric IPv4, or [IPv6]:PORT)", v);
+				return HDL_ECONF;
+			}
+		} else if (!prefix_ok(v)) {
+			snprintf(err, errlen, "'%s' is not a prefix (no spaces or '/')", v);
+			return HDL_ECONF;
+		}
+		if (!from_default && !(c->set_mask_ & bit)) {
+			list_clear(list, cnt);
+			c->set_mask_ |= bit;
+		}
+		if (*cnt >= CONF_MAX_LIST) {
+			snprintf(err, errlen, "more than %u entries", CONF_MAX_LIST);
+			return HDL_ECONF;
+		}
+		char **nl = realloc(*list, sizeof(char *) * (*cnt + 1));
+		if (!nl)
+			return HDL_ENOMEM;
+		*list = nl;
+		if (!(nl[*cnt] = strdup(v)))
+			return HDL_ENOMEM;
+		(*cnt)++;
+		break;
+	}
+	}
+	return ret;
+}
+
+int conf_init(conf_t *c)
+{
+	memset(c, 0, sizeof(*c));
+	char err[128];
+	for (size_t i = 0; i < N_SCHEMA; i++) {
+		if (!schema[i].dflt)
+			continue;
+		int ret = set_key(c, &schema[i], schema[i].dflt, true, err, sizeof(err));
+		if (ret != HDL_EOK) {
+			conf_free(c);
+			return ret;
+		}
+	}
+	return HDL_EOK;
+}
+
+void conf_free(conf_t *c)
+{
+	if (!c)
+		return;
+	list_clear(&c->listen, &c->n_listen);
+	list_clear(&c->http, &c->n_http);
+	list_clear(&c->home, &c->n_home);
+	free(c->db);
+	free(c->pidfile);
+	memset(c, 0, sizeof(*c));
+}
+
+int conf_set(conf_t *c, const char *key, const char *value, char *err, size_t errlen)
+{
+	const conf_key_t *k = conf_key_find(key);
+	if (!k) {
+		snprintf(err, errlen, "unknown key");
+		return HDL_ECONF;
+	}
+	return set_key(c, k, value, false, err, errlen);
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+int conf_load_buf(conf_t *c, const char *name, const char *text, size_t len, char *err,
+                  size_t errlen)
+{
+	char line[4096];
+	size_t pos = 0;
+	unsigned lineno = 0;
+	char why[256];
+
+	while (pos < len) {
+		lineno++;
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		if (ll >= sizeof(line)) {
+			snprintf(err, errlen, "%s:%u: line too long", name, lineno);
+			return HDL_ECONF;
+		}
+		memcpy(line, text + pos, ll);
+		line[ll] = '\0';
+		pos += ll + (nl ? 1 : 0);
+		if (memchr(line, '\0', ll)) {
+			snprintf(err, errlen, "%s:%u: NUL byte in line", name, lineno);
+			return HDL_ECONF;
+		}
+
+		/* strip a comment: '#' outside double quotes */
+		bool inq = false;
+		for (char *p = line; *p; p++) {
+			if (*p == '"')
+				inq = !inq;
+			else if (*p == '#' && !inq) {
+				*p = '\0';
+				break;
+			}
+		}
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%u: expected 'key = value'", name, lineno);
+			return HDL_ECONF;
+		}
+		*eq = '\0';
+		char *key = trim(s);
+		char *val = trim(eq + 1);
+		if (!*key) {
+			snprintf(err, errlen, "%s:%u: missing key before '='", name, lineno);
+			return HDL_ECONF;
+		}
+		size_t vl = strlen(val);
+		if (vl && val[0] == '"') {
+			if (vl < 2 || val[vl - 1] != '"') {
+				snprintf(err, errlen, "%s:%u: %s: unterminated quote", name, lineno, key);
+				return HDL_ECONF;
+			}
+			val[vl - 1] = '\0';
+			val++;
+		}
+		const conf_key_t *k = conf_key_find(key);
+		if (!k) {
+			snprintf(err, errlen, "%s:%u: %s: unknown key", name, lineno, key);
+			return HDL_ECONF;
+		}
+		if (!*val && k->type != CONF_STR) {
+			snprintf(err, errlen, "%s:%u: %s: empty value", name, lineno, key);
+			return HDL_ECONF;
+		}
+		why[0] = '\0';
+		int ret = set_key(c, k, val, false, why, sizeof(why));
+		if (ret == HDL_ENOMEM)
+			return ret;
+		if (ret != HDL_EOK) {
+			snprintf(err, errlen, "%s:%u: %s: %s", name, lineno, key, why);
+			return HDL_ECONF;
+		}
+	}
+	return HDL_EOK;
+}
+
+int conf_load(conf_t *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return HDL_EIO;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int ret = HDL_EOK;
+	for (;;) {
+		if (cap - len < 4096) {
+			if (cap > 16 * MIB) {
+				snprintf(err, errlen, "%s: file too large", path);
+				ret = HDL_ECONF;
+				goto out;
+			}
+			char *nb = realloc(buf, cap ? cap * 2 : 8192);
+			if (!nb) {
+				ret = HDL_ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 8192;
+		}
+		size_t r = fread(buf + len, 1, cap - len, f);
+		len += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		ret = HDL_EIO;
+		goto out;
+	}
+	ret = conf_load_buf(c, path, buf ? buf : "", len, err, errlen);
+out:
+	free(buf);
+	fclose(f);
+	return ret;
+}
+
+int conf_validate(const conf_t *c, char *err, size_t errlen)
+{
+	if (c->n_listen == 0) {
+		snprintf(err, errlen, "listen: at least one address is needed");
+		return HDL_ECONF;
+	}
+	if (!c->db || !c->db[0]) {
+		snprintf(err, errlen, "db: a database directory is needed");
+		return HDL_ECONF;
+	}
+	for (unsigned i = 0; i < c->n_listen; i++) {
+		for (unsigned j = 0; j < c->n_http; j++) {
+			if (strcmp(c->listen[i], c->http[j]) == 0) {
+				snprintf(err, errlen, "http: %s is also a listen address", c->http[j]);
+				return HDL_ECONF;
+			}
+		}
+	}
+	return HDL_EOK;
+}
+
+static bool list_eq(char **a, unsigned na, char **b, unsigned nb)
+{
+	if (na != nb)
+		return false;
+	for (unsigned i = 0; i < na; i++) {
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+void conf_restart_keys(const conf_t *a, const conf_t *b, char *out, size_t cap)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < N_SCHEMA; i++) {
+		const conf_key_t *k = &schema[i];
+		if (k->reloadable)
+			continue;
+		const char *fa = (const char *)a + k->offset;
+		const char *fb = (const char *)b + k->offset;
+		bool same = true;
+		switch (k->type) {
+		case CONF_STR: {
+			const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+			same = strcmp(sa ? sa : "", sb ? sb : "") == 0;
+			break;
+		}
+		case CONF_ADDRS:
+		case CONF_LIST:
+			same = list_eq(*(char **const *)fa, *(const unsigned *)((const char *)a +
+			                                                          k->count_offset),
+			               *(char **const *)fb,
+			               *(const unsigned *)((const char *)b + k->count_offset));
+			break;
+		case CONF_UINT:
+		case CONF_SIZE:
+			if (k->offset == OFF(map_size))
+				same = *(const uint64_t *)fa == *(const uint64_t *)fb;
+			else if (k->offset == OFF(workers))
+				same = *(const unsigned *)fa == *(const unsigned *)fb;
+			else
+				same = *(const uint32_t *)fa == *(const uint32_t *)fb;
+			break;
+		case CONF_BOOL:
+			same = *(const bool *)fa == *(const bool *)fb;
+			break;
+		case CONF_LEVEL:
+			same = *(const int *)fa == *(const int *)fb;
+			break;
+		}
+		if (same)
+			continue;
+		int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", k->name);
+		if (n < 0 || (size_t)n >= cap - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+int conf_build(conf_t *c, const char *path, const conf_override_t *ov, size_t n_ov, char *err,
+               size_t errlen)
+{
+	char why[256];
+	uint64_t cleared = 0;
+	int ret = conf_init(c);
+	if (ret != HDL_EOK) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	if (path) {
+		ret = conf_load(c, path, err, errlen);
+		if (ret != HDL_EOK)
+			goto fail;
+	}
+	for (size_t i = 0; i < n_ov; i++) {
+		const conf_key_t *k = conf_key_find(ov[i].key);
+		if (!k) {
+			snprintf(err, errlen, "--%s: unknown option", ov[i].key);
+			ret = HDL_ECONF;
+			goto fail;
+		}
+		uint64_t bit = 1ull << key_no(k);
+		/* --listen / --http replace the file's list; --home adds to it */
+		if (k->type == CONF_ADDRS && !(cleared & bit)) {
+			conf_clear_list(c, k->name);
+			cleared |= bit;
+		}
+		why[0] = '\0';
+		ret = set_key(c, k, ov[i].value, false, why, sizeof(why));
+		if (ret != HDL_EOK) {
+			snprintf(err, errlen, "--%s: %s", k->name, ret == HDL_ENOMEM ? "out of memory" : why);
+			goto fail;
+		}
+	}
+	ret = conf_validate(c, err, errlen);
+	if (ret != HDL_EOK)
+		goto fail;
+	return HDL_EOK;
+fail:
+	conf_free(c);
+	return ret;
+}

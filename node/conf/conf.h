@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief Node configuration: an INI-like file of `key = value` lines (`#` comments, optional
+ *        double quotes, list keys repeated once per element) checked against a static schema
+ *        (type, range, default, reloadable flag). Errors read `file:line: key: reason`.
+ */
+#ifndef HDL_NODE_CONF_CONF_H
+#define HDL_NODE_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_MAX_LIST 256 /**< elements of one list key */
+
+/** Key types of the schema. */
+typedef enum conf_type {
+	CONF_STR,   /**< one string */
+	CONF_UINT,  /**< unsigned integer in [min, max] */
+	CONF_SIZE,  /**< byte size with optional k/m/g/t suffix (powers of 1024), in [min, max] */
+	CONF_BOOL,  /**< yes/no, true/false, on/off, 1/0 */
+	CONF_LEVEL, /**< log level name */
+	CONF_ADDRS, /**< list of ADDR:PORT ([v6]:PORT for IPv6) */
+	CONF_LIST,  /**< list of strings */
+} conf_type_t;
+
+/** One schema row. */
+typedef struct conf_key {
+	const char *name;
+	conf_type_t type;
+	uint64_t min, max;    /**< CONF_UINT / CONF_SIZE range */
+	const char *dflt;     /**< default as text (lists: one element or NULL) */
+	bool reloadable;      /**< SIGHUP applies it live; otherwise a restart is needed */
+	size_t offset;        /**< field in conf_t */
+	size_t count_offset;  /**< list keys: the unsigned count field in conf_t */
+	const char *help;     /**< one line for the sample file / -h */
+} conf_key_t;
+
+/** Parsed configuration. Strings and lists are heap-owned; release with conf_free(). */
+typedef struct conf {
+	char **listen;  /**< UDP+TCP addresses */
+	unsigned n_listen;
+	char **http;    /**< HTTP addresses */
+	unsigned n_http;
+	char **home;    /**< prefixes homed at start */
+	unsigned n_home;
+	char *db;       /**< LMDB directory */
+	char *pidfile;  /**< empty = none */
+	unsigned workers; /**< 0 = number of online CPUs */
+	bool case_sensitive;
+	uint64_t map_size;
+	uint32_t max_message_len;
+	uint32_t max_values;
+	uint32_t max_connections;
+	uint32_t tcp_idle_timeout_ms;
+	uint32_t tcp_buffer_max;
+	uint32_t http_max_body;
+	int log_level;
+	uint32_t site_serial;
+	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
+	uint64_t set_mask_;
+} conf_t;
+
+/** \brief The schema table. \param[out] n rows */
+const conf_key_t *conf_schema(size_t *n);
+/** \brief Schema row of \p name, or NULL. */
+const conf_key_t *conf_key_find(const char *name);
+
+/** \brief Fill \p c with the defaults. \retval HDL_EOK, HDL_ENOMEM */
+int conf_init(conf_t *c);
+void conf_free(conf_t *c);
+
+/**
+ * \brief Set one key from text. List keys append (the first set of a list key replaces its
+ *        default). \param err reason without the key ("value 0 out of range 1..2048").
+ * \retval HDL_EOK, HDL_ECONF (unknown key, bad value), HDL_ENOMEM
+ */
+int conf_set(conf_t *c, const char *key, const char *value, char *err, size_t errlen);
+/** \brief Empty a list key (command-line overrides). */
+void conf_clear_list(conf_t *c, const char *key);
+
+/**
+ * \brief Parse the file \p path onto \p c (already initialised with conf_init()).
+ * \param err "path:line: key: reason" on failure
+ * \retval HDL_EOK, HDL_ECONF, HDL_EIO (cannot read the file), HDL_ENOMEM
+ */
+int conf_load(conf_t *c, const char *path, char *err, size_t errlen);
+/** \brief Parse a config from memory (tests); \p name is used in messages. */
+int conf_load_buf(conf_t *c, const char *name, const char *text, size_t len, char *err,
+                  size_t errlen);
+
+/** A command-line override: key and value as in the file. */
+typedef struct conf_override {
+	const char *key;
+	const char *value;
+} conf_override_t;
+
+/**
+ * \brief Defaults, then the file \p path (NULL = none), then \p ov in order; an address list given in
+ *        \p ov replaces the file's list (home prefixes are added). Then conf_validate().
+ *        On failure \p c is freed.
+ * \param err "file:line: key: reason", "--key: reason" or the validation message
+ * \retval HDL_EOK, HDL_ECONF, HDL_EIO, HDL_ENOMEM
+ */
+int conf_build(conf_t *c, const char *path, const conf_override_t *ov, size_t n_ov, char *err,
+               size_t errlen);
+
+/** \brief Cross-key checks (at least one listen address, db set). \retval HDL_EOK, HDL_ECONF */
+int conf_validate(const conf_t *c, char *err, size_t errlen);
+
+/**
+ * \brief Parse "ADDR:PORT" or "[IPv6]:PORT" (numeric addresses, port 1..65535).
+ * \retval HDL_EOK, HDL_EINVAL
+ */
+int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/**
+ * \brief Names of keys that differ between \p a and \p b and are not reloadable, written
+ *        comma-separated into \p out (empty when none).
+ */
+void conf_restart_keys(const conf_t *a, const conf_t *b, char *out, size_t cap);
+
+#endif /* HDL_NODE_CONF_CONF_H */

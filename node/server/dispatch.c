@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "node/server/dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hdl/error.h"
+#include "hdl/values.h"
+#include "node/common/log.h"
+#include "node/store/store.h"
+#include "proto/wire.h"
+
+#define ARENA_FIRST 65536u
+#define ARENA_LIMIT (8u * 1024u * 1024u)
+#define EXPIRATION_SECS 43200u
+
+/* Response OpFlags copied from the request (HNET9 AbstractResponse). */
+#define COPY_FLAGS (HDL_OF_CT | HDL_OF_CA | HDL_OF_ENC | HDL_OF_PO | HDL_OF_RD)
+
+int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->node = node;
+	void *first = malloc(ARENA_FIRST);
+	if (!first)
+		return HDL_ENOMEM;
+	hdl_arena_init(&ctx->arena, first, ARENA_FIRST, ARENA_LIMIT);
+	int ret = store_reader_new(node->store, &ctx->reader);
+	if (ret != HDL_EOK) {
+		free(first);
+		ctx->arena.buf = NULL;
+		return ret;
+	}
+	return HDL_EOK;
+}
+
+void dispatch_ctx_free(dispatch_ctx_t *ctx)
+{
+	if (ctx->reader)
+		store_reader_free(ctx->reader);
+	uint8_t *first = ctx->arena.buf;
+	hdl_arena_free(&ctx->arena);
+	free(first);
+	ctx->reader = NULL;
+}
+
+bool dispatch_is_admin_opcode(uint32_t op)
+{
+	/* Registration, sessions and login are a later issue: all of them are refused here, in
+	 * this one spot. */
+	switch (op) {
+	case HDL_OC_CREATE_HANDLE:
+	case HDL_OC_DELETE_HANDLE:
+	case HDL_OC_ADD_VALUE:
+	case HDL_OC_REMOVE_VALUE:
+	case HDL_OC_MODIFY_VALUE:
+	case HDL_OC_LIST_HANDLES:
+	case HDL_OC_CHALLENGE_RESPONSE:
+	case HDL_OC_HOME_NA:
+	case HDL_OC_UNHOME_NA:
+	case HDL_OC_LIST_HOMED_NAS:
+	case HDL_OC_SESSION_SETUP:
+	case HDL_OC_SESSION_TERMINATE:
+	case HDL_OC_SESSION_EXCHANGEKEY:
+	case HDL_OC_LOGIN_ID_SYSTEM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- reply writer --------------------------------------------------------------------- */
+
+typedef struct reply {
+	uint8_t major, minor;
+	uint32_t session_id, request_id;
+	uint32_t opcode, opflags;
+	uint8_t rd_alg;
+	uint8_t rd[HDL_DIGEST_MAX_LEN];
+	size_t rd_len; /* 0 = no RD block */
+} reply_t;
+
+static uint32_t now_of(const dispatch_ctx_t *ctx)
+{
+	return ctx->now ? ctx->now : (uint32_t)time(NULL);
+}
+
+/* Envelope and header with length placeholders, then the RD block when there is one. */
+static void reply_begin(const dispatch_ctx_t *ctx, wire_wr_t *w, const reply_t *r, uint32_t rcode)
+{
+	wire_wr_u8(w, r->major);
+	wire_wr_u8(w, r->minor);
+	wire_wr_u8(w, HDL_PROTO_MAJOR & HDL_ENV_SUGG_MAJOR_MASK);
+	wire_wr_u8(w, HDL_PROTO_MINOR);
+	wire_wr_u32(w, r->session_id);
+	wire_wr_u32(w, r->request_id);
+	wire_wr_u32(w, 0); /* sequence number */
+	wire_wr_u32(w, 0); /* MessageLength, patched */
+
+	uint32_t flags = (r->opflags & COPY_FLAGS) | HDL_OF_REC | HDL_OF_AT;
+	if (!r->rd_len)
+		flags &= ~HDL_OF_RD;
+	wire_wr_u32(w, r->opcode);
+	wire_wr_u32(w, rcode);
+	wire_wr_u32(w, flags);
+	wire_wr_u16(w, ctx->node->site_serial);
+	wire_wr_u8(w, 0); /* recursion count */
+	wire_wr_u8(w, 0); /* reserved */
+	wire_wr_u32(w, now_of(ctx) + EXPIRATION_SECS);
+	wire_wr_u32(w, 0); /* BodyLength, patched */
+	if (r->rd_len) {
+		if (r->rd_alg == HDL_DIGEST_OLD_MD5) {
+			wire_wr_lbytes(w, r->rd, r->rd_len);
+		} else {
+			wire_wr_u8(w, r->rd_alg);
+			wire_wr_bytes(w, r->rd, r->rd_len);
+		}
+	}
+}
+
+/* Credential length 0 and the two length fields. \return reply length or 0 on overflow. */
+static size_t reply_end(wire_wr_t *w)
+{
+	size_t body_end = w->pos;
+	wire_wr_u32(w, 0); /* CredentialLength */
+	if (w->err)
+		return 0;
+	wire_wr_put_u32_at(w, 16, (uint32_t)(w->pos - HDL_ENVELOPE_LEN));
+	wire_wr_put_u32_at(w, 40, (uint32_t)(body_end - HDL_ENVELOPE_LEN - HDL_HEADER_LEN));
+	return w->pos;
+}
+
+static size_t reply_error(dispatch_ctx_t *ctx, const reply_t *r, uint32_t rcode, const char *msg,
+                          uint8_t *out, size_t cap)
+{
+	wire_wr_t w = wire_wr_init(out, cap);
+	reply_begin(ctx, &w, r, rcode);
+	wire_wr_lbytes(&w, msg, strlen(msg));
+	ctx->n_errors++;
+	return reply_end(&w);
+}
+
+static void reply_digest(reply_t *r, const uint8_t *signed_part, size_t len)
+{
+	r->rd_len = 0;
+	if (!(r->opflags & HDL_OF_RD))
+		return;
+	r->rd_alg = hdl_digest_alg_for(r->major, r->minor);
+	size_t dl = 0;
+	if (hdl_digest(r->rd_alg, signed_part, len, r->rd, &dl) == HDL_EOK)
+		r->rd_len = dl;
+}
+
+/* Reply fields from a raw request whose envelope decoded (header maybe not). */
+static void reply_from_raw(reply_t *r, const hdl_envelope_t *env, const uint8_t *req, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	hdl_version_negotiate(env, &r->major, &r->minor);
+	r->session_id = env->session_id;
+	r->request_id = env->request_id;
+	if (len >= HDL_ENVELOPE_LEN + HDL_HEADER_LEN) {
+		wire_rd_t rd = wire_rd_init(req + HDL_ENVELOPE_LEN, HDL_HEADER_LEN);
+		r->opcode = wire_rd_u32(&rd);
+		(void)wire_rd_u32(&rd);
+		r->opflags = wire_rd_u32(&rd);
+		wire_rd_skip(&rd, 8);
+		uint32_t body_len = wire_rd_u32(&rd);
+		size_t signed_len = (size_t)HDL_HEADER_LEN + body_len;
+		if (body_len <= HDL_MAX_MESSAGE_LEN && HDL_ENVELOPE_LEN + signed_len <= len)
+			reply_digest(r, req + HDL_ENVELOPE_LEN, signed_len);
+	}
+}
+
+size_t dispatch_error_reply(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint32_t rcode,
+                            const char *msg, uint8_t *out, size_t cap)
+{
+	hdl_envelope_t env;
+	int ret = hdl_envelope_decode(req, len, &env);
+	if (ret != HDL_EOK && ret != HDL_ELIMIT)
+		return 0;
+	reply_t r;
+	reply_from_raw(&r, &env, req, len);
+	return reply_error(ctx, &r, rcode, msg, out, cap);
+}
+
+/* ---- stored values ------------------------------------------------------------------------ */
+
+typedef struct raw_value {
+	uint32_t index;
+	uint8_t perms;
+	hdl_slice_t type;
+	hdl_slice_t raw;
+} raw_value_t;
+
+/* Walk one encoded HandleValue without decoding its data (layout in handle-protocol.md §5.1). */
+static bool raw_value_next(wire_rd_t *rd, raw_value_t *v)
+{
+	size_t start = rd->pos;
+	v->index = wire_rd_u32(rd);
+	wire_rd_skip(rd, 4 + 1 + 4); /* timestamp, TTL type, TTL */
+	v->perms = wire_rd_u8(rd);
+	v->type = wire_rd_lbytes(rd, HDL_MAX_TYPE_LEN);
+	(void)wire_rd_lbytes(rd, HDL_MAX_ARRAY_LEN);
+	uint32_t nrefs = wire_rd_u32(rd);
+	if (nrefs > HDL_MAX_REFS)
+		wire_rd_fail(rd, HDL_ELIMIT);
+	for (uint32_t i = 0; i < nrefs && !rd->err; i++) {
+		(void)wire_rd_lbytes(rd, HDL_MAX_HANDLE_LEN);
+		(void)wire_rd_u32(rd);
+	}
+	if (rd->err)
+		return false;
+	v->raw.p = rd->base + start;
+	v->raw.len = (uint32_t)(rd->pos - start);
+	return true;
+}
+
+static bool value_wanted(const raw_value_t *v, const uint32_t *idx, uint32_t n_idx,
+                         const hdl_slice_t *types, uint32_t n_types)
+{
+	if (n_idx == 0 && n_types == 0)
+		return true;
+	for (uint32_t i = 0; i < n_idx; i++) {
+		if (idx[i] == v->index)
+			return true;
+	}
+	for (uint32_t i = 0; i < n_types; i++) {
+		if (hdl_type_matches(v->type, types[i]))
+			return true;
+	}
+	return false;
+}
+
+int dispatch_begin(dispatch_ctx_t *ctx)
+{
+	hdl_arena_reset(&ctx->arena);
+	return store_reader_begin(ctx->reader);
+}
+
+void dispatch_end(dispatch_ctx_t *ctx)
+{
+	store_reader_end(ctx->reader);
+}
+
+static bool is_prefix_handle(hdl_slice_t key)
+{
+	return key.len > 5 && hdl_slice_eq_nocase((hdl_slice_t){key.p, 5}, hdl_slice_str("0.NA/"));
+}
+
+int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                     dispatch_sel_t *sel)
+{
+	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
+	hdl_slice_t vals = {NULL, 0};
+	memset(sel, 0, sizeof(*sel));
+
+	if (hdl_name_check(handle.p, handle.len) != HDL_EOK) {
+		sel->rcode = HDL_RC_INVALID_HANDLE;
+		sel->message = "Invalid handle";
+		return HDL_EOK;
+	}
+	size_t kl = store_key(ctx->node->store, handle, keybuf, sizeof(keybuf));
+	if (kl == 0) {
+		sel->rcode = HDL_RC_INVALID_HANDLE;
+		sel->message = "Invalid handle";
+		return HDL_EOK;
+	}
+	hdl_slice_t key = {keybuf, (uint32_t)kl};
+	hdl_slice_t auth = hdl_name_authority(key);
+	if (auth.len == 0 || !store_is_homed(ctx->reader, auth)) {
+		sel->rcode = HDL_RC_SERVER_NOT_RESP;
+		sel->message = "That prefix doesn't live here";
+		return HDL_EOK;
+	}
+	int ret = store_get(ctx->reader, key, &vals);
+	if (ret == HDL_ENOENT && is_prefix_handle(key) && ctx->node->prefix_vals) {
+		/* a homed prefix without a record of its own: answer with our HS_SITE */
+		vals.p = ctx->node->prefix_vals;
+		vals.len = (uint32_t)ctx->node->prefix_vals_len;
+		ret = HDL_EOK;
+	}
+	if (ret == HDL_ENOENT) {
+		sel->rcode = HDL_RC_HANDLE_NOT_FOUND;
+		sel->message = "Handle not found";
+		return HDL_EOK;
+	}
+	if (ret != HDL_EOK) {
+		log_err("store lookup failed: %s", hdl_strerror(ret));
+		sel->rcode = HDL_RC_SERVER_TOO_BUSY;
+		sel->message = "store unavailable";
+		return HDL_EOK;
+	}
+
+	wire_rd_t rd = wire_rd_init(vals.p, vals.len);
+	uint32_t count = wire_rd_u32(&rd);
+	uint32_t max_values = NODE_LIMIT(&ctx->node->limits, max_values);
+	if (rd.err || count > HDL_MAX_VALUES) {
+		log_err("stored record damaged (value count)");
+		sel->rcode = HDL_RC_ERROR;
+		sel->message = "stored record is damaged";
+		return HDL_EOK;
+	}
+	if (count > max_values) {
+		log_peer(LOG_LVL_WARN, "handle has %u values, over max_values %u", count,
+		         max_values);
+		sel->rcode = HDL_RC_ERROR;
+		sel->message = "too many values";
+		return HDL_EOK;
+	}
+	sel->vals = count ? hdl_arena_alloc(&ctx->arena, sizeof(hdl_slice_t) * count) : NULL;
+	if (count && !sel->vals)
+		return HDL_ENOMEM;
+
+	uint32_t withheld = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		raw_value_t v;
+		if (!raw_value_next(&rd, &v)) {
+			log_err("stored record damaged (value %u)", i);
+			sel->rcode = HDL_RC_ERROR;
+			sel->message = "stored record is damaged";
+			sel->n = 0;
+			return HDL_EOK;
+		}
+		if (!value_wanted(&v, idx, n_idx, types, n_types))
+			continue;
+		if (!(v.perms & HDL_PERM_PUBLIC_READ)) {
+			/*
+			 * AUTH: values without PUBLIC_READ. With PO set they are silently left out
+			 * (Handle.Net does the same). With PO clear an authenticated reader with
+			 * READ_VALUE could get them after a challenge (RC 402); authentication is a
+			 * later issue, so for now they are left out in both cases.
+			 */
+			(void)public_only;
+			withheld++;
+			continue;
+		}
+		sel->vals[sel->n++] = v.raw;
+	}
+	if (sel->n == 0 && count > 0) {
+		sel->rcode = HDL_RC_VALUES_NOT_FOUND;
+		sel->message = withheld ? "No readable values" : "No matching values";
+		return HDL_EOK;
+	}
+	sel->rcode = HDL_RC_SUCCESS;
+	return HDL_EOK;
+}
+
+/* ---- opcodes --------------------------------------------------------------------------------- */
+
+static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r, uint8_t *out,
+                            size_t cap)
+{
+	const hdl_body_resolve_t *q = &m->u.resolve;
+	dispatch_sel_t sel;
+	size_t len = 0;
+
+	int ret = dispatch_begin(ctx);
+	if (ret != HDL_EOK) {
+		log_err("store snapshot failed: %s", hdl_strerror(ret));
+		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "store unavailable", out, cap);
+	}
+	ret = dispatch_resolve(ctx, q->handle, q->indexes, q->n_indexes, q->types, q->n_types,
+	                       (m->hdr.opflags & HDL_OF_PO) != 0, &sel);
+	if (ret != HDL_EOK) {
+		len = reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
+		goto out;
+	}
+	if (sel.rcode != HDL_RC_SUCCESS) {
+		len = reply_error(ctx, r, sel.rcode, sel.message, out, cap);
+		goto out;
+	}
+	wire_wr_t w = wire_wr_init(out, cap);
+	reply_begin(ctx, &w, r, HDL_RC_SUCCESS);
+	wire_wr_slice(&w, q->handle);
+	wire_wr_u32(&w, sel.n);
+	for (uint32_t i = 0; i < sel.n; i++)
+		wire_wr_bytes(&w, sel.vals[i].p, sel.vals[i].len);
+	len = reply_end(&w);
+	if (len == 0 || len - HDL_ENVELOPE_LEN > HDL_MAX_MESSAGE_LEN)
+		len = reply_error(ctx, r, HDL_RC_ERROR, "answer too large", out, cap);
+out:
+	dispatch_end(ctx);
+	return len;
+}
+
+static size_t do_siteinfo(dispatch_ctx_t *ctx, reply_t *r, uint8_t *out, size_t cap)
+{
+	wire_wr_t w = wire_wr_init(out, cap);
+	reply_begin(ctx, &w, r, HDL_RC_SUCCESS);
+	wire_wr_bytes(&w, ctx->node->site, ctx->node->site_len);
+	return reply_end(&w);
+}
+
+int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_t *out,
+                     size_t cap, size_t *outlen)
+{
+	hdl_envelope_t env;
+	hdl_msg_t m;
+	reply_t r;
+	size_t n = 0;
+	uint32_t max_len = NODE_LIMIT(&ctx->node->limits, max_message_len);
+
+	*outlen = 0;
+	hdl_arena_reset(&ctx->arena);
+	int ret = hdl_envelope_decode(req, len, &env);
+	if (ret == HDL_ELIMIT || (ret == HDL_EOK && env.msg_len > max_len)) {
+		log_peer(LOG_LVL_NOTICE, "request of %u bytes over max_message_len %u", env.msg_len,
+		         max_len);
+		reply_from_raw(&r, &env, req, len);
+		n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, "Invalid message length", out, cap);
+		goto done;
+	}
+	if (ret != HDL_EOK) {
+		/* shorter than an envelope, or not a version we speak: no reply can be formed */
+		log_peer(LOG_LVL_INFO, "dropped %zu-byte message: %s", len, hdl_strerror(ret));
+		goto done;
+	}
+	if (len >= HDL_ENVELOPE_LEN + HDL_HEADER_LEN) {
+		/* a response (non-zero ResponseCode) is never answered: no reply loops */
+		wire_rd_t hr = wire_rd_init(req + HDL_ENVELOPE_LEN + 4, 4);
+		if (wire_rd_u32(&hr) != 0) {
+			log_peer(LOG_LVL_INFO, "dropped a response message (request id %u)",
+			         env.request_id);
+			goto done;
+		}
+	}
+	if (len - HDL_ENVELOPE_LEN < env.msg_len) {
+		log_peer(LOG_LVL_INFO, "truncated request: %zu of %u bytes", len - HDL_ENVELOPE_LEN,
+		         env.msg_len);
+		reply_from_raw(&r, &env, req, len);
+		n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, "Truncated message", out, cap);
+		goto done;
+	}
+	len = HDL_ENVELOPE_LEN + (size_t)env.msg_len;
+
+	memset(&m, 0, sizeof(m));
+	ret = hdl_msg_decode(req, len, &ctx->arena, &m);
+	if (ret != HDL_EOK) {
+		reply_from_raw(&r, &env, req, len);
+		if (ret == HDL_EOPCODE && r.opcode != HDL_OC_RESERVED) {
+			n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "Unknown opcode", out,
+			                cap);
+		} else if (ret == HDL_ENOMEM) {
+			n = reply_error(ctx, &r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
+		} else {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "Malformed request: %s", hdl_strerror(ret));
+			log_peer(LOG_LVL_INFO, "malformed request (opcode %u, id %u): %s", r.opcode,
+			         env.request_id, hdl_strerror(ret));
+			n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, msg, out, cap);
+		}
+		goto done;
+	}
+
+	memset(&r, 0, sizeof(r));
+	hdl_version_negotiate(&m.env, &r.major, &r.minor);
+	r.session_id = m.env.session_id;
+	r.request_id = m.env.request_id;
+	r.opcode = m.hdr.opcode;
+	r.opflags = m.hdr.opflags;
+	reply_digest(&r, m.signed_part.p, m.signed_part.len);
+
+	if ((m.env.flags & HDL_ENV_ENCRYPTED) || m.kind == HDL_BODY_NONE) {
+		n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED,
+		                "encrypted messages not supported yet", out, cap);
+		goto done;
+	}
+	switch (m.hdr.opcode) {
+	case HDL_OC_RESOLUTION:
+		if (m.kind != HDL_BODY_RESOLVE) {
+			n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, "Bad resolution body", out,
+			                cap);
+			break;
+		}
+		n = do_resolution(ctx, &m, &r, out, cap);
+		break;
+	case HDL_OC_GET_SITEINFO:
+		n = do_siteinfo(ctx, &r, out, cap);
+		break;
+	case HDL_OC_RESERVED:
+		n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, "Invalid opcode 0", out, cap);
+		break;
+	default:
+		if (dispatch_is_admin_opcode(m.hdr.opcode))
+			n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
+			                out, cap);
+		else
+			n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "Unknown opcode",
+			                out, cap);
+		break;
+	}
+done:
+	if (n)
+		ctx->n_requests++;
+	else
+		ctx->n_dropped++;
+	*outlen = n;
+	return HDL_EOK;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief Transport-independent request handling: one whole request message in, one reply
+ *        message out (or nothing, when no reply can be formed). UDP, TCP and the HTTP native
+ *        tunnel all call dispatch_message(); the REST API and the proxy call dispatch_resolve().
+ *
+ * \note One dispatch_ctx_t per worker thread; not thread-safe.
+ */
+#ifndef HDL_NODE_SERVER_DISPATCH_H
+#define HDL_NODE_SERVER_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hdl/msg.h"
+#include "node/server/node.h"
+
+struct store_reader;
+
+/** Bytes a reply buffer must have for any reply. */
+#define DISPATCH_OUT_CAP (HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN)
+
+/** Per-worker request context. */
+typedef struct dispatch_ctx {
+	node_shared_t *node;
+	struct store_reader *reader;
+	hdl_arena_t arena;  /**< request scratch, reset per request */
+	uint32_t now;       /**< Unix time used for expirations; 0 = time(NULL) per request */
+	uint64_t n_requests; /**< requests answered */
+	uint64_t n_dropped;  /**< requests dropped without a reply */
+	uint64_t n_errors;   /**< malformed / unsupported */
+} dispatch_ctx_t;
+
+/** \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM */
+int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node);
+void dispatch_ctx_free(dispatch_ctx_t *ctx);
+
+/**
+ * \brief Handle one request message (envelope + MessageLength bytes; bytes past the message are
+ *        ignored).
+ * \param[out] outlen reply length; 0 when the request is dropped (shorter than an envelope, not a
+ *        Handle message, or a response rather than a request)
+ * \param cap at least DISPATCH_OUT_CAP (an answer that does not fit becomes an RC_ERROR reply)
+ * \return HDL_EOK
+ */
+int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_t *out,
+                     size_t cap, size_t *outlen);
+
+/**
+ * \brief Build a protocol-error reply to a request whose envelope is readable but which is not
+ *        handled further (oversized frame on TCP). \p req holds at least the envelope.
+ * \return reply length, 0 when none can be formed
+ */
+size_t dispatch_error_reply(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint32_t rcode,
+                            const char *msg, uint8_t *out, size_t cap);
+
+/** Result of a resolution. */
+typedef struct dispatch_sel {
+	uint32_t rcode;      /**< HDL_RC_SUCCESS, _HANDLE_NOT_FOUND, _VALUES_NOT_FOUND, ... */
+	const char *message; /**< text for non-success codes */
+	uint32_t n;          /**< values selected */
+	hdl_slice_t *vals;   /**< each one encoded HandleValue; borrow from the store snapshot */
+} dispatch_sel_t;
+
+/** \brief Start a store snapshot and reset the arena (before dispatch_resolve). */
+int dispatch_begin(dispatch_ctx_t *ctx);
+/** \brief End the snapshot; slices from dispatch_resolve are invalid afterwards. */
+void dispatch_end(dispatch_ctx_t *ctx);
+
+/**
+ * \brief Resolve \p handle with an index list and a type list (value selected if its index is
+ *        listed OR its type matches; both empty = all), keeping only PUBLIC_READ values (no
+ *        authentication yet). Between dispatch_begin() and dispatch_end().
+ * \retval HDL_EOK (see sel->rcode), HDL_ENOMEM
+ */
+int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                     dispatch_sel_t *sel);
+
+/** \brief True for the admin opcodes that are answered "not supported yet" for now. */
+bool dispatch_is_admin_opcode(uint32_t opcode);
+
+#endif /* HDL_NODE_SERVER_DISPATCH_H */

@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "node/server/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hdl/error.h"
+#include "node/common/log.h"
+#include "node/server/worker.h"
+#include "node/store/store.h"
+
+#define DRAIN_MAX_MS 5000u
+#define DRAIN_MIN_MS 100u
+#define DRAIN_POLL_MS 20u
+
+uint64_t worker_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- worker thread ------------------------------------------------------------------------- */
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	uint64_t now = worker_now_ms();
+	bool min_passed = now + DRAIN_MAX_MS >= w->drain_deadline_ms + DRAIN_MIN_MS;
+	if ((w->n_conns == 0 && min_passed) || now >= w->drain_deadline_ms) {
+		if (w->n_conns)
+			log_warn("shutdown: closing %u connection(s) that did not finish", w->n_conns);
+		event_base_loopexit(w->base, NULL);
+	}
+}
+
+static void begin_drain(worker_t *w)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	udp_stop(w);
+	tcp_stop(w);
+	http_stop(w);
+	w->drain_deadline_ms = worker_now_ms() + DRAIN_MAX_MS;
+	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+	w->drain_ev = event_new(w->base, -1, EV_PERSIST, on_drain_poll, w);
+	if (!w->drain_ev || event_add(w->drain_ev, &tv) != 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	char buf[16];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == 'q')
+			begin_drain(w);
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	udp_reasm_expire(w, worker_now_ms());
+	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
+	if (gen != w->limits_gen) {
+		w->limits_gen = gen;
+		http_apply_limits(w);
+	}
+}
+
+static void worker_cleanup(worker_t *w)
+{
+	http_free(w);
+	tcp_free_all(w);
+	udp_free(w);
+	if (w->drain_ev)
+		event_free(w->drain_ev);
+	if (w->tick_ev)
+		event_free(w->tick_ev);
+	if (w->notify_ev)
+		event_free(w->notify_ev);
+	w->drain_ev = w->tick_ev = w->notify_ev = NULL;
+	if (w->dctx.reader || w->dctx.arena.buf)
+		dispatch_ctx_free(&w->dctx);
+	if (w->base)
+		event_base_free(w->base);
+	w->base = NULL;
+	free(w->out);
+	w->out = NULL;
+}
+
+static int worker_setup(worker_t *w)
+{
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		return HDL_ENOMEM;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (!w->base)
+		return HDL_ENOMEM;
+	int ret = dispatch_ctx_init(&w->dctx, w->node);
+	if (ret != HDL_EOK)
+		return ret;
+	w->out = malloc(DISPATCH_OUT_CAP);
+	if (!w->out)
+		return HDL_ENOMEM;
+	if ((ret = udp_start(w)) != HDL_EOK || (ret = tcp_start(w)) != HDL_EOK ||
+	    (ret = http_start(w)) != HDL_EOK)
+		return ret;
+	w->limits_gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
+	w->notify_ev = event_new(w->base, w->notify[0], EV_READ | EV_PERSIST, on_notify, w);
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+	struct timeval sec = {1, 0};
+	if (!w->notify_ev || !w->tick_ev || event_add(w->notify_ev, NULL) != 0 ||
+	    event_add(w->tick_ev, &sec) != 0)
+		return HDL_ENOMEM;
+	return HDL_EOK;
+}
+
+void *worker_main(void *arg)
+{
+	worker_t *w = arg;
+	log_set_thread(w->id);
+	int ret = worker_setup(w);
+
+	pthread_mutex_lock(w->start_mu);
+	w->start_ret = ret;
+	w->started = true;
+	pthread_cond_broadcast(w->start_cv);
+	pthread_mutex_unlock(w->start_mu);
+
+	if (ret == HDL_EOK) {
+		event_base_dispatch(w->base);
+		log_debug("worker stopped: %llu answered, %llu dropped, %llu errors",
+		          (unsigned long long)w->dctx.n_requests,
+		          (unsigned long long)w->dctx.n_dropped,
+		          (unsigned long long)w->dctx.n_errors);
+	} else {
+		log_err("worker start failed: %s", hdl_strerror(ret));
+	}
+	worker_cleanup(w);
+	return NULL;
+}
+
+/* ---- sockets --------------------------------------------------------------------------------- */
+
+static int open_socket(const char *addr, int type, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1;
+	if (conf_parse_addr(addr, &ss, &sl) != HDL_EOK) {
+		snprintf(err, errlen, "%s: not ADDR:PORT", addr);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", addr, strerror(errno));
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    (type == SOCK_STREAM &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) ||
+	    (ss.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+		snprintf(err, errlen, "%s: setsockopt: %s", addr, strerror(errno));
+		goto fail;
+	}
+	if (type == SOCK_DGRAM) {
+		int rcv = 4 * 1024 * 1024;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+		snprintf(err, errlen, "%s/%s: bind: %s", addr, type == SOCK_DGRAM ? "udp" : "tcp",
+		         strerror(errno));
+		goto fail;
+	}
+	if (type == SOCK_STREAM && listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "%s: listen: %s", addr, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static void close_fds(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+}
+
+static void worker_fds_free(worker_fds_t *f)
+{
+	if (f->udp) {
+		close_fds(f->udp, f->n_udp);
+		free(f->udp);
+	}
+	if (f->tcp) {
+		close_fds(f->tcp, f->n_tcp);
+		free(f->tcp);
+	}
+	if (f->http) {
+		close_fds(f->http, f->n_http);
+		free(f->http);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
+static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t errlen)
+{
+	memset(f, 0, sizeof(*f));
+	f->udp = malloc(sizeof(int) * (c->n_listen + 1));
+	f->tcp = malloc(sizeof(int) * (c->n_listen + 1));
+	f->http = malloc(sizeof(int) * (c->n_http + 1));
+	if (!f->udp || !f->tcp || !f->http) {
+		snprintf(err, errlen, "out of memory");
+		return HDL_ENOMEM;
+	}
+	for (unsigned i = 0; i < c->n_listen; i++) {
+		if ((f->udp[f->n_udp] = open_socket(c->listen[i], SOCK_DGRAM, err, errlen)) < 0)
+			return HDL_EIO;
+		f->n_udp++;
+		if ((f->tcp[f->n_tcp] = open_socket(c->listen[i], SOCK_STREAM, err, errlen)) < 0)
+			return HDL_EIO;
+		f->n_tcp++;
+	}
+	for (unsigned i = 0; i < c->n_http; i++) {
+		if ((f->http[f->n_http] = open_socket(c->http[i], SOCK_STREAM, err, errlen)) < 0)
+			return HDL_EIO;
+		f->n_http++;
+	}
+	return HDL_EOK;
+}
+
+/* ---- main thread ------------------------------------------------------------------------------ */
+
+typedef struct server {
+	const server_opts_t *opts;
+	conf_t boot; /**< configuration at start (what needs a restart is compared to it) */
+	node_shared_t node;
+	worker_t *workers;
+	unsigned n_workers;
+	struct event_base *base;
+	int exit_code;
+} server_t;
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	server_t *s = arg;
+	log_notice("received %s, draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	event_base_loopexit(s->base, NULL);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	server_t *s = arg;
+	conf_t nc;
+	char err[512];
+	if (!s->opts->conf_path) {
+		log_notice("SIGHUP: no configuration file (-c) to reload");
+		return;
+	}
+	int ret = conf_build(&nc, s->opts->conf_path, s->opts->ov, s->opts->n_ov, err, sizeof(err));
+	if (ret != HDL_EOK) {
+		log_err("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	char keys[512];
+	conf_restart_keys(&s->boot, &nc, keys, sizeof(keys));
+	if (keys[0])
+		log_warn("reload: changed keys need a restart to take effect: %s", keys);
+	log_set_level(nc.log_level);
+	node_limits_apply(&s->node.limits, &nc);
+	log_notice("configuration reloaded (log level, limits)");
+	conf_free(&nc);
+}
+
+static int write_pidfile(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return HDL_EIO;
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	bool ok = write(fd, buf, (size_t)n) == n;
+	close(fd);
+	return ok ? HDL_EOK : HDL_EIO;
+}
+
+static int store_setup(server_t *s, char *err, size_t errlen)
+{
+	const conf_t *c = &s->boot;
+	store_opts_t so = {
+		.path = c->db,
+		.map_size = c->map_size,
+		.max_readers = s->n_workers + 64,
+		.case_sensitive = c->case_sensitive,
+		.txlog = true,
+	};
+	int ret = store_open(&so, &s->node.store);
+	if (ret != HDL_EOK) {
+		snprintf(err, errlen, "db %s: cannot open store: %s", c->db, hdl_strerror(ret));
+		return ret;
+	}
+	ret = node_site_build(&s->node, c, (uint32_t)time(NULL));
+	if (ret != HDL_EOK) {
+		snprintf(err, errlen, "cannot build HS_SITE: %s", hdl_strerror(ret));
+		return ret;
+	}
+	store_batch_t *b = NULL;
+	ret = store_batch_begin(s->node.store, &b);
+	for (unsigned i = 0; ret == HDL_EOK && i < c->n_home; i++)
+		ret = store_batch_home(b, hdl_slice_str(c->home[i]), true);
+	if (ret == HDL_EOK)
+		ret = store_batch_meta_put(b, "site",
+		                           (hdl_slice_t){s->node.site, (uint32_t)s->node.site_len});
+	if (ret == HDL_EOK)
+		ret = store_batch_commit(b);
+	else if (b)
+		store_batch_abort(b);
+	if (ret != HDL_EOK) {
+		snprintf(err, errlen, "db %s: cannot record homed prefixes: %s", c->db,
+		         hdl_strerror(ret));
+		return ret;
+	}
+	return HDL_EOK;
+}
+
+int server_check(const server_opts_t *o, char *err, size_t errlen)
+{
+	conf_t c;
+	if (conf_build(&c, o->conf_path, o->ov, o->n_ov, err, errlen) != HDL_EOK)
+		return 1;
+	conf_free(&c);
+	return 0;
+}
+
+static unsigned cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void stop_workers(server_t *s, unsigned n_started)
+{
+	for (unsigned i = 0; i < n_started; i++) {
+		char q = 'q';
+		if (write(s->workers[i].notify[1], &q, 1) != 1)
+			log_err("cannot signal worker %u: %s", i, strerror(errno));
+	}
+	for (unsigned i = 0; i < n_started; i++)
+		pthread_join(s->workers[i].thread, NULL);
+}
+
+int server_run(const server_opts_t *o)
+{
+	server_t s;
+	char err[512];
+	pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
+	unsigned n_started = 0;
+	struct event *ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
+	bool pidfile = false;
+
+	memset(&s, 0, sizeof(s));
+	s.opts = o;
+	s.exit_code = 1;
+	log_set_thread(-1);
+	if (conf_build(&s.boot, o->conf_path, o->ov, o->n_ov, err, sizeof(err)) != HDL_EOK) {
+		log_err("configuration: %s", err);
+		return 1;
+	}
+	log_set_level(s.boot.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	s.n_workers = s.boot.workers ? s.boot.workers : cpu_count();
+	node_limits_apply(&s.node.limits, &s.boot);
+
+	if (store_setup(&s, err, sizeof(err)) != HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
+	s.workers = calloc(s.n_workers, sizeof(*s.workers));
+	if (!s.workers) {
+		log_err("out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < s.n_workers; i++) {
+		worker_t *w = &s.workers[i];
+		w->id = (int)i;
+		w->node = &s.node;
+		w->notify[0] = w->notify[1] = -1;
+		w->start_mu = &start_mu;
+		w->start_cv = &start_cv;
+	}
+	for (unsigned i = 0; i < s.n_workers; i++) {
+		worker_t *w = &s.workers[i];
+		if (pipe2(w->notify, O_CLOEXEC | O_NONBLOCK) != 0) {
+			log_err("pipe: %s", strerror(errno));
+			goto out;
+		}
+		if (worker_fds_open(&w->fds, &s.boot, err, sizeof(err)) != HDL_EOK) {
+			log_err("%s", err);
+			goto out;
+		}
+	}
+
+	/* workers never see the process signals: the main thread owns them */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (unsigned i = 0; i < s.n_workers; i++) {
+		if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
+			log_err("cannot start worker %u", i);
+			break;
+		}
+		n_started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	bool ok = n_started == s.n_workers;
+	pthread_mutex_lock(&start_mu);
+	for (unsigned i = 0; i < n_started; i++) {
+		while (!s.workers[i].started)
+			pthread_cond_wait(&start_cv, &start_mu);
+		if (s.workers[i].start_ret != HDL_EOK)
+			ok = false;
+	}
+	pthread_mutex_unlock(&start_mu);
+	if (!ok)
+		goto out;
+
+	s.base = event_base_new();
+	if (!s.base)
+		goto out;
+	ev_term = evsignal_new(s.base, SIGTERM, on_term, &s);
+	ev_int = evsignal_new(s.base, SIGINT, on_term, &s);
+	ev_hup = evsignal_new(s.base, SIGHUP, on_hup, &s);
+	if (!ev_term || !ev_int || !ev_hup || evsignal_add(ev_term, NULL) != 0 ||
+	    evsignal_add(ev_int, NULL) != 0 || evsignal_add(ev_hup, NULL) != 0) {
+		log_err("cannot install signal handlers");
+		goto out;
+	}
+	if (s.boot.pidfile && s.boot.pidfile[0]) {
+		if (write_pidfile(s.boot.pidfile) != HDL_EOK) {
+			log_err("pidfile %s: %s", s.boot.pidfile, strerror(errno));
+			goto out;
+		}
+		pidfile = true;
+	}
+	log_notice("idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %u homed prefix(es), "
+	           "%llu handles",
+	           s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
+	           s.boot.n_http ? s.boot.http[0] : "off", s.boot.db, s.boot.n_home,
+	           (unsigned long long)store_count(s.node.store));
+	event_base_dispatch(s.base);
+	s.exit_code = 0;
+out:
+	stop_workers(&s, n_started);
+	if (s.workers) {
+		for (unsigned i = 0; i < s.n_workers; i++) {
+			worker_fds_free(&s.workers[i].fds);
+			if (s.workers[i].notify[0] >= 0)
+				close(s.workers[i].notify[0]);
+			if (s.workers[i].notify[1] >= 0)
+				close(s.workers[i].notify[1]);
+		}
+		free(s.workers);
+	}
+	if (ev_term)
+		event_free(ev_term);
+	if (ev_int)
+		event_free(ev_int);
+	if (ev_hup)
+		event_free(ev_hup);
+	if (s.base)
+		event_base_free(s.base);
+	if (pidfile)
+		unlink(s.boot.pidfile);
+	if (s.node.store)
+		store_close(s.node.store);
+	node_site_free(&s.node);
+	if (s.exit_code == 0)
+		log_notice("idnoded stopped");
+	conf_free(&s.boot);
+	return s.exit_code;
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * UDP transport: recvmmsg batches, one reply per request, replies over 512 bytes split into
+ * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hdl/error.h"
+#include "node/common/log.h"
+#include "node/server/worker.h"
+
+static bool same_peer(const struct sockaddr_storage *a, socklen_t al,
+                      const struct sockaddr_storage *b, socklen_t bl)
+{
+	return al == bl && memcmp(a, b, al) == 0;
+}
+
+static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
+                       size_t n)
+{
+	if (n <= HDL_UDP_MAX_DGRAM) {
+		if (sendto(fd, w->out, n, MSG_DONTWAIT, (const struct sockaddr *)peer, plen) < 0)
+			log_peer(LOG_LVL_INFO, "udp send: %s", strerror(errno));
+		return;
+	}
+	uint32_t np = hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
+	struct mmsghdr msgs[64];
+	struct iovec iov[64];
+	uint32_t k = 0;
+	while (k < np) {
+		unsigned batch = 0;
+		for (; batch < 64 && k < np; batch++, k++) {
+			uint8_t *pkt = w->frags + (size_t)k * HDL_UDP_MAX_DGRAM;
+			size_t pl = hdl_udp_packet(w->out, n, k, true, pkt);
+			iov[batch].iov_base = pkt;
+			iov[batch].iov_len = pl;
+			memset(&msgs[batch], 0, sizeof(msgs[batch]));
+			msgs[batch].msg_hdr.msg_name = (void *)peer;
+			msgs[batch].msg_hdr.msg_namelen = plen;
+			msgs[batch].msg_hdr.msg_iov = &iov[batch];
+			msgs[batch].msg_hdr.msg_iovlen = 1;
+		}
+		unsigned sent = 0;
+		while (sent < batch) {
+			int r = sendmmsg(fd, msgs + sent, batch - sent, MSG_DONTWAIT);
+			if (r <= 0) {
+				log_peer(LOG_LVL_INFO, "udp send of %u fragments: %s", np,
+				         r < 0 ? strerror(errno) : "nothing sent");
+				return;
+			}
+			sent += (unsigned)r;
+		}
+	}
+}
+
+static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
+                   const uint8_t *msg, size_t len)
+{
+	size_t n = 0;
+	dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
+	if (n)
+		send_reply(w, fd, peer, plen, n);
+}
+
+static void slot_release(reasm_slot_t *s)
+{
+	s->used = false;
+	s->r.started = false;
+}
+
+static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
+                       const hdl_envelope_t *env, const uint8_t *dg, size_t len)
+{
+	reasm_slot_t *slot = NULL, *free_slot = NULL, *oldest = NULL;
+	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+		reasm_slot_t *s = &w->reasm[i];
+		if (!s->used) {
+			if (!free_slot)
+				free_slot = s;
+			continue;
+		}
+		if (s->fd == fd && s->r.request_id == env->request_id &&
+		    same_peer(&s->peer, s->peer_len, peer, plen)) {
+			slot = s;
+			break;
+		}
+		if (!oldest || s->started_ms < oldest->started_ms)
+			oldest = s;
+	}
+	if (!slot) {
+		slot = free_slot ? free_slot : oldest;
+		if (slot->used)
+			log_peer(LOG_LVL_NOTICE, "udp reassembly table full; dropping request %u",
+			         slot->r.request_id);
+		if (!slot->buf) {
+			slot->buf = malloc(HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN);
+			if (!slot->buf) {
+				log_err("udp reassembly: out of memory");
+				return;
+			}
+		}
+		hdl_udp_reasm_init(&slot->r, slot->buf, HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN);
+		slot->used = true;
+		slot->fd = fd;
+		memcpy(&slot->peer, peer, plen);
+		slot->peer_len = plen;
+		slot->started_ms = worker_now_ms();
+	}
+	int ret = hdl_udp_reasm_add(&slot->r, dg, len);
+	if (ret == 1) {
+		size_t mlen = HDL_ENVELOPE_LEN + (size_t)slot->r.msg_len;
+		slot_release(slot);
+		answer(w, fd, peer, plen, slot->buf, mlen);
+	} else if (ret < 0) {
+		log_peer(LOG_LVL_INFO, "udp fragment of request %u rejected: %s", env->request_id,
+		         hdl_strerror(ret));
+		slot_release(slot);
+	}
+}
+
+static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
+                        const uint8_t *dg, size_t len)
+{
+	hdl_envelope_t env;
+	int ret = hdl_envelope_decode(dg, len, &env);
+	if (ret != HDL_EOK && ret != HDL_ELIMIT) {
+		log_peer(LOG_LVL_INFO, "udp: dropped %zu-byte datagram: %s", len, hdl_strerror(ret));
+		w->dctx.n_dropped++;
+		return;
+	}
+	uint32_t max_len = NODE_LIMIT(&w->node->limits, max_message_len);
+	bool single = env.seq == 0 && (size_t)env.msg_len + HDL_ENVELOPE_LEN <= len;
+	/* one-packet messages that arrive short are answered (protocol error) rather than held */
+	if (ret == HDL_ELIMIT || env.msg_len > max_len ||
+	    (env.seq == 0 && hdl_udp_npackets(env.msg_len) <= 1))
+		single = true;
+	if (single)
+		answer(w, fd, peer, plen, dg, len);
+	else
+		reassemble(w, fd, peer, plen, &env, dg, len);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	udp_sock_t *us = arg;
+	worker_t *w = us->w;
+	struct mmsghdr msgs[WORKER_UDP_BATCH];
+	struct iovec iov[WORKER_UDP_BATCH];
+	struct sockaddr_storage peers[WORKER_UDP_BATCH];
+
+	for (unsigned round = 0; round < 4; round++) {
+		for (unsigned i = 0; i < WORKER_UDP_BATCH; i++) {
+			iov[i].iov_base = w->udp_rx + (size_t)i * WORKER_UDP_RXBUF;
+			iov[i].iov_len = WORKER_UDP_RXBUF;
+			memset(&msgs[i], 0, sizeof(msgs[i]));
+			msgs[i].msg_hdr.msg_name = &peers[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(peers[i]);
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+		}
+		int n = recvmmsg(fd, msgs, WORKER_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_peer(LOG_LVL_WARN, "udp receive: %s", strerror(errno));
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				log_peer(LOG_LVL_INFO, "udp: dropped datagram over %u bytes",
+				         WORKER_UDP_RXBUF);
+				continue;
+			}
+			on_datagram(w, fd, &peers[i], msgs[i].msg_hdr.msg_namelen, iov[i].iov_base,
+			            msgs[i].msg_len);
+		}
+		if ((unsigned)n < WORKER_UDP_BATCH)
+			return;
+	}
+}
+
+int udp_start(worker_t *w)
+{
+	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
+	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
+	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
+	if (!w->udp_rx || !w->frags || !w->udp)
+		return HDL_ENOMEM;
+	for (unsigned i = 0; i < w->fds.n_udp; i++) {
+		udp_sock_t *us = &w->udp[i];
+		us->fd = w->fds.udp[i];
+		us->w = w;
+		us->ev = event_new(w->base, us->fd, EV_READ | EV_PERSIST, on_readable, us);
+		if (!us->ev || event_add(us->ev, NULL) != 0)
+			return HDL_ENOMEM;
+	}
+	return HDL_EOK;
+}
+
+void udp_stop(worker_t *w)
+{
+	if (!w->udp)
+		return;
+	for (unsigned i = 0; i < w->fds.n_udp; i++) {
+		udp_sock_t *us = &w->udp[i];
+		if (us->ev) {
+			event_free(us->ev);
+			us->ev = NULL;
+		}
+		if (w->fds.udp[i] >= 0) {
+			close(w->fds.udp[i]);
+			w->fds.udp[i] = -1;
+		}
+	}
+}
+
+void udp_reasm_expire(worker_t *w, uint64_t now_ms)
+{
+	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+		reasm_slot_t *s = &w->reasm[i];
+		if (s->used && now_ms - s->started_ms >= WORKER_REASM_TIMEOUT_MS) {
+			log_peer(LOG_LVL_INFO, "udp: request %u incomplete after %u ms, dropped",
+			         s->r.request_id, WORKER_REASM_TIMEOUT_MS);
+			slot_release(s);
+		}
+	}
+}
+
+void udp_free(worker_t *w)
+{
+	udp_stop(w);
+	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+		free(w->reasm[i].buf);
+		w->reasm[i].buf = NULL;
+	}
+	free(w->udp);
+	free(w->udp_rx);
+	free(w->frags);
+	w->udp = NULL;
+	w->udp_rx = NULL;
+	w->frags = NULL;
+}
