@@ -421,7 +421,8 @@ static int read_frame(int fd, const uint8_t *pre, size_t npre, int64_t deadline,
 	size_t total;
 	int ret;
 
-	memcpy(env, pre, have);
+	if (have)
+		memcpy(env, pre, have);
 	ret = recv_exact(fd, env + have, HDL_ENVELOPE_LEN - have, deadline);
 	if (ret != HDL_EOK)
 		goto fail;
