@@ -357,7 +357,8 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r,
 	dispatch_sel_t sel;
 	size_t len = 0;
 
-	int ret = dispatch_begin(ctx);
+	/* not dispatch_begin(): the arena holds the decoded request */
+	int ret = store_reader_begin(ctx->reader);
 	if (ret != HDL_EOK) {
 		log_err("store snapshot failed: %s", hdl_strerror(ret));
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "store unavailable", out, cap);
