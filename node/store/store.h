@@ -8,8 +8,18 @@
  *    encoding: U32 count + count x HandleValue (hdl_values_encode), so an answer is mostly a copy.
  *  - "prefixes": key = normalized homed prefix ("88.100.1"), value = flags (reserved, U32 0).
  *  - "meta": node metadata (site info record, serial, keys) by name.
- *  - "txlog": key = U64 big-endian transaction serial, value = one change record
- *    (U8 op, STR handle, U32 count + values) for audit and replication.
+ *  - "txlog": key = U64 big-endian change serial (1, 2, ...), value = one change record
+ *    (U8 op, U32 time, STR handle, then for STORE_OP_PUT the U32 count + values) for audit and
+ *    replication. Written only when store_opts_t.txlog is set.
+ *
+ * Keys longer than LMDB's key limit (511 bytes) are refused (store_key() returns 0).
+ *
+ * Map growth: a batch keeps a log of its operations in memory; when LMDB reports MDB_MAP_FULL
+ * (on a put or at commit) the write txn is aborted, the map doubled (up to map_size_max) once every
+ * reader of this process is between requests, and the batch replayed into a fresh txn. Callers
+ * never see MDB_MAP_FULL unless map_size_max is reached (HDL_ESPACE). A thread that holds an active
+ * reader snapshot cannot let the map grow (its pointers would dangle): such a batch fails with
+ * HDL_ESPACE instead of deadlocking, so end the snapshot before committing.
  *
  * Readers: one store_reader_t per worker thread, wrapping one MDB_RDONLY txn that is renewed at
  * request start and reset at request end (never held across an event-loop wait).
@@ -89,5 +99,59 @@ void store_batch_abort(store_batch_t *b);
 
 /** \brief Number of handles (O(1) from LMDB stats). */
 uint64_t store_count(store_t *s);
+
+/* ---- additions (store helper) ---- */
+
+/** Change record operations in "txlog". */
+enum store_op {
+	STORE_OP_PUT = 1,    /**< handle created or replaced; record carries the values */
+	STORE_OP_DEL = 2,    /**< handle deleted */
+	STORE_OP_HOME = 3,   /**< prefix homed (handle field = normalized prefix) */
+	STORE_OP_UNHOME = 4, /**< prefix unhomed */
+};
+
+/** One decoded txlog record; slices borrow from the LMDB map (valid until store_reader_end). */
+typedef struct store_txrec {
+	uint64_t serial;    /**< change serial, strictly increasing */
+	uint8_t op;         /**< enum store_op */
+	uint32_t time;      /**< Unix seconds when the change was written */
+	hdl_slice_t handle; /**< handle name as given to the batch (prefix for HOME/UNHOME) */
+	hdl_slice_t vals;   /**< PUT: U32 count + values; empty otherwise */
+} store_txrec_t;
+
+/**
+ * \brief Map an LMDB return code to hdl_err_t and log anything unexpected to stderr.
+ * \param what short context for the log line ("mdb_put handles")
+ * \retval HDL_EOK (0), HDL_ENOENT (MDB_NOTFOUND), HDL_EEXIST (MDB_KEYEXIST),
+ *         HDL_ESPACE (MDB_MAP_FULL), HDL_ESTORE (anything else)
+ */
+int store_err_from_mdb(int mdb_rc, const char *what);
+
+/**
+ * \brief store_get() plus a full decode of the stored values into \p a.
+ * \note The values' slices point into the LMDB map: valid until store_reader_end().
+ * \retval HDL_EOK, HDL_ENOENT, HDL_ESTORE (LMDB error or corrupted record, logged), HDL_ENOMEM
+ */
+int store_get_values(store_reader_t *r, hdl_slice_t handle, hdl_arena_t *a, hdl_value_t **vals,
+                     uint32_t *n);
+
+/**
+ * \brief Iterate txlog records with serial >= \p from; \p cb returns non-zero to stop.
+ * \retval HDL_EOK, HDL_ESTORE (LMDB error or a malformed record)
+ */
+int store_txlog_foreach(store_reader_t *r, uint64_t from,
+                        int (*cb)(void *ctx, const store_txrec_t *rec), void *ctx);
+
+/** \brief Highest txlog serial written so far (0 = none). */
+uint64_t store_txlog_last(store_t *s);
+
+/** \brief Current LMDB map size in bytes. */
+uint64_t store_map_size(store_t *s);
+
+/** \brief Flush to disk (after a no_sync bulk load). \retval HDL_EOK, HDL_ESTORE */
+int store_sync(store_t *s);
+
+/** \brief Handle key limit of this store (LMDB max key size). */
+size_t store_max_key(const store_t *s);
 
 #endif /* HDL_NODE_STORE_STORE_H */

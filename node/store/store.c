@@ -1,0 +1,1037 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief LMDB-backed handle store (see store.h for the layout).
+ *
+ * Concurrency model:
+ *  - The environment is opened with MDB_NOTLS, so a read txn belongs to a store_reader_t, not to
+ *    a thread slot; each reader keeps one MDB_RDONLY txn for its lifetime and only resets/renews
+ *    it (begin/end of a request).
+ *  - Each reader has its own mutex, held from store_reader_begin() to store_reader_end(). It is
+ *    uncontended on the request path; only map growth takes it, to make sure no thread of this
+ *    process points into the map while it is remapped.
+ *  - One write batch at a time per process (write_mu, taken in store_batch_begin() and released
+ *    at commit/abort); LMDB's own writer lock serialises with other processes.
+ *  - Lock order: write_mu -> readers_mu -> reader mutexes (try-locked all-or-nothing).
+ *
+ * Map growth (MDB_MAP_FULL): the batch keeps an in-memory log of its operations; on MAP_FULL the
+ * txn is aborted, the map doubled (bounded by map_size_max) and the log replayed into a new txn.
+ * Another process growing the map shows up as MDB_MAP_RESIZED, answered by adopting its size.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hdl/error.h"
+#include "hdl/msg.h"
+#include "node/store/store.h"
+#include "proto/wire.h"
+
+#define STORE_DEFAULT_MAP (1ull << 30)
+#define STORE_DEFAULT_MAP_MAX (1ull << 40)
+#define STORE_DEFAULT_READERS 126u
+#define STORE_KEY_MAX 512u /* >= LMDB's 511-byte key limit */
+#define STORE_GROW_TRIES 5000u /* x 1 ms waiting for readers to quiesce */
+#define STORE_META_NAME_MAX 256u
+
+/* Active reader snapshots held by the calling thread (any store): a thread with one must not
+ * remap the environment under itself. */
+static _Thread_local int tls_active_readers;
+
+struct store_reader {
+	store_t *s;
+	MDB_txn *txn;               /**< MDB_RDONLY txn, reset between requests */
+	pthread_mutex_t mu;         /**< held while the snapshot is active */
+	bool active;                /**< between begin and end (owner thread only) */
+	struct store_reader *next;  /**< in store.readers */
+	struct store_reader *prev;
+	hdl_arena_t arena;          /**< scratch for validating decodes */
+	uint8_t scratch[8192];
+};
+
+struct store_batch {
+	store_t *s;
+	MDB_txn *txn;
+	int err;          /**< sticky hdl_err_t */
+	uint64_t serial;  /**< last txlog serial used in this txn */
+	uint32_t now;     /**< timestamp for txlog records */
+	uint8_t *log;     /**< replay log of successful operations */
+	size_t log_len;
+	size_t log_cap;
+	uint8_t *rec;     /**< txlog record scratch */
+	size_t rec_cap;
+	hdl_arena_t arena; /**< scratch for validating values */
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi_handles;
+	MDB_dbi dbi_prefixes;
+	MDB_dbi dbi_meta;
+	MDB_dbi dbi_txlog;
+	store_opts_t opts;  /**< copy; path points to path_buf */
+	char *path_buf;
+	uint64_t map_size;  /**< current map size */
+	uint64_t map_max;
+	size_t max_key;
+	pthread_mutex_t write_mu;   /**< one batch at a time */
+	pthread_mutex_t readers_mu; /**< protects the readers list */
+	struct store_reader *readers;
+	struct store_batch batch;   /**< the (single) batch, reused */
+};
+
+/* Operation codes of the replay log (distinct from the txlog ops). */
+enum log_op {
+	LOG_PUT = 1,
+	LOG_PUT_NEW = 2, /* put without overwrite */
+	LOG_DEL = 3,
+	LOG_HOME = 4,
+	LOG_UNHOME = 5,
+	LOG_META = 6,
+};
+
+int store_err_from_mdb(int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return HDL_EOK;
+	case MDB_NOTFOUND:
+		return HDL_ENOENT;
+	case MDB_KEYEXIST:
+		return HDL_EEXIST;
+	case MDB_MAP_FULL:
+		fprintf(stderr, "store: %s: %s\n", what, mdb_strerror(rc));
+		return HDL_ESPACE;
+	default:
+		fprintf(stderr, "store: %s: %s\n", what, mdb_strerror(rc));
+		return HDL_ESTORE;
+	}
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+	MDB_val v = {n, (void *)p};
+	return v;
+}
+
+static size_t round_page(uint64_t n)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t p = pg > 0 ? (uint64_t)pg : 4096u;
+	return (size_t)((n + p - 1) / p * p);
+}
+
+size_t store_key(const store_t *s, hdl_slice_t handle, uint8_t *out, size_t cap)
+{
+	if (handle.p == NULL || hdl_name_check(handle.p, handle.len) != HDL_EOK)
+		return 0;
+	size_t n = hdl_name_normalize(handle, s->opts.case_sensitive, out, cap);
+	if (n == 0 || n > s->max_key)
+		return 0;
+	return n;
+}
+
+/** Fold a prefix ("88.100.1") to its key: ASCII upper case, no slash, 1..max_key bytes. */
+static size_t prefix_key(const store_t *s, hdl_slice_t prefix, uint8_t *out, size_t cap)
+{
+	if (prefix.p == NULL || prefix.len == 0 || prefix.len > s->max_key || prefix.len > cap)
+		return 0;
+	if (!hdl_utf8_valid(prefix.p, prefix.len))
+		return 0;
+	for (uint32_t i = 0; i < prefix.len; i++) {
+		uint8_t c = prefix.p[i];
+		if (c < 0x20 || c == 0x7f || c == '/')
+			return 0;
+		out[i] = (c >= 'a' && c <= 'z') ? (uint8_t)(c - 32) : c;
+	}
+	return prefix.len;
+}
+
+size_t store_max_key(const store_t *s)
+{
+	return s->max_key;
+}
+
+/* ---- environment -------------------------------------------------------------------------- */
+
+static int open_dbis(store_t *s)
+{
+	MDB_txn *txn = NULL;
+	unsigned tflags = s->opts.read_only ? MDB_RDONLY : 0;
+	unsigned dflags = s->opts.read_only ? 0 : MDB_CREATE;
+	int rc = mdb_txn_begin(s->env, NULL, tflags, &txn);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_txn_begin (open)");
+	if ((rc = mdb_dbi_open(txn, "handles", dflags, &s->dbi_handles)) != MDB_SUCCESS ||
+	    (rc = mdb_dbi_open(txn, "prefixes", dflags, &s->dbi_prefixes)) != MDB_SUCCESS ||
+	    (rc = mdb_dbi_open(txn, "meta", dflags, &s->dbi_meta)) != MDB_SUCCESS ||
+	    (rc = mdb_dbi_open(txn, "txlog", dflags, &s->dbi_txlog)) != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		return store_err_from_mdb(rc == MDB_NOTFOUND ? MDB_INVALID : rc, "mdb_dbi_open");
+	}
+	rc = mdb_txn_commit(txn);
+	return store_err_from_mdb(rc, "mdb_txn_commit (open)");
+}
+
+static void refresh_map_size(store_t *s)
+{
+	MDB_envinfo info;
+	if (mdb_env_info(s->env, &info) == MDB_SUCCESS)
+		s->map_size = info.me_mapsize;
+}
+
+int store_open(const store_opts_t *opts, store_t **out)
+{
+	int ret = HDL_EOK;
+	int rc;
+	*out = NULL;
+	if (opts == NULL || opts->path == NULL || opts->path[0] == '\0')
+		return HDL_EINVAL;
+	store_t *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return HDL_ENOMEM;
+	s->opts = *opts;
+	s->path_buf = strdup(opts->path);
+	if (s->path_buf == NULL) {
+		free(s);
+		return HDL_ENOMEM;
+	}
+	s->opts.path = s->path_buf;
+	pthread_mutex_init(&s->write_mu, NULL);
+	pthread_mutex_init(&s->readers_mu, NULL);
+	hdl_arena_init(&s->batch.arena, NULL, 0, 0);
+	s->batch.s = s;
+
+	uint64_t map = opts->map_size ? opts->map_size : STORE_DEFAULT_MAP;
+	s->map_max = opts->map_size_max ? opts->map_size_max : STORE_DEFAULT_MAP_MAX;
+	if (s->map_max < map)
+		s->map_max = map;
+
+	if ((rc = mdb_env_create(&s->env)) != MDB_SUCCESS) {
+		s->env = NULL;
+		ret = store_err_from_mdb(rc, "mdb_env_create");
+		goto fail;
+	}
+	if ((rc = mdb_env_set_mapsize(s->env, round_page(map))) != MDB_SUCCESS) {
+		ret = store_err_from_mdb(rc, "mdb_env_set_mapsize");
+		goto fail;
+	}
+	if ((rc = mdb_env_set_maxdbs(s->env, 8)) != MDB_SUCCESS) {
+		ret = store_err_from_mdb(rc, "mdb_env_set_maxdbs");
+		goto fail;
+	}
+	unsigned readers = opts->max_readers ? opts->max_readers : STORE_DEFAULT_READERS;
+	if ((rc = mdb_env_set_maxreaders(s->env, readers)) != MDB_SUCCESS) {
+		ret = store_err_from_mdb(rc, "mdb_env_set_maxreaders");
+		goto fail;
+	}
+	if (!opts->read_only && mkdir(opts->path, 0750) != 0 && errno != EEXIST) {
+		fprintf(stderr, "store: mkdir %s: %s\n", opts->path, strerror(errno));
+		ret = HDL_ESTORE;
+		goto fail;
+	}
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	if (opts->read_only)
+		flags |= MDB_RDONLY;
+	if (opts->no_sync)
+		flags |= MDB_NOSYNC;
+	if ((rc = mdb_env_open(s->env, opts->path, flags, 0640)) != MDB_SUCCESS) {
+		fprintf(stderr, "store: open %s: %s\n", opts->path, mdb_strerror(rc));
+		ret = rc == ENOENT ? HDL_ENOENT : HDL_ESTORE;
+		goto fail;
+	}
+	int mk = mdb_env_get_maxkeysize(s->env);
+	s->max_key = mk > 0 && (size_t)mk < STORE_KEY_MAX ? (size_t)mk : STORE_KEY_MAX - 1;
+	refresh_map_size(s);
+	if (s->map_max < s->map_size)
+		s->map_max = s->map_size;
+	if ((ret = open_dbis(s)) != HDL_EOK)
+		goto fail;
+	*out = s;
+	return HDL_EOK;
+fail:
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->write_mu);
+	pthread_mutex_destroy(&s->readers_mu);
+	free(s->path_buf);
+	free(s);
+	return ret;
+}
+
+void store_close(store_t *s)
+{
+	if (s == NULL)
+		return;
+	/* Readers left open by the caller: free their txns before the env goes. */
+	while (s->readers)
+		store_reader_free(s->readers);
+	if (s->batch.txn)
+		store_batch_abort(&s->batch);
+	if (s->opts.no_sync && !s->opts.read_only)
+		(void)store_err_from_mdb(mdb_env_sync(s->env, 1), "mdb_env_sync");
+	mdb_env_close(s->env);
+	free(s->batch.log);
+	free(s->batch.rec);
+	hdl_arena_free(&s->batch.arena);
+	pthread_mutex_destroy(&s->write_mu);
+	pthread_mutex_destroy(&s->readers_mu);
+	free(s->path_buf);
+	free(s);
+}
+
+int store_sync(store_t *s)
+{
+	if (s->opts.read_only)
+		return HDL_EOK;
+	return store_err_from_mdb(mdb_env_sync(s->env, 1), "mdb_env_sync");
+}
+
+uint64_t store_map_size(store_t *s)
+{
+	pthread_mutex_lock(&s->readers_mu);
+	uint64_t n = s->map_size;
+	pthread_mutex_unlock(&s->readers_mu);
+	return n;
+}
+
+/**
+ * Remap the environment to \p size bytes (0 = adopt the size another process set).
+ * The caller holds write_mu and has no write txn open. Every reader of this process must be
+ * between requests: their mutexes are try-locked all-or-nothing, retrying for a few seconds.
+ */
+static int map_resize(store_t *s, uint64_t size)
+{
+	if (tls_active_readers > 0) {
+		fprintf(stderr, "store: map resize refused: this thread holds a read snapshot\n");
+		return HDL_ESPACE;
+	}
+	int ret = HDL_ESPACE;
+	for (unsigned tries = 0; tries < STORE_GROW_TRIES; tries++) {
+		pthread_mutex_lock(&s->readers_mu);
+		struct store_reader *r = s->readers;
+		struct store_reader *busy = NULL;
+		for (; r; r = r->next) {
+			if (pthread_mutex_trylock(&r->mu) != 0) {
+				busy = r;
+				break;
+			}
+		}
+		if (busy == NULL) {
+			int rc = mdb_env_set_mapsize(s->env, size ? round_page(size) : 0);
+			ret = store_err_from_mdb(rc, "mdb_env_set_mapsize");
+			if (ret == HDL_EOK)
+				refresh_map_size(s);
+			else
+				ret = HDL_ESTORE;
+		}
+		for (struct store_reader *u = s->readers; u != busy; u = u->next)
+			pthread_mutex_unlock(&u->mu);
+		pthread_mutex_unlock(&s->readers_mu);
+		if (busy == NULL)
+			return ret;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "store: map resize gave up: readers did not go idle\n");
+	return HDL_ESPACE;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+static int reader_txn_begin(store_t *s, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc == MDB_READERS_FULL) {
+		int dead = 0;
+		mdb_reader_check(s->env, &dead);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	}
+	return rc;
+}
+
+int store_reader_new(store_t *s, store_reader_t **out)
+{
+	*out = NULL;
+	store_reader_t *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return HDL_ENOMEM;
+	r->s = s;
+	hdl_arena_init(&r->arena, r->scratch, sizeof(r->scratch), 0);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_lock(&s->readers_mu);
+	int rc = reader_txn_begin(s, &r->txn);
+	if (rc == MDB_SUCCESS) {
+		mdb_txn_reset(r->txn);
+		r->next = s->readers;
+		if (s->readers)
+			s->readers->prev = r;
+		s->readers = r;
+	}
+	pthread_mutex_unlock(&s->readers_mu);
+	if (rc != MDB_SUCCESS) {
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return store_err_from_mdb(rc == MDB_NOTFOUND ? MDB_INVALID : rc, "mdb_txn_begin (reader)");
+	}
+	*out = r;
+	return HDL_EOK;
+}
+
+void store_reader_free(store_reader_t *r)
+{
+	if (r == NULL)
+		return;
+	store_t *s = r->s;
+	store_reader_end(r);
+	pthread_mutex_lock(&s->readers_mu);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->readers = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	pthread_mutex_unlock(&s->readers_mu);
+	mdb_txn_abort(r->txn);
+	hdl_arena_free(&r->arena);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+int store_reader_begin(store_reader_t *r)
+{
+	store_t *s = r->s;
+	if (r->active)
+		return HDL_EOK;
+	pthread_mutex_lock(&r->mu);
+	int rc = mdb_txn_renew(r->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size, then retry. */
+		pthread_mutex_unlock(&r->mu);
+		if (pthread_mutex_trylock(&s->write_mu) == 0) {
+			(void)map_resize(s, 0);
+			pthread_mutex_unlock(&s->write_mu);
+		}
+		pthread_mutex_lock(&r->mu);
+		rc = mdb_txn_renew(r->txn);
+	}
+	if (rc != MDB_SUCCESS) {
+		pthread_mutex_unlock(&r->mu);
+		return store_err_from_mdb(rc, "mdb_txn_renew");
+	}
+	r->active = true;
+	tls_active_readers++;
+	return HDL_EOK;
+}
+
+void store_reader_end(store_reader_t *r)
+{
+	if (r == NULL || !r->active)
+		return;
+	mdb_txn_reset(r->txn);
+	r->active = false;
+	tls_active_readers--;
+	hdl_arena_reset(&r->arena);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/** Validate a stored record: U32 count + values, consumed exactly. */
+static int check_values(hdl_arena_t *a, const uint8_t *p, size_t len)
+{
+	hdl_value_t *v = NULL;
+	uint32_t n = 0;
+	int ret = hdl_values_decode(p, len, a, &v, &n);
+	hdl_arena_reset(a);
+	return ret;
+}
+
+int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	uint8_t key[STORE_KEY_MAX];
+	vals->p = NULL;
+	vals->len = 0;
+	if (!r->active)
+		return HDL_EINVAL;
+	size_t klen = store_key(r->s, handle, key, sizeof(key));
+	if (klen == 0)
+		return HDL_ENOENT;
+	MDB_val k = mval(key, klen), d;
+	int rc = mdb_get(r->txn, r->s->dbi_handles, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_get handles");
+	if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
+		fprintf(stderr, "store: corrupted record for %.*s (%zu bytes)\n", (int)klen,
+		        (const char *)key, d.mv_size);
+		return HDL_ESTORE;
+	}
+	vals->p = d.mv_data;
+	vals->len = (uint32_t)d.mv_size;
+	return HDL_EOK;
+}
+
+int store_get_values(store_reader_t *r, hdl_slice_t handle, hdl_arena_t *a, hdl_value_t **vals,
+                     uint32_t *n)
+{
+	uint8_t key[STORE_KEY_MAX];
+	*vals = NULL;
+	*n = 0;
+	if (!r->active)
+		return HDL_EINVAL;
+	size_t klen = store_key(r->s, handle, key, sizeof(key));
+	if (klen == 0)
+		return HDL_ENOENT;
+	MDB_val k = mval(key, klen), d;
+	int rc = mdb_get(r->txn, r->s->dbi_handles, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_get handles");
+	int ret = hdl_values_decode(d.mv_data, d.mv_size, a, vals, n);
+	if (ret == HDL_ENOMEM)
+		return ret;
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "store: corrupted record for %.*s: %s\n", (int)klen,
+		        (const char *)key, hdl_strerror(ret));
+		*vals = NULL;
+		*n = 0;
+		return HDL_ESTORE;
+	}
+	return HDL_EOK;
+}
+
+bool store_is_homed(store_reader_t *r, hdl_slice_t prefix)
+{
+	uint8_t key[STORE_KEY_MAX];
+	if (!r->active)
+		return false;
+	size_t klen = prefix_key(r->s, prefix, key, sizeof(key));
+	if (klen == 0)
+		return false;
+	MDB_val k = mval(key, klen), d;
+	int rc = mdb_get(r->txn, r->s->dbi_prefixes, &k, &d);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		(void)store_err_from_mdb(rc, "mdb_get prefixes");
+	return rc == MDB_SUCCESS;
+}
+
+int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
+{
+	val->p = NULL;
+	val->len = 0;
+	if (!r->active || name == NULL)
+		return HDL_EINVAL;
+	size_t nlen = strlen(name);
+	if (nlen == 0 || nlen > STORE_META_NAME_MAX)
+		return HDL_EINVAL;
+	MDB_val k = mval(name, nlen), d;
+	int rc = mdb_get(r->txn, r->s->dbi_meta, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_get meta");
+	if (d.mv_size > UINT32_MAX)
+		return HDL_ESTORE;
+	val->p = d.mv_data;
+	val->len = (uint32_t)d.mv_size;
+	return HDL_EOK;
+}
+
+int store_foreach(store_reader_t *r, hdl_slice_t prefix,
+                  int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx)
+{
+	uint8_t pk[STORE_KEY_MAX + 1];
+	size_t plen = 0;
+	MDB_cursor *cur = NULL;
+	int ret = HDL_EOK;
+	if (!r->active)
+		return HDL_EINVAL;
+	if (prefix.len > 0) {
+		plen = prefix_key(r->s, prefix, pk, sizeof(pk) - 1);
+		if (plen == 0)
+			return HDL_ENAME;
+		pk[plen++] = '/';
+	}
+	int rc = mdb_cursor_open(r->txn, r->s->dbi_handles, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open");
+	MDB_val k = mval(pk, plen), d;
+	rc = plen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	while (rc == MDB_SUCCESS) {
+		if (k.mv_size < plen || memcmp(k.mv_data, pk, plen) != 0)
+			break;
+		if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
+			fprintf(stderr, "store: skipping corrupted record %.*s\n", (int)k.mv_size,
+			        (const char *)k.mv_data);
+		} else {
+			hdl_slice_t ks = {k.mv_data, (uint32_t)k.mv_size};
+			hdl_slice_t vs = {d.mv_data, (uint32_t)d.mv_size};
+			if (cb(ctx, ks, vs) != 0)
+				goto out;
+		}
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		ret = store_err_from_mdb(rc, "mdb_cursor_get handles");
+out:
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/** Decode one txlog record value (U8 op, U32 time, STR handle, [values]). */
+static int txrec_decode(const MDB_val *k, const MDB_val *d, store_txrec_t *rec)
+{
+	if (k->mv_size != 8)
+		return HDL_EMALF;
+	rec->serial = be64(k->mv_data);
+	wire_rd_t rd = wire_rd_init(d->mv_data, d->mv_size);
+	rec->op = wire_rd_u8(&rd);
+	rec->time = wire_rd_u32(&rd);
+	rec->handle = wire_rd_lbytes(&rd, HDL_MAX_HANDLE_LEN);
+	size_t left = wire_rd_left(&rd);
+	rec->vals = wire_rd_bytes(&rd, left);
+	if (rd.err)
+		return rd.err;
+	if (rec->op < STORE_OP_PUT || rec->op > STORE_OP_UNHOME)
+		return HDL_EMALF;
+	if ((rec->op == STORE_OP_PUT) != (rec->vals.len > 0))
+		return HDL_EMALF;
+	return HDL_EOK;
+}
+
+int store_txlog_foreach(store_reader_t *r, uint64_t from,
+                        int (*cb)(void *ctx, const store_txrec_t *rec), void *ctx)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t kb[8];
+	int ret = HDL_EOK;
+	if (!r->active)
+		return HDL_EINVAL;
+	int rc = mdb_cursor_open(r->txn, r->s->dbi_txlog, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open txlog");
+	put_be64(kb, from);
+	MDB_val k = mval(kb, 8), d;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	while (rc == MDB_SUCCESS) {
+		store_txrec_t rec;
+		if (txrec_decode(&k, &d, &rec) != HDL_EOK) {
+			fprintf(stderr, "store: malformed txlog record\n");
+			ret = HDL_ESTORE;
+			goto out;
+		}
+		if (cb(ctx, &rec) != 0)
+			goto out;
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	if (rc != MDB_NOTFOUND)
+		ret = store_err_from_mdb(rc, "mdb_cursor_get txlog");
+out:
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+/** Last txlog serial visible in \p txn (0 when empty). */
+static int txlog_last(store_t *s, MDB_txn *txn, uint64_t *serial)
+{
+	MDB_cursor *cur = NULL;
+	*serial = 0;
+	int rc = mdb_cursor_open(txn, s->dbi_txlog, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open txlog");
+	MDB_val k, d;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return HDL_EOK;
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_get txlog");
+	if (k.mv_size != 8)
+		return HDL_ESTORE;
+	*serial = be64(k.mv_data);
+	return HDL_EOK;
+}
+
+uint64_t store_txlog_last(store_t *s)
+{
+	uint64_t serial = 0;
+	MDB_txn *txn = NULL;
+	pthread_mutex_lock(&s->readers_mu);
+	if (reader_txn_begin(s, &txn) == MDB_SUCCESS) {
+		(void)txlog_last(s, txn, &serial);
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&s->readers_mu);
+	return serial;
+}
+
+uint64_t store_count(store_t *s)
+{
+	MDB_stat st;
+	MDB_txn *txn = NULL;
+	uint64_t n = 0;
+	/* readers_mu keeps map_resize away while this short txn is open */
+	pthread_mutex_lock(&s->readers_mu);
+	int rc = reader_txn_begin(s, &txn);
+	if (rc == MDB_SUCCESS) {
+		rc = mdb_stat(txn, s->dbi_handles, &st);
+		if (rc == MDB_SUCCESS)
+			n = st.ms_entries;
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&s->readers_mu);
+	if (rc != MDB_SUCCESS)
+		(void)store_err_from_mdb(rc, "mdb_stat");
+	return n;
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static int batch_txn_begin(store_batch_t *b)
+{
+	store_t *s = b->s;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		int ret = map_resize(s, 0);
+		if (ret != HDL_EOK)
+			return ret;
+		rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+	}
+	if (rc != MDB_SUCCESS) {
+		b->txn = NULL;
+		return store_err_from_mdb(rc, "mdb_txn_begin (write)");
+	}
+	if (s->opts.txlog) {
+		int ret = txlog_last(s, b->txn, &b->serial);
+		if (ret != HDL_EOK) {
+			mdb_txn_abort(b->txn);
+			b->txn = NULL;
+			return ret;
+		}
+	}
+	return HDL_EOK;
+}
+
+int store_batch_begin(store_t *s, store_batch_t **out)
+{
+	*out = NULL;
+	if (s->opts.read_only)
+		return HDL_EINVAL;
+	pthread_mutex_lock(&s->write_mu);
+	store_batch_t *b = &s->batch;
+	b->err = HDL_EOK;
+	b->log_len = 0;
+	b->serial = 0;
+	b->now = (uint32_t)time(NULL);
+	int ret = batch_txn_begin(b);
+	if (ret != HDL_EOK) {
+		pthread_mutex_unlock(&s->write_mu);
+		return ret;
+	}
+	*out = b;
+	return HDL_EOK;
+}
+
+static int grow_buf(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return HDL_EOK;
+	size_t n = *cap ? *cap : 4096;
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return HDL_ENOMEM;
+		n *= 2;
+	}
+	uint8_t *p = realloc(*buf, n);
+	if (p == NULL)
+		return HDL_ENOMEM;
+	*buf = p;
+	*cap = n;
+	return HDL_EOK;
+}
+
+/** Append a txlog record for the current change. \return mdb rc or -1 on ENOMEM */
+static int txlog_append(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t vals)
+{
+	store_t *s = b->s;
+	size_t need = 1 + 4 + 4 + (size_t)name.len + vals.len;
+	if (grow_buf(&b->rec, &b->rec_cap, need) != HDL_EOK)
+		return -1;
+	wire_wr_t wr = wire_wr_init(b->rec, b->rec_cap);
+	wire_wr_u8(&wr, op);
+	wire_wr_u32(&wr, b->now);
+	wire_wr_lbytes(&wr, name.p, name.len);
+	wire_wr_bytes(&wr, vals.p, vals.len);
+	uint8_t kb[8];
+	put_be64(kb, b->serial + 1);
+	MDB_val k = mval(kb, 8), d = mval(b->rec, wr.pos);
+	int rc = mdb_put(b->txn, s->dbi_txlog, &k, &d, MDB_APPEND);
+	if (rc == MDB_SUCCESS)
+		b->serial++;
+	return rc;
+}
+
+/**
+ * Execute one operation in the current txn.
+ * \retval HDL_EOK; HDL_ESPACE = the map is full (txn must be aborted and the batch replayed);
+ *         HDL_EEXIST, HDL_ENOENT (txn still usable); HDL_ESTORE, HDL_ENOMEM (fatal for the batch)
+ */
+static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
+{
+	store_t *s = b->s;
+	uint8_t key[STORE_KEY_MAX];
+	size_t klen;
+	int rc;
+	uint8_t txop = 0;
+	MDB_dbi dbi;
+	unsigned flags = 0;
+	MDB_val k, d;
+	uint8_t zero[4] = {0, 0, 0, 0};
+
+	switch (op) {
+	case LOG_PUT:
+	case LOG_PUT_NEW:
+	case LOG_DEL:
+		klen = store_key(s, name, key, sizeof(key));
+		dbi = s->dbi_handles;
+		txop = op == LOG_DEL ? STORE_OP_DEL : STORE_OP_PUT;
+		flags = op == LOG_PUT_NEW ? MDB_NOOVERWRITE : 0;
+		break;
+	case LOG_HOME:
+	case LOG_UNHOME:
+		klen = prefix_key(s, name, key, sizeof(key));
+		dbi = s->dbi_prefixes;
+		txop = op == LOG_HOME ? STORE_OP_HOME : STORE_OP_UNHOME;
+		val.p = zero;
+		val.len = sizeof(zero);
+		break;
+	case LOG_META:
+		klen = name.len;
+		if (klen == 0 || klen > STORE_META_NAME_MAX)
+			return HDL_EINVAL;
+		memcpy(key, name.p, klen);
+		dbi = s->dbi_meta;
+		break;
+	default:
+		return HDL_EINVAL;
+	}
+	if (klen == 0)
+		return HDL_ENAME;
+	k = mval(key, klen);
+	if (op == LOG_DEL || op == LOG_UNHOME) {
+		rc = mdb_del(b->txn, dbi, &k, NULL);
+	} else {
+		d = mval(val.p, val.len);
+		rc = mdb_put(b->txn, dbi, &k, &d, flags);
+	}
+	if (rc == MDB_SUCCESS && txop && s->opts.txlog) {
+		hdl_slice_t logname = name;
+		if (op == LOG_HOME || op == LOG_UNHOME) {
+			logname.p = key;
+			logname.len = (uint32_t)klen;
+		}
+		hdl_slice_t none = {NULL, 0};
+		rc = txlog_append(b, txop, logname, txop == STORE_OP_PUT ? val : none);
+		if (rc == -1)
+			return HDL_ENOMEM;
+	}
+	switch (rc) {
+	case MDB_SUCCESS:
+		return HDL_EOK;
+	case MDB_KEYEXIST:
+		return HDL_EEXIST;
+	case MDB_NOTFOUND:
+		return HDL_ENOENT;
+	case MDB_MAP_FULL:
+		return HDL_ESPACE;
+	default:
+		return store_err_from_mdb(rc, "mdb_put/mdb_del");
+	}
+}
+
+/** Abort the txn, grow the map, begin again and replay the log. Sets b->err on failure. */
+static int batch_regrow(store_batch_t *b)
+{
+	store_t *s = b->s;
+	for (;;) {
+		if (b->txn) {
+			mdb_txn_abort(b->txn);
+			b->txn = NULL;
+		}
+		uint64_t cur = s->map_size;
+		if (cur >= s->map_max) {
+			fprintf(stderr, "store: map full at map_size_max (%llu bytes)\n",
+			        (unsigned long long)s->map_max);
+			return b->err = HDL_ESPACE;
+		}
+		uint64_t next = cur > s->map_max / 2 ? s->map_max : cur * 2;
+		int ret = map_resize(s, next);
+		if (ret != HDL_EOK)
+			return b->err = ret;
+		fprintf(stderr, "store: map grown to %llu bytes\n", (unsigned long long)s->map_size);
+		if ((ret = batch_txn_begin(b)) != HDL_EOK)
+			return b->err = ret;
+		/* replay */
+		size_t pos = 0;
+		ret = HDL_EOK;
+		while (pos < b->log_len) {
+			const uint8_t *p = b->log + pos;
+			uint8_t op = p[0];
+			uint32_t nl, vl;
+			memcpy(&nl, p + 1, 4);
+			memcpy(&vl, p + 5, 4);
+			hdl_slice_t name = {p + 9, nl};
+			hdl_slice_t val = {p + 9 + nl, vl};
+			pos += 9 + (size_t)nl + vl;
+			ret = exec_op(b, op, name, val);
+			if (ret != HDL_EOK)
+				break;
+		}
+		if (ret == HDL_ESPACE)
+			continue; /* still too small: grow again */
+		if (ret != HDL_EOK) {
+			fprintf(stderr, "store: batch replay failed: %s\n", hdl_strerror(ret));
+			return b->err = HDL_ESTORE;
+		}
+		return HDL_EOK;
+	}
+}
+
+static int log_append(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
+{
+	size_t need = b->log_len + 9 + (size_t)name.len + val.len;
+	if (grow_buf(&b->log, &b->log_cap, need) != HDL_EOK)
+		return HDL_ENOMEM;
+	uint8_t *p = b->log + b->log_len;
+	p[0] = op;
+	memcpy(p + 1, &name.len, 4);
+	memcpy(p + 5, &val.len, 4);
+	if (name.len)
+		memcpy(p + 9, name.p, name.len);
+	if (val.len)
+		memcpy(p + 9 + name.len, val.p, val.len);
+	b->log_len = need;
+	return HDL_EOK;
+}
+
+/** Run one new operation: execute, grow+replay on map full, then remember it for replays. */
+static int batch_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
+{
+	if (b == NULL || b->txn == NULL)
+		return HDL_EINVAL;
+	if (b->err)
+		return b->err;
+	int ret;
+	for (;;) {
+		ret = exec_op(b, op, name, val);
+		if (ret != HDL_ESPACE)
+			break;
+		if (batch_regrow(b) != HDL_EOK)
+			return b->err;
+	}
+	if (ret == HDL_EOK) {
+		ret = log_append(b, op, name, val);
+		if (ret != HDL_EOK)
+			b->err = ret;
+	} else if (ret == HDL_ESTORE || ret == HDL_ENOMEM) {
+		b->err = ret; /* the txn may be unusable: make the batch fail */
+	}
+	return ret;
+}
+
+int store_batch_put(store_batch_t *b, hdl_slice_t handle, hdl_slice_t vals, bool overwrite)
+{
+	if (b == NULL)
+		return HDL_EINVAL;
+	if (vals.p == NULL || check_values(&b->arena, vals.p, vals.len) != HDL_EOK)
+		return HDL_EMALF;
+	return batch_op(b, overwrite ? LOG_PUT : LOG_PUT_NEW, handle, vals);
+}
+
+int store_batch_del(store_batch_t *b, hdl_slice_t handle)
+{
+	hdl_slice_t none = {NULL, 0};
+	return batch_op(b, LOG_DEL, handle, none);
+}
+
+int store_batch_home(store_batch_t *b, hdl_slice_t prefix, bool home)
+{
+	hdl_slice_t none = {NULL, 0};
+	return batch_op(b, home ? LOG_HOME : LOG_UNHOME, prefix, none);
+}
+
+int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val)
+{
+	if (name == NULL)
+		return HDL_EINVAL;
+	return batch_op(b, LOG_META, hdl_slice_str(name), val);
+}
+
+static void batch_release(store_batch_t *b)
+{
+	b->txn = NULL;
+	b->log_len = 0;
+	/* don't keep a huge replay log around after a bulk batch */
+	if (b->log_cap > (64u << 20)) {
+		free(b->log);
+		b->log = NULL;
+		b->log_cap = 0;
+	}
+	pthread_mutex_unlock(&b->s->write_mu);
+}
+
+int store_batch_commit(store_batch_t *b)
+{
+	if (b == NULL || b->txn == NULL)
+		return HDL_EINVAL;
+	int ret = b->err;
+	if (ret != HDL_EOK) {
+		mdb_txn_abort(b->txn);
+		batch_release(b);
+		return ret == HDL_ENOMEM || ret == HDL_ESPACE ? ret : HDL_ESTORE;
+	}
+	for (;;) {
+		int rc = mdb_txn_commit(b->txn);
+		b->txn = NULL;
+		if (rc == MDB_SUCCESS)
+			break;
+		if (rc != MDB_MAP_FULL) {
+			ret = store_err_from_mdb(rc, "mdb_txn_commit");
+			ret = ret == HDL_EOK ? HDL_ESTORE : ret;
+			break;
+		}
+		if ((ret = batch_regrow(b)) != HDL_EOK)
+			break;
+	}
+	if (b->txn) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+	}
+	batch_release(b);
+	return ret;
+}
+
+void store_batch_abort(store_batch_t *b)
+{
+	if (b == NULL || b->txn == NULL)
+		return;
+	mdb_txn_abort(b->txn);
+	batch_release(b);
+}

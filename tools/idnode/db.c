@@ -1,0 +1,812 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief `idnode import` and `idnode export`: JSON Lines <-> the node's LMDB store.
+ *
+ * One line = one handle: {"handle":"88.100.1/X","values":[ REST value form, ... ]}.
+ *
+ * Import parses each line with jansson and proto/json.c into a per-record arena, encodes the
+ * values in wire form (U32 count + values) into a batch buffer, and every --batch records sorts
+ * the batch by storage key and writes it in one LMDB transaction (sorted inserts touch each page
+ * once). The environment is opened with MDB_NOSYNC and synced once at the end. A handle that
+ * appears twice keeps its last line. Values with timestamp 0 get the import time.
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hdl/error.h"
+#include "hdl/msg.h"
+#include "node/store/jsonl.h"
+#include "node/store/store.h"
+#include "proto/json.h"
+#include "tools/idnode/cmds.h"
+
+#define IMPORT_BATCH_DEFAULT 50000u
+#define IMPORT_MAX_LINE (4u << 20)
+#define IMPORT_READ_BUF (8u << 20)
+#define IMPORT_REJECT_LIST 100u
+#define IMPORT_MAX_PREFIXES 100000u
+#define IMPORT_MAX_HOME 256
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end = NULL;
+	if (s == NULL || *s == '\0' || *s == '-')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return false;
+	/* optional binary suffix for sizes */
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	default:
+		return false;
+	}
+	if (*end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+/** Growable byte buffer. */
+typedef struct buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+} buf_t;
+
+static int buf_reserve(buf_t *b, size_t extra)
+{
+	if (b->cap - b->len >= extra)
+		return HDL_EOK;
+	size_t n = b->cap ? b->cap : (1u << 20);
+	while (n - b->len < extra) {
+		if (n > SIZE_MAX / 2)
+			return HDL_ENOMEM;
+		n *= 2;
+	}
+	uint8_t *p = realloc(b->p, n);
+	if (p == NULL)
+		return HDL_ENOMEM;
+	b->p = p;
+	b->cap = n;
+	return HDL_EOK;
+}
+
+/* ---- line reader -------------------------------------------------------------------------- */
+
+typedef struct reader {
+	int fd;
+	uint8_t *buf;
+	size_t start; /**< first unconsumed byte */
+	size_t end;   /**< bytes in buf */
+	bool eof;
+	bool err;
+	uint64_t consumed; /**< bytes consumed (for the progress bar) */
+} reader_t;
+
+/**
+ * Next line (without the newline). \retval 1 a line, 0 end of input, -1 read error,
+ * 2 a line longer than IMPORT_MAX_LINE (skipped; counts as a line).
+ */
+static int next_line(reader_t *r, const uint8_t **line, size_t *len)
+{
+	bool skipping = false;
+	for (;;) {
+		uint8_t *nl = r->end > r->start ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
+		if (nl) {
+			size_t n = (size_t)(nl - (r->buf + r->start));
+			*line = r->buf + r->start;
+			*len = n;
+			r->start += n + 1;
+			r->consumed += n + 1;
+			if (skipping)
+				return 2;
+			return n > IMPORT_MAX_LINE ? 2 : 1;
+		}
+		if (r->eof) {
+			if (r->end > r->start) {
+				size_t n = r->end - r->start;
+				*line = r->buf + r->start;
+				*len = n;
+				r->start = r->end;
+				r->consumed += n;
+				return skipping || n > IMPORT_MAX_LINE ? 2 : 1;
+			}
+			return skipping ? 2 : 0;
+		}
+		/* compact, then read more */
+		if (r->start > 0) {
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			r->end -= r->start;
+			r->start = 0;
+		}
+		if (r->end == IMPORT_READ_BUF) {
+			/* a line without newline fills the buffer: drop what we have, keep skipping */
+			r->consumed += r->end;
+			r->end = 0;
+			skipping = true;
+		}
+		ssize_t got = read(r->fd, r->buf + r->end, IMPORT_READ_BUF - r->end);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			r->err = true;
+			return -1;
+		}
+		if (got == 0)
+			r->eof = true;
+		r->end += (size_t)got;
+	}
+}
+
+/* ---- import ------------------------------------------------------------------------------- */
+
+typedef struct irec {
+	uint32_t key_off, key_len;   /**< normalized storage key (sort order) */
+	uint32_t name_off, name_len; /**< handle as written */
+	uint32_t val_off, val_len;   /**< U32 count + values */
+	uint64_t line;
+	uint64_t seq;                /**< input order, tie-break: last line wins */
+} irec_t;
+
+typedef struct import {
+	store_t *store;
+	unsigned batch_max;
+	bool overwrite;
+	bool auto_home;
+	bool slow_json;   /**< always use jansson (testing the fast path) */
+	buf_t data;       /**< keys, names and values of the current batch */
+	irec_t *recs;
+	size_t nrecs;
+	uint64_t seq;
+	uint64_t imported;
+	uint64_t rejected;
+	uint64_t lines;
+	char **prefixes;  /**< --auto-home: distinct authorities seen */
+	size_t nprefixes;
+	size_t capprefixes;
+	bool fatal;
+	/* progress */
+	bool tty;
+	uint64_t total_bytes; /**< 0 when unknown (pipe) */
+	double t0;
+	double last_draw;
+} import_t;
+
+static reader_t *import_reader; /* for the progress bar */
+
+static void reject(import_t *im, uint64_t line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reject(import_t *im, uint64_t line, const char *fmt, ...)
+{
+	im->rejected++;
+	if (im->rejected > IMPORT_REJECT_LIST)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (im->tty)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "line %" PRIu64 ": %s\n", line, msg);
+}
+
+static void progress(import_t *im, bool final)
+{
+	if (!im->tty)
+		return;
+	double t = now_s();
+	if (!final && t - im->last_draw < 0.2)
+		return;
+	im->last_draw = t;
+	double el = t - im->t0;
+	double rate = el > 0 ? (double)(im->imported + im->nrecs) / el : 0;
+	uint64_t done = im->imported + im->nrecs;
+	if (final) {
+		fputs("\r\033[K", stderr);
+		return;
+	}
+	if (im->total_bytes) {
+		double frac = (double)import_reader->consumed / (double)im->total_bytes;
+		if (frac > 1)
+			frac = 1;
+		char bar[31];
+		int fill = (int)(frac * 30);
+		for (int i = 0; i < 30; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[30] = 0;
+		fprintf(stderr, "\rimport [%s] %3d%%  %" PRIu64 " records  %.0f/s ", bar,
+		        (int)(frac * 100), done, rate);
+	} else {
+		fprintf(stderr, "\rimport  %" PRIu64 " records  %.0f/s  %.1f s ", done, rate, el);
+	}
+	fflush(stderr);
+}
+
+static int cmp_irec(const void *a, const void *b, void *ctx)
+{
+	const irec_t *x = a, *y = b;
+	const uint8_t *base = ctx;
+	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+	int c = memcmp(base + x->key_off, base + y->key_off, n);
+	if (c)
+		return c;
+	if (x->key_len != y->key_len)
+		return x->key_len < y->key_len ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/** Write the current batch in key order. \retval HDL_EOK or a fatal store error. */
+static int flush_batch(import_t *im)
+{
+	store_batch_t *b = NULL;
+	if (im->nrecs == 0)
+		return HDL_EOK;
+	qsort_r(im->recs, im->nrecs, sizeof(irec_t), cmp_irec, im->data.p);
+	int ret = store_batch_begin(im->store, &b);
+	if (ret != HDL_EOK)
+		return ret;
+	uint64_t ok = 0;
+	for (size_t i = 0; i < im->nrecs; i++) {
+		const irec_t *r = &im->recs[i];
+		hdl_slice_t name = {im->data.p + r->name_off, r->name_len};
+		hdl_slice_t vals = {im->data.p + r->val_off, r->val_len};
+		ret = store_batch_put(b, name, vals, im->overwrite);
+		if (ret == HDL_EOK) {
+			ok++;
+			continue;
+		}
+		if (ret == HDL_EEXIST) {
+			reject(im, r->line, "handle %.*s already exists", (int)r->name_len,
+			       (const char *)name.p);
+			continue;
+		}
+		if (ret == HDL_ENAME || ret == HDL_EMALF) {
+			reject(im, r->line, "%s", hdl_strerror(ret));
+			continue;
+		}
+		fprintf(stderr, "idnode import: store: %s\n", hdl_strerror(ret));
+		store_batch_abort(b);
+		return ret;
+	}
+	ret = store_batch_commit(b);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode import: commit: %s\n", hdl_strerror(ret));
+		return ret;
+	}
+	im->imported += ok;
+	im->nrecs = 0;
+	im->data.len = 0;
+	return HDL_EOK;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void note_prefix(import_t *im, hdl_slice_t name)
+{
+	hdl_slice_t auth = hdl_name_authority(name);
+	if (auth.len == 0 || auth.len > 255)
+		return;
+	for (size_t i = 0; i < im->nprefixes; i++)
+		if (strlen(im->prefixes[i]) == auth.len &&
+		    hdl_slice_eq_nocase(hdl_slice_str(im->prefixes[i]), auth))
+			return;
+	if (im->nprefixes >= IMPORT_MAX_PREFIXES)
+		return;
+	if (im->nprefixes == im->capprefixes) {
+		size_t n = im->capprefixes ? im->capprefixes * 2 : 16;
+		char **p = realloc(im->prefixes, n * sizeof(*p));
+		if (p == NULL)
+			return;
+		im->prefixes = p;
+		im->capprefixes = n;
+	}
+	char *s = strndup((const char *)auth.p, auth.len);
+	if (s)
+		im->prefixes[im->nprefixes++] = s;
+}
+
+/** Parse one line into the batch. Rejections are reported; returns HDL_ENOMEM only when fatal. */
+static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t lineno,
+                       hdl_arena_t *a, uint32_t now)
+{
+	json_error_t jerr;
+	char err[256];
+	int ret = HDL_EOK;
+	json_t *root = NULL;
+	hdl_slice_t name;
+	hdl_value_t *v = NULL;
+	uint32_t n = 0;
+
+	int frc = im->slow_json ? HDL_EAGAIN : store_jsonl_fast(line, len, a, &name, &v, &n);
+	if (frc == HDL_ENOMEM)
+		return frc;
+	if (frc != HDL_EOK) {
+		/* the general parser: anything the fast path does not handle, with error messages */
+		hdl_arena_reset(a);
+		root = json_loadb((const char *)line, len, 0, &jerr);
+		if (root == NULL) {
+			reject(im, lineno, "invalid JSON: %s (column %d)", jerr.text, jerr.column);
+			return HDL_EOK;
+		}
+		if (!json_is_object(root)) {
+			reject(im, lineno, "not a JSON object");
+			goto out;
+		}
+		json_t *jh = json_object_get(root, "handle");
+		if (!json_is_string(jh)) {
+			reject(im, lineno, "missing \"handle\" string");
+			goto out;
+		}
+		json_t *jv = json_object_get(root, "values");
+		if (jv == NULL) {
+			reject(im, lineno, "missing \"values\"");
+			goto out;
+		}
+		if (!json_is_array(jv)) {
+			reject(im, lineno, "\"values\" is not an array");
+			goto out;
+		}
+		if (json_string_length(jh) > HDL_MAX_HANDLE_LEN) {
+			reject(im, lineno, "invalid handle name: %s", hdl_strerror(HDL_ENAME));
+			goto out;
+		}
+		name.p = (const uint8_t *)json_string_value(jh);
+		name.len = (uint32_t)json_string_length(jh);
+		err[0] = '\0';
+		int vrc = hdl_json_to_values(jv, a, &v, &n, err, sizeof(err));
+		if (vrc == HDL_ENOMEM) {
+			ret = HDL_ENOMEM;
+			goto out;
+		}
+		if (vrc != HDL_EOK) {
+			reject(im, lineno, "values: %s", err[0] ? err : hdl_strerror(vrc));
+			goto out;
+		}
+	}
+	int nrc = hdl_name_check(name.p, name.len);
+	if (nrc != HDL_EOK) {
+		reject(im, lineno, "invalid handle name: %s", hdl_strerror(nrc));
+		goto out;
+	}
+	uint8_t key[1024];
+	size_t klen = store_key(im->store, name, key, sizeof(key));
+	if (klen == 0) {
+		reject(im, lineno, "handle name too long for the store (max %zu bytes)",
+		       store_max_key(im->store));
+		goto out;
+	}
+	size_t vsize = 4;
+	if (n > 1) {
+		uint32_t *idx = hdl_arena_alloc(a, (size_t)n * sizeof(uint32_t));
+		if (idx == NULL) {
+			ret = HDL_ENOMEM;
+			goto out;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			idx[i] = v[i].index;
+		qsort(idx, n, sizeof(uint32_t), cmp_u32);
+		for (uint32_t i = 1; i < n; i++) {
+			if (idx[i] == idx[i - 1]) {
+				reject(im, lineno, "values: duplicate index %" PRIu32, idx[i]);
+				goto out;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (v[i].timestamp == 0)
+			v[i].timestamp = now;
+		vsize += hdl_value_size(&v[i]);
+	}
+	if (vsize > HDL_MAX_MESSAGE_LEN) {
+		reject(im, lineno, "values too large (%zu bytes encoded, max %u)", vsize,
+		       HDL_MAX_MESSAGE_LEN);
+		goto out;
+	}
+	if (buf_reserve(&im->data, klen + name.len + vsize) != HDL_EOK) {
+		ret = HDL_ENOMEM;
+		goto out;
+	}
+	irec_t *r = &im->recs[im->nrecs];
+	r->key_off = (uint32_t)im->data.len;
+	r->key_len = (uint32_t)klen;
+	memcpy(im->data.p + im->data.len, key, klen);
+	im->data.len += klen;
+	r->name_off = (uint32_t)im->data.len;
+	r->name_len = name.len;
+	memcpy(im->data.p + im->data.len, name.p, name.len);
+	im->data.len += name.len;
+	size_t enc = 0;
+	int erc = hdl_values_encode(v, n, im->data.p + im->data.len, vsize, &enc);
+	if (erc != HDL_EOK) {
+		im->data.len = r->key_off;
+		reject(im, lineno, "values: %s", hdl_strerror(erc));
+		goto out;
+	}
+	r->val_off = (uint32_t)im->data.len;
+	r->val_len = (uint32_t)enc;
+	im->data.len += enc;
+	r->line = lineno;
+	r->seq = im->seq++;
+	im->nrecs++;
+	if (im->auto_home)
+		note_prefix(im, name);
+out:
+	json_decref(root);
+	return ret;
+}
+
+static bool blank(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+static void import_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: idnode import --db DIR [--home PREFIX]... [--auto-home] [--batch N]\n"
+	        "                     [--no-overwrite] [--txlog] [--map-size BYTES] [FILE|-]\n"
+	        "  Loads JSON Lines {\"handle\":\"88.100.1/X\",\"values\":[...]} (Handle.Net REST value\n"
+	        "  form) into the LMDB store at DIR (created if missing). Existing handles are replaced\n"
+	        "  unless --no-overwrite. --home homes PREFIX (repeatable); --auto-home homes every\n"
+	        "  prefix seen. --txlog records each change in the txlog (off for bulk loads).\n"
+	        "  Rejected lines are listed as 'line N: reason' on stderr; exit status 4 if any.\n"
+	        "  --slow-json parses every line with the general JSON parser (for testing).\n");
+}
+
+int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"db", required_argument, NULL, 'd'},       {"home", required_argument, NULL, 'H'},
+		{"auto-home", no_argument, NULL, 'A'},      {"batch", required_argument, NULL, 'b'},
+		{"no-overwrite", no_argument, NULL, 'N'},   {"txlog", no_argument, NULL, 'T'},
+		{"map-size", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+		{"slow-json", no_argument, NULL, 'S'},      {NULL, 0, NULL, 0},
+	};
+	const char *db = NULL;
+	const char *homes[IMPORT_MAX_HOME];
+	int nhomes = 0;
+	uint64_t batch = IMPORT_BATCH_DEFAULT, map_size = 0;
+	bool txlog = false;
+	int c;
+	int rc = IDNODE_EXIT_OK;
+	import_t im;
+	memset(&im, 0, sizeof(im));
+	im.overwrite = true;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:H:Ab:NTm:hS", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			db = optarg;
+			break;
+		case 'H':
+			if (nhomes == IMPORT_MAX_HOME)
+				goto usage;
+			homes[nhomes++] = optarg;
+			break;
+		case 'A':
+			im.auto_home = true;
+			break;
+		case 'b':
+			if (!parse_u64(optarg, &batch) || batch == 0 || batch > 10000000)
+				goto usage;
+			break;
+		case 'N':
+			im.overwrite = false;
+			break;
+		case 'T':
+			txlog = true;
+			break;
+		case 'S':
+			im.slow_json = true;
+			break;
+		case 'm':
+			if (!parse_u64(optarg, &map_size))
+				goto usage;
+			break;
+		case 'h':
+			import_usage(stdout);
+			return IDNODE_EXIT_OK;
+		default:
+			goto usage;
+		}
+	}
+	if (db == NULL || argc - optind > 1)
+		goto usage;
+	const char *file = optind < argc ? argv[optind] : "-";
+
+	int fd = 0;
+	if (strcmp(file, "-") != 0) {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "idnode import: %s: %s\n", file, strerror(errno));
+			return IDNODE_EXIT_IO;
+		}
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		im.total_bytes = (uint64_t)st.st_size;
+
+	store_opts_t so = {.path = db, .map_size = map_size, .no_sync = true, .txlog = txlog};
+	int ret = store_open(&so, &im.store);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode import: cannot open store %s: %s\n", db, hdl_strerror(ret));
+		if (fd > 0)
+			close(fd);
+		return IDNODE_EXIT_IO;
+	}
+	im.batch_max = (unsigned)batch;
+	im.recs = malloc(sizeof(irec_t) * im.batch_max);
+	reader_t rd = {.fd = fd, .buf = malloc(IMPORT_READ_BUF)};
+	import_reader = &rd;
+	static uint8_t arena_buf[65536];
+	hdl_arena_t arena;
+	hdl_arena_init(&arena, arena_buf, sizeof(arena_buf), 64u << 20);
+	if (im.recs == NULL || rd.buf == NULL) {
+		fprintf(stderr, "idnode import: out of memory\n");
+		rc = IDNODE_EXIT_IO;
+		goto done;
+	}
+	im.tty = isatty(2);
+	im.t0 = now_s();
+	uint32_t now = (uint32_t)time(NULL);
+
+	for (;;) {
+		const uint8_t *line;
+		size_t len;
+		int lr = next_line(&rd, &line, &len);
+		if (lr == 0)
+			break;
+		if (lr < 0) {
+			fprintf(stderr, "idnode import: read %s: %s\n", file, strerror(errno));
+			rc = IDNODE_EXIT_IO;
+			goto done;
+		}
+		im.lines++;
+		if (lr == 2) {
+			reject(&im, im.lines, "line longer than %u bytes", IMPORT_MAX_LINE);
+			continue;
+		}
+		if (blank(line, len))
+			continue;
+		ret = import_line(&im, line, len, im.lines, &arena, now);
+		hdl_arena_reset(&arena);
+		if (ret != HDL_EOK) {
+			fprintf(stderr, "idnode import: line %" PRIu64 ": %s\n", im.lines,
+			        hdl_strerror(ret));
+			rc = IDNODE_EXIT_IO;
+			goto done;
+		}
+		if (im.nrecs == im.batch_max || im.data.len > (256u << 20)) {
+			if (flush_batch(&im) != HDL_EOK) {
+				rc = IDNODE_EXIT_IO;
+				goto done;
+			}
+		}
+		if ((im.lines & 1023) == 0)
+			progress(&im, false);
+	}
+	if (flush_batch(&im) != HDL_EOK) {
+		rc = IDNODE_EXIT_IO;
+		goto done;
+	}
+	if (nhomes > 0 || im.nprefixes > 0) {
+		store_batch_t *b = NULL;
+		ret = store_batch_begin(im.store, &b);
+		for (int i = 0; ret == HDL_EOK && i < nhomes; i++) {
+			ret = store_batch_home(b, hdl_slice_str(homes[i]), true);
+			if (ret != HDL_EOK)
+				fprintf(stderr, "idnode import: --home %s: %s\n", homes[i], hdl_strerror(ret));
+		}
+		for (size_t i = 0; ret == HDL_EOK && i < im.nprefixes; i++)
+			ret = store_batch_home(b, hdl_slice_str(im.prefixes[i]), true);
+		if (ret == HDL_EOK)
+			ret = store_batch_commit(b);
+		else if (b)
+			store_batch_abort(b);
+		if (ret != HDL_EOK) {
+			rc = ret == HDL_ENAME ? IDNODE_EXIT_USAGE : IDNODE_EXIT_IO;
+			goto done;
+		}
+	}
+	if (store_sync(im.store) != HDL_EOK) {
+		rc = IDNODE_EXIT_IO;
+		goto done;
+	}
+	progress(&im, true);
+	double el = now_s() - im.t0;
+	if (im.rejected > IMPORT_REJECT_LIST)
+		fprintf(stderr, "... %" PRIu64 " more rejected lines not listed\n",
+		        im.rejected - IMPORT_REJECT_LIST);
+	fprintf(stderr,
+	        "import: %" PRIu64 " records imported, %" PRIu64 " rejected, %.2f s, %.0f records/s\n",
+	        im.imported, im.rejected, el, el > 0 ? (double)im.imported / el : 0.0);
+	if (im.rejected)
+		rc = IDNODE_EXIT_DATA;
+done:
+	progress(&im, true);
+	store_close(im.store);
+	hdl_arena_free(&arena);
+	free(im.recs);
+	free(im.data.p);
+	for (size_t i = 0; i < im.nprefixes; i++)
+		free(im.prefixes[i]);
+	free(im.prefixes);
+	free(rd.buf);
+	import_reader = NULL;
+	if (fd > 0)
+		close(fd);
+	return rc;
+usage:
+	import_usage(stderr);
+	return IDNODE_EXIT_USAGE;
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+
+typedef struct export_ctx {
+	FILE *out;
+	hdl_arena_t arena;
+	uint64_t n;
+	uint64_t bad;
+	int err;
+} export_ctx_t;
+
+static int export_one(void *vctx, hdl_slice_t key, hdl_slice_t vals)
+{
+	export_ctx_t *x = vctx;
+	hdl_value_t *v = NULL;
+	uint32_t n = 0;
+	int ret = hdl_values_decode(vals.p, vals.len, &x->arena, &v, &n);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode export: %.*s: stored values: %s\n", (int)key.len,
+		        (const char *)key.p, hdl_strerror(ret));
+		x->bad++;
+		hdl_arena_reset(&x->arena);
+		return 0;
+	}
+	json_t *o = json_object();
+	json_t *arr = hdl_json_from_values(v, n);
+	json_t *h = json_stringn((const char *)key.p, key.len);
+	if (o == NULL || arr == NULL || h == NULL || json_object_set_new(o, "handle", h) != 0 ||
+	    json_object_set_new(o, "values", arr) != 0) {
+		json_decref(o);
+		x->err = HDL_ENOMEM;
+		hdl_arena_reset(&x->arena);
+		return 1;
+	}
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	hdl_arena_reset(&x->arena);
+	if (s == NULL) {
+		x->err = HDL_ENOMEM;
+		return 1;
+	}
+	if (fputs(s, x->out) == EOF || fputc('\n', x->out) == EOF) {
+		free(s);
+		x->err = HDL_EIO;
+		return 1;
+	}
+	free(s);
+	x->n++;
+	return 0;
+}
+
+static void export_usage(FILE *f)
+{
+	fprintf(f, "usage: idnode export --db DIR [--prefix PREFIX]\n"
+	           "  Writes every handle of the store (or those under PREFIX/) to stdout as JSON Lines\n"
+	           "  {\"handle\":...,\"values\":[...]}, in storage-key order. Handle names are the\n"
+	           "  normalized storage keys (prefix upper-cased, suffix too unless case-sensitive).\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"db", required_argument, NULL, 'd'},
+		{"prefix", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *db = NULL, *prefix = "";
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			db = optarg;
+			break;
+		case 'p':
+			prefix = optarg;
+			break;
+		case 'h':
+			export_usage(stdout);
+			return IDNODE_EXIT_OK;
+		default:
+			export_usage(stderr);
+			return IDNODE_EXIT_USAGE;
+		}
+	}
+	if (db == NULL || optind != argc) {
+		export_usage(stderr);
+		return IDNODE_EXIT_USAGE;
+	}
+	struct stat st;
+	if (stat(db, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "idnode export: %s: no such store directory\n", db);
+		return IDNODE_EXIT_IO;
+	}
+	store_t *s = NULL;
+	store_reader_t *r = NULL;
+	store_opts_t so = {.path = db, .read_only = true};
+	int ret = store_open(&so, &s);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode export: cannot open store %s: %s\n", db, hdl_strerror(ret));
+		return IDNODE_EXIT_IO;
+	}
+	int rc = IDNODE_EXIT_OK;
+	static uint8_t arena_buf[65536];
+	export_ctx_t x = {.out = stdout};
+	hdl_arena_init(&x.arena, arena_buf, sizeof(arena_buf), 64u << 20);
+	if ((ret = store_reader_new(s, &r)) != HDL_EOK || (ret = store_reader_begin(r)) != HDL_EOK) {
+		fprintf(stderr, "idnode export: %s\n", hdl_strerror(ret));
+		rc = IDNODE_EXIT_IO;
+		goto out;
+	}
+	ret = store_foreach(r, hdl_slice_str(prefix), export_one, &x);
+	store_reader_end(r);
+	if (ret == HDL_ENAME) {
+		fprintf(stderr, "idnode export: invalid prefix '%s'\n", prefix);
+		rc = IDNODE_EXIT_USAGE;
+	} else if (ret != HDL_EOK || x.err != HDL_EOK) {
+		fprintf(stderr, "idnode export: %s\n", hdl_strerror(ret != HDL_EOK ? ret : x.err));
+		rc = IDNODE_EXIT_IO;
+	} else if (fflush(stdout) != 0) {
+		fprintf(stderr, "idnode export: write error\n");
+		rc = IDNODE_EXIT_IO;
+	} else if (x.bad) {
+		rc = IDNODE_EXIT_DATA;
+	}
+out:
+	store_reader_free(r);
+	store_close(s);
+	hdl_arena_free(&x.arena);
+	return rc;
+}
