@@ -1,0 +1,744 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""End-to-end tests of build/idnoded on loopback (python3 stdlib only).
+
+Imports data with `idnode import` into a temporary LMDB, starts the real daemon on free ports with
+2 workers, and checks UDP (capture bytes, fragmented answers), TCP (pipelining, idle timeout,
+half-close), the HTTP native tunnel, REST JSON, the proxy, the client library through
+`idnode resolve`, config checking (-t), SIGHUP reload, the bad-input suite (every truncation over
+TCP and UDP, garbage, oversized length fields, a slow-drip client while good clients are served)
+and SIGTERM with requests in flight (exit 0). Every wait is bounded; every process started here is
+stopped by PID in a finally block.
+"""
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("HDL_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("HDL_BUILD_DIR", os.path.join(SRC, "build"))
+IDNODED = os.path.join(BUILD, "idnoded")
+IDNODE = os.path.join(BUILD, "idnode")
+CAPS = os.path.join(SRC, "tests", "captures")
+
+FAILS = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def load_hex(name):
+    """Bytes of an `xxd -g1` dump."""
+    out = bytearray()
+    with open(os.path.join(CAPS, name)) as f:
+        for line in f:
+            if ": " not in line:
+                continue
+            hexpart = line.split(": ", 1)[1].split("  ", 1)[0]
+            out += bytes(int(t, 16) for t in hexpart.split())
+    return bytes(out)
+
+
+def http_body(raw):
+    return raw.split(b"\r\n\r\n", 1)[1]
+
+
+def with_request_id(msg, rid):
+    return msg[:8] + struct.pack(">I", rid) + msg[12:]
+
+
+def parse_reply(b):
+    """Envelope + header + (for resolution success) handle and values."""
+    if len(b) < 44:
+        raise ValueError("short reply (%d bytes)" % len(b))
+    maj, mnr, fl, smin, sess, rid, seq, mlen = struct.unpack(">BBBBIIII", b[:20])
+    op, rc, flags, serial, rec, _, exp, blen = struct.unpack(">IIIHBBII", b[20:44])
+    r = dict(major=maj, minor=mnr, flags=fl, session=sess, rid=rid, seq=seq, msg_len=mlen, op=op,
+             rc=rc, opflags=flags, serial=serial, exp=exp, body_len=blen)
+    if mlen + 20 != len(b):
+        raise ValueError("MessageLength %d vs %d bytes" % (mlen, len(b)))
+    body = b[44:44 + blen]
+    r["body"] = body
+    pos = 0
+    if flags & 0x00800000:  # RD block
+        alg = body[0]
+        pos = 1 + {1: 16, 2: 20, 3: 32}.get(alg, 0)
+        if alg == 0:
+            pos = 4 + struct.unpack(">I", body[:4])[0]
+    if rc == 1 and op == 1:
+        hl = struct.unpack(">I", body[pos:pos + 4])[0]
+        r["handle"] = body[pos + 4:pos + 4 + hl].decode()
+        pos += 4 + hl
+        n = struct.unpack(">I", body[pos:pos + 4])[0]
+        pos += 4
+        vals = []
+        for _ in range(n):
+            idx, ts, ttlt, ttl, perms = struct.unpack(">IIBIB", body[pos:pos + 14])
+            pos += 14
+            tl = struct.unpack(">I", body[pos:pos + 4])[0]
+            typ = body[pos + 4:pos + 4 + tl].decode()
+            pos += 4 + tl
+            dl = struct.unpack(">I", body[pos:pos + 4])[0]
+            data = body[pos + 4:pos + 4 + dl]
+            pos += 4 + dl
+            nr = struct.unpack(">I", body[pos:pos + 4])[0]
+            pos += 4
+            for _ in range(nr):
+                rl = struct.unpack(">I", body[pos:pos + 4])[0]
+                pos += 4 + rl + 4
+            vals.append((idx, typ, data))
+        r["values"] = vals
+    elif rc != 1:
+        ml = struct.unpack(">I", body[pos:pos + 4])[0] if len(body) >= pos + 4 else 0
+        r["message"] = body[pos + 4:pos + 4 + ml].decode(errors="replace")
+    return r
+
+
+def resolve_request(handle, rid, types=(), indexes=(), flags=0x19000000, version=(2, 11)):
+    h = handle.encode()
+    body = struct.pack(">I", len(h)) + h
+    body += struct.pack(">I", len(indexes)) + b"".join(struct.pack(">I", i) for i in indexes)
+    body += struct.pack(">I", len(types))
+    for t in types:
+        body += struct.pack(">I", len(t)) + t.encode()
+    hdr = struct.pack(">IIIHBBII", 1, 0, flags, 0xFFFF, 0, 0, int(time.time()) + 43200, len(body))
+    msg = hdr + body + struct.pack(">I", 0)
+    env = struct.pack(">BBBBIIII", version[0], version[1], 2, 11, 0, rid, 0, len(msg))
+    return env + msg
+
+
+def free_port():
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            t.close()
+            u.close()
+            continue
+        t.close()
+        u.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+def recv_frame(s, timeout=5.0):
+    """One TCP frame (envelope + MessageLength), or None at EOF."""
+    s.settimeout(timeout)
+    buf = b""
+    while len(buf) < 20:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    need = 20 + struct.unpack(">I", buf[16:20])[0]
+    while len(buf) < need:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    if len(buf) > need:
+        s._extra = buf[need:]  # pipelined frames read together
+    return buf[:need]
+
+
+class FrameReader:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def frame(self, timeout=5.0):
+        self.s.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 20:
+                need = 20 + struct.unpack(">I", self.buf[16:20])[0]
+                if len(self.buf) >= need:
+                    f, self.buf = self.buf[:need], self.buf[need:]
+                    return f
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+
+    def eof(self, timeout=5.0):
+        """True when the server closes (after any pending frames)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.buf += d
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+class Node:
+    def __init__(self, tmp, db, extra=(), conf=None, workers=2):
+        self.port = free_port()
+        self.http = free_port()
+        self.log = os.path.join(tmp, "idnoded-%d.log" % self.port)
+        self.pidfile = os.path.join(tmp, "idnoded-%d.pid" % self.port)
+        args = [IDNODED, "--db", db, "--listen", "127.0.0.1:%d" % self.port,
+                "--http", "127.0.0.1:%d" % self.http, "--home", "88.100.1",
+                "--workers", str(workers), "--pidfile", self.pidfile] + list(extra)
+        if conf:
+            args = [IDNODED, "-c", conf] + args[1:]
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("idnoded exited at start:\n" + self.logtext())
+            try:
+                socket.create_connection(("127.0.0.1", self.http), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("idnoded did not start:\n" + self.logtext())
+
+    def logtext(self):
+        if not self.logf.closed:
+            self.logf.flush()
+        with open(self.log) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logf.close()
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def udp(self, msg, timeout=2.0, want=1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.settimeout(timeout)
+            s.sendto(msg, ("127.0.0.1", self.port))
+            out = []
+            for _ in range(want):
+                out.append(s.recv(65536))
+            return out
+        finally:
+            s.close()
+
+    def tcp(self, msg, timeout=5.0):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(msg)
+            return FrameReader(s).frame(timeout)
+
+    def http_conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.http, timeout=5)
+
+    def get(self, path, headers=None):
+        c = self.http_conn()
+        try:
+            c.request("GET", path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            c.close()
+
+
+def good_resolve(node, rid=4242):
+    r = parse_reply(node.tcp(resolve_request("88.100.1/test", rid)))
+    return r["rc"] == 1 and r["rid"] == rid
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+TEST_RECORDS = [
+    {"handle": "88.100.1/test", "values": [
+        {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.org/test"}},
+        {"index": 2, "type": "EMAIL", "data": {"format": "string", "value": "info@example.org"}},
+        {"index": 3, "type": "URL.meta", "data": {"format": "string", "value": "meta"}},
+        {"index": 4, "type": "DESC", "data": {"format": "string", "value": "<script>alert(1)</script> & co"}},
+        {"index": 300, "type": "HS_SECKEY", "data": {"format": "string", "value": "secret"},
+         "permissions": "1100"},
+    ]},
+    {"handle": "88.100.1/sub", "values": [
+        {"index": 1, "type": "URL.doc", "data": {"format": "string", "value": "https://example.org/doc"}},
+    ]},
+    {"handle": "88.100.1/big", "values": [
+        {"index": i, "type": "DESC", "data": {"format": "string", "value": "d" * 400}}
+        for i in range(1, 6)]},
+    {"handle": "88.100.1/secret", "values": [
+        {"index": 300, "type": "HS_SECKEY", "data": {"format": "string", "value": "pw"},
+         "permissions": "1100"}]},
+]
+
+
+def import_data(tmp, db):
+    path = os.path.join(tmp, "data.jsonl")
+    gen = subprocess.run([IDNODE, "gen", "--prefix", "88.100.1", "--count", "200"],
+                         capture_output=True, timeout=60)
+    check(gen.returncode == 0, "idnode gen")
+    with open(path, "wb") as f:
+        f.write(gen.stdout)
+        for rec in TEST_RECORDS:
+            f.write(json.dumps(rec).encode() + b"\n")
+    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
+                         capture_output=True, timeout=120)
+    check(imp.returncode == 0, "idnode import: %s" % imp.stderr.decode(errors="replace"))
+    first = json.loads(gen.stdout.split(b"\n", 1)[0])["handle"]
+    return first
+
+
+# ---- checks -------------------------------------------------------------------------------------
+
+def test_udp(node):
+    for cap in ("java-hdllib-resolve-udp.hex", "java-hdllib-HDLTrace-stock-udp.hex"):
+        req = load_hex(cap)
+        rid = struct.unpack(">I", req[8:12])[0]
+        r = parse_reply(node.udp(req)[0])
+        check(r["rid"] == rid and r["rc"] == 1, "udp %s: answer" % cap)
+        check((r["major"], r["minor"]) <= (2, 11), "udp version")
+        check(r["exp"] > time.time(), "udp expiration in the future")
+        check([v[0] for v in r["values"]] == [1, 2, 3, 4], "udp values (HS_SECKEY withheld): %s"
+              % r.get("values"))
+    # an answer over 512 bytes arrives as <= 512-byte fragments (TC set), reassembled here
+    req = resolve_request("88.100.1/big", 777)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(req, ("127.0.0.1", node.port))
+        first = s.recv(65536)
+        total = struct.unpack(">I", first[16:20])[0]
+        npk = (total + 491) // 492
+        pkts = {struct.unpack(">I", first[12:16])[0]: first}
+        while len(pkts) < npk:
+            p = s.recv(65536)
+            pkts[struct.unpack(">I", p[12:16])[0]] = p
+        check(npk > 1, "big answer fragmented")
+        check(all(len(p) <= 512 for p in pkts.values()), "fragments <= 512 bytes")
+        check(all(p[2] & 0x20 for p in pkts.values()), "TC set on fragments")
+        msg = pkts[0][:20] + b"".join(pkts[k][20:] for k in range(npk))
+        r = parse_reply(msg[:20 + total])
+        check(r["rc"] == 1 and len(r["values"]) == 5, "big answer reassembled")
+    finally:
+        s.close()
+    # multi-packet request: the same resolution split into 2 datagrams, out of order
+    req = resolve_request("88.100.1/test", 778, types=["X" * 300, "Y" * 300])
+    body = req[20:]
+    env = bytearray(req[:20])
+    env[2] |= 0x20
+    p0 = bytes(env[:12]) + struct.pack(">I", 0) + bytes(env[16:20]) + body[:492]
+    p1 = bytes(env[:12]) + struct.pack(">I", 1) + bytes(env[16:20]) + body[492:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(p1, ("127.0.0.1", node.port))
+        s.sendto(p0, ("127.0.0.1", node.port))
+        r = parse_reply(s.recv(65536))
+        check(r["rid"] == 778 and r["rc"] == 200, "multi-packet request reassembled (rc %d)"
+              % r["rc"])
+    finally:
+        s.close()
+
+
+def test_tcp(node):
+    for cap in ("java-hdllib-resolve-tcp.hex", "idpointer-sdk-resolve-tcp.hex",
+                "java-hdllib-resolve-typed-tcp.hex"):
+        req = load_hex(cap)
+        r = parse_reply(node.tcp(req))
+        check(r["rc"] == 1 and r["rid"] == struct.unpack(">I", req[8:12])[0], "tcp " + cap)
+    r = parse_reply(node.tcp(load_hex("java-hdllib-resolve-typed-tcp.hex")))
+    check([v[0] for v in r["values"]] == [1, 2], "typed capture filters")
+    r = parse_reply(node.tcp(load_hex("java-hdllib-siteinfo-tcp.hex")))
+    check(r["rc"] == 1 and r["op"] == 2 and len(r["body"]) > 30, "siteinfo over tcp")
+    # pipelining: 3 requests in one write, 3 answers in order, connection kept open
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        fr = FrameReader(s)
+        reqs = [resolve_request("88.100.1/test", 1001), resolve_request("88.100.1/nope", 1002),
+                load_hex("java-hdllib-siteinfo-tcp.hex")]
+        s.sendall(b"".join(reqs))
+        a = [parse_reply(fr.frame()) for _ in range(3)]
+        check([x["rid"] for x in a] == [1001, 1002, struct.unpack(">I", reqs[2][8:12])[0]],
+              "pipelined answers in order")
+        check([x["rc"] for x in a] == [1, 100, 1], "pipelined rcodes")
+        # the same connection serves later requests (IDIS heartbeat: handle "0")
+        s.sendall(resolve_request("0", 1003, version=(2, 10)))
+        r = parse_reply(fr.frame())
+        check(r["rid"] == 1003 and r["rc"] != 0, "heartbeat '0' answered on a kept connection")
+    # half-close after the request: answer, then the server closes
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        s.sendall(resolve_request("88.100.1/test", 1004))
+        s.shutdown(socket.SHUT_WR)
+        fr = FrameReader(s)
+        r = parse_reply(fr.frame())
+        check(r["rid"] == 1004 and r["rc"] == 1, "half-close: answered")
+        check(fr.eof(3), "half-close: server closes after the answer")
+    # idle timeout (configured 1000 ms)
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        t0 = time.time()
+        closed = FrameReader(s).eof(4)
+        check(closed and 0.5 < time.time() - t0 < 3.5, "idle connection closed after ~1 s")
+
+
+def test_http(node):
+    req = http_body(load_hex("java-hdllib-resolve-hdlhttp.hex"))
+    for body in (req, b"\r\n" + req, b"\n" + req):
+        c = node.http_conn()
+        try:
+            c.request("POST", "/88.100.1%2Ftest", body=body,
+                      headers={"Content-Type": "application/x-hdl-message",
+                               "Accept": "application/x-hdl-message"})
+            resp = c.getresponse()
+            data = resp.read()
+            check(resp.status == 200, "tunnel status")
+            check(resp.getheader("Content-Type") == "application/x-hdl-message", "tunnel type")
+            check(resp.getheader("Content-Length") == str(len(data)), "tunnel Content-Length")
+            check(resp.getheader("Transfer-Encoding") is None, "tunnel not chunked")
+            r = parse_reply(data)
+            check(r["rc"] == 1 and r["rid"] == struct.unpack(">I", req[8:12])[0], "tunnel reply")
+        finally:
+            c.close()
+    # garbage through the tunnel
+    c = node.http_conn()
+    try:
+        c.request("POST", "/x", body=b"junk", headers={"Content-Type": "application/x-hdl-message"})
+        resp = c.getresponse()
+        resp.read()
+        check(resp.status == 400, "tunnel garbage -> 400")
+    finally:
+        c.close()
+
+
+def test_rest(node, gen_handle):
+    st, h, body = node.get("/api/handles/88.100.1/test")
+    j = json.loads(body)
+    check(st == 200 and j["responseCode"] == 1 and j["handle"] == "88.100.1/test", "REST 200")
+    check(h.get("content-type", "").startswith("application/json"), "REST content type")
+    check(h.get("access-control-allow-origin") == "*", "REST CORS")
+    check([v["index"] for v in j["values"]] == [1, 2, 3, 4], "REST values: %s" % j.get("values"))
+    check(j["values"][0]["data"] == {"format": "string", "value": "https://example.org/test"},
+          "REST value data")
+    st, _, body = node.get("/api/handles/88.100.1/test?type=URL&type=EMAIL")
+    check([v["index"] for v in json.loads(body)["values"]] == [1, 2], "REST type filter")
+    st, _, body = node.get("/api/handles/88.100.1/test?type=URL.")
+    check([v["index"] for v in json.loads(body)["values"]] == [1, 3], "REST subtype filter")
+    st, _, body = node.get("/api/handles/88.100.1/test?index=4&index=2&pretty")
+    check([v["index"] for v in json.loads(body)["values"]] == [2, 4] and b"\n" in body,
+          "REST index filter, pretty")
+    st, _, body = node.get("/api/handles/88.100.1/test?type=NOPE")
+    j = json.loads(body)
+    check(st == 200 and j["responseCode"] == 200 and j["values"] == [], "REST 200 values []")
+    st, _, body = node.get("/api/handles/88.100.1/nope")
+    j = json.loads(body)
+    check(st == 404 and j["responseCode"] == 100 and j["handle"] == "88.100.1/nope", "REST 404")
+    st, _, body = node.get("/api/handles/77.1/x")
+    check(st == 400 and json.loads(body)["responseCode"] == 301, "REST 301 -> 400")
+    st, _, body = node.get("/api/handles/" + gen_handle.replace("/", "%2F"))
+    check(st == 200 and json.loads(body)["handle"] == gen_handle, "REST imported record")
+    st, _, body = node.get("/api/handles/88.100.1/test?index=x")
+    check(st == 400 and json.loads(body)["responseCode"] == 4, "REST bad index -> 400")
+    st, _, body = node.get("/api/other")
+    check(st == 405 and "responseCode" in json.loads(body), "other /api -> 405 JSON")
+    st, _, body = node.get("/api/site")
+    j = json.loads(body)
+    check(st == 200 and j["site"]["servers"][0]["interfaces"][0]["port"] == node.port,
+          "REST site")
+    st, _, body = node.get("/api/handles/0.NA/88.100.1")
+    check(st == 200 and json.loads(body)["values"][0]["type"] == "HS_SITE", "prefix handle")
+
+
+def test_proxy(node):
+    st, h, _ = node.get("/88.100.1/test")
+    check(st == 302 and h.get("location") == "https://example.org/test", "proxy 302 to URL")
+    st, h, _ = node.get("/88.100.1/sub")
+    check(st == 302 and h.get("location") == "https://example.org/doc", "proxy 302 to URL.*")
+    st, h, body = node.get("/88.100.1/test?noredirect")
+    check(st == 200 and "location" not in h and b"https://example.org/test" in body,
+          "proxy noredirect page")
+    check(b"<script>" not in body and b"&lt;script&gt;" in body and b"&amp; co" in body,
+          "proxy page escapes HTML")
+    st, _, _ = node.get("/88.100.1/nope")
+    check(st == 404, "proxy not found")
+
+
+def test_client_cli(node):
+    for mode, port in (("--udp", node.port), ("--tcp", node.port), ("--http", node.http)):
+        p = subprocess.run([IDNODE, "resolve", "-s", "127.0.0.1:%d" % port, mode, "88.100.1/test"],
+                           capture_output=True, timeout=30)
+        check(p.returncode == 0 and b"https://example.org/test" in p.stdout,
+              "idnode resolve %s: rc %d %s" % (mode, p.returncode, p.stderr[-200:]))
+    p = subprocess.run([IDNODE, "resolve", "-s", "127.0.0.1:%d" % node.port, "--udp",
+                        "88.100.1/big"], capture_output=True, timeout=30)
+    check(p.returncode == 0 and p.stdout.count(b"DESC") == 5, "idnode resolve big over UDP")
+
+
+def test_bad_input(node):
+    valid = [load_hex("java-hdllib-resolve-tcp.hex"), load_hex("java-hdllib-siteinfo-tcp.hex")]
+    # every truncation over TCP: an answer (protocol error) or a close, never a hang
+    for req in valid:
+        for cut in range(len(req)):
+            with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+                s.sendall(req[:cut])
+                s.shutdown(socket.SHUT_WR)
+                fr = FrameReader(s)
+                check(fr.eof(3), "tcp truncation %d closed" % cut)
+                if fr.buf:
+                    check(parse_reply(fr.buf)["rc"] == 4, "tcp truncation %d: protocol error" % cut)
+    # every truncation over UDP: a reply (protocol error) or a drop
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.05)
+    try:
+        for req in valid:
+            for cut in range(len(req)):
+                s.sendto(req[:cut], ("127.0.0.1", node.port))
+                try:
+                    r = parse_reply(s.recv(65536))
+                    check(r["rc"] == 4 and cut >= 20, "udp truncation %d: protocol error" % cut)
+                except socket.timeout:
+                    pass
+    finally:
+        s.close()
+    check(good_resolve(node), "answers after truncations")
+    # garbage over UDP and TCP
+    rnd = random.Random(7)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(300):
+            n = rnd.randrange(0, 600)
+            g = bytes(rnd.randrange(256) for _ in range(n))
+            if n > 2 and rnd.random() < 0.5:
+                g = b"\x02\x0b" + g[2:]
+            s.sendto(g, ("127.0.0.1", node.port))
+    finally:
+        s.close()
+    for _ in range(20):
+        n = rnd.randrange(1, 300)
+        g = bytes(rnd.randrange(256) for _ in range(n))
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+            c.sendall(g)
+            c.shutdown(socket.SHUT_WR)
+            check(FrameReader(c).eof(3), "tcp garbage closed")
+    check(good_resolve(node), "answers after garbage")
+    # an oversized length field: protocol error before the body, then close
+    big = bytearray(valid[0])
+    big[16:20] = struct.pack(">I", 0x7FFFFFF0)
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+        c.sendall(bytes(big[:20]))
+        fr = FrameReader(c)
+        f = fr.frame(3)
+        check(f is not None and parse_reply(f)["rc"] == 4, "oversized frame: protocol error")
+        check(fr.eof(3), "oversized frame: closed")
+    big[16:20] = struct.pack(">I", 200000)  # over max_message_len 65536 from the config
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+        c.sendall(bytes(big[:20]))
+        fr = FrameReader(c)
+        f = fr.frame(3)
+        check(f is not None and "length" in parse_reply(f)["message"], "over max_message_len")
+    r = parse_reply(node.udp(bytes(big))[0])
+    check(r["rc"] == 4, "udp oversized length: protocol error")
+    # a slow-drip client (one byte every 100 ms) while good clients are answered promptly
+    drip_req = load_hex("java-hdllib-siteinfo-tcp.hex")
+    result = {}
+
+    def drip():
+        try:
+            with socket.create_connection(("127.0.0.1", node.port), timeout=10) as c:
+                for i in range(len(drip_req)):
+                    c.sendall(drip_req[i:i + 1])
+                    time.sleep(0.1)
+                result["reply"] = parse_reply(FrameReader(c).frame(5))
+        except Exception as e:  # noqa: BLE001 - reported below
+            result["error"] = repr(e)
+
+    t = threading.Thread(target=drip)
+    t.start()
+    lat = []
+    deadline = time.time() + 2.0
+    while time.time() < deadline:
+        t0 = time.time()
+        ok = good_resolve(node, 5000 + len(lat))
+        lat.append(time.time() - t0)
+        check(ok, "good client during slow drip")
+        time.sleep(0.05)
+    t.join(15)
+    check(not t.is_alive(), "slow drip finished")
+    check(max(lat) < 0.5, "good client latency during slow drip: max %.3f s" % max(lat))
+    check(result.get("reply", {}).get("rc") == 1, "slow-drip client answered: %s" % result)
+    check(node.alive(), "node alive after the bad-input suite")
+
+
+def test_config_check(tmp):
+    good = os.path.join(tmp, "good.conf")
+    with open(good, "w") as f:
+        f.write("listen = 127.0.0.1:2641\nworkers = 2\n")
+    p = subprocess.run([IDNODED, "-t", "-c", good], capture_output=True, timeout=10)
+    check(p.returncode == 0, "-t good config")
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("listen = 127.0.0.1:2641\n\nmax_values = 0\n")
+    p = subprocess.run([IDNODED, "-t", "-c", bad], capture_output=True, timeout=10)
+    check(p.returncode == 1 and (bad + ":3: max_values:").encode() in p.stderr,
+          "-t bad config: %s" % p.stderr)
+    p = subprocess.run([IDNODED, "-t", "--listen", "nonsense"], capture_output=True, timeout=10)
+    check(p.returncode == 1 and b"--listen" in p.stderr, "-t bad --listen")
+    p = subprocess.run([IDNODED, "-t", "-c", sample()], capture_output=True, timeout=10)
+    check(p.returncode == 0, "-t on the sample config")
+
+
+def sample():
+    return os.path.join(SRC, "deploy", "idnode.conf.sample")
+
+
+def test_reload(node, conf):
+    with open(conf, "a") as f:
+        f.write("log_level = debug\nsite_serial = 5\n")
+    os.kill(node.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 5
+    while time.time() < deadline and "configuration reloaded" not in node.logtext():
+        time.sleep(0.05)
+    text = node.logtext()
+    check("configuration reloaded" in text, "SIGHUP reload logged")
+    check("need a restart" in text and "site_serial" in text, "reload names restart-only keys")
+    check(good_resolve(node), "answers after reload")
+
+
+def test_ipv6(tmp, db):
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        print("skip: no IPv6 loopback")
+        return
+    p6 = free_port()
+    node = Node(tmp, db, extra=["--listen", "127.0.0.1:%d" % free_port(),
+                                "--listen", "[::1]:%d" % p6], workers=1)
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(resolve_request("88.100.1/test", 606), ("::1", p6))
+        r = parse_reply(s.recv(65536))
+        s.close()
+        check(r["rc"] == 1 and r["rid"] == 606, "IPv6 UDP")
+        with socket.create_connection(("::1", p6), timeout=5) as c:
+            c.sendall(resolve_request("88.100.1/test", 607))
+            r = parse_reply(FrameReader(c).frame())
+            check(r["rc"] == 1 and r["rid"] == 607, "IPv6 TCP")
+    finally:
+        check(node.stop() == 0, "IPv6 node exit 0")
+
+
+def test_sigterm_in_flight(tmp, db):
+    node = Node(tmp, db, workers=2)
+    stop = threading.Event()
+    errors = []
+    counts = [0]
+
+    def hammer(kind):
+        while not stop.is_set():
+            try:
+                if kind == "tcp":
+                    with socket.create_connection(("127.0.0.1", node.port), timeout=2) as c:
+                        c.sendall(b"".join(resolve_request("88.100.1/test", i) for i in range(20)))
+                        fr = FrameReader(c)
+                        for _ in range(20):
+                            if fr.frame(2) is None:
+                                break
+                            counts[0] += 1
+                else:
+                    node.udp(resolve_request("88.100.1/test", 9), timeout=0.5)
+                    counts[0] += 1
+            except OSError:
+                pass  # refused / reset once the node is gone
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in ("tcp", "tcp", "udp")]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        t0 = time.time()
+        rc = node.stop(signal.SIGTERM, timeout=15)
+        check(rc == 0, "SIGTERM with requests in flight: exit %s\n%s" % (rc, node.logtext()[-2000:]))
+        check(time.time() - t0 < 8, "shutdown bounded")
+        check(counts[0] > 0, "requests were answered before shutdown")
+        check(not os.path.exists(node.pidfile), "pidfile removed")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        if node.proc.poll() is None:
+            node.proc.kill()
+    check(not errors, "hammer errors: %s" % errors[:3])
+
+
+def main():
+    for p in (IDNODED, IDNODE):
+        if not os.access(p, os.X_OK):
+            print("skip: %s not built" % p)
+            return 77
+    tmp = tempfile.mkdtemp(prefix="idnode-test-node-")
+    nodes = []
+    try:
+        db = os.path.join(tmp, "db")
+        gen_handle = import_data(tmp, db)
+        test_config_check(tmp)
+        conf = os.path.join(tmp, "node.conf")
+        with open(conf, "w") as f:
+            f.write("# test node\ntcp_idle_timeout_ms = 1000\nmax_message_len = 65536\n")
+        node = Node(tmp, db, conf=conf, workers=2)
+        nodes.append(node)
+        check(open(node.pidfile).read().strip() == str(node.proc.pid), "pidfile")
+        test_udp(node)
+        test_tcp(node)
+        test_http(node)
+        test_rest(node, gen_handle)
+        test_proxy(node)
+        test_client_cli(node)
+        test_bad_input(node)
+        test_reload(node, conf)
+        rc = node.stop()
+        check(rc == 0, "clean exit after SIGTERM (rc %s)" % rc)
+        nodes.remove(node)
+        test_ipv6(tmp, db)
+        test_sigterm_in_flight(tmp, db)
+    finally:
+        for n in nodes:
+            if n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait(5)
+            if FAILS:
+                print("---- idnoded log (tail) ----\n" + n.logtext()[-4000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("test_node: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
