@@ -407,12 +407,15 @@ public final class HdlInteropCheck {
 			prepare(req);
 			HandleValue[] vals = expectValues(send(req, proto, server)).getHandleValues();
 			boolean hasSite = false;
-			for (HandleValue v : vals)
+			List<String> seen = new ArrayList<>();
+			for (HandleValue v : vals) {
+				seen.add(v.getIndex() + ":" + v.getTypeAsString());
 				if (v.getTypeAsString().startsWith("HS_SITE") || v.getTypeAsString().startsWith("HS_SERV"))
 					hasSite = true;
+			}
 			if (!hasSite)
-				throw new IllegalStateException(prefix + ": no HS_SITE / HS_SERV value among "
-				                                + vals.length);
+				throw new IllegalStateException(prefix + ": no HS_SITE / HS_SERV value among " + seen
+				                                + " (a client cannot locate the prefix's service)");
 			pass(name, prefix + " -> " + vals.length + " value(s)");
 			printValues(vals);
 		} catch (Throwable t) {

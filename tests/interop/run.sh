@@ -10,6 +10,8 @@
 #   HNET_CLASSPATH=... tests/interop/run.sh daemon BUILD_DIR [SEED.jsonl] [HANDLE]
 #       imports SEED (default seeds/demo.jsonl, else `idnode gen` data) into a fresh LMDB directory with BUILD_DIR/idnode,
 #       starts BUILD_DIR/idnoded on free loopback ports, runs `net` against it, stops it by PID.
+#       HANDLE defaults to the first ordinary record of SEED; the homed prefix is its prefix
+#       (override with HDL_INTEROP_HOME).
 #
 # Exit status: that of HdlInteropCheck (0 all passed, 1 a check failed, 2 usage); 0 with
 # "skipped: HNET_CLASSPATH not set" when no library is configured.
@@ -68,10 +70,14 @@ fi
 [ -r "$seed" ] || { echo "run.sh: no seed file $seed" >&2; exit 2; }
 if [ -z "$handle" ]; then
 	# first record of the seed file: its "handle" member
+	# the first record that is not a prefix record (0.NA/...) nor the admin handle
 	handle=$(python3 -c 'import json,sys
 for line in open(sys.argv[1], encoding="utf-8"):
-    if line.strip():
-        print(json.loads(line)["handle"])
+    if not line.strip():
+        continue
+    h = json.loads(line)["handle"]
+    if "/" in h and not h.upper().startswith("0.NA/") and not h.upper().endswith("/ADMIN"):
+        print(h)
         break' "$seed")
 fi
 [ -n "$handle" ] || { echo "run.sh: no handle given and none found in $seed" >&2; exit 2; }
