@@ -576,9 +576,10 @@ static void test_dns(void **state)
 	assert_int_equal(bk_tmpl_init(&t, BK_DNS, NULL, 0, NULL), 0);
 	uint8_t q[300];
 	size_t ql = bk_build(&t, "k42.bench", 9, 0xBEEF, q, sizeof(q));
-	static const uint8_t want[] = {0xBE, 0xEF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+	static const uint8_t want[] = {0xBE, 0xEF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, /* 1 additional */
 	                               3, 'k', '4', '2', 5, 'b', 'e', 'n', 'c', 'h', 0,
-	                               0, 16, 0, 1};
+	                               0, 16, 0, 1,                         /* TXT IN */
+	                               0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0}; /* OPT 4096 */
 	assert_int_equal(ql, sizeof(want));
 	assert_memory_equal(q, want, ql);
 	bk_reply_t r;

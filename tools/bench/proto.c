@@ -139,7 +139,7 @@ static size_t urlenc(const char *s, size_t n, char *out, size_t cap)
 
 static size_t build_dns(const char *key, size_t klen, uint16_t id, uint8_t *out, size_t cap)
 {
-	if (cap < 12 + klen + 2 + 4)
+	if (cap < 12 + klen + 2 + 4 + 11)
 		return 0;
 	memset(out, 0, 12);
 	out[0] = (uint8_t)(id >> 8);
@@ -157,14 +157,19 @@ static size_t build_dns(const char *key, size_t klen, uint16_t id, uint8_t *out,
 		o += ll;
 		ls = le + 1;
 	}
-	if (o + 1 + 4 > 255 + 12)
+	if (o + 1 + 4 > 255 + 12 || o + 5 + 11 > cap)
 		return 0;
 	out[o++] = 0;
 	out[o++] = 0;
 	out[o++] = 16; /* TXT */
 	out[o++] = 0;
 	out[o++] = 1; /* IN */
-	return o;
+	/* EDNS(0) OPT, 4096-byte UDP payload, so answers the size of a Handle record are not
+	 * truncated to 512 bytes */
+	static const uint8_t opt[11] = {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};
+	memcpy(out + o, opt, sizeof(opt));
+	out[11] = 1; /* ARCOUNT */
+	return o + sizeof(opt);
 }
 
 size_t bk_build(const bk_tmpl_t *t, const char *key, size_t klen, uint32_t id, uint8_t *out,

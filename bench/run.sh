@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# bench/run.sh — the idnode benchmark suite: idnoded beside Knot DNS, a recvmmsg/sendmmsg UDP
+# echo server and nginx on the same box, in the same run, with the same pinning. See
+# bench/README.md.
+#
+#   bench/run.sh [--smoke] [--full] [--runs N] [-d SECONDS] [--warmup S] [--count N]
+#                [--build DIR] [--append | --no-append] [--out FILE] [--keep]
+#
+# --smoke : ~1 s per cell, 1000 identifiers, one run; exits non-zero when any cell fails to
+#           produce a parsable report. Knot / nginx cells are skipped when the binaries are absent.
+# --full  : also B4 with 10,000,000 identifiers.
+# Every process this script starts is stopped by PID on exit. Loopback only.
+set -uo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${HDL_BUILD_DIR:-$SRC/build}
+SMOKE=0 FULL=0 RUNS=3 DUR=10 WARM=2 COUNT=1000000 APPEND=auto KEEP=0
+OUT=$SRC/docs/benchmarks.md
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--smoke) SMOKE=1 ;;
+	--full) FULL=1 ;;
+	--runs) RUNS=$2; shift ;;
+	-d) DUR=$2; shift ;;
+	--warmup) WARM=$2; shift ;;
+	--count) COUNT=$2; shift ;;
+	--build) BUILD=$2; shift ;;
+	--append) APPEND=1 ;;
+	--no-append) APPEND=0 ;;
+	--out) OUT=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h|--help) sed -n '3,16p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ "$SMOKE" = 1 ]; then
+	RUNS=1 DUR=1 WARM=0.2 COUNT=1000 FULL=0
+	[ "$APPEND" = auto ] && APPEND=0
+fi
+[ "$APPEND" = auto ] && APPEND=1
+
+BENCH=$BUILD/idnode-bench
+IDNODED=$BUILD/idnoded
+IDNODE=$BUILD/idnode
+ECHO=$BUILD/udp_echo
+for b in "$BENCH" "$IDNODED" "$IDNODE" "$ECHO"; do
+	if [ ! -x "$b" ]; then
+		echo "run.sh: $b is missing (build first: cmake -S . -B build && cmake --build build)" >&2
+		exit 3
+	fi
+done
+KNOTD=$(command -v knotd || true)
+NGINX=$(command -v nginx || true)
+
+if [ "$(nproc)" -ge 2 ]; then
+	SRV_CPU=${BENCH_SERVER_CPU:-0} GEN_CPU=${BENCH_GEN_CPU:-1}
+else
+	SRV_CPU=0 GEN_CPU=0
+fi
+
+TMP=$(mktemp -d /tmp/idnode-bench.XXXXXX)
+RES=$TMP/results
+mkdir -p "$RES"
+PIDS=()
+FAILED=0
+EXPECTED=()
+NOTES=()
+
+log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		stop_pid "$p"
+	done
+	if [ "$KEEP" = 1 ]; then
+		log "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD... : run CMD pinned to the server CPU in the background; sets PID_NAME
+start() {
+	local name=$1
+	shift
+	taskset -c "$SRV_CPU" "$@" >"$TMP/$name.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	printf -v "PID_$name" '%s' "$pid"
+	log "started $name (pid $pid): $*"
+}
+
+remove_pid() {
+	local p keep=()
+	for p in "${PIDS[@]}"; do
+		[ "$p" != "$1" ] && keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# a port free for both TCP and UDP on 127.0.0.1
+free_port() {
+	python3 - <<'PY'
+import socket
+for _ in range(200):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close()
+        continue
+    u.close()
+    t.close()
+    print(port)
+    break
+PY
+}
+
+# wait_ready PID SECONDS BENCH-ARGS... : until one request gets an answer
+wait_ready() {
+	local pid=$1 secs=$2 i
+	shift 2
+	for i in $(seq 1 $((secs * 5))); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			return 1
+		fi
+		if "$BENCH" "$@" -n 1 -d 1 --timeout 300 >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# cell BENCH SERVER RUN PID BENCH-ARGS... : one measured run, JSON into $RES
+cell() {
+	local bench=$1 server=$2 run=$3 pid=$4
+	shift 4
+	local out=$RES/$bench.$server.$run.json
+	taskset -c "$GEN_CPU" "$BENCH" "$@" -d "$DUR" --warmup "$WARM" -P "$pid" --json >"$out" 2>"$TMP/$bench.$server.$run.err"
+	local rc=$?
+	if ! python3 -m json.tool "$out" >/dev/null 2>&1; then
+		log "FAIL $bench/$server run $run: no parsable report (rc $rc): $(head -c 300 "$TMP/$bench.$server.$run.err")"
+		rm -f "$out"
+		FAILED=1
+		return 1
+	fi
+	local line
+	line=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d.get("server") or {}; print("completed %d lost %d  %.0f/s  %.0f replies/CPU-s  p99 %.0f us" % (d["completed"], d["lost"], d["achieved_rate"], s.get("replies_per_cpu_s",0), d["latency_us"]["p99"]))' "$out")
+	log "$bench/$server run $run: $line"
+	if [ "$rc" != 0 ]; then
+		log "FAIL $bench/$server run $run: idnode-bench exit $rc (no replies)"
+		FAILED=1
+	fi
+	return 0
+}
+
+expect() { EXPECTED+=("$1"); }
+
+json_list() {
+	local first=1 x
+	printf '['
+	for x in "$@"; do
+		[ $first = 1 ] || printf ','
+		first=0
+		python3 -c 'import json,sys; print(json.dumps(sys.argv[1]), end="")' "$x"
+	done
+	printf ']'
+}
+
+now_s() { date +%s.%N; }
+
+# ---- data -------------------------------------------------------------------------------
+PREFIX=88.100.1
+DB=$TMP/db
+log "generating $COUNT identifiers"
+"$IDNODE" gen --prefix $PREFIX --count "$COUNT" >"$TMP/data.jsonl" || { log "idnode gen failed"; exit 3; }
+"$IDNODE" gen --prefix $PREFIX --count "$COUNT" --keys-only >"$TMP/keys.txt" 2>/dev/null \
+	|| cp "$TMP/data.jsonl" "$TMP/keys.txt"
+mkdir -p "$DB"
+t0=$(now_s)
+"$IDNODE" import --db "$DB" "$TMP/data.jsonl" >"$TMP/import.log" 2>&1 || { log "idnode import failed: $(tail -3 "$TMP/import.log")"; exit 3; }
+t1=$(now_s)
+IMPORT_RATE=$(python3 -c "print('%.1f' % ($COUNT / max(1e-9, $t1 - $t0)))")
+log "import: $COUNT records in $(python3 -c "print('%.2f' % ($t1 - $t0))") s = $IMPORT_RATE records/s"
+
+# ---- servers ----------------------------------------------------------------------------
+P_NODE=$(free_port)
+H_NODE=$(free_port)
+start idnoded "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1
+KEYS=(-f "$TMP/keys.txt")
+if ! wait_ready "$PID_idnoded" 60 -s "127.0.0.1:$P_NODE" "${KEYS[@]}"; then
+	log "idnoded did not answer: $(tail -5 "$TMP/idnoded.log")"
+	exit 3
+fi
+# reply size, for a Knot zone with TXT records of similar size
+PROBE=$("$BENCH" -s "127.0.0.1:$P_NODE" "${KEYS[@]}" -n 500 -d 2 --json 2>/dev/null)
+REPLY_B=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(int(d["reply_bytes"]/max(1,d["completed"])))' "$PROBE" 2>/dev/null || echo 300)
+log "idnoded answers on udp/tcp $P_NODE, http $H_NODE; average UDP reply $REPLY_B bytes"
+
+P_ECHO=$(free_port)
+start echo "$ECHO" "127.0.0.1:$P_ECHO"
+wait_ready "$PID_echo" 10 -s "127.0.0.1:$P_ECHO" --echo-ok --pattern "$PREFIX/%s" --range 1-10 || { log "udp_echo did not start"; exit 3; }
+
+HAVE_KNOT=0
+if [ -n "$KNOTD" ]; then
+	P_KNOT=$(free_port)
+	K=$TMP/knot
+	mkdir -p "$K"
+	# DNS reply = 12 header + question (~10 name + 4) + answer (2 + 10 + rdata) + OPT 11:
+	# size the TXT rdata so the reply matches REPLY_B
+	RDLEN=$((REPLY_B - 49))
+	[ "$RDLEN" -lt 20 ] && RDLEN=20
+	python3 - "$K/bench.zone" "$COUNT" "$RDLEN" <<'PY'
+import sys
+path, n, rdlen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "w") as f:
+    f.write("$ORIGIN bench.\n$TTL 3600\n@ SOA ns.bench. admin.bench. 1 3600 900 604800 300\n@ NS ns\nns A 127.0.0.1\n")
+    for i in range(n):
+        # character-strings of up to 255 bytes, each costing one length byte
+        body = ("k%d-" % i) * 60
+        left = rdlen
+        parts = []
+        while left > 1:
+            take = min(255, left - 1)
+            parts.append((body * 5)[:take])
+            left -= take + 1
+        f.write("k%d TXT %s\n" % (i, " ".join('"%s"' % p for p in parts)))
+PY
+	cat >"$K/knot.conf" <<KC
+server:
+    rundir: "$K"
+    listen: 127.0.0.1@$P_KNOT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$K"
+control:
+    listen: "$K/knot.sock"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$K"
+    semantic-checks: off
+zone:
+  - domain: bench
+    file: "$K/bench.zone"
+KC
+	start knot "$KNOTD" -c "$K/knot.conf"
+	if wait_ready "$PID_knot" 600 -s "127.0.0.1:$P_KNOT" --proto dns --pattern 'k%s.bench' --range 0-0; then
+		HAVE_KNOT=1
+	else
+		log "knotd did not answer: $(tail -5 "$TMP/knot.log")"
+		FAILED=1
+	fi
+else
+	NOTES+=("knotd not installed: Knot DNS cells skipped")
+fi
+
+HAVE_NGINX=0
+if [ -n "$NGINX" ]; then
+	P_NGX=$(free_port)
+	N=$TMP/nginx
+	mkdir -p "$N/www" "$N/tmp" "$N/logs"
+	FIRST_KEY=$(grep -v '^#' "$TMP/keys.txt" | head -1 | python3 -c 'import sys,json; l=sys.stdin.read().strip(); print(json.loads(l)["handle"] if l.startswith("{") else l)')
+	curl -s -m 5 "http://127.0.0.1:$H_NODE/api/handles/$FIRST_KEY" >"$N/www/h.json" 2>/dev/null
+	if ! python3 -m json.tool "$N/www/h.json" >/dev/null 2>&1; then
+		NOTES+=("nginx served a synthetic JSON body (idnoded's REST answer for $FIRST_KEY did not parse)")
+		printf '{"responseCode":1,"handle":"%s","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://id.example.com/p/x"},"ttl":86400,"timestamp":"2024-05-01T00:00:00Z"}]}' "$FIRST_KEY" >"$N/www/h.json"
+	fi
+	cat >"$N/nginx.conf" <<NC
+worker_processes 1;
+master_process off;
+daemon off;
+pid $N/nginx.pid;
+error_log $N/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    open_file_cache max=64 inactive=300s;
+    client_body_temp_path $N/tmp/body;
+    proxy_temp_path $N/tmp/proxy;
+    fastcgi_temp_path $N/tmp/fastcgi;
+    uwsgi_temp_path $N/tmp/uwsgi;
+    scgi_temp_path $N/tmp/scgi;
+    server {
+        listen 127.0.0.1:$P_NGX;
+        location /api/handles/ {
+            root $N/www;
+            default_type application/json;
+            try_files /h.json =404;
+        }
+    }
+}
+NC
+	start nginx "$NGINX" -p "$N" -c "$N/nginx.conf" -e "$N/logs/error.log"
+	if wait_ready "$PID_nginx" 20 -s "127.0.0.1:$P_NGX" --proto rest "${KEYS[@]}"; then
+		HAVE_NGINX=1
+	else
+		log "nginx did not answer: $(tail -5 "$TMP/nginx.log")"
+		FAILED=1
+	fi
+else
+	NOTES+=("nginx not installed: nginx cells skipped")
+fi
+
+# ---- cells ------------------------------------------------------------------------------
+NODE=(-s "127.0.0.1:$P_NODE" "${KEYS[@]}")
+KNOTK=(--pattern 'k%s.bench' --range "0-$((COUNT - 1))")
+UDPLOAD=(-c 128)
+for b in b4u.idnoded b4z.idnoded b4u.echo b2.idnoded b3.idnoded http.idnoded; do expect "$b"; done
+[ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
+[ $HAVE_NGINX = 1 ] && expect b3.nginx
+
+for run in $(seq 1 "$RUNS"); do
+	log "---- run $run of $RUNS"
+	cell b4u idnoded "$run" "$PID_idnoded" "${NODE[@]}" "${UDPLOAD[@]}"
+	[ $HAVE_KNOT = 1 ] && cell b4u knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" "${UDPLOAD[@]}"
+	cell b4u echo "$run" "$PID_echo" -s "127.0.0.1:$P_ECHO" --echo-ok "${KEYS[@]}" "${UDPLOAD[@]}"
+	cell b4z idnoded "$run" "$PID_idnoded" "${NODE[@]}" --zipf 1.0 "${UDPLOAD[@]}"
+	[ $HAVE_KNOT = 1 ] && cell b4z knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" --zipf 1.0 "${UDPLOAD[@]}"
+	cell b2 idnoded "$run" "$PID_idnoded" "${NODE[@]}" --proto tcp --conns 16 --depth 16
+	[ $HAVE_KNOT = 1 ] && cell b2 knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns-tcp "${KNOTK[@]}" --conns 16 --depth 16
+	cell b3 idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto rest --conns 64 --depth 1
+	[ $HAVE_NGINX = 1 ] && cell b3 nginx "$run" "$PID_nginx" -s "127.0.0.1:$P_NGX" "${KEYS[@]}" --proto rest --conns 64 --depth 1
+	cell http idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto http --conns 64 --depth 1
+done
+
+# latency at 50 % of the measured maximum (median closed-loop wall rate of B4 uniform), open loop
+LAT_RATE=$(python3 - "$RES" <<'PY'
+import glob, json, statistics, sys
+v = []
+for p in glob.glob(sys.argv[1] + "/b4u.idnoded.*.json"):
+    try:
+        v.append(json.load(open(p))["achieved_rate"])
+    except Exception:
+        pass
+print("%.0f" % (statistics.median(v) / 2) if v else "0")
+PY
+)
+if [ "${LAT_RATE:-0}" -gt 0 ]; then
+	expect lat.idnoded
+	log "latency at 50 % load: $LAT_RATE/s open loop"
+	cell lat idnoded 1 "$PID_idnoded" "${NODE[@]}" --rate "$LAT_RATE" -c 4096
+	[ $HAVE_KNOT = 1 ] && cell lat knot 1 "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" --rate "$LAT_RATE" -c 4000
+else
+	log "FAIL: no B4 figure to size the latency run"
+	FAILED=1
+fi
+
+IMPORT_RATE_10M=None
+if [ "$FULL" = 1 ]; then
+	log "---- 10M identifiers"
+	stop_pid "$PID_idnoded"
+	remove_pid "$PID_idnoded"
+	DB10=$TMP/db10
+	mkdir -p "$DB10"
+	"$IDNODE" gen --prefix $PREFIX --count 10000000 >"$TMP/data10.jsonl"
+	"$IDNODE" gen --prefix $PREFIX --count 10000000 --keys-only >"$TMP/keys10.txt" 2>/dev/null || cp "$TMP/data10.jsonl" "$TMP/keys10.txt"
+	t0=$(now_s)
+	"$IDNODE" import --db "$DB10" "$TMP/data10.jsonl" >"$TMP/import10.log" 2>&1 || { log "import of 10M failed"; FAILED=1; }
+	t1=$(now_s)
+	IMPORT_RATE_10M=$(python3 -c "print('%.1f' % (10000000 / max(1e-9, $t1 - $t0)))")
+	log "import 10M: $IMPORT_RATE_10M records/s"
+	rm -f "$TMP/data10.jsonl"
+	start idnoded10 "$IDNODED" --db "$DB10" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1
+	if wait_ready "$PID_idnoded10" 120 -s "127.0.0.1:$P_NODE" -f "$TMP/keys10.txt"; then
+		expect b4u10m.idnoded
+		expect b4z10m.idnoded
+		for run in $(seq 1 "$RUNS"); do
+			cell b4u10m idnoded "$run" "$PID_idnoded10" -s "127.0.0.1:$P_NODE" -f "$TMP/keys10.txt" "${UDPLOAD[@]}"
+			cell b4z10m idnoded "$run" "$PID_idnoded10" -s "127.0.0.1:$P_NODE" -f "$TMP/keys10.txt" --zipf 1.0 "${UDPLOAD[@]}"
+		done
+	else
+		log "FAIL: idnoded with 10M identifiers did not answer"
+		FAILED=1
+	fi
+fi
+
+# ---- report -----------------------------------------------------------------------------
+COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	COMMIT="$COMMIT+dirty"
+fi
+MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+HYPER=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p' | head -1)
+MEM=$(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')
+MACHINE="$MODEL, $(nproc) CPUs${HYPER:+ ($HYPER guest)}, $MEM"
+DBSIZE=$(du -sk "$DB" 2>/dev/null | cut -f1)
+NOTES+=("LMDB data for $COUNT identifiers: $((DBSIZE / 1024)) MB on disk; average UDP reply $REPLY_B bytes (Knot TXT records sized to match)")
+NOTES+=("import: \`idnode import\` of a pre-generated JSON Lines file, wall time")
+python3 - "$RES/meta.json" <<PY
+import json, sys
+meta = {
+    "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
+    "commit": "$COMMIT",
+    "machine": """$MACHINE""",
+    "kernel": "$(uname -r)",
+    "server_cpu": "$SRV_CPU",
+    "gen_cpu": "$GEN_CPU",
+    "count": $COUNT,
+    "runs": $RUNS,
+    "duration": $DUR,
+    "warmup": $WARM,
+    "smoke": bool($SMOKE),
+    "import_rate": $IMPORT_RATE,
+    "import_rate_10m": $IMPORT_RATE_10M,
+    "lat_rate": ${LAT_RATE:-0},
+    "expected": $(json_list "${EXPECTED[@]}"),
+    "notes": $(json_list "${NOTES[@]}"),
+}
+json.dump(meta, open(sys.argv[1], "w"), indent=1)
+PY
+TITLE="Suite run"
+[ "$SMOKE" = 1 ] && TITLE="Smoke run"
+[ "$FULL" = 1 ] && TITLE="Full suite run (1M + 10M)"
+if [ "$APPEND" = 1 ]; then
+	python3 "$SRC/bench/summarize.py" "$RES" --title "$TITLE" --append "$OUT" || FAILED=1
+	log "appended to $OUT"
+else
+	python3 "$SRC/bench/summarize.py" "$RES" --title "$TITLE" || FAILED=1
+fi
+if [ -n "${BENCH_RESULTS_COPY:-}" ]; then
+	mkdir -p "$BENCH_RESULTS_COPY" && cp "$RES"/*.json "$BENCH_RESULTS_COPY"/
+fi
+[ "$FAILED" = 0 ] || log "some cells failed"
+exit "$FAILED"

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Summarize bench/run.sh results: medians over runs, ratios to the peers, targets.
+
+usage: summarize.py RESULTS_DIR [--append FILE] [--title TEXT]
+
+RESULTS_DIR holds <bench>.<server>.<run>.json (idnode-bench --json output) and meta.json
+(date, commit, machine, counts, import figures). Prints a Markdown section; with --append it is
+also appended to FILE. Exits 1 when a report is missing or does not parse, 0 otherwise.
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+
+def load(results):
+    runs = {}
+    bad = []
+    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
+        base = os.path.basename(path)
+        if base == "meta.json":
+            continue
+        parts = base[:-5].split(".")
+        if len(parts) != 3:
+            continue
+        bench, server, _run = parts
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            if not isinstance(doc, dict) or "completed" not in doc:
+                raise ValueError("not a report")
+        except (OSError, ValueError) as e:
+            bad.append(f"{base}: {e}")
+            continue
+        runs.setdefault((bench, server), []).append(doc)
+    return runs, bad
+
+
+def per_cpu(d):
+    s = d.get("server") or {}
+    return s.get("replies_per_cpu_s")
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None, None, None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def fmt_k(v):
+    if v is None:
+        return "–"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.0f}"
+
+
+def fmt_range(t):
+    m, lo, hi = t
+    if m is None:
+        return "–"
+    if lo == hi:
+        return fmt_k(m)
+    return f"{fmt_k(m)} [{fmt_k(lo)}–{fmt_k(hi)}]"
+
+
+def stats(runs, key):
+    docs = runs.get(key, [])
+    return {
+        "n": len(docs),
+        "cpu": med([per_cpu(d) for d in docs]),
+        "wall": med([d.get("achieved_rate") for d in docs]),
+        "p50": med([d["latency_us"]["p50"] for d in docs if d.get("latency_us")]),
+        "p99": med([d["latency_us"]["p99"] for d in docs if d.get("latency_us")]),
+        "p999": med([d["latency_us"]["p99.9"] for d in docs if d.get("latency_us")]),
+        "loss": med([100.0 * (d["lost"] + d.get("unsent", 0)) / max(1, d["sent"] + d.get("unsent", 0))
+                     for d in docs]),
+        "rss": med([(d.get("server") or {}).get("rss_anon_kb") for d in docs]),
+        "reply": med([d["reply_bytes"] / d["completed"] for d in docs if d.get("completed")]),
+        "codes": docs[-1].get("rcodes") if docs else {},
+    }
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def verdict(r, target, floor=None, higher=True):
+    if r is None:
+        return "n/a"
+    ok = r >= target if higher else r <= target
+    if ok:
+        return "met"
+    if floor is not None and (r >= floor if higher else r <= floor):
+        return "above floor, below target"
+    return "MISSED"
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    results = args[0]
+    append = None
+    title = None
+    i = 1
+    while i < len(args):
+        if args[i] == "--append" and i + 1 < len(args):
+            append = args[i + 1]
+            i += 2
+        elif args[i] == "--title" and i + 1 < len(args):
+            title = args[i + 1]
+            i += 2
+        else:
+            print(f"summarize.py: unknown argument {args[i]}", file=sys.stderr)
+            return 2
+    meta = {}
+    try:
+        with open(os.path.join(results, "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"summarize.py: meta.json: {e}", file=sys.stderr)
+        return 1
+    runs, bad = load(results)
+    expected = meta.get("expected", [])
+    missing = [k for k in expected if tuple(k.split(".")) not in runs]
+
+    S = {k: stats(runs, k) for k in runs}
+
+    def get(bench, server, field="cpu"):
+        s = S.get((bench, server))
+        return s[field][0] if s else None
+
+    lines = []
+    lines.append(f"### {title or 'Suite run'} — {meta.get('date', '?')}, commit {meta.get('commit', '?')}")
+    lines.append("")
+    lines.append(f"Machine: {meta.get('machine', '?')}; kernel {meta.get('kernel', '?')}. "
+                 f"Server pinned to CPU {meta.get('server_cpu', '?')} (one worker / one UDP worker), "
+                 f"idnode-bench on CPU {meta.get('gen_cpu', '?')}. "
+                 f"{meta.get('count', '?')} identifiers; {meta.get('runs', '?')} run(s) × "
+                 f"{meta.get('duration', '?')} s (+{meta.get('warmup', '?')} s warm-up) per cell; "
+                 f"figures are the median [min–max] over runs. Primary metric: replies per server "
+                 f"CPU-second (utime+stime of all server threads from /proc)."
+                 + (" **Smoke run (tiny data, ~1 s cells): the figures are not meaningful, only the "
+                    "plumbing is.**" if meta.get("smoke") else ""))
+    lines.append("")
+    lines.append("| benchmark | server | replies / server CPU-s | wall replies/s | p50 / p99 µs | loss % | reply B |")
+    lines.append("|---|---|---|---|---|---|---|")
+    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b4u10m", "b4z10m"]
+    names = {
+        "b4u": "B4 UDP resolve, uniform",
+        "b4z": "B4 UDP resolve, Zipf 1.0",
+        "b2": "B2 TCP, pipelined",
+        "b3": "B3 REST GET keep-alive",
+        "http": "HTTP native tunnel, keep-alive",
+        "lat": "UDP at 50 % of max, open loop",
+        "b4u10m": "B4 UDP uniform, 10M ids",
+        "b4z10m": "B4 UDP Zipf, 10M ids",
+    }
+    keys = sorted(S.keys(), key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1] != "idnoded", k[1]))
+    for k in keys:
+        s = S[k]
+        p = "–"
+        if s["p50"][0] is not None:
+            p = f"{s['p50'][0]:.0f} / {s['p99'][0]:.0f}"
+        loss = f"{s['loss'][0]:.3f}" if s["loss"][0] is not None else "–"
+        rb = f"{s['reply'][0]:.0f}" if s["reply"][0] is not None else "–"
+        lines.append(f"| {names.get(k[0], k[0])} | {k[1]} | {fmt_range(s['cpu'])} | {fmt_k(s['wall'][0])} | {p} | {loss} | {rb} |")
+    lines.append("")
+
+    # targets
+    t = []
+    r = ratio(get("b4u", "idnoded"), get("b4u", "knot"))
+    t.append(("B4 UDP vs Knot DNS (uniform)", r, "≥ 1.0× (floor 0.8×)", verdict(r, 1.0, 0.8)))
+    r = ratio(get("b4z", "idnoded"), get("b4z", "knot"))
+    t.append(("B4 UDP vs Knot DNS (Zipf)", r, "≥ 1.0× (floor 0.8×)", verdict(r, 1.0, 0.8)))
+    r = ratio(get("b4u", "idnoded"), get("b4u", "echo"))
+    t.append(("B4 UDP vs UDP echo ceiling", r, "(reference; B1 cache-hit target ≥ 0.70×)", "info"))
+    r = ratio(get("b2", "idnoded"), get("b4u", "idnoded"))
+    t.append(("B2 TCP vs our UDP", r, "≥ 0.65×", verdict(r, 0.65)))
+    r = ratio(get("b2", "idnoded"), get("b2", "knot"))
+    t.append(("B2 TCP vs Knot DNS TCP", r, "(B2 stretch ≥ 1.2×)", "info"))
+    r = ratio(get("b3", "idnoded"), get("b3", "nginx"))
+    t.append(("B3 REST vs nginx", r, "≥ 1.0×", verdict(r, 1.0)))
+    imp = meta.get("import_rate")
+    t.append(("import rate (records/s)", imp, "≥ 100k/s", verdict(imp, 100000.0)))
+    if get("b4u10m", "idnoded") is not None and get("b4u", "idnoded"):
+        # CPU per reply at 10M / at 1M = (replies/CPU-s at 1M) / (replies/CPU-s at 10M)
+        r = ratio(get("b4u", "idnoded"), get("b4u10m", "idnoded"))
+        t.append(("CPU per reply, 10M vs 1M ids", r, "≤ 1.3×", verdict(r, 1.3, higher=False)))
+    if meta.get("import_rate_10m"):
+        t.append(("import rate at 10M (records/s)", meta["import_rate_10m"], "≥ 100k/s",
+                  verdict(meta["import_rate_10m"], 100000.0)))
+    lat = S.get(("lat", "idnoded"))
+    if lat:
+        p99 = lat["p99"][0]
+        t.append((f"UDP p99 at 50 % load ({fmt_k(meta.get('lat_rate'))}/s), µs", p99, "≤ 250 µs",
+                  verdict(p99, 250.0, higher=False)))
+    rss = S.get(("b4u", "idnoded"))
+    if rss and rss["rss"][0] is not None:
+        mb = rss["rss"][0] / 1024.0
+        t.append(("idnoded RSS outside the LMDB map (RssAnon), MB", mb, "≤ 64 MB", verdict(mb, 64.0, higher=False)))
+    lines.append("| target | figure | goal | verdict |")
+    lines.append("|---|---|---|---|")
+    for name, val, goal, v in t:
+        if val is None:
+            fig = "–"
+        elif "rate" in name:
+            fig = fmt_k(val) + "/s"
+        elif "µs" in name or "MB" in name:
+            fig = f"{val:.1f}"
+        else:
+            fig = f"{val:.2f}×"
+        lines.append(f"| {name} | {fig} | {goal} | {v} |")
+    lines.append("")
+    if meta.get("notes"):
+        for n in meta["notes"]:
+            lines.append(f"- {n}")
+        lines.append("")
+    if bad or missing:
+        lines.append("Problems: " + "; ".join(bad + [f"missing {m}" for m in missing]))
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if append:
+        with open(append, "a") as f:
+            f.write("\n" + text)
+    return 1 if (bad or missing) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
