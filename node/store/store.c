@@ -12,7 +12,10 @@
  *    process points into the map while it is remapped.
  *  - One write batch at a time per process (write_mu, taken in store_batch_begin() and released
  *    at commit/abort); LMDB's own writer lock serialises with other processes.
- *  - Lock order: write_mu -> readers_mu -> reader mutexes (try-locked all-or-nothing).
+ *  - Lock order: write_mu -> grow_mu -> readers_mu -> reader mutexes. The remap waits for each
+ *    reader with a timeout (a reader thread could itself wait for write_mu or readers_mu), so a
+ *    misbehaving caller turns into HDL_ESPACE, never into a deadlock. While a remap is pending,
+ *    store_reader_begin() waits on grow_mu, so busy readers cannot starve it.
  *
  * Map growth (MDB_MAP_FULL): the batch keeps an in-memory log of its operations; on MAP_FULL the
  * txn is aborted, the map doubled (bounded by map_size_max) and the log replayed into a new txn.
@@ -21,6 +24,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +41,8 @@
 #define STORE_DEFAULT_MAP_MAX (1ull << 40)
 #define STORE_DEFAULT_READERS 126u
 #define STORE_KEY_MAX 512u /* >= LMDB's 511-byte key limit */
-#define STORE_GROW_TRIES 5000u /* x 1 ms waiting for readers to quiesce */
+#define STORE_GROW_ATTEMPTS 3u /* sweeps over the readers ... */
+#define STORE_GROW_WAIT_S 2    /* ... each waiting at most this long */
 #define STORE_META_NAME_MAX 256u
 
 /* Active reader snapshots held by the calling thread (any store): a thread with one must not
@@ -57,7 +62,8 @@ struct store_reader {
 
 struct store_batch {
 	store_t *s;
-	MDB_txn *txn;
+	MDB_txn *txn;     /**< NULL after a failed regrow while still active */
+	bool active;      /**< between begin and commit/abort (write_mu held) */
 	int err;          /**< sticky hdl_err_t */
 	uint64_t serial;  /**< last txlog serial used in this txn */
 	uint32_t now;     /**< timestamp for txlog records */
@@ -82,6 +88,8 @@ struct store {
 	size_t max_key;
 	pthread_mutex_t write_mu;   /**< one batch at a time */
 	pthread_mutex_t readers_mu; /**< protects the readers list */
+	pthread_mutex_t grow_mu;    /**< held during a remap; new snapshots wait on it */
+	atomic_int growing;         /**< a remap is waiting or running */
 	struct store_reader *readers;
 	struct store_batch batch;   /**< the (single) batch, reused */
 };
@@ -205,6 +213,8 @@ int store_open(const store_opts_t *opts, store_t **out)
 	s->opts.path = s->path_buf;
 	pthread_mutex_init(&s->write_mu, NULL);
 	pthread_mutex_init(&s->readers_mu, NULL);
+	pthread_mutex_init(&s->grow_mu, NULL);
+	atomic_init(&s->growing, 0);
 	hdl_arena_init(&s->batch.arena, NULL, 0, 0);
 	s->batch.s = s;
 
@@ -260,6 +270,7 @@ fail:
 		mdb_env_close(s->env);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_mutex_destroy(&s->readers_mu);
+	pthread_mutex_destroy(&s->grow_mu);
 	free(s->path_buf);
 	free(s);
 	return ret;
@@ -272,7 +283,7 @@ void store_close(store_t *s)
 	/* Readers left open by the caller: free their txns before the env goes. */
 	while (s->readers)
 		store_reader_free(s->readers);
-	if (s->batch.txn)
+	if (s->batch.active)
 		store_batch_abort(&s->batch);
 	if (s->opts.no_sync && !s->opts.read_only)
 		(void)store_err_from_mdb(mdb_env_sync(s->env, 1), "mdb_env_sync");
@@ -282,6 +293,7 @@ void store_close(store_t *s)
 	hdl_arena_free(&s->batch.arena);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_mutex_destroy(&s->readers_mu);
+	pthread_mutex_destroy(&s->grow_mu);
 	free(s->path_buf);
 	free(s);
 }
@@ -304,7 +316,8 @@ uint64_t store_map_size(store_t *s)
 /**
  * Remap the environment to \p size bytes (0 = adopt the size another process set).
  * The caller holds write_mu and has no write txn open. Every reader of this process must be
- * between requests: their mutexes are try-locked all-or-nothing, retrying for a few seconds.
+ * between requests: their mutexes are taken in list order, each wait bounded; a sweep that times
+ * out releases everything and is retried a few times before giving up with HDL_ESPACE.
  */
 static int map_resize(store_t *s, uint64_t size)
 {
@@ -313,12 +326,16 @@ static int map_resize(store_t *s, uint64_t size)
 		return HDL_ESPACE;
 	}
 	int ret = HDL_ESPACE;
-	for (unsigned tries = 0; tries < STORE_GROW_TRIES; tries++) {
+	atomic_store(&s->growing, 1);
+	pthread_mutex_lock(&s->grow_mu);
+	for (unsigned attempt = 0; attempt < STORE_GROW_ATTEMPTS; attempt++) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += STORE_GROW_WAIT_S;
 		pthread_mutex_lock(&s->readers_mu);
-		struct store_reader *r = s->readers;
 		struct store_reader *busy = NULL;
-		for (; r; r = r->next) {
-			if (pthread_mutex_trylock(&r->mu) != 0) {
+		for (struct store_reader *r = s->readers; r; r = r->next) {
+			if (pthread_mutex_timedlock(&r->mu, &deadline) != 0) {
 				busy = r;
 				break;
 			}
@@ -335,12 +352,12 @@ static int map_resize(store_t *s, uint64_t size)
 			pthread_mutex_unlock(&u->mu);
 		pthread_mutex_unlock(&s->readers_mu);
 		if (busy == NULL)
-			return ret;
-		struct timespec ts = {0, 1000000};
-		nanosleep(&ts, NULL);
+			break;
+		fprintf(stderr, "store: map resize: a reader stayed busy for %d s\n", STORE_GROW_WAIT_S);
 	}
-	fprintf(stderr, "store: map resize gave up: readers did not go idle\n");
-	return HDL_ESPACE;
+	pthread_mutex_unlock(&s->grow_mu);
+	atomic_store(&s->growing, 0);
+	return ret;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -409,6 +426,11 @@ int store_reader_begin(store_reader_t *r)
 	store_t *s = r->s;
 	if (r->active)
 		return HDL_EOK;
+	if (atomic_load_explicit(&s->growing, memory_order_acquire)) {
+		/* let a pending remap go first */
+		pthread_mutex_lock(&s->grow_mu);
+		pthread_mutex_unlock(&s->grow_mu);
+	}
 	pthread_mutex_lock(&r->mu);
 	int rc = mdb_txn_renew(r->txn);
 	if (rc == MDB_MAP_RESIZED) {
@@ -736,12 +758,14 @@ int store_batch_begin(store_t *s, store_batch_t **out)
 		return HDL_EINVAL;
 	pthread_mutex_lock(&s->write_mu);
 	store_batch_t *b = &s->batch;
+	b->active = true;
 	b->err = HDL_EOK;
 	b->log_len = 0;
 	b->serial = 0;
 	b->now = (uint32_t)time(NULL);
 	int ret = batch_txn_begin(b);
 	if (ret != HDL_EOK) {
+		b->active = false;
 		pthread_mutex_unlock(&s->write_mu);
 		return ret;
 	}
@@ -934,10 +958,12 @@ static int log_append(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_
 /** Run one new operation: execute, grow+replay on map full, then remember it for replays. */
 static int batch_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
 {
-	if (b == NULL || b->txn == NULL)
+	if (b == NULL || !b->active)
 		return HDL_EINVAL;
 	if (b->err)
 		return b->err;
+	if (b->txn == NULL)
+		return HDL_ESTORE;
 	int ret;
 	for (;;) {
 		ret = exec_op(b, op, name, val);
@@ -987,6 +1013,7 @@ int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val)
 static void batch_release(store_batch_t *b)
 {
 	b->txn = NULL;
+	b->active = false;
 	b->log_len = 0;
 	/* don't keep a huge replay log around after a bulk batch */
 	if (b->log_cap > (64u << 20)) {
@@ -999,11 +1026,14 @@ static void batch_release(store_batch_t *b)
 
 int store_batch_commit(store_batch_t *b)
 {
-	if (b == NULL || b->txn == NULL)
+	if (b == NULL || !b->active)
 		return HDL_EINVAL;
 	int ret = b->err;
+	if (ret == HDL_EOK && b->txn == NULL)
+		ret = HDL_ESTORE;
 	if (ret != HDL_EOK) {
-		mdb_txn_abort(b->txn);
+		if (b->txn)
+			mdb_txn_abort(b->txn);
 		batch_release(b);
 		return ret == HDL_ENOMEM || ret == HDL_ESPACE ? ret : HDL_ESTORE;
 	}
@@ -1030,8 +1060,9 @@ int store_batch_commit(store_batch_t *b)
 
 void store_batch_abort(store_batch_t *b)
 {
-	if (b == NULL || b->txn == NULL)
+	if (b == NULL || !b->active)
 		return;
-	mdb_txn_abort(b->txn);
+	if (b->txn)
+		mdb_txn_abort(b->txn);
 	batch_release(b);
 }
