@@ -28,7 +28,12 @@ typedef struct tcp_conn {
 	bool peer_closed;       /**< EOF read */
 	bool close_after_flush; /**< no more reading; close once the output is empty */
 	bool paused;            /**< reading paused: output over tcp_buffer_max */
+	bool lingering;         /**< answers flushed, write side shut: discarding input until EOF */
+	size_t discarded;
 } tcp_conn_t;
+
+#define LINGER_MS 1000u
+#define LINGER_MAX_BYTES (1u << 20)
 
 static void conn_free(tcp_conn_t *c)
 {
@@ -58,14 +63,28 @@ static void conn_finish(tcp_conn_t *c)
 	bufferevent_disable(c->bev, EV_READ);
 }
 
-/* \return false when the connection was freed */
+/*
+ * \return false when the connection was freed.
+ * When we close first while the peer may still be sending (an oversized frame, garbage), closing
+ * at once would answer its unread bytes with a RST that can destroy our last reply in flight; so
+ * the write side is shut and input is discarded until EOF, LINGER_MS or LINGER_MAX_BYTES.
+ */
 static bool conn_maybe_close(tcp_conn_t *c)
 {
-	if ((c->close_after_flush || c->peer_closed) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	if (!(c->close_after_flush || c->peer_closed) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
+		return true;
+	if (c->peer_closed || c->lingering || c->w->stopping) {
 		conn_free(c);
 		return false;
 	}
+	c->lingering = true;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
 	return true;
 }
 
@@ -136,6 +155,14 @@ static void process_input(tcp_conn_t *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	tcp_conn_t *c = arg;
+	if (c->lingering) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		c->discarded += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->discarded > LINGER_MAX_BYTES)
+			conn_free(c);
+		return;
+	}
 	process_input(c);
 	conn_maybe_close(c);
 }
@@ -158,6 +185,10 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	tcp_conn_t *c = arg;
+	if (c->lingering) {
+		conn_free(c);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		c->peer_closed = true;
 		/* a partial frame can never complete now */
