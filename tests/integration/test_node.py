@@ -650,6 +650,60 @@ def test_ipv6(tmp, db):
         check(node.stop() == 0, "IPv6 node exit 0")
 
 
+def test_limits(tmp, db):
+    """max_connections per worker and tcp_buffer_max back-pressure on a 1-worker node."""
+    conf = os.path.join(tmp, "limits.conf")
+    with open(conf, "w") as f:
+        f.write("max_connections = 2\ntcp_buffer_max = 16k\ntcp_idle_timeout_ms = 3000\n")
+    node = Node(tmp, db, conf=conf, workers=1)
+    try:
+        time.sleep(0.3)  # the start-up probe connection must be gone first
+        c1 = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+        c2 = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c3:
+            check(FrameReader(c3).eof(2), "connection over max_connections closed")
+        c1.close()
+        time.sleep(0.3)
+        check(good_resolve(node), "answers once under max_connections again")
+        c2.close()
+        time.sleep(0.3)
+        # a pipelining client that does not read: the node stops reading it (no loss), while
+        # another client is still served
+        n = 20000
+        reqs = b"".join(resolve_request("88.100.1/test", 100000 + i) for i in range(n))
+        slow = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+        sent = {}
+
+        def sender():
+            try:
+                slow.sendall(reqs)
+                sent["ok"] = True
+            except OSError as e:
+                sent["error"] = repr(e)
+
+        t = threading.Thread(target=sender)
+        t.start()
+        time.sleep(1.0)
+        check(good_resolve(node, 99), "another client served while one does not read")
+        fr = FrameReader(slow)
+        got = 0
+        ids_ok = True
+        for i in range(n):
+            f = fr.frame(10)
+            if f is None:
+                break
+            r = parse_reply(f)
+            ids_ok = ids_ok and r["rid"] == 100000 + i and r["rc"] == 1
+            got += 1
+        t.join(10)
+        slow.close()
+        check(sent.get("ok") and got == n and ids_ok,
+              "all %d pipelined answers in order after back-pressure (got %d, %s)" % (n, got, sent))
+    finally:
+        check(node.stop() == 0, "limits node exit 0")
+
+
 def test_sigterm_in_flight(tmp, db):
     node = Node(tmp, db, workers=2)
     stop = threading.Event()
@@ -724,6 +778,7 @@ def main():
         check(rc == 0, "clean exit after SIGTERM (rc %s)" % rc)
         nodes.remove(node)
         test_ipv6(tmp, db)
+        test_limits(tmp, db)
         test_sigterm_in_flight(tmp, db)
     finally:
         for n in nodes:
