@@ -59,13 +59,56 @@ static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	}
 }
 
+/* Replies of one receive batch that fit one datagram, sent together with sendmmsg. */
+typedef struct tx_batch {
+	struct mmsghdr msgs[WORKER_UDP_BATCH];
+	struct iovec iov[WORKER_UDP_BATCH];
+	struct sockaddr_storage peers[WORKER_UDP_BATCH];
+	unsigned n;
+} tx_batch_t;
+
+static void tx_flush(worker_t *w, int fd, tx_batch_t *tx)
+{
+	unsigned sent = 0;
+	while (sent < tx->n) {
+		int r = sendmmsg(fd, tx->msgs + sent, tx->n - sent, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			/* skip the datagram that failed (e.g. an unreachable peer), send the rest */
+			log_peer(LOG_LVL_INFO, "udp send: %s", r < 0 ? strerror(errno) : "nothing sent");
+			sent++;
+			continue;
+		}
+		sent += (unsigned)r;
+	}
+	tx->n = 0;
+}
+
 static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                   const uint8_t *msg, size_t len)
+                   const uint8_t *msg, size_t len, tx_batch_t *tx)
 {
 	size_t n = 0;
 	dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
-	if (n)
+	if (n == 0)
+		return;
+	if (!tx || n > HDL_UDP_MAX_DGRAM) {
 		send_reply(w, fd, peer, plen, n);
+		return;
+	}
+	unsigned i = tx->n++;
+	uint8_t *slot = w->udp_tx + (size_t)i * HDL_UDP_MAX_DGRAM;
+	memcpy(slot, w->out, n);
+	memcpy(&tx->peers[i], peer, plen);
+	tx->iov[i].iov_base = slot;
+	tx->iov[i].iov_len = n;
+	memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
+	tx->msgs[i].msg_hdr.msg_name = &tx->peers[i];
+	tx->msgs[i].msg_hdr.msg_namelen = plen;
+	tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
+	tx->msgs[i].msg_hdr.msg_iovlen = 1;
+	if (tx->n == WORKER_UDP_BATCH)
+		tx_flush(w, fd, tx);
 }
 
 static void slot_release(reasm_slot_t *s)
@@ -116,7 +159,7 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	if (ret == 1) {
 		size_t mlen = HDL_ENVELOPE_LEN + (size_t)slot->r.msg_len;
 		slot_release(slot);
-		answer(w, fd, peer, plen, slot->buf, mlen);
+		answer(w, fd, peer, plen, slot->buf, mlen, NULL);
 	} else if (ret < 0) {
 		log_peer(LOG_LVL_INFO, "udp fragment of request %u rejected: %s", env->request_id,
 		         hdl_strerror(ret));
@@ -125,7 +168,7 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 }
 
 static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                        const uint8_t *dg, size_t len)
+                        const uint8_t *dg, size_t len, tx_batch_t *tx)
 {
 	hdl_envelope_t env;
 	int ret = hdl_envelope_decode(dg, len, &env);
@@ -141,7 +184,7 @@ static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer
 	    (env.seq == 0 && hdl_udp_npackets(env.msg_len) <= 1))
 		single = true;
 	if (single)
-		answer(w, fd, peer, plen, dg, len);
+		answer(w, fd, peer, plen, dg, len, tx);
 	else
 		reassemble(w, fd, peer, plen, &env, dg, len);
 }
@@ -153,6 +196,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	struct mmsghdr msgs[WORKER_UDP_BATCH];
 	struct iovec iov[WORKER_UDP_BATCH];
 	struct sockaddr_storage peers[WORKER_UDP_BATCH];
+	tx_batch_t tx;
+	tx.n = 0;
 
 	for (unsigned round = 0; round < 4; round++) {
 		for (unsigned i = 0; i < WORKER_UDP_BATCH; i++) {
@@ -168,7 +213,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (n <= 0) {
 			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_peer(LOG_LVL_WARN, "udp receive: %s", strerror(errno));
-			return;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -177,19 +222,22 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 				continue;
 			}
 			on_datagram(w, fd, &peers[i], msgs[i].msg_hdr.msg_namelen, iov[i].iov_base,
-			            msgs[i].msg_len);
+			            msgs[i].msg_len, &tx);
 		}
+		tx_flush(w, fd, &tx);
 		if ((unsigned)n < WORKER_UDP_BATCH)
-			return;
+			break;
 	}
+	tx_flush(w, fd, &tx);
 }
 
 int udp_start(worker_t *w)
 {
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
 	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
+	w->udp_tx = malloc((size_t)WORKER_UDP_BATCH * HDL_UDP_MAX_DGRAM);
 	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
-	if (!w->udp_rx || !w->frags || !w->udp)
+	if (!w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
 		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_udp; i++) {
 		udp_sock_t *us = &w->udp[i];
@@ -241,6 +289,8 @@ void udp_free(worker_t *w)
 	free(w->udp);
 	free(w->udp_rx);
 	free(w->frags);
+	free(w->udp_tx);
+	w->udp_tx = NULL;
 	w->udp = NULL;
 	w->udp_rx = NULL;
 	w->frags = NULL;

@@ -65,6 +65,7 @@ struct worker {
 	uint8_t *out;     /**< reply buffer, DISPATCH_OUT_CAP */
 	uint8_t *frags;   /**< UDP fragments of one reply, HDL_UDP_MAX_PACKETS x 512 */
 	uint8_t *udp_rx;  /**< WORKER_UDP_BATCH x WORKER_UDP_RXBUF */
+	uint8_t *udp_tx;  /**< WORKER_UDP_BATCH x 512: one batch of replies */
 
 	worker_fds_t fds;
 	udp_sock_t *udp;
