@@ -275,11 +275,13 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 		sel->message = "That prefix doesn't live here";
 		return HDL_EOK;
 	}
+	static const uint8_t no_values[4] = {0, 0, 0, 0};
+	bool prefix = is_prefix_handle(key) && ctx->node->prefix_vals;
 	int ret = store_get(ctx->reader, key, &vals);
-	if (ret == HDL_ENOENT && is_prefix_handle(key) && ctx->node->prefix_vals) {
-		/* a homed prefix without a record of its own: answer with our HS_SITE */
-		vals.p = ctx->node->prefix_vals;
-		vals.len = (uint32_t)ctx->node->prefix_vals_len;
+	if (ret == HDL_ENOENT && prefix) {
+		/* a homed prefix without a record of its own: our HS_SITE is added below */
+		vals.p = no_values;
+		vals.len = sizeof(no_values);
 		ret = HDL_EOK;
 	}
 	if (ret == HDL_ENOENT) {
@@ -310,11 +312,13 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 		sel->message = "too many values";
 		return HDL_EOK;
 	}
-	sel->vals = count ? hdl_arena_alloc(&ctx->arena, sizeof(hdl_slice_t) * count) : NULL;
-	if (count && !sel->vals)
+	uint32_t slots = count + (prefix ? 1 : 0);
+	sel->vals = slots ? hdl_arena_alloc(&ctx->arena, sizeof(hdl_slice_t) * slots) : NULL;
+	if (slots && !sel->vals)
 		return HDL_ENOMEM;
 
-	uint32_t withheld = 0;
+	uint32_t withheld = 0, max_index = 0;
+	bool has_service = false, index1_used = false;
 	for (uint32_t i = 0; i < count; i++) {
 		raw_value_t v;
 		if (!raw_value_next(&rd, &v)) {
@@ -324,6 +328,10 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 			sel->n = 0;
 			return HDL_EOK;
 		}
+		hdl_vtype_t vt = hdl_vtype_of(v.type);
+		has_service |= vt == HDL_VT_SITE || vt == HDL_VT_SERV;
+		index1_used |= v.index == 1;
+		max_index = v.index > max_index ? v.index : max_index;
 		if (!value_wanted(&v, idx, n_idx, types, n_types))
 			continue;
 		if (!(v.perms & HDL_PERM_PUBLIC_READ)) {
@@ -338,6 +346,31 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 			continue;
 		}
 		sel->vals[sel->n++] = v.raw;
+	}
+	if (prefix && !has_service && (!index1_used || max_index < UINT32_MAX)) {
+		/*
+		 * The prefix handle of a homed prefix says where the prefix is served: when the
+		 * stored record (if any) has no HS_SITE / HS_SERV, this node's HS_SITE is added,
+		 * at index 1 or after the highest index used.
+		 */
+		raw_value_t sv;
+		wire_rd_t srd = wire_rd_init(ctx->node->prefix_vals + 4,
+		                             ctx->node->prefix_vals_len - 4);
+		if (raw_value_next(&srd, &sv)) {
+			sv.index = index1_used ? max_index + 1 : 1;
+			count++;
+			if (value_wanted(&sv, idx, n_idx, types, n_types)) {
+				uint8_t *copy = hdl_arena_alloc(&ctx->arena, sv.raw.len);
+				if (!copy)
+					return HDL_ENOMEM;
+				memcpy(copy, sv.raw.p, sv.raw.len);
+				copy[0] = (uint8_t)(sv.index >> 24);
+				copy[1] = (uint8_t)(sv.index >> 16);
+				copy[2] = (uint8_t)(sv.index >> 8);
+				copy[3] = (uint8_t)sv.index;
+				sel->vals[sel->n++] = (hdl_slice_t){copy, sv.raw.len};
+			}
+		}
 	}
 	if (sel->n == 0 && count > 0) {
 		sel->rcode = HDL_RC_VALUES_NOT_FOUND;

@@ -46,8 +46,8 @@ typedef struct node_shared {
 } node_shared_t;
 
 /**
- * \brief Build this node's HS_SITE from the configuration: one server (id 1) at the first listen
- *        address, interfaces TCP (query+admin) and UDP (query) on its port, HTTP (query+admin)
+ * \brief Build this node's HS_SITE from the configuration: one server (id 1) at the first IPv4
+ *        listen address (else the first), interfaces TCP (query+admin) and UDP (query) on its port, HTTP (query+admin)
  *        on the first http port; primary; serial from site_serial; protocol 2.10.
  * \retval HDL_EOK, HDL_ENOMEM, HDL_ECONF (unusable address)
  */

@@ -149,6 +149,14 @@ static int setup(void **state)
 	memset(big, 'x', sizeof(big) - 1);
 	hdl_value_t bigv[] = {mkval(1, "DESC", big, HDL_PERM_DEFAULT)};
 	put(b, "88.100.1/big", bigv, 1);
+	/* prefix records: 88.200 stored without HS_SITE, 88.300 with its own HS_SITE */
+	assert_int_equal(store_batch_home(b, hdl_slice_str("88.200"), true), HDL_EOK);
+	assert_int_equal(store_batch_home(b, hdl_slice_str("88.300"), true), HDL_EOK);
+	hdl_value_t p200[] = {mkval(1, "DESC", "prefix 88.200", HDL_PERM_DEFAULT),
+	                      mkval(100, "HS_ADMIN", "admin", HDL_PERM_DEFAULT)};
+	put(b, "0.NA/88.200", p200, 2);
+	hdl_value_t p300[] = {mkval(1, "HS_SITE", "elsewhere", HDL_PERM_DEFAULT)};
+	put(b, "0.NA/88.300", p300, 1);
 	assert_int_equal(store_batch_commit(b), HDL_EOK);
 
 	assert_int_equal(dispatch_ctx_init(&F->ctx, &F->node), HDL_EOK);
@@ -488,8 +496,29 @@ static void test_prefix_handle(void **state)
 		assert_int_equal(v->data.len, F->node.site_len);
 		assert_memory_equal(v->data.p, F->node.site, F->node.site_len);
 	}
+	/* a stored prefix record without HS_SITE gets ours after its highest index */
+	size_t len = build_resolve("88.200", NULL, 0, NULL, 0, HDL_OF_PO, 2, 10, req, sizeof(req));
+	assert_true(ask(req, len, &m) > 0);
+	assert_int_equal(m.hdr.rcode, HDL_RC_SUCCESS);
+	assert_int_equal(m.u.values.n_values, 3);
+	assert_true(has_index(&m, 1) && has_index(&m, 100) && has_index(&m, 101));
+	assert_true(hdl_slice_eq(m.u.values.values[2].type, hdl_slice_str("HS_SITE")));
+	assert_memory_equal(m.u.values.values[2].data.p, F->node.site, F->node.site_len);
+	/* ... also under a type filter (what resolvers ask for) */
+	static const char *const site_types[] = {"HS_SITE", "HS_SERV"};
+	len = build_resolve("0.NA/88.200", NULL, 0, site_types, 2, HDL_OF_PO, 2, 10, req,
+	                    sizeof(req));
+	assert_true(ask(req, len, &m) > 0);
+	assert_int_equal(m.u.values.n_values, 1);
+	assert_int_equal(m.u.values.values[0].index, 101);
+	/* a stored HS_SITE is answered as stored, nothing added */
+	len = build_resolve("0.NA/88.300", NULL, 0, NULL, 0, HDL_OF_PO, 2, 10, req, sizeof(req));
+	assert_true(ask(req, len, &m) > 0);
+	assert_int_equal(m.u.values.n_values, 1);
+	assert_true(hdl_slice_eq(m.u.values.values[0].data, hdl_slice_str("elsewhere")));
+
 	/* the prefix handle of a foreign prefix is not ours */
-	size_t len = build_resolve("0.NA/77.1", NULL, 0, NULL, 0, 0, 2, 10, req, sizeof(req));
+	len = build_resolve("0.NA/77.1", NULL, 0, NULL, 0, 0, 2, 10, req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
 	expect_error(&m, HDL_RC_SERVER_NOT_RESP, NULL);
 }
