@@ -440,6 +440,15 @@ int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_
 	*outlen = 0;
 	hdl_arena_reset(&ctx->arena);
 	int ret = hdl_envelope_decode(req, len, &env);
+	if ((ret == HDL_EOK || ret == HDL_ELIMIT) && len >= HDL_ENVELOPE_LEN + HDL_HEADER_LEN) {
+		/* a response (non-zero ResponseCode) is never answered: no reply loops */
+		wire_rd_t hr = wire_rd_init(req + HDL_ENVELOPE_LEN + 4, 4);
+		if (wire_rd_u32(&hr) != 0) {
+			log_peer(LOG_LVL_INFO, "dropped a response message (request id %u)",
+			         env.request_id);
+			goto done;
+		}
+	}
 	if (ret == HDL_ELIMIT || (ret == HDL_EOK && env.msg_len > max_len)) {
 		log_peer(LOG_LVL_NOTICE, "request of %u bytes over max_message_len %u", env.msg_len,
 		         max_len);
@@ -451,15 +460,6 @@ int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_
 		/* shorter than an envelope, or not a version we speak: no reply can be formed */
 		log_peer(LOG_LVL_INFO, "dropped %zu-byte message: %s", len, hdl_strerror(ret));
 		goto done;
-	}
-	if (len >= HDL_ENVELOPE_LEN + HDL_HEADER_LEN) {
-		/* a response (non-zero ResponseCode) is never answered: no reply loops */
-		wire_rd_t hr = wire_rd_init(req + HDL_ENVELOPE_LEN + 4, 4);
-		if (wire_rd_u32(&hr) != 0) {
-			log_peer(LOG_LVL_INFO, "dropped a response message (request id %u)",
-			         env.request_id);
-			goto done;
-		}
 	}
 	if (len - HDL_ENVELOPE_LEN < env.msg_len) {
 		log_peer(LOG_LVL_INFO, "truncated request: %zu of %u bytes", len - HDL_ENVELOPE_LEN,
