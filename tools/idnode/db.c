@@ -8,7 +8,8 @@
  * Import parses each line with jansson and proto/json.c into a per-record arena, encodes the
  * values in wire form (U32 count + values) into a batch buffer, and every --batch records sorts
  * the batch by storage key and writes it in one LMDB transaction (sorted inserts touch each page
- * once). The environment is opened with MDB_NOSYNC and synced once at the end. A handle that
+ * once). Parsing and writing overlap: a writer thread stores one batch while the main thread fills
+ * the other (double buffering). The environment is opened with MDB_NOSYNC and synced once at the end. A handle that
  * appears twice keeps its last line. Values with timestamp 0 get the import time.
  */
 #define _GNU_SOURCE /* qsort_r */
@@ -17,6 +18,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -177,19 +179,34 @@ typedef struct irec {
 	uint64_t seq;                /**< input order, tie-break: last line wins */
 } irec_t;
 
+/** One batch of parsed records. */
+typedef struct ibatch {
+	buf_t data;   /**< keys, names and values */
+	irec_t *recs;
+	size_t nrecs;
+} ibatch_t;
+
 typedef struct import {
 	store_t *store;
 	unsigned batch_max;
 	bool overwrite;
 	bool auto_home;
 	bool slow_json;   /**< always use jansson (testing the fast path) */
-	buf_t data;       /**< keys, names and values of the current batch */
-	irec_t *recs;
-	size_t nrecs;
+	ibatch_t bufs[2];
+	ibatch_t *cur;    /**< the batch the parser fills */
 	uint64_t seq;
+	uint64_t queued;  /**< records handed to the writer */
+	uint64_t lines;
+	/* shared with the writer thread, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t writer;
+	bool writer_started;
+	ibatch_t *pending; /**< handed to the writer; NULL when it is idle */
+	bool stop;
+	int werr;          /**< fatal store error seen by the writer */
 	uint64_t imported;
 	uint64_t rejected;
-	uint64_t lines;
 	char **prefixes;  /**< --auto-home: distinct authorities seen */
 	size_t nprefixes;
 	size_t capprefixes;
@@ -206,19 +223,22 @@ static reader_t *import_reader; /* for the progress bar */
 static void reject(import_t *im, uint64_t line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/** Count and (for the first IMPORT_REJECT_LIST) report a rejected line; any thread. */
 static void reject(import_t *im, uint64_t line, const char *fmt, ...)
 {
+	pthread_mutex_lock(&im->mu);
 	im->rejected++;
-	if (im->rejected > IMPORT_REJECT_LIST)
-		return;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (im->tty)
-		fputs("\r\033[K", stderr);
-	fprintf(stderr, "line %" PRIu64 ": %s\n", line, msg);
+	if (im->rejected <= IMPORT_REJECT_LIST) {
+		char msg[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		if (im->tty)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "line %" PRIu64 ": %s\n", line, msg);
+	}
+	pthread_mutex_unlock(&im->mu);
 }
 
 static void progress(import_t *im, bool final)
@@ -230,8 +250,8 @@ static void progress(import_t *im, bool final)
 		return;
 	im->last_draw = t;
 	double el = t - im->t0;
-	double rate = el > 0 ? (double)(im->imported + im->nrecs) / el : 0;
-	uint64_t done = im->imported + im->nrecs;
+	uint64_t done = im->queued + im->cur->nrecs; /* parsed so far */
+	double rate = el > 0 ? (double)done / el : 0;
 	if (final) {
 		fputs("\r\033[K", stderr);
 		return;
@@ -266,21 +286,21 @@ static int cmp_irec(const void *a, const void *b, void *ctx)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/** Write the current batch in key order. \retval HDL_EOK or a fatal store error. */
-static int flush_batch(import_t *im)
+/** Write one batch in key order (writer thread). \retval HDL_EOK or a fatal store error. */
+static int write_batch(import_t *im, ibatch_t *ib)
 {
 	store_batch_t *b = NULL;
-	if (im->nrecs == 0)
+	if (ib->nrecs == 0)
 		return HDL_EOK;
-	qsort_r(im->recs, im->nrecs, sizeof(irec_t), cmp_irec, im->data.p);
+	qsort_r(ib->recs, ib->nrecs, sizeof(irec_t), cmp_irec, ib->data.p);
 	int ret = store_batch_begin(im->store, &b);
 	if (ret != HDL_EOK)
 		return ret;
 	uint64_t ok = 0;
-	for (size_t i = 0; i < im->nrecs; i++) {
-		const irec_t *r = &im->recs[i];
-		hdl_slice_t name = {im->data.p + r->name_off, r->name_len};
-		hdl_slice_t vals = {im->data.p + r->val_off, r->val_len};
+	for (size_t i = 0; i < ib->nrecs; i++) {
+		const irec_t *r = &ib->recs[i];
+		hdl_slice_t name = {ib->data.p + r->name_off, r->name_len};
+		hdl_slice_t vals = {ib->data.p + r->val_off, r->val_len};
 		ret = store_batch_put(b, name, vals, im->overwrite);
 		if (ret == HDL_EOK) {
 			ok++;
@@ -304,10 +324,72 @@ static int flush_batch(import_t *im)
 		fprintf(stderr, "idnode import: commit: %s\n", hdl_strerror(ret));
 		return ret;
 	}
+	pthread_mutex_lock(&im->mu);
 	im->imported += ok;
-	im->nrecs = 0;
-	im->data.len = 0;
+	pthread_mutex_unlock(&im->mu);
 	return HDL_EOK;
+}
+
+static void *writer_main(void *arg)
+{
+	import_t *im = arg;
+	pthread_mutex_lock(&im->mu);
+	for (;;) {
+		while (im->pending == NULL && !im->stop)
+			pthread_cond_wait(&im->cv, &im->mu);
+		if (im->pending == NULL)
+			break;
+		ibatch_t *ib = im->pending;
+		pthread_mutex_unlock(&im->mu);
+		int ret = im->werr ? HDL_EOK : write_batch(im, ib);
+		pthread_mutex_lock(&im->mu);
+		if (ret != HDL_EOK && im->werr == HDL_EOK)
+			im->werr = ret;
+		ib->nrecs = 0;
+		ib->data.len = 0;
+		im->pending = NULL;
+		pthread_cond_broadcast(&im->cv);
+	}
+	pthread_mutex_unlock(&im->mu);
+	return NULL;
+}
+
+/** Hand the current batch to the writer (waiting for it to finish the previous one). */
+static int flush_batch(import_t *im)
+{
+	if (im->cur->nrecs == 0)
+		return HDL_EOK;
+	pthread_mutex_lock(&im->mu);
+	while (im->pending != NULL)
+		pthread_cond_wait(&im->cv, &im->mu);
+	int err = im->werr;
+	if (err == HDL_EOK) {
+		im->pending = im->cur;
+		im->queued += im->cur->nrecs;
+		pthread_cond_broadcast(&im->cv);
+	}
+	pthread_mutex_unlock(&im->mu);
+	if (err != HDL_EOK)
+		return err;
+	im->cur = im->cur == &im->bufs[0] ? &im->bufs[1] : &im->bufs[0];
+	return HDL_EOK;
+}
+
+/** Submit what is left, wait for the writer and stop it. \return its fatal error, if any. */
+static int finish_writer(import_t *im)
+{
+	int ret = flush_batch(im);
+	if (!im->writer_started)
+		return ret;
+	pthread_mutex_lock(&im->mu);
+	while (im->pending != NULL)
+		pthread_cond_wait(&im->cv, &im->mu);
+	im->stop = true;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->mu);
+	pthread_join(im->writer, NULL);
+	im->writer_started = false;
+	return ret != HDL_EOK ? ret : im->werr;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -348,6 +430,7 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 	char err[256];
 	int ret = HDL_EOK;
 	json_t *root = NULL;
+	ibatch_t *ib = im->cur;
 	hdl_slice_t name;
 	hdl_value_t *v = NULL;
 	uint32_t n = 0;
@@ -437,32 +520,32 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 		       HDL_MAX_MESSAGE_LEN);
 		goto out;
 	}
-	if (buf_reserve(&im->data, klen + name.len + vsize) != HDL_EOK) {
+	if (buf_reserve(&ib->data, klen + name.len + vsize) != HDL_EOK) {
 		ret = HDL_ENOMEM;
 		goto out;
 	}
-	irec_t *r = &im->recs[im->nrecs];
-	r->key_off = (uint32_t)im->data.len;
+	irec_t *r = &ib->recs[ib->nrecs];
+	r->key_off = (uint32_t)ib->data.len;
 	r->key_len = (uint32_t)klen;
-	memcpy(im->data.p + im->data.len, key, klen);
-	im->data.len += klen;
-	r->name_off = (uint32_t)im->data.len;
+	memcpy(ib->data.p + ib->data.len, key, klen);
+	ib->data.len += klen;
+	r->name_off = (uint32_t)ib->data.len;
 	r->name_len = name.len;
-	memcpy(im->data.p + im->data.len, name.p, name.len);
-	im->data.len += name.len;
+	memcpy(ib->data.p + ib->data.len, name.p, name.len);
+	ib->data.len += name.len;
 	size_t enc = 0;
-	int erc = hdl_values_encode(v, n, im->data.p + im->data.len, vsize, &enc);
+	int erc = hdl_values_encode(v, n, ib->data.p + ib->data.len, vsize, &enc);
 	if (erc != HDL_EOK) {
-		im->data.len = r->key_off;
+		ib->data.len = r->key_off;
 		reject(im, lineno, "values: %s", hdl_strerror(erc));
 		goto out;
 	}
-	r->val_off = (uint32_t)im->data.len;
+	r->val_off = (uint32_t)ib->data.len;
 	r->val_len = (uint32_t)enc;
-	im->data.len += enc;
+	ib->data.len += enc;
 	r->line = lineno;
 	r->seq = im->seq++;
-	im->nrecs++;
+	ib->nrecs++;
 	if (im->auto_home)
 		note_prefix(im, name);
 out:
@@ -510,6 +593,9 @@ int cmd_import(int argc, char **argv)
 	import_t im;
 	memset(&im, 0, sizeof(im));
 	im.overwrite = true;
+	im.cur = &im.bufs[0];
+	pthread_mutex_init(&im.mu, NULL);
+	pthread_cond_init(&im.cv, NULL);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:H:Ab:NTm:hS", opts, NULL)) != -1) {
 		switch (c) {
@@ -573,17 +659,25 @@ int cmd_import(int argc, char **argv)
 		return IDNODE_EXIT_IO;
 	}
 	im.batch_max = (unsigned)batch;
-	im.recs = malloc(sizeof(irec_t) * im.batch_max);
+	im.bufs[0].recs = malloc(sizeof(irec_t) * im.batch_max);
+	im.bufs[1].recs = malloc(sizeof(irec_t) * im.batch_max);
+	im.cur = &im.bufs[0];
 	reader_t rd = {.fd = fd, .buf = malloc(IMPORT_READ_BUF)};
 	import_reader = &rd;
 	static uint8_t arena_buf[65536];
 	hdl_arena_t arena;
 	hdl_arena_init(&arena, arena_buf, sizeof(arena_buf), 64u << 20);
-	if (im.recs == NULL || rd.buf == NULL) {
+	if (im.bufs[0].recs == NULL || im.bufs[1].recs == NULL || rd.buf == NULL) {
 		fprintf(stderr, "idnode import: out of memory\n");
 		rc = IDNODE_EXIT_IO;
 		goto done;
 	}
+	if (pthread_create(&im.writer, NULL, writer_main, &im) != 0) {
+		fprintf(stderr, "idnode import: cannot start the writer thread\n");
+		rc = IDNODE_EXIT_IO;
+		goto done;
+	}
+	im.writer_started = true;
 	im.tty = isatty(2);
 	im.t0 = now_s();
 	uint32_t now = (uint32_t)time(NULL);
@@ -614,7 +708,7 @@ int cmd_import(int argc, char **argv)
 			rc = IDNODE_EXIT_IO;
 			goto done;
 		}
-		if (im.nrecs == im.batch_max || im.data.len > (256u << 20)) {
+		if (im.cur->nrecs == im.batch_max || im.cur->data.len > (256u << 20)) {
 			if (flush_batch(&im) != HDL_EOK) {
 				rc = IDNODE_EXIT_IO;
 				goto done;
@@ -623,7 +717,7 @@ int cmd_import(int argc, char **argv)
 		if ((im.lines & 1023) == 0)
 			progress(&im, false);
 	}
-	if (flush_batch(&im) != HDL_EOK) {
+	if (finish_writer(&im) != HDL_EOK) {
 		rc = IDNODE_EXIT_IO;
 		goto done;
 	}
@@ -661,16 +755,25 @@ int cmd_import(int argc, char **argv)
 	if (im.rejected)
 		rc = IDNODE_EXIT_DATA;
 done:
+	if (im.writer_started) {
+		/* error path: let the writer finish what it holds, then stop it */
+		im.cur->nrecs = 0;
+		(void)finish_writer(&im);
+	}
 	progress(&im, true);
 	store_close(im.store);
 	hdl_arena_free(&arena);
-	free(im.recs);
-	free(im.data.p);
+	for (int i = 0; i < 2; i++) {
+		free(im.bufs[i].recs);
+		free(im.bufs[i].data.p);
+	}
 	for (size_t i = 0; i < im.nprefixes; i++)
 		free(im.prefixes[i]);
 	free(im.prefixes);
 	free(rd.buf);
 	import_reader = NULL;
+	pthread_cond_destroy(&im.cv);
+	pthread_mutex_destroy(&im.mu);
 	if (fd > 0)
 		close(fd);
 	return rc;
