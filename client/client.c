@@ -348,6 +348,43 @@ fail:
 	return ret;
 }
 
+/**
+ * \brief Connect to the client's server: its fixed numeric address, or each address the name
+ *        resolves to in turn until one accepts.
+ * \return fd >= 0 or an hdl_err_t
+ */
+static int connect_any(const hdl_client_t *c, int64_t deadline)
+{
+	struct addrinfo hints, *res = NULL;
+	char portstr[8];
+	int ret = HDL_EDNS;
+
+	if (c->have_addr)
+		return tcp_connect(&c->addr, c->addrlen, deadline);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", (unsigned)c->port);
+	if (getaddrinfo(c->host, portstr, &hints, &res) != 0 || res == NULL)
+		goto out;
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		struct sockaddr_storage ss;
+
+		if (ai->ai_addrlen > sizeof(ss))
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		ret = tcp_connect(&ss, (socklen_t)ai->ai_addrlen, deadline);
+		if (ret >= 0 || ret == HDL_ETIMEDOUT)
+			break;
+	}
+out:
+	if (res)
+		freeaddrinfo(res);
+	return ret;
+}
+
 static int send_all(int fd, const uint8_t *p, size_t len, int64_t deadline)
 {
 	while (len > 0) {
@@ -407,23 +444,16 @@ static int recv_exact(int fd, uint8_t *p, size_t len, int64_t deadline)
 	return HDL_EOK;
 }
 
-/**
- * \brief Read one framed message: envelope, then MessageLength bytes (capped).
- * \param pre bytes already read (HTTP: the start of the body), moved to the front
- */
-static int read_frame(int fd, const uint8_t *pre, size_t npre, int64_t deadline, uint8_t **out,
-                      size_t *outlen)
+/** \brief Read one framed message: envelope, then MessageLength bytes (capped). */
+static int read_frame(int fd, int64_t deadline, uint8_t **out, size_t *outlen)
 {
 	uint8_t env[HDL_ENVELOPE_LEN];
 	hdl_envelope_t e;
 	uint8_t *buf = NULL;
-	size_t have = npre < HDL_ENVELOPE_LEN ? npre : HDL_ENVELOPE_LEN;
 	size_t total;
 	int ret;
 
-	if (have)
-		memcpy(env, pre, have);
-	ret = recv_exact(fd, env + have, HDL_ENVELOPE_LEN - have, deadline);
+	ret = recv_exact(fd, env, HDL_ENVELOPE_LEN, deadline);
 	if (ret != HDL_EOK)
 		goto fail;
 	ret = HDL_EPROTO;
@@ -432,17 +462,12 @@ static int read_frame(int fd, const uint8_t *pre, size_t npre, int64_t deadline,
 	if (e.msg_len > HDL_MAX_MESSAGE_LEN)
 		goto fail;
 	total = HDL_ENVELOPE_LEN + (size_t)e.msg_len;
-	if (npre > total)
-		goto fail;
 	ret = HDL_ENOMEM;
 	buf = malloc(total);
 	if (!buf)
 		goto fail;
 	memcpy(buf, env, HDL_ENVELOPE_LEN);
-	if (npre > HDL_ENVELOPE_LEN)
-		memcpy(buf + HDL_ENVELOPE_LEN, pre + HDL_ENVELOPE_LEN, npre - HDL_ENVELOPE_LEN);
-	have = npre > HDL_ENVELOPE_LEN ? npre : HDL_ENVELOPE_LEN;
-	ret = recv_exact(fd, buf + have, total - have, deadline);
+	ret = recv_exact(fd, buf + HDL_ENVELOPE_LEN, total - HDL_ENVELOPE_LEN, deadline);
 	if (ret != HDL_EOK)
 		goto fail;
 	*out = buf;
@@ -458,17 +483,12 @@ fail:
 static int do_tcp(const hdl_client_t *c, const request_t *req, int64_t deadline,
                   hdl_result_t **out)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
 	int fd = -1;
 	int ret;
 
-	ret = client_addr(c, &ss, &sslen);
-	if (ret != HDL_EOK)
-		goto fail;
-	fd = tcp_connect(&ss, sslen, deadline);
+	fd = connect_any(c, deadline);
 	if (fd < 0) {
 		ret = fd;
 		goto fail;
@@ -476,7 +496,7 @@ static int do_tcp(const hdl_client_t *c, const request_t *req, int64_t deadline,
 	ret = send_all(fd, req->frame, req->len, deadline);
 	if (ret != HDL_EOK)
 		goto fail;
-	ret = read_frame(fd, NULL, 0, deadline, &raw, &rawlen);
+	ret = read_frame(fd, deadline, &raw, &rawlen);
 	if (ret != HDL_EOK)
 		goto fail;
 	ret = result_make(raw, rawlen, req, HDL_TRANSPORT_TCP, out);
@@ -609,8 +629,6 @@ static const char *http_head_end(const char *buf, size_t n)
 static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline,
                    hdl_result_t **out)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
 	char *head = NULL, *path = NULL, *resp = NULL;
 	uint8_t *raw = NULL, *body = NULL;
 	size_t rawlen = 0, hlen, plen, got = 0, clen = 0, bstart, skip = 0;
@@ -619,9 +637,6 @@ static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline
 	int fd = -1;
 	int ret;
 
-	ret = client_addr(c, &ss, &sslen);
-	if (ret != HDL_EOK)
-		goto fail;
 	ret = HDL_ENOMEM;
 	plen = (size_t)req->handle.len * 3 + 2;
 	path = malloc(plen);
@@ -650,7 +665,7 @@ static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline
 	                        "\r\n",
 	                        path, hostbuf, req->len);
 
-	fd = tcp_connect(&ss, sslen, deadline);
+	fd = connect_any(c, deadline);
 	if (fd < 0) {
 		ret = fd;
 		goto fail;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -474,6 +475,10 @@ int cmd_resolve(int argc, char **argv)
 		const hdl_msg_t *m = hdl_result_msg(res);
 		uint32_t rc = m->hdr.rcode;
 
+		/* Handle.Net clients refuse expired answers; we only report them. */
+		if ((int64_t)m->hdr.expiration < (int64_t)time(NULL))
+			fprintf(stderr, "warning: answer expired (expiration %" PRIu32 " is in the past)\n",
+			        m->hdr.expiration);
 		if (json) {
 			ret = print_json(rq.handle, m);
 			if (ret != IDNODE_EXIT_OK)
