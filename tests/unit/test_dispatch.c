@@ -301,6 +301,11 @@ static void test_capture_resolutions(void **state)
 		assert_true(m.hdr.opflags & HDL_OF_PO);
 		assert_false(m.hdr.opflags & HDL_OF_RD);
 	}
+	/* CT asked, but the answer is not signed (no key yet): CT not claimed */
+	size_t clen = load_hex("java-hdllib-resolve-certify-tcp.hex", req, sizeof(req));
+	assert_true(ask(req, clen, &m) > 0);
+	assert_false(m.hdr.opflags & HDL_OF_CT);
+	assert_int_equal(m.cred.len, 0);
 	/* id-pointer: version 2.10 suggesting 2.11 -> answer 2.11 */
 	size_t len = load_hex("idpointer-sdk-resolve-tcp.hex", req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
