@@ -416,6 +416,7 @@ MACHINE="$MODEL, $(nproc) CPUs${HYPER:+ ($HYPER guest)}, $MEM"
 DBSIZE=$(du -sk "$DB" 2>/dev/null | cut -f1)
 NOTES+=("LMDB data for $COUNT identifiers: $((DBSIZE / 1024)) MB on disk; average UDP reply $REPLY_B bytes (Knot TXT records sized to match)")
 NOTES+=("import: \`idnode import\` of a pre-generated JSON Lines file, wall time")
+NOTES+=("load average at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg) (anything above ~2 on a 2-CPU box means other work shared the CPUs and wall figures are depressed)")
 python3 - "$RES/meta.json" <<PY
 import json, sys
 meta = {
