@@ -362,9 +362,26 @@ static int map_resize(store_t *s, uint64_t size)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
+/** Another process grew the map (MDB_MAP_RESIZED): adopt its size. Holds no lock on entry. */
+static void adopt_map(store_t *s)
+{
+	if (pthread_mutex_trylock(&s->write_mu) == 0) {
+		(void)map_resize(s, 0);
+		pthread_mutex_unlock(&s->write_mu);
+	}
+	/* else a batch of this process is open: its begin adopted the new size already */
+}
+
+/** Begin a read txn; the caller holds readers_mu (released around a map adoption). */
 static int reader_txn_begin(store_t *s, MDB_txn **txn)
 {
 	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		pthread_mutex_unlock(&s->readers_mu);
+		adopt_map(s);
+		pthread_mutex_lock(&s->readers_mu);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	}
 	if (rc == MDB_READERS_FULL) {
 		int dead = 0;
 		mdb_reader_check(s->env, &dead);
@@ -436,10 +453,7 @@ int store_reader_begin(store_reader_t *r)
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map: adopt its size, then retry. */
 		pthread_mutex_unlock(&r->mu);
-		if (pthread_mutex_trylock(&s->write_mu) == 0) {
-			(void)map_resize(s, 0);
-			pthread_mutex_unlock(&s->write_mu);
-		}
+		adopt_map(s);
 		pthread_mutex_lock(&r->mu);
 		rc = mdb_txn_renew(r->txn);
 	}

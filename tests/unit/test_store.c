@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hdl/error.h"
@@ -712,6 +713,77 @@ static void test_growth_refused_with_own_snapshot(void **state)
 	store_reader_free(r);
 }
 
+/** Fork a process that opens its own environment on \p dir and writes \p n ~2 KiB records. */
+static void child_grow(const char *dir, const char *tag, int n)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* child: its own environment handle, never the parent's */
+		static uint8_t buf[8192];
+		store_t *cs = NULL;
+		store_opts_t o = {.path = dir, .map_size = 1u << 20};
+		if (store_open(&o, &cs) != HDL_EOK)
+			_exit(1);
+		store_batch_t *b = NULL;
+		if (store_batch_begin(cs, &b) != HDL_EOK)
+			_exit(2);
+		for (int i = 0; i < n; i++) {
+			char h[64];
+			snprintf(h, sizeof(h), "88.100.1/%s-%d", tag, i);
+			size_t len = enc_values("https://child", 2000, buf, sizeof(buf));
+			hdl_slice_t v = {buf, (uint32_t)len};
+			if (store_batch_put(b, hdl_slice_str(h), v, true) != HDL_EOK)
+				_exit(3);
+		}
+		if (store_batch_commit(b) != HDL_EOK)
+			_exit(4);
+		store_close(cs);
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/** Another process grows the map (e.g. `idnode import` next to the node): this one adopts it. */
+static void test_other_process_growth(void **state)
+{
+	fix_t *f = *state;
+	f->s = open_store(f, 1u << 20, false, false);
+	assert_int_equal(put1(f->s, "88.100.1/ANCHOR", "https://anchor", true), HDL_EOK);
+	store_reader_t *r = NULL;
+	int rc;
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_string_equal(get_url(r, "88.100.1/ANCHOR", &rc), "https://anchor");
+	store_reader_end(r);
+	uint64_t m0 = store_map_size(f->s);
+
+	/* 1: the short txn of store_count meets MDB_MAP_RESIZED */
+	child_grow(f->dir, "ONE", 3000);
+	assert_int_equal(store_count(f->s), 3001);
+	uint64_t m1 = store_map_size(f->s);
+	assert_true(m1 > m0);
+
+	/* 2: a worker's reader renew meets it */
+	child_grow(f->dir, "TWO", 6000);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_string_equal(get_url(r, "88.100.1/TWO-5999", &rc), "https://child");
+	assert_string_equal(get_url(r, "88.100.1/ONE-0", &rc), "https://child");
+	assert_string_equal(get_url(r, "88.100.1/ANCHOR", &rc), "https://anchor");
+	store_reader_end(r);
+	assert_true(store_map_size(f->s) > m1);
+
+	/* 3: a batch meets it */
+	child_grow(f->dir, "THREE", 12000);
+	assert_int_equal(put1(f->s, "88.100.1/AFTER", "https://after", true), HDL_EOK);
+	assert_int_equal(store_count(f->s), 1 + 3000 + 6000 + 12000 + 1);
+	store_reader_free(r);
+}
+
 /* ---- import fast path vs jansson + hdl_json_to_values ------------------------------------- */
 
 /** Encode the values of one line both ways; the fast path may decline (then nothing to compare). */
@@ -862,6 +934,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_growth_refused_with_own_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_process_growth, setup, teardown),
 		cmocka_unit_test(test_jsonl_fast_path),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
