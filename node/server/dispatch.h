@@ -30,7 +30,7 @@ typedef struct dispatch_ctx {
 	uint32_t now;       /**< Unix time used for expirations; 0 = time(NULL) per request */
 	uint64_t n_requests; /**< requests answered */
 	uint64_t n_dropped;  /**< requests dropped without a reply */
-	uint64_t n_errors;   /**< malformed / unsupported */
+	uint64_t n_errors;   /**< answers with a non-success response code */
 } dispatch_ctx_t;
 
 /** \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM */

@@ -613,7 +613,7 @@ def sample():
 
 def test_reload(node, conf):
     with open(conf, "a") as f:
-        f.write("log_level = debug\nsite_serial = 5\n")
+        f.write("log_level = debug\nsite_serial = 5\nmax_message_len = 2048\n")
     os.kill(node.proc.pid, signal.SIGHUP)
     deadline = time.time() + 5
     while time.time() < deadline and "configuration reloaded" not in node.logtext():
@@ -622,6 +622,19 @@ def test_reload(node, conf):
     check("configuration reloaded" in text, "SIGHUP reload logged")
     check("need a restart" in text and "site_serial" in text, "reload names restart-only keys")
     check(good_resolve(node), "answers after reload")
+    # the reloaded max_message_len applies at once
+    req = bytearray(resolve_request("88.100.1/test", 31))
+    req[16:20] = struct.pack(">I", 4000)
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+        c.sendall(bytes(req[:20]))
+        f = FrameReader(c).frame(3)
+        check(f is not None and parse_reply(f)["rc"] == 4, "reloaded max_message_len enforced")
+    # the reloaded log level applies at once: idle closes are logged at debug
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+        FrameReader(c).eof(4)
+    time.sleep(0.2)
+    check("[debug]" in node.logtext() and "idle timeout" in node.logtext(),
+          "log level debug after reload")
 
 
 def test_ipv6(tmp, db):
