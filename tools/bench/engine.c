@@ -394,25 +394,62 @@ static void slot_done(worker_t *w, uint32_t si, uint32_t code, bool echo, uint64
 		conn_close(w, cn, false);
 }
 
-/* A reply with an id (Handle, DNS). */
+/* Free a slot without a completion (a reply that could not be used). */
+static void slot_drop(worker_t *w, uint32_t si)
+{
+	slot_t *s = &w->slots[si];
+	conn_t *cn = &w->conns[s->conn];
+	s->state = SLOT_FREE;
+	s->gen++;
+	w->freel[w->nfree++] = si;
+	if (cn->outstanding)
+		cn->outstanding--;
+	if (w->c->new_conn && w->stream && cn->outstanding == 0)
+		conn_close(w, cn, false);
+}
+
+/*
+ * Match a reply to its request. Datagrams: by id (slot + generation). Streams: replies come in
+ * request order per connection (HTTP/1.1 requires it; pipelining Handle and DNS servers do it),
+ * so the connection's FIFO decides; an id, when there is one, is looked up in the FIFO so a
+ * server that reorders is still matched, and a frame that is whole but unusable (an HTTP error
+ * from the tunnel, a garbled message) answers the oldest request as malformed.
+ */
 static void on_reply(worker_t *w, uint32_t ci, const bk_reply_t *r, size_t bytes, uint64_t now)
 {
 	const bk_conf_t *c = w->c;
-	if (r->bad) {
-		w->res.malformed++;
-		return;
-	}
 	uint32_t si;
-	if (!w->has_id) { /* REST: in order */
+	if (w->stream) {
 		conn_t *cn = &w->conns[ci];
 		if (cn->fcount == 0) {
 			w->res.malformed++;
 			return;
 		}
-		si = cn->fifo[cn->fhead];
+		uint32_t pos = 0;
+		if (r->has_id && !r->bad) {
+			while (pos < cn->fcount
+			       && make_id(w, cn->fifo[(cn->fhead + pos) % cn->fcap]) != r->id)
+				pos++;
+			if (pos == cn->fcount) {
+				w->res.malformed++; /* an id we never sent on this connection */
+				return;
+			}
+		}
+		si = cn->fifo[(cn->fhead + pos) % cn->fcap];
+		for (uint32_t k = pos; k > 0; k--) /* close the gap: shift older entries up */
+			cn->fifo[(cn->fhead + k) % cn->fcap] = cn->fifo[(cn->fhead + k - 1) % cn->fcap];
 		cn->fhead = (cn->fhead + 1) % cn->fcap;
 		cn->fcount--;
+		if (r->bad || (r->is_request && !c->echo_ok)) {
+			w->res.malformed++;
+			slot_drop(w, si);
+			return;
+		}
 	} else {
+		if (r->bad) {
+			w->res.malformed++;
+			return;
+		}
 		si = r->id & ((1u << w->id_shift) - 1u);
 		if (si >= w->nslots) {
 			w->res.malformed++;
@@ -443,12 +480,9 @@ static void on_reply(worker_t *w, uint32_t ci, const bk_reply_t *r, size_t bytes
 		hdl_msg_t m;
 		hdl_arena_reset(&w->arena);
 		if (hdl_msg_decode(r->msg, r->msg_len, &w->arena, &m) != HDL_EOK) {
-			if (s->measured)
-				w->res.malformed++;
-			/* the request is answered, though badly: free the slot as lost */
-			if (s->measured)
-				w->res.lost++;
-			s->measured = 0;
+			w->res.malformed++;
+			slot_drop(w, si);
+			return;
 		}
 	}
 	slot_done(w, si, code, r->is_request && c->echo_ok, now);
@@ -804,12 +838,10 @@ static int worker_init(worker_t *w, const bk_conf_t *c, unsigned idx, unsigned n
 			cn->tx = malloc(STREAM_TX_CAP);
 			if (!cn->rx || !cn->tx)
 				goto nomem;
-			if (!w->has_id) {
-				cn->fcap = c->new_conn ? 1u : c->depth;
-				cn->fifo = calloc(cn->fcap, sizeof(*cn->fifo));
-				if (!cn->fifo)
-					goto nomem;
-			}
+			cn->fcap = c->new_conn ? 1u : c->depth;
+			cn->fifo = calloc(cn->fcap, sizeof(*cn->fifo));
+			if (!cn->fifo)
+				goto nomem;
 		} else {
 			cn->dg = malloc(UDP_BATCH * sizeof(*cn->dg));
 			if (!cn->dg)

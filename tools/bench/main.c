@@ -517,11 +517,12 @@ static int run_ramp(opts_t *o, bk_result_t *best, bh_hist_t *scratch_hist, ramp_
 	while (*nsteps < max_steps && spent + c.duration + c.warmup <= budget + 1e-9) {
 		c.rate = rate;
 		cur.hist = scratch_hist;
+		uint64_t t0 = bk_now_ns();
 		if (bk_run(&c, &cur, err, sizeof(err)) != 0) {
 			fprintf(stderr, "idnode-bench: %s\n", err);
 			return -1;
 		}
-		spent += c.duration + c.warmup + c.timeout_ms / 1000.0;
+		spent += (double)(bk_now_ns() - t0) / 1e9;
 		double loss = loss_pct(&cur);
 		double ach = (double)cur.completed / cur.elapsed;
 		bool ok = cur.sent > 0 && loss <= o->max_loss && ach >= 0.9 * rate;
