@@ -55,7 +55,7 @@ bool log_enabled(int level)
 	return level <= log_get_level();
 }
 
-static void vlog(int level, const char *fmt, va_list ap)
+HDL_LOG_PRINTF(2, 0) static void vlog(int level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;
