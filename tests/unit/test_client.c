@@ -39,6 +39,11 @@ enum resp_mode {
 	RM_BAD_DIGEST, /**< answer with a wrong RD digest */
 	RM_CHUNKED,    /**< HTTP: Transfer-Encoding: chunked */
 	RM_NOTFOUND,   /**< RC 100 with an error message */
+	RM_GARBLED,    /**< UDP: an answer with our RequestId whose body does not decode */
+	RM_HUGE,       /**< TCP: an envelope announcing a message over the limit */
+	RM_SHORT,      /**< TCP: half the answer, then close */
+	RM_NOLEN,      /**< HTTP: no Content-Length */
+	RM_404,        /**< HTTP: status 404 */
 };
 
 #define BIG_LEN 1500u
@@ -191,6 +196,8 @@ static void serve_udp(responder_t *r)
 	alen = build_answer(&req, mode, ans, sizeof(ans));
 	if (alen == 0)
 		goto out;
+	if (mode == RM_GARBLED) /* handle length far beyond the message */
+		memset(ans + HDL_ENVELOPE_LEN + HDL_HEADER_LEN, 0xFF, 4);
 	{
 		uint32_t np = hdl_udp_npackets((uint32_t)(alen - HDL_ENVELOPE_LEN));
 		/* A stray datagram with another RequestId first: the client must ignore it. */
@@ -265,6 +272,12 @@ static void serve_tcp(responder_t *r)
 		goto out;
 	r->last_opflags = req.hdr.opflags;
 	alen = build_answer(&req, mode, ans, sizeof(ans));
+	if (mode == RM_HUGE) {
+		memset(ans + 16, 0x7F, 4);
+		alen = HDL_ENVELOPE_LEN;
+	} else if (mode == RM_SHORT) {
+		alen /= 2;
+	}
 	if (alen)
 		send(fd, ans, alen, MSG_NOSIGNAL);
 out:
@@ -317,10 +330,16 @@ static void serve_http(responder_t *r)
 	if (decode_req(body, clen, &a, &req) != 0)
 		goto out;
 	r->last_opflags = req.hdr.opflags;
-	alen = build_answer(&req, mode == RM_CHUNKED ? RM_OK : mode, ans, sizeof(ans));
+	alen = build_answer(&req, mode >= RM_CHUNKED ? RM_OK : mode, ans, sizeof(ans));
 	if (!alen)
 		goto out;
-	if (mode == RM_CHUNKED)
+	if (mode == RM_NOLEN)
+		n = snprintf(rh, sizeof(rh),
+		             "HTTP/1.1 200 OK\r\nContent-Type: application/x-hdl-message\r\n\r\n");
+	else if (mode == RM_404)
+		n = snprintf(rh, sizeof(rh), "HTTP/1.1 404 Not Found\r\nContent-Length: %zu\r\n\r\n",
+		             alen);
+	else if (mode == RM_CHUNKED)
 		n = snprintf(rh, sizeof(rh),
 		             "HTTP/1.1 200 OK\r\nContent-Type: application/x-hdl-message\r\n"
 		             "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
@@ -622,6 +641,71 @@ static void test_http_chunked_rejected(void **state)
 	hdl_client_free(c);
 }
 
+static void test_http_bad_replies(void **state)
+{
+	responder_t *r = *state;
+	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_HTTP, 2000, false);
+	hdl_resolve_req_t rq;
+	hdl_result_t *res = NULL;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.handle = "88.100.1/test";
+	modes(r, RM_SILENT, RM_SILENT, RM_NOLEN);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EPROTO);
+	assert_null(res);
+	modes(r, RM_SILENT, RM_SILENT, RM_404);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EPROTO);
+	assert_int_equal(atomic_load(&r->http_reqs), 1);
+	modes(r, RM_SILENT, RM_SILENT, RM_OK); /* the same client still works */
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	check_two_values(res);
+	hdl_result_free(res);
+	hdl_client_free(c);
+}
+
+static void test_tcp_bad_replies(void **state)
+{
+	responder_t *r = *state;
+	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_TCP, 2000, false);
+	hdl_resolve_req_t rq;
+	hdl_result_t *res = NULL;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.handle = "88.100.1/test";
+	modes(r, RM_SILENT, RM_HUGE, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EPROTO);
+	assert_null(res);
+	modes(r, RM_SILENT, RM_SHORT, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EPROTO);
+	assert_null(res);
+	hdl_client_free(c);
+}
+
+/** A garbled UDP answer is not final: the client retries over TCP. */
+static void test_udp_garbled_falls_back(void **state)
+{
+	responder_t *r = *state;
+	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_UDP, 2000, false);
+	hdl_resolve_req_t rq;
+	hdl_result_t *res = NULL;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.handle = "88.100.1/test";
+	modes(r, RM_GARBLED, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_int_equal(hdl_result_transport(res), HDL_TRANSPORT_TCP);
+	check_two_values(res);
+	assert_int_equal(atomic_load(&r->udp_reqs), 1);
+	hdl_result_free(res);
+	/* UDP only: the garbled answer is a protocol error */
+	hdl_client_free(c);
+	c = mk_client(r, HDL_TRANSPORT_UDP, 2000, true);
+	modes(r, RM_GARBLED, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EPROTO);
+	assert_null(res);
+	hdl_client_free(c);
+}
+
 static void test_udp_multipacket(void **state)
 {
 	responder_t *r = *state;
@@ -896,6 +980,9 @@ int main(void)
 		cmocka_unit_test(test_resolve_tcp),
 		cmocka_unit_test(test_resolve_http),
 		cmocka_unit_test(test_http_chunked_rejected),
+		cmocka_unit_test(test_http_bad_replies),
+		cmocka_unit_test(test_tcp_bad_replies),
+		cmocka_unit_test(test_udp_garbled_falls_back),
 		cmocka_unit_test(test_udp_multipacket),
 		cmocka_unit_test(test_udp_fallback_to_tcp),
 		cmocka_unit_test(test_timeout),
