@@ -67,7 +67,8 @@ int store_reader_begin(store_reader_t *r);
 void store_reader_end(store_reader_t *r);
 /**
  * \brief Look up a handle (by name; normalized inside). \p *vals points into the LMDB map and is
- *        valid until store_reader_end().
+ *        valid until store_reader_end(). The record is checked (full hdl_values_decode) before it
+ *        is returned; a corrupted one gives HDL_ESTORE and a log line.
  * \retval HDL_EOK, HDL_ENOENT, HDL_ESTORE
  */
 int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals);
@@ -78,6 +79,11 @@ int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val);
 /**
  * \brief Iterate handles under a prefix (for list handles / export); \p cb returns non-zero to stop.
  *        An empty prefix iterates everything.
+ * \note \p prefix is a naming authority ("88.100.1", ASCII case-insensitive): the handles whose
+ *       key starts with "88.100.1/", in key order (not "88.100.10/..."). \p key is the normalized
+ *       storage key. Corrupted records are logged and skipped. O(matches), never for hot paths.
+ * \retval HDL_EOK, HDL_ENAME (prefix with '/' or control characters), HDL_EINVAL (no snapshot),
+ *         HDL_ESTORE
  */
 int store_foreach(store_reader_t *r, hdl_slice_t prefix,
                   int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx);

@@ -708,7 +708,7 @@ int cmd_import(int argc, char **argv)
 			rc = IDNODE_EXIT_IO;
 			goto done;
 		}
-		if (im.cur->nrecs == im.batch_max || im.cur->data.len > (256u << 20)) {
+		if (im.cur->nrecs == im.batch_max || im.cur->data.len > (128u << 20)) {
 			if (flush_batch(&im) != HDL_EOK) {
 				rc = IDNODE_EXIT_IO;
 				goto done;
