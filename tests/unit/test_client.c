@@ -736,7 +736,7 @@ static void test_udp_multipacket(void **state)
 static void test_udp_fallback_to_tcp(void **state)
 {
 	responder_t *r = *state;
-	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_UDP, 1500, false);
+	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_UDP, 3000, false);
 	hdl_resolve_req_t rq;
 	hdl_result_t *res = NULL;
 
