@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -704,6 +705,9 @@ int http_start(worker_t *w)
 		if (!w->http_bound[i])
 			return HDL_ENOMEM;
 		w->fds.http[i] = -1; /* owned by evhttp now */
+		struct evconnlistener *l = evhttp_bound_socket_get_listener(w->http_bound[i]);
+		if (l)
+			evconnlistener_set_error_cb(l, tcp_accept_error);
 	}
 	return HDL_EOK;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,8 @@
 #define DRAIN_MAX_MS 5000u
 #define DRAIN_MIN_MS 100u
 #define DRAIN_POLL_MS 20u
+
+_Thread_local worker_t *worker_self;
 
 uint64_t worker_now_ms(void)
 {
@@ -138,6 +141,7 @@ void *worker_main(void *arg)
 {
 	worker_t *w = arg;
 	log_set_thread(w->id);
+	worker_self = w;
 	int ret = worker_setup(w);
 
 	pthread_mutex_lock(w->start_mu);
@@ -393,6 +397,11 @@ int server_run(const server_opts_t *o)
 	}
 	log_set_level(s.boot.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max; /* connections need descriptors */
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	s.n_workers = s.boot.workers ? s.boot.workers : cpu_count();
 	node_limits_apply(&s.node.limits, &s.boot);
 

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -244,10 +245,46 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg)
+#define ACCEPT_PAUSE_MS 100
+
+static void listeners_enable(worker_t *w, bool on)
 {
+	for (unsigned i = 0; w->tcp && i < w->fds.n_tcp; i++) {
+		if (w->tcp[i])
+			on ? evconnlistener_enable(w->tcp[i]) : evconnlistener_disable(w->tcp[i]);
+	}
+	for (unsigned i = 0; w->http_bound && i < w->fds.n_http; i++) {
+		struct evconnlistener *l =
+			w->http_bound[i] ? evhttp_bound_socket_get_listener(w->http_bound[i]) : NULL;
+		if (l)
+			on ? evconnlistener_enable(l) : evconnlistener_disable(l);
+	}
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	if (!w->stopping)
+		listeners_enable(w, true);
+}
+
+void tcp_accept_error(struct evconnlistener *l, void *arg)
+{
+	worker_t *w = worker_self;
 	int err = EVUTIL_SOCKET_ERROR();
-	log_peer(LOG_LVL_WARN, "tcp accept: %s", evutil_socket_error_to_string(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_peer(LOG_LVL_WARN, "accept: %s; pausing new connections for %d ms",
+		         evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+		if (!w->accept_resume_ev)
+			w->accept_resume_ev = evtimer_new(w->base, on_accept_resume, w);
+		if (w->accept_resume_ev && !evtimer_pending(w->accept_resume_ev, NULL)) {
+			struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+			listeners_enable(w, false);
+			evtimer_add(w->accept_resume_ev, &tv);
+		}
+		return;
+	}
+	log_peer(LOG_LVL_INFO, "accept: %s", evutil_socket_error_to_string(err));
 }
 
 int tcp_start(worker_t *w)
@@ -261,7 +298,7 @@ int tcp_start(worker_t *w)
 		if (!w->tcp[i])
 			return HDL_ENOMEM;
 		w->fds.tcp[i] = -1; /* owned by the listener now */
-		evconnlistener_set_error_cb(w->tcp[i], on_accept_error);
+		evconnlistener_set_error_cb(w->tcp[i], tcp_accept_error);
 	}
 	return HDL_EOK;
 }
@@ -288,6 +325,10 @@ void tcp_stop(worker_t *w)
 void tcp_free_all(worker_t *w)
 {
 	tcp_stop(w);
+	if (w->accept_resume_ev) {
+		event_free(w->accept_resume_ev);
+		w->accept_resume_ev = NULL;
+	}
 	while (w->conns)
 		conn_free(w->conns);
 	free(w->tcp);

@@ -73,6 +73,7 @@ struct worker {
 	struct evhttp *http;
 	struct evhttp_bound_socket **http_bound;
 
+	struct event *accept_resume_ev; /**< re-enables listeners paused by EMFILE/ENFILE */
 	struct tcp_conn *conns; /**< open TCP connections (doubly linked) */
 	unsigned n_conns;
 
@@ -93,6 +94,9 @@ struct worker {
 	pthread_cond_t *start_cv;
 };
 
+/** The worker running on this thread (NULL on the main thread). */
+extern _Thread_local worker_t *worker_self;
+
 /** \brief Monotonic milliseconds. */
 uint64_t worker_now_ms(void);
 
@@ -109,6 +113,12 @@ int tcp_start(worker_t *w);
 /** \brief Stop accepting; idle connections close now, busy ones after their answers flush. */
 void tcp_stop(worker_t *w);
 void tcp_free_all(worker_t *w);
+/**
+ * \brief Accept-error callback for all listeners (TCP and HTTP): when out of file descriptors,
+ *        pause accepting for a moment instead of spinning on a readable listening socket.
+ *        Uses worker_self (the HTTP listener's argument is its evhttp).
+ */
+void tcp_accept_error(struct evconnlistener *l, void *arg);
 
 int http_start(worker_t *w);
 void http_stop(worker_t *w);

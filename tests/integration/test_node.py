@@ -193,7 +193,7 @@ class FrameReader:
 
 
 class Node:
-    def __init__(self, tmp, db, extra=(), conf=None, workers=2):
+    def __init__(self, tmp, db, extra=(), conf=None, workers=2, preexec=None):
         self.port = free_port()
         self.http = free_port()
         self.log = os.path.join(tmp, "idnoded-%d.log" % self.port)
@@ -204,7 +204,8 @@ class Node:
         if conf:
             args = [IDNODED, "-c", conf] + args[1:]
         self.logf = open(self.log, "w")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     preexec_fn=preexec)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -717,6 +718,52 @@ def test_limits(tmp, db):
         check(node.stop() == 0, "limits node exit 0")
 
 
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_fd_exhaustion(tmp, db):
+    """Out of file descriptors: no busy loop on the listener, service resumes afterwards."""
+    import resource
+
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    node = Node(tmp, db, workers=1, preexec=low_fds)
+    conns = []
+    try:
+        for _ in range(60):
+            try:
+                conns.append(socket.create_connection(("127.0.0.1", node.port), timeout=2))
+            except OSError:
+                break
+        time.sleep(0.3)
+        t0 = cpu_ticks(node.proc.pid)
+        time.sleep(1.0)
+        used = cpu_ticks(node.proc.pid) - t0
+        check(used < 30, "no busy loop while out of descriptors (%d ticks/s)" % used)
+        r = parse_reply(node.udp(resolve_request("88.100.1/test", 55))[0])
+        check(r["rc"] == 1, "UDP served while TCP is out of descriptors")
+        check("pausing new connections" in node.logtext(), "EMFILE logged")
+        for c in conns:
+            c.close()
+        conns = []
+        ok = False
+        deadline = time.time() + 5
+        while time.time() < deadline and not ok:
+            try:
+                ok = good_resolve(node, 56)
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        check(ok, "TCP served again after descriptors are freed")
+    finally:
+        for c in conns:
+            c.close()
+        check(node.stop() == 0, "fd-exhaustion node exit 0")
+
+
 def test_sigterm_in_flight(tmp, db):
     node = Node(tmp, db, workers=2)
     stop = threading.Event()
@@ -792,6 +839,7 @@ def main():
         nodes.remove(node)
         test_ipv6(tmp, db)
         test_limits(tmp, db)
+        test_fd_exhaustion(tmp, db)
         test_sigterm_in_flight(tmp, db)
     finally:
         for n in nodes:
