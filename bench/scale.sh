@@ -3,7 +3,8 @@
 #
 # bench/scale.sh — B7: B4 UDP resolve with 1, 2, 4, 8 and 16 idnoded workers; appends the scaling
 # table to docs/benchmarks.md. Meant for a machine with >= 16 cores (run by hand); on a smaller
-# one it stops at the largest worker count that leaves a core for the load generator.
+# one it skips worker counts above the CPU count. When W equals the CPU count the load generator
+# shares the server's CPUs (the table says so), so that row understates the server.
 #
 #   bench/scale.sh [--count N] [-d SECONDS] [--runs N] [--workers "1 2 4 8 16"]
 #                  [--build DIR] [--no-append] [--out FILE] [--keep]
@@ -65,8 +66,8 @@ mkdir -p "$TMP/db" "$TMP/res"
 
 ROWS=()
 for W in $WORKERS; do
-	if [ "$W" -ge "$NCPU" ] && [ "$W" != 1 ]; then
-		log "skipping $W workers: only $NCPU CPUs (need one for the load generator)"
+	if [ "$W" -gt "$NCPU" ]; then
+		log "skipping $W workers: only $NCPU CPUs"
 		continue
 	fi
 	P=$(port) H=$(port)
@@ -87,6 +88,7 @@ for W in $WORKERS; do
 		sleep 0.2
 	done
 	[ $ok = 1 ] || { log "idnoded --workers $W did not answer"; stop_srv; exit 1; }
+	echo "$SRV_CPUS / $GEN_CPUS" >"$TMP/res/w$W.cpus"
 	for run in $(seq 1 "$RUNS"); do
 		taskset -c "$GEN_CPUS" "$BENCH" -s "127.0.0.1:$P" -f "$TMP/keys.txt" -T "$T" --conns 256 \
 			-c $((128 * W)) -d "$DUR" --warmup 2 -P "$SRV_PID" --json >"$TMP/res/w$W.$run.json" \
@@ -105,8 +107,8 @@ for p in glob.glob(os.path.join(sys.argv[1], "w*.json")):
     d = json.load(open(p))
     res.setdefault(w, []).append(d)
 base = None
-print("| workers | wall replies/s (median [min–max]) | replies / server CPU-s | p99 µs | efficiency |")
-print("|---|---|---|---|---|")
+print("| workers | server / load CPUs | wall replies/s (median [min–max]) | replies / server CPU-s | p99 µs | efficiency |")
+print("|---|---|---|---|---|---|")
 for w in sorted(res):
     rates = [d["achieved_rate"] for d in res[w]]
     cpu = [((d.get("server") or {}).get("replies_per_cpu_s") or 0) for d in res[w]]
@@ -115,7 +117,8 @@ for w in sorted(res):
     if base is None and w == 1:
         base = m
     eff = f"{m / (w * base):.2f}" if base else "–"
-    print(f"| {w} | {m:,.0f} [{min(rates):,.0f}–{max(rates):,.0f}] | {statistics.median(cpu):,.0f} | {p99:.0f} | {eff} |")
+    cpus = open(os.path.join(sys.argv[1], f"w{w}.cpus")).read().strip()
+    print(f"| {w} | {cpus} | {m:,.0f} [{min(rates):,.0f}–{max(rates):,.0f}] | {statistics.median(cpu):,.0f} | {p99:.0f} | {eff} |")
 PY
 )
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
