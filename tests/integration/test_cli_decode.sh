@@ -179,8 +179,14 @@ def answer(req):
     handle = req[48:48 + hl]
     if handle == b"88.100.1/test":
         adm = struct.pack(">H", 0x0FFF) + s(b"0.NA/88.100") + struct.pack(">I", 300)
-        body = s(handle) + struct.pack(">I", 2) + value(1, b"URL", b"http://example.org/") \
-            + value(100, b"HS_ADMIN", adm)
+        site = (struct.pack(">HBBHBB", 1, 2, 10, 1, 0x80, 2) + s(b"")
+                + struct.pack(">I", 1) + s(b"desc") + s(b"test site")
+                + struct.pack(">II", 1, 1) + bytes(12) + bytes([127, 0, 0, 1]) + s(b"")
+                + struct.pack(">I", 2) + struct.pack(">BBI", 3, 1, 2641)
+                + struct.pack(">BBI", 2, 0, 2641))
+        body = s(handle) + struct.pack(">I", 4) + value(1, b"URL", b"http://example.org/") \
+            + value(100, b"HS_ADMIN", adm) + value(2, b"HS_SITE", site) \
+            + value(3, b"BIN", b"\x00\x01\xff")
         rc = 1
     else:
         body = s(b"no such handle")
@@ -241,6 +247,10 @@ else
 			fail "resolve $tr: URL line: $(cat "$TMP/rc.out")"
 		grep -qE '^100 +HS_ADMIN  86400  rwr-  0.NA/88.100:300 perms=0x0fff$' "$TMP/rc.out" ||
 			fail "resolve $tr: HS_ADMIN line: $(cat "$TMP/rc.out")"
+		grep -qF 'HS_SITE  86400  rwr-  site v2.10 serial=1 primary servers=1 [1 127.0.0.1 tcp/2641 udp/2641] desc=test site' \
+			"$TMP/rc.out" || fail "resolve $tr: HS_SITE line: $(cat "$TMP/rc.out")"
+		grep -qE '^3 +BIN  86400  rwr-  hex:0001ff$' "$TMP/rc.out" ||
+			fail "resolve $tr: binary line: $(cat "$TMP/rc.out")"
 	done
 	expect_rc 0 "$IDNODE" resolve --json -s "127.0.0.1:$PORT" 88.100.1/test
 	python3 - "$TMP/rc.out" <<'EOF' || fail "resolve --json: $(cat "$TMP/rc.out")"
