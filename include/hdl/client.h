@@ -54,12 +54,20 @@ void hdl_client_free(hdl_client_t *c);
  * \brief Resolve a handle. On HDL_EOK \p *out holds the decoded response, whatever its response
  *        code (check hdl_result_rcode()).
  * \retval HDL_EOK, HDL_ETIMEDOUT, HDL_ECONNREFUSED, HDL_EIO, HDL_EPROTO (malformed or mismatched
- *         reply), HDL_ENAME (invalid handle), HDL_EDIGEST (RD asked and wrong), HDL_ENOMEM
+ *         reply), HDL_ENAME (invalid handle), HDL_EDIGEST (RD asked and wrong), HDL_ENOMEM,
+ *         HDL_EDNS (host name lookup failed), HDL_EINVAL (bad arguments, filter over
+ *         HDL_MAX_FILTER), HDL_ELIMIT (request over HDL_MAX_MESSAGE_LEN)
+ * \note UDP tries wait 500, 1000, 1500 ms (scaled down to 3/5 of the timeout when TCP fallback is
+ *       on); TCP then gets the rest. A wrong digest is final; a garbled, partial or missing UDP
+ *       answer falls back to TCP. Stray datagrams (other RequestId) are ignored.
  */
 int hdl_resolve(hdl_client_t *c, const hdl_resolve_req_t *req, hdl_result_t **out);
 
 /**
- * \brief Send any request message (envelope ids are filled in) and decode the answer.
+ * \brief Send any request message and decode the answer. A fresh random RequestId is written to
+ *        \p req->env.request_id and seq set to 0; the answer must echo the RequestId and (except
+ *        for OC 200 answers) the opcode, and carry a matching RD digest when \p req asks for one.
+ * \retval as hdl_resolve()
  */
 int hdl_client_exchange(hdl_client_t *c, hdl_msg_t *req, hdl_result_t **out);
 
