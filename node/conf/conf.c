@@ -41,7 +41,7 @@ static const conf_key_t schema[] = {
 	{"max_values", CONF_UINT, 1, HDL_MAX_VALUES, "2048", true, OFF(max_values), 0,
 	 "most values a handle may have in an answer"},
 	{"max_connections", CONF_UINT, 1, 1000000, "4096", true, OFF(max_connections), 0,
-	 "open TCP connections per worker (HTTP counted separately, same limit)"},
+	 "open TCP connections per worker on the listen addresses"},
 	{"tcp_idle_timeout_ms", CONF_UINT, 100, 3600000, "5000", true, OFF(tcp_idle_timeout_ms), 0,
 	 "close an idle TCP/HTTP connection after this many milliseconds"},
 	{"tcp_buffer_max", CONF_SIZE, 4 * KIB, 64 * MIB, "1m", true, OFF(tcp_buffer_max), 0,
