@@ -30,6 +30,10 @@ done
 [ $? = 2 ] || fail "missing keys were not refused with exit 2"
 "$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --proto gopher >/dev/null 2>&1
 [ $? = 2 ] || fail "an unknown protocol was not refused with exit 2"
+"$BENCH" -s 127.0.0.1:1 --pattern 'a..%s' --range 1-2 --proto dns -d 1 >/dev/null 2>&1
+[ $? = 2 ] || fail "a key that cannot be encoded was not refused with exit 2"
+"$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --new-conn -d 1 >/dev/null 2>&1
+[ $? = 2 ] || fail "--new-conn over UDP was not refused with exit 2"
 
 # 2. --json against the echo server (a process we start and stop by PID)
 TMP=$(mktemp -d /tmp/test_bench_smoke.XXXXXX)

@@ -696,19 +696,27 @@ static void *worker_main(void *arg)
 		}
 		if (!sending && (outstanding(w) == 0 || now >= drain_until))
 			break;
+		bool blocked = false; /* no slot or connection free: wait for a reply */
 		if (sending) {
 			if (c->rate > 0.0) {
 				while (w->next <= now && w->next < w->t_end) {
 					if (w->quota && w->next >= w->t_measure && w->measured_issued >= w->quota)
 						break;
-					if (!issue(w, w->next, now))
+					if (!issue(w, w->next, now)) {
+						blocked = true;
 						break;
+					}
 					w->next += w->interval;
 				}
 			} else {
-				while (!(w->quota && now >= w->t_measure && w->measured_issued >= w->quota)
-				       && issue(w, now, now))
-					;
+				/* at most one pass over the free slots, so keys that cannot be encoded
+				 * (counted as malformed) cannot spin this loop */
+				for (unsigned k = w->nfree; k > 0; k--) {
+					if (w->quota && now >= w->t_measure && w->measured_issued >= w->quota)
+						break;
+					if (!issue(w, now, now))
+						break;
+				}
 			}
 		}
 		for (unsigned j = 0; j < w->nconns; j++) {
@@ -725,7 +733,7 @@ static void *worker_main(void *arg)
 		/* wait */
 		uint64_t wait = 1000000ull;
 		if (sending && c->rate > 0.0) {
-			if (w->next <= now && w->nfree > 0)
+			if (w->next <= now && w->nfree > 0 && !blocked)
 				wait = 0;
 			else if (w->next > now && w->next - now < wait)
 				wait = w->next - now;

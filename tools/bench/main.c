@@ -588,6 +588,18 @@ int main(int argc, char **argv)
 	}
 	o.c.keys = &keys;
 	o.c.tmpl = &tmpl;
+	{
+		char k0[BK_KEY_MAX];
+		uint8_t probe[3 * BK_KEY_MAX + 2600];
+		size_t kl = bk_key_get(&keys, 0, k0, sizeof(k0));
+		if (!kl || !bk_build(&tmpl, k0, kl, 1, probe,
+		                     bk_proto_stream(o.c.proto) ? sizeof(probe) : HDL_UDP_MAX_DGRAM)) {
+			fprintf(stderr, "idnode-bench: the first key cannot be sent as a %s request: '%.*s'\n",
+			        bk_proto_name(o.c.proto), (int)kl, k0);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+	}
 	if (o.c.zipf_s > 0.0) {
 		bk_zipf_t z;
 		if (bk_zipf_init(&z, keys.n, o.c.zipf_s) != 0) {
