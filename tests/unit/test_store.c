@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,7 +618,7 @@ static void test_corrupt_records(void **state)
 
 typedef struct rthread {
 	store_t *s;
-	volatile int *stop;
+	atomic_int *stop;
 	long reads;
 	int errors;
 } rthread_t;
@@ -630,7 +631,7 @@ static void *reader_main(void *arg)
 		t->errors++;
 		return NULL;
 	}
-	while (!*t->stop) {
+	while (!atomic_load(t->stop)) {
 		if (store_reader_begin(r) != HDL_EOK) {
 			t->errors++;
 			break;
@@ -657,7 +658,8 @@ static void test_concurrent_growth(void **state)
 	fix_t *f = *state;
 	f->s = open_store(f, 1u << 20, false, false);
 	assert_int_equal(put1(f->s, "88.100.1/ANCHOR", "https://anchor", true), HDL_EOK);
-	volatile int stop = 0;
+	atomic_int stop;
+	atomic_init(&stop, 0);
 	rthread_t t[2];
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++) {
@@ -678,7 +680,7 @@ static void test_concurrent_growth(void **state)
 		}
 		assert_int_equal(store_batch_commit(b), HDL_EOK);
 	}
-	stop = 1;
+	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_int_equal(t[i].errors, 0);
