@@ -34,6 +34,7 @@
 
 #include "hdl/error.h"
 #include "hdl/msg.h"
+#include "node/common/log.h"
 #include "node/store/store.h"
 #include "proto/wire.h"
 
@@ -114,10 +115,10 @@ int store_err_from_mdb(int rc, const char *what)
 	case MDB_KEYEXIST:
 		return HDL_EEXIST;
 	case MDB_MAP_FULL:
-		fprintf(stderr, "store: %s: %s\n", what, mdb_strerror(rc));
+		log_warn("store: %s: %s", what, mdb_strerror(rc));
 		return HDL_ESPACE;
 	default:
-		fprintf(stderr, "store: %s: %s\n", what, mdb_strerror(rc));
+		log_err("store: %s: %s", what, mdb_strerror(rc));
 		return HDL_ESTORE;
 	}
 }
@@ -242,7 +243,7 @@ int store_open(const store_opts_t *opts, store_t **out)
 		goto fail;
 	}
 	if (!opts->read_only && mkdir(opts->path, 0750) != 0 && errno != EEXIST) {
-		fprintf(stderr, "store: mkdir %s: %s\n", opts->path, strerror(errno));
+		log_err("store: mkdir %s: %s", opts->path, strerror(errno));
 		ret = HDL_ESTORE;
 		goto fail;
 	}
@@ -252,7 +253,7 @@ int store_open(const store_opts_t *opts, store_t **out)
 	if (opts->no_sync)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_open(s->env, opts->path, flags, 0640)) != MDB_SUCCESS) {
-		fprintf(stderr, "store: open %s: %s\n", opts->path, mdb_strerror(rc));
+		log_err("store: open %s: %s", opts->path, mdb_strerror(rc));
 		ret = rc == ENOENT ? HDL_ENOENT : HDL_ESTORE;
 		goto fail;
 	}
@@ -322,7 +323,7 @@ uint64_t store_map_size(store_t *s)
 static int map_resize(store_t *s, uint64_t size)
 {
 	if (tls_active_readers > 0) {
-		fprintf(stderr, "store: map resize refused: this thread holds a read snapshot\n");
+		log_warn("store: map resize refused: this thread holds a read snapshot");
 		return HDL_ESPACE;
 	}
 	int ret = HDL_ESPACE;
@@ -353,7 +354,7 @@ static int map_resize(store_t *s, uint64_t size)
 		pthread_mutex_unlock(&s->readers_mu);
 		if (busy == NULL)
 			break;
-		fprintf(stderr, "store: map resize: a reader stayed busy for %d s\n", STORE_GROW_WAIT_S);
+		log_warn("store: map resize: a reader stayed busy for %d s", STORE_GROW_WAIT_S);
 	}
 	pthread_mutex_unlock(&s->grow_mu);
 	atomic_store(&s->growing, 0);
@@ -502,7 +503,7 @@ int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_get handles");
 	if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
-		fprintf(stderr, "store: corrupted record for %.*s (%zu bytes)\n", (int)klen,
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%zu bytes)", (int)klen,
 		        (const char *)key, d.mv_size);
 		return HDL_ESTORE;
 	}
@@ -530,7 +531,7 @@ int store_get_values(store_reader_t *r, hdl_slice_t handle, hdl_arena_t *a, hdl_
 	if (ret == HDL_ENOMEM)
 		return ret;
 	if (ret != HDL_EOK) {
-		fprintf(stderr, "store: corrupted record for %.*s: %s\n", (int)klen,
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s: %s", (int)klen,
 		        (const char *)key, hdl_strerror(ret));
 		*vals = NULL;
 		*n = 0;
@@ -598,7 +599,7 @@ int store_foreach(store_reader_t *r, hdl_slice_t prefix,
 		if (k.mv_size < plen || memcmp(k.mv_data, pk, plen) != 0)
 			break;
 		if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
-			fprintf(stderr, "store: skipping corrupted record %.*s\n", (int)k.mv_size,
+			log_peer(LOG_LVL_ERR, "store: skipping corrupted record %.*s", (int)k.mv_size,
 			        (const char *)k.mv_data);
 		} else {
 			hdl_slice_t ks = {k.mv_data, (uint32_t)k.mv_size};
@@ -669,7 +670,7 @@ int store_txlog_foreach(store_reader_t *r, uint64_t from,
 	while (rc == MDB_SUCCESS) {
 		store_txrec_t rec;
 		if (txrec_decode(&k, &d, &rec) != HDL_EOK) {
-			fprintf(stderr, "store: malformed txlog record\n");
+			log_err("store: malformed txlog record");
 			ret = HDL_ESTORE;
 			goto out;
 		}
@@ -915,7 +916,7 @@ static int batch_regrow(store_batch_t *b)
 		}
 		uint64_t cur = s->map_size;
 		if (cur >= s->map_max) {
-			fprintf(stderr, "store: map full at map_size_max (%llu bytes)\n",
+			log_err("store: map full at map_size_max (%llu bytes)",
 			        (unsigned long long)s->map_max);
 			return b->err = HDL_ESPACE;
 		}
@@ -923,7 +924,7 @@ static int batch_regrow(store_batch_t *b)
 		int ret = map_resize(s, next);
 		if (ret != HDL_EOK)
 			return b->err = ret;
-		fprintf(stderr, "store: map grown to %llu bytes\n", (unsigned long long)s->map_size);
+		log_notice("store: map grown to %llu bytes", (unsigned long long)s->map_size);
 		if ((ret = batch_txn_begin(b)) != HDL_EOK)
 			return b->err = ret;
 		/* replay */
@@ -945,7 +946,7 @@ static int batch_regrow(store_batch_t *b)
 		if (ret == HDL_ESPACE)
 			continue; /* still too small: grow again */
 		if (ret != HDL_EOK) {
-			fprintf(stderr, "store: batch replay failed: %s\n", hdl_strerror(ret));
+			log_err("store: batch replay failed: %s", hdl_strerror(ret));
 			return b->err = HDL_ESTORE;
 		}
 		return HDL_EOK;
