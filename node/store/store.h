@@ -50,15 +50,23 @@ typedef struct store_opts {
 	bool txlog;             /**< record changes in "txlog" (default on for the node) */
 } store_opts_t;
 
-/** \retval HDL_EOK, HDL_ESTORE (LMDB error, logged), HDL_ENOMEM */
+/**
+ * \brief Open (creating the directory and databases unless read_only) an environment.
+ * \retval HDL_EOK, HDL_ESTORE (LMDB error, logged), HDL_ENOENT (read_only and missing), HDL_ENOMEM
+ */
 int store_open(const store_opts_t *opts, store_t **out);
+/** \brief Close; end and free every reader first (readers still listed are freed here). */
 void store_close(store_t *s);
 
 /** \brief Normalize a handle into a storage key (per the store's case rule). \return key length, 0 if invalid */
 size_t store_key(const store_t *s, hdl_slice_t handle, uint8_t *out, size_t cap);
 
 /* ---- reading ---- */
-/** \brief One reader per thread. \retval HDL_EOK, HDL_ESTORE */
+/**
+ * \brief One reader per thread (it holds one LMDB reader slot for its lifetime).
+ * \note begin/end/get/free of one reader must happen on the thread that uses it.
+ * \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM
+ */
 int store_reader_new(store_t *s, store_reader_t **out);
 void store_reader_free(store_reader_t *r);
 /** \brief Renew the read snapshot (start of a request). */
