@@ -388,6 +388,8 @@ void hdl_envelope_encode(const hdl_envelope_t *env, uint8_t out[HDL_ENVELOPE_LEN
  * \retval HDL_EMALF    inconsistent lengths or field values
  * \retval HDL_EVERSION unsupported major version
  * \retval HDL_EOPCODE  unknown opcode (envelope and header are decoded)
+ * \retval HDL_ETRAILING bytes after MessageLength, or after the credential
+ * \retval HDL_EUTF8    a handle or type is not valid UTF-8
  * \retval HDL_ENOMEM   the arena is exhausted
  * \note Slices borrow from \p buf; arrays live in \p a.
  */
@@ -488,6 +490,7 @@ void hdl_udp_reasm_init(hdl_udp_reasm_t *r, uint8_t *buf, size_t cap);
  * \retval 1 the message is complete: envelope + msg_len bytes in r->buf (seq reset to 0)
  * \retval 0 more datagrams needed (duplicates are ignored)
  * \retval HDL_EMALF / HDL_ETRUNC / HDL_ELIMIT a datagram that doesn't fit the message
+ * \retval HDL_EVERSION the datagram's envelope has an unsupported major version
  * \retval HDL_EINVAL another RequestId (caller decides whether to drop it)
  */
 int hdl_udp_reasm_add(hdl_udp_reasm_t *r, const uint8_t *dgram, size_t len);
