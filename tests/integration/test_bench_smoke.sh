@@ -20,19 +20,19 @@ for b in idnoded idnode udp_echo; do
 done
 
 # 1. the loopback guard and usage errors exit 2 without sending anything
-"$BENCH" -s 10.0.0.1:2641 --pattern 'a/%s' --range 1-2 -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s 10.0.0.1:2641 --pattern 'a/%s' --range 1-2 -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "a non-loopback target was not refused with exit 2"
-"$BENCH" -s '[2001:db8::1]:2641' --pattern 'a/%s' --range 1-2 -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s '[2001:db8::1]:2641' --pattern 'a/%s' --range 1-2 -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "a non-loopback IPv6 target was not refused with exit 2"
-"$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 5-2 -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 5-2 -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "a bad range was not refused with exit 2"
-"$BENCH" -s 127.0.0.1:1 -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s 127.0.0.1:1 -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "missing keys were not refused with exit 2"
-"$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --proto gopher >/dev/null 2>&1
+timeout 10 "$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --proto gopher >/dev/null 2>&1
 [ $? = 2 ] || fail "an unknown protocol was not refused with exit 2"
-"$BENCH" -s 127.0.0.1:1 --pattern 'a..%s' --range 1-2 --proto dns -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s 127.0.0.1:1 --pattern 'a..%s' --range 1-2 --proto dns -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "a key that cannot be encoded was not refused with exit 2"
-"$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --new-conn -d 1 >/dev/null 2>&1
+timeout 10 "$BENCH" -s 127.0.0.1:1 --pattern 'a/%s' --range 1-2 --new-conn -d 1 >/dev/null 2>&1
 [ $? = 2 ] || fail "--new-conn over UDP was not refused with exit 2"
 
 # 2. --json against the echo server (a process we start and stop by PID)
