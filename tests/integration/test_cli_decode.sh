@@ -211,6 +211,26 @@ def tcp_loop(ls):
             pass
         c.close()
 
+def http_loop(hs):
+    while True:
+        c, _ = hs.accept()
+        c.settimeout(2)
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(4096)
+            head, body = buf.split(b"\r\n\r\n", 1)
+            n = int([l.split(b":")[1] for l in head.split(b"\r\n")
+                     if l.lower().startswith(b"content-length:")][0])
+            while len(body) < n:
+                body += c.recv(4096)
+            ans = answer(body)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-hdl-message\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(ans) + ans)
+        except Exception:
+            pass
+        c.close()
+
 def udp_loop(us):
     while True:
         d, peer = us.recvfrom(512)
@@ -230,19 +250,23 @@ for _ in range(20):
 ls.listen(8)
 threading.Thread(target=tcp_loop, args=(ls,), daemon=True).start()
 threading.Thread(target=udp_loop, args=(us,), daemon=True).start()
-with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(port))
+hs = socket.socket(); hs.bind(("127.0.0.1", 0)); hs.listen(8)
+threading.Thread(target=http_loop, args=(hs,), daemon=True).start()
+with open(sys.argv[1] + ".tmp", "w") as f: f.write("%d %d" % (port, hs.getsockname()[1]))
 import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(120)
 EOF
 python3 "$TMP/srv.py" "$TMP/port" &
 SRV_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
-PORT=$(cat "$TMP/port" 2>/dev/null)
-if [ -z "$PORT" ]; then
+read -r PORT HPORT <"$TMP/port" 2>/dev/null
+if [ -z "${PORT:-}" ] || [ -z "${HPORT:-}" ]; then
 	fail "responder did not start"
 else
-	for tr in --udp --tcp; do
-		expect_rc 0 "$IDNODE" resolve $tr -s "127.0.0.1:$PORT" 88.100.1/test
+	for tr in --udp --tcp --http; do
+		p=$PORT
+		[ "$tr" = --http ] && p=$HPORT
+		expect_rc 0 "$IDNODE" resolve $tr -s "127.0.0.1:$p" 88.100.1/test
 		grep -qE '^1 +URL  86400  rwr-  http://example.org/$' "$TMP/rc.out" ||
 			fail "resolve $tr: URL line: $(cat "$TMP/rc.out")"
 		grep -qE '^100 +HS_ADMIN  86400  rwr-  0.NA/88.100:300 perms=0x0fff$' "$TMP/rc.out" ||
