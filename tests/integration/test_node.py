@@ -194,6 +194,17 @@ class FrameReader:
 
 class Node:
     def __init__(self, tmp, db, extra=(), conf=None, workers=2, preexec=None):
+        # another test may take a port between free_port() and the bind: retry on bind errors
+        for attempt in range(3):
+            try:
+                self._start(tmp, db, extra, conf, workers, preexec)
+                return
+            except RuntimeError as e:
+                if "bind" not in str(e) or attempt == 2:
+                    raise
+                print("retrying start after a port clash:", str(e).strip()[-200:])
+
+    def _start(self, tmp, db, extra, conf, workers, preexec):
         self.port = free_port()
         self.http = free_port()
         self.log = os.path.join(tmp, "idnoded-%d.log" % self.port)
@@ -209,6 +220,7 @@ class Node:
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                self.logf.close()
                 raise RuntimeError("idnoded exited at start:\n" + self.logtext())
             try:
                 socket.create_connection(("127.0.0.1", self.http), timeout=0.2).close()
