@@ -44,6 +44,8 @@ static const conf_key_t schema[] = {
 	 "open TCP connections per worker on the listen addresses"},
 	{"tcp_idle_timeout_ms", CONF_UINT, 100, 3600000, "5000", true, OFF(tcp_idle_timeout_ms), 0,
 	 "close an idle TCP/HTTP connection after this many milliseconds"},
+	{"tcp_frame_timeout_ms", CONF_UINT, 100, 3600000, "10000", true, OFF(tcp_frame_timeout_ms),
+	 0, "close a TCP connection whose request takes longer than this to arrive"},
 	{"tcp_buffer_max", CONF_SIZE, 4 * KIB, 64 * MIB, "1m", true, OFF(tcp_buffer_max), 0,
 	 "per-connection output buffer; reading pauses while it is fuller"},
 	{"http_max_body", CONF_SIZE, 1 * KIB, 16 * MIB, "1m", true, OFF(http_max_body), 0,

@@ -55,6 +55,7 @@ typedef struct conf {
 	uint32_t max_values;
 	uint32_t max_connections;
 	uint32_t tcp_idle_timeout_ms;
+	uint32_t tcp_frame_timeout_ms;
 	uint32_t tcp_buffer_max;
 	uint32_t http_max_body;
 	int log_level;

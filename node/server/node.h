@@ -23,6 +23,7 @@ typedef struct node_limits {
 	_Atomic uint32_t max_values;
 	_Atomic uint32_t max_connections;
 	_Atomic uint32_t tcp_idle_timeout_ms;
+	_Atomic uint32_t tcp_frame_timeout_ms;
 	_Atomic uint32_t tcp_buffer_max;
 	_Atomic uint32_t http_max_body;
 	_Atomic uint32_t gen; /**< bumped after each reload */

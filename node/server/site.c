@@ -15,6 +15,7 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	atomic_store_explicit(&l->max_values, c->max_values, memory_order_relaxed);
 	atomic_store_explicit(&l->max_connections, c->max_connections, memory_order_relaxed);
 	atomic_store_explicit(&l->tcp_idle_timeout_ms, c->tcp_idle_timeout_ms, memory_order_relaxed);
+	atomic_store_explicit(&l->tcp_frame_timeout_ms, c->tcp_frame_timeout_ms, memory_order_relaxed);
 	atomic_store_explicit(&l->tcp_buffer_max, c->tcp_buffer_max, memory_order_relaxed);
 	atomic_store_explicit(&l->http_max_body, c->http_max_body, memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);

@@ -30,6 +30,7 @@ typedef struct tcp_conn {
 	bool close_after_flush; /**< no more reading; close once the output is empty */
 	bool paused;            /**< reading paused: output over tcp_buffer_max */
 	bool lingering;         /**< answers flushed, write side shut: discarding input until EOF */
+	uint64_t frame_start_ms; /**< when the partial frame in the input began (0 = none) */
 	size_t discarded;
 } tcp_conn_t;
 
@@ -107,6 +108,12 @@ static void process_input(tcp_conn_t *c)
 			return;
 		}
 		size_t have = evbuffer_get_length(in);
+		if (have == 0) {
+			c->frame_start_ms = 0;
+			break;
+		}
+		if (!c->frame_start_ms)
+			c->frame_start_ms = worker_now_ms();
 		if (have < HDL_ENVELOPE_LEN)
 			break;
 		uint8_t envb[HDL_ENVELOPE_LEN];
@@ -144,6 +151,7 @@ static void process_input(tcp_conn_t *c)
 		size_t n = 0;
 		dispatch_message(&w->dctx, frame, flen, w->out, DISPATCH_OUT_CAP, &n);
 		evbuffer_drain(in, flen);
+		c->frame_start_ms = 0;
 		if (n == 0) {
 			/* no answer can be formed (e.g. a response sent to us): close */
 			conn_finish(c);
@@ -162,6 +170,13 @@ static void on_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		if (c->discarded > LINGER_MAX_BYTES)
 			conn_free(c);
+		return;
+	}
+	uint32_t frame_ms = NODE_LIMIT(&c->w->node->limits, tcp_frame_timeout_ms);
+	if (c->frame_start_ms && worker_now_ms() - c->frame_start_ms > frame_ms) {
+		/* a peer dripping a request slower than tcp_frame_timeout_ms: not worth a slot */
+		log_peer(LOG_LVL_INFO, "tcp: request not complete after %u ms, closing", frame_ms);
+		conn_free(c);
 		return;
 	}
 	process_input(c);

@@ -680,7 +680,8 @@ def test_limits(tmp, db):
     """max_connections per worker and tcp_buffer_max back-pressure on a 1-worker node."""
     conf = os.path.join(tmp, "limits.conf")
     with open(conf, "w") as f:
-        f.write("max_connections = 2\ntcp_buffer_max = 16k\ntcp_idle_timeout_ms = 3000\n")
+        f.write("max_connections = 2\ntcp_buffer_max = 16k\ntcp_idle_timeout_ms = 3000\n"
+                "tcp_frame_timeout_ms = 1500\n")
     node = Node(tmp, db, conf=conf, workers=1)
     try:
         time.sleep(0.3)  # the start-up probe connection must be gone first
@@ -694,6 +695,31 @@ def test_limits(tmp, db):
         check(good_resolve(node), "answers once under max_connections again")
         c2.close()
         time.sleep(0.3)
+        # a request dripped slower than tcp_frame_timeout_ms (1.5 s) is cut off, though each
+        # byte comes well within the idle timeout
+        drip_req = load_hex("java-hdllib-siteinfo-tcp.hex")
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as c:
+            t0 = time.time()
+            closed_at = None
+            for i in range(len(drip_req)):
+                try:
+                    c.sendall(drip_req[i:i + 1])
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+                c.settimeout(0.1)
+                try:
+                    if c.recv(65536) == b"":
+                        closed_at = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+            check(closed_at is not None and 1.2 < closed_at < 3.5,
+                  "slow-drip request cut off after tcp_frame_timeout_ms (%s s)" % closed_at)
+        time.sleep(0.2)
         # a pipelining client that does not read: the node stops reading it (no loss), while
         # another client is still served
         n = 20000

@@ -46,6 +46,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_message_len, 262144);
 	assert_int_equal(c.max_values, 2048);
 	assert_int_equal(c.tcp_idle_timeout_ms, 5000);
+	assert_int_equal(c.tcp_frame_timeout_ms, 10000);
 	assert_int_equal(c.tcp_buffer_max, 1u << 20);
 	assert_int_equal(c.log_level, LOG_LVL_INFO);
 	assert_int_equal(c.site_serial, 1);
@@ -74,6 +75,7 @@ static void test_parse(void **state)
 	                   "max_values = 10\n"
 	                   "max_connections = 7\n"
 	                   "tcp_idle_timeout_ms = 250\n"
+	                   "tcp_frame_timeout_ms = 900\n"
 	                   "tcp_buffer_max = 64k\n"
 	                   "http_max_body = 2m\n"
 	                   "log_level = debug\n"
@@ -94,6 +96,7 @@ static void test_parse(void **state)
 	assert_int_equal(c.max_values, 10);
 	assert_int_equal(c.max_connections, 7);
 	assert_int_equal(c.tcp_idle_timeout_ms, 250);
+	assert_int_equal(c.tcp_frame_timeout_ms, 900);
 	assert_int_equal(c.tcp_buffer_max, 65536);
 	assert_int_equal(c.http_max_body, 2u << 20);
 	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
