@@ -408,7 +408,11 @@ static void print_text(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 		for (size_t i = 0; i < nsteps; i++)
 			printf(" %.0f/s->%.0f/s loss %.2f%%%s;", steps[i].rate, steps[i].achieved,
 			       steps[i].loss, steps[i].ok ? "" : " FAIL");
-		printf("\nMaximum rate under the loss cap: %.0f/s\n", max_rate);
+		bool capped = false;
+		for (size_t i = 0; i < nsteps; i++)
+			capped = capped || !steps[i].ok;
+		printf("\nMaximum rate under the loss cap: %.0f/s%s\n", max_rate,
+		       capped ? "" : " (the cap was never reached: give a longer -d or a higher --rate)");
 	}
 }
 
@@ -482,7 +486,11 @@ static void print_json(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 	fprintf(f, "\"client_cpu_s\":%.3f,\"request_bytes\":%" PRIu64 ",\"reply_bytes\":%" PRIu64,
 	        r->cli_cpu, r->req_bytes, r->rep_bytes);
 	if (o->ramp) {
-		fprintf(f, ",\"max_loss_pct\":%.3f,\"max_rate\":%.1f,\"ramp\":[", o->max_loss, max_rate);
+		bool capped = false;
+		for (size_t i = 0; i < nsteps; i++)
+			capped = capped || !steps[i].ok;
+		fprintf(f, ",\"max_loss_pct\":%.3f,\"max_rate\":%.1f,\"loss_cap_reached\":%s,\"ramp\":[",
+		        o->max_loss, max_rate, capped ? "true" : "false");
 		for (size_t i = 0; i < nsteps; i++)
 			fprintf(f, "%s{\"rate\":%.1f,\"achieved\":%.1f,\"loss_pct\":%.4f,\"ok\":%s}",
 			        i ? "," : "", steps[i].rate, steps[i].achieved, steps[i].loss,
