@@ -59,11 +59,14 @@ static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	}
 }
 
-/* Replies of one receive batch that fit one datagram, sent together with sendmmsg. */
+/*
+ * Reply datagrams of one receive batch (fragments of multi-packet replies included), sent
+ * together with sendmmsg.
+ */
 typedef struct tx_batch {
-	struct mmsghdr msgs[WORKER_UDP_BATCH];
-	struct iovec iov[WORKER_UDP_BATCH];
-	struct sockaddr_storage peers[WORKER_UDP_BATCH];
+	struct mmsghdr msgs[WORKER_UDP_TX];
+	struct iovec iov[WORKER_UDP_TX];
+	struct sockaddr_storage peers[WORKER_UDP_TX];
 	unsigned n;
 } tx_batch_t;
 
@@ -85,6 +88,20 @@ static void tx_flush(worker_t *w, int fd, tx_batch_t *tx)
 	tx->n = 0;
 }
 
+static void tx_add(worker_t *w, tx_batch_t *tx, const struct sockaddr_storage *peer,
+                   socklen_t plen, size_t len)
+{
+	unsigned i = tx->n++;
+	memcpy(&tx->peers[i], peer, plen);
+	tx->iov[i].iov_base = w->udp_tx + (size_t)i * HDL_UDP_MAX_DGRAM;
+	tx->iov[i].iov_len = len;
+	memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
+	tx->msgs[i].msg_hdr.msg_name = &tx->peers[i];
+	tx->msgs[i].msg_hdr.msg_namelen = plen;
+	tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
+	tx->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
 static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
                    const uint8_t *msg, size_t len, tx_batch_t *tx)
 {
@@ -92,23 +109,23 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 	dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
 	if (n == 0)
 		return;
-	if (!tx || n > HDL_UDP_MAX_DGRAM) {
+	uint32_t np = n <= HDL_UDP_MAX_DGRAM ? 1 : hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
+	if (!tx || np > WORKER_UDP_TX) {
 		send_reply(w, fd, peer, plen, n);
 		return;
 	}
-	unsigned i = tx->n++;
-	uint8_t *slot = w->udp_tx + (size_t)i * HDL_UDP_MAX_DGRAM;
-	memcpy(slot, w->out, n);
-	memcpy(&tx->peers[i], peer, plen);
-	tx->iov[i].iov_base = slot;
-	tx->iov[i].iov_len = n;
-	memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
-	tx->msgs[i].msg_hdr.msg_name = &tx->peers[i];
-	tx->msgs[i].msg_hdr.msg_namelen = plen;
-	tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
-	tx->msgs[i].msg_hdr.msg_iovlen = 1;
-	if (tx->n == WORKER_UDP_BATCH)
+	if (tx->n + np > WORKER_UDP_TX)
 		tx_flush(w, fd, tx);
+	if (np == 1) {
+		memcpy(w->udp_tx + (size_t)tx->n * HDL_UDP_MAX_DGRAM, w->out, n);
+		tx_add(w, tx, peer, plen, n);
+		return;
+	}
+	for (uint32_t k = 0; k < np; k++) {
+		size_t pl = hdl_udp_packet(w->out, n, k, true,
+		                           w->udp_tx + (size_t)tx->n * HDL_UDP_MAX_DGRAM);
+		tx_add(w, tx, peer, plen, pl);
+	}
 }
 
 static void slot_release(reasm_slot_t *s)
@@ -235,7 +252,7 @@ int udp_start(worker_t *w)
 {
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
 	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
-	w->udp_tx = malloc((size_t)WORKER_UDP_BATCH * HDL_UDP_MAX_DGRAM);
+	w->udp_tx = malloc((size_t)WORKER_UDP_TX * HDL_UDP_MAX_DGRAM);
 	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
 	if (!w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
 		return HDL_ENOMEM;

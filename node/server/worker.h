@@ -25,6 +25,7 @@ struct tcp_conn;
 #define WORKER_REASM_SLOTS 8u      /**< concurrent multi-packet UDP requests per worker */
 #define WORKER_REASM_TIMEOUT_MS 5000u
 #define WORKER_UDP_BATCH 16u       /**< datagrams per recvmmsg */
+#define WORKER_UDP_TX 64u          /**< reply datagrams (fragments included) per sendmmsg */
 #define WORKER_UDP_RXBUF 4096u     /**< largest datagram accepted */
 
 /** One multi-packet UDP request being reassembled. */
@@ -65,7 +66,7 @@ struct worker {
 	uint8_t *out;     /**< reply buffer, DISPATCH_OUT_CAP */
 	uint8_t *frags;   /**< UDP fragments of one reply, HDL_UDP_MAX_PACKETS x 512 */
 	uint8_t *udp_rx;  /**< WORKER_UDP_BATCH x WORKER_UDP_RXBUF */
-	uint8_t *udp_tx;  /**< WORKER_UDP_BATCH x 512: one batch of replies */
+	uint8_t *udp_tx;  /**< WORKER_UDP_TX x 512: one batch of reply datagrams */
 
 	worker_fds_t fds;
 	udp_sock_t *udp;

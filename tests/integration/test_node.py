@@ -222,12 +222,10 @@ class Node:
             if self.proc.poll() is not None:
                 self.logf.close()
                 raise RuntimeError("idnoded exited at start:\n" + self.logtext())
-            try:
-                socket.create_connection(("127.0.0.1", self.http), timeout=0.2).close()
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            # sockets are bound before the workers run: wait for the ready line
+            if "idnoded ready" in self.logtext():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError("idnoded did not start:\n" + self.logtext())
 
     def logtext(self):
