@@ -92,7 +92,7 @@ static uint32_t now_of(const dispatch_ctx_t *ctx)
 	return ctx->now ? ctx->now : (uint32_t)time(NULL);
 }
 
-/* Envelope and header with length placeholders, then the RD block when there is one. */
+/* Envelope and header with both lengths left zero (patched by reply_end), then the RD block. */
 static void reply_begin(const dispatch_ctx_t *ctx, wire_wr_t *w, const reply_t *r, uint32_t rcode)
 {
 	wire_wr_u8(w, r->major);

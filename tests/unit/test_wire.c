@@ -292,7 +292,7 @@ static void test_wr_lbytes_and_patch(void **state)
 	uint8_t buf[32];
 	wire_wr_t wr = wire_wr_init(buf, sizeof(buf));
 	size_t at = wr.pos;
-	wire_wr_u32(&wr, 0); /* placeholder length */
+	wire_wr_u32(&wr, 0); /* length, patched below */
 	wire_wr_lbytes(&wr, "URL", 3);
 	hdl_slice_t s = hdl_slice_str("x");
 	wire_wr_slice(&wr, s);
