@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,6 +46,9 @@
 #define STORE_GROW_ATTEMPTS 3u /* sweeps over the readers ... */
 #define STORE_GROW_WAIT_S 2    /* ... each waiting at most this long */
 #define STORE_META_NAME_MAX 256u
+#define STORE_NAME_MAX (HDL_MAX_HANDLE_LEN + 5u) /* normalized: "0.NA/" + a name without '/' */
+#define STORE_HASH_LEN 32u                         /* SHA-256 at the end of a long key */
+#define STORE_LONG_MARK 0xFFFFFFFFu                /* first U32 of a long-name record */
 
 /* Active reader snapshots held by the calling thread (any store): a thread with one must not
  * remap the environment under itself. */
@@ -73,6 +77,8 @@ struct store_batch {
 	size_t log_cap;
 	uint8_t *rec;     /**< txlog record scratch */
 	size_t rec_cap;
+	uint8_t *lrec;    /**< long-name record scratch (marker + name + values) */
+	size_t lrec_cap;
 	hdl_arena_t arena; /**< scratch for validating values */
 };
 
@@ -140,10 +146,103 @@ size_t store_key(const store_t *s, hdl_slice_t handle, uint8_t *out, size_t cap)
 {
 	if (handle.p == NULL || hdl_name_check(handle.p, handle.len) != HDL_EOK)
 		return 0;
-	size_t n = hdl_name_normalize(handle, s->opts.case_sensitive, out, cap);
-	if (n == 0 || n > s->max_key)
+	return hdl_name_normalize(handle, s->opts.case_sensitive, out, cap);
+}
+
+/* ---- long names ----------------------------------------------------------------------------
+ * A normalized name of up to max_key bytes is its own LMDB key. A longer one is keyed by its
+ * first long_head() bytes, a 0x00 byte and the SHA-256 of the whole name (max_key bytes in all);
+ * names never contain NUL, so the two forms cannot meet. Such a record starts with a header,
+ * U32 STORE_LONG_MARK + STR full normalized name, before the usual U32 count + values (a normal
+ * record's count is at most HDL_MAX_VALUES, so the marker cannot begin one). */
+
+/** Bytes of the name at the front of a long key. */
+static size_t long_head(const store_t *s)
+{
+	return s->max_key - 1 - STORE_HASH_LEN;
+}
+
+/** Is \p k (an LMDB key of "handles") in the long-name form? */
+static bool is_long_key(const store_t *s, const void *k, size_t klen)
+{
+	return klen == s->max_key && ((const uint8_t *)k)[long_head(s)] == 0;
+}
+
+/**
+ * LMDB key of a normalized name into \p out (STORE_KEY_MAX bytes).
+ * \return key length, 0 on a digest failure (logged)
+ */
+static size_t db_key(const store_t *s, const uint8_t *name, size_t len, uint8_t *out)
+{
+	if (len <= s->max_key) {
+		memcpy(out, name, len);
+		return len;
+	}
+	size_t h = long_head(s);
+	unsigned int mdlen = 0;
+	memcpy(out, name, h);
+	out[h] = 0;
+	if (EVP_Digest(name, len, out + h + 1, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != STORE_HASH_LEN) {
+		log_err("store: SHA-256 of a long handle name failed");
 		return 0;
-	return n;
+	}
+	return h + 1 + STORE_HASH_LEN;
+}
+
+/** A stored full name: no C0 controls or DEL, valid UTF-8. */
+static bool stored_name_ok(hdl_slice_t n)
+{
+	for (uint32_t i = 0; i < n.len; i++) {
+		if (n.p[i] < 0x20 || n.p[i] == 0x7f)
+			return false;
+	}
+	return hdl_utf8_valid(n.p, n.len);
+}
+
+/**
+ * Find the full name and the values part of a "handles" record (the values are not checked here).
+ * Short keys: the key is the name and the whole record the values. Long keys: the header must be
+ * well formed and its name must hash to this very key.
+ * \param want the normalized name looked up, or {NULL, 0} to accept any (iteration)
+ * \retval HDL_EOK; HDL_ENOENT (the record belongs to another name with the same key: a SHA-256
+ *         collision); HDL_EMALF (corrupted header)
+ */
+static int record_split(const store_t *s, const MDB_val *k, const MDB_val *d, hdl_slice_t want,
+                        hdl_slice_t *name, hdl_slice_t *vals)
+{
+	name->p = NULL;
+	name->len = 0;
+	vals->p = NULL;
+	vals->len = 0;
+	if (d->mv_size > UINT32_MAX || k->mv_size > STORE_KEY_MAX)
+		return HDL_EMALF;
+	if (!is_long_key(s, k->mv_data, k->mv_size)) {
+		name->p = k->mv_data;
+		name->len = (uint32_t)k->mv_size;
+		vals->p = d->mv_data;
+		vals->len = (uint32_t)d->mv_size;
+		return HDL_EOK;
+	}
+	wire_rd_t rd = wire_rd_init(d->mv_data, d->mv_size);
+	uint32_t mark = wire_rd_u32(&rd);
+	hdl_slice_t n = wire_rd_lbytes(&rd, STORE_NAME_MAX);
+	hdl_slice_t v = wire_rd_bytes(&rd, wire_rd_left(&rd));
+	if (rd.err || mark != STORE_LONG_MARK || n.len <= s->max_key || !stored_name_ok(n))
+		return HDL_EMALF;
+	bool wanted = want.p != NULL && want.len == n.len && memcmp(want.p, n.p, n.len) == 0;
+	if (!wanted) {
+		/* Not the name asked for (or none asked for): it must own this key. */
+		uint8_t kb[STORE_KEY_MAX];
+		size_t kl = db_key(s, n.p, n.len, kb);
+		if (kl == 0 || kl != k->mv_size || memcmp(kb, k->mv_data, kl) != 0)
+			return HDL_EMALF;
+		if (want.p != NULL)
+			return HDL_ENOENT;
+	}
+	*name = n;
+	*vals = v;
+	return HDL_EOK;
 }
 
 /** Fold a prefix ("88.100.1") to its key: ASCII upper case, no slash, 1..max_key bytes. */
@@ -259,6 +358,11 @@ int store_open(const store_opts_t *opts, store_t **out)
 	}
 	int mk = mdb_env_get_maxkeysize(s->env);
 	s->max_key = mk > 0 && (size_t)mk < STORE_KEY_MAX ? (size_t)mk : STORE_KEY_MAX - 1;
+	if (s->max_key < 4 * STORE_HASH_LEN) {
+		log_err("store: LMDB key limit %zu is too small for long handle keys", s->max_key);
+		ret = HDL_ESTORE;
+		goto fail;
+	}
 	refresh_map_size(s);
 	if (s->map_max < s->map_size)
 		s->map_max = s->map_size;
@@ -291,6 +395,7 @@ void store_close(store_t *s)
 	mdb_env_close(s->env);
 	free(s->batch.log);
 	free(s->batch.rec);
+	free(s->batch.lrec);
 	hdl_arena_free(&s->batch.arena);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_mutex_destroy(&s->readers_mu);
@@ -488,51 +593,82 @@ static int check_values(hdl_arena_t *a, const uint8_t *p, size_t len)
 	return ret;
 }
 
-int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+/** Length of a name as printed in log lines (long names are cut). */
+static int log_len(size_t n)
 {
+	return n > 120 ? 120 : (int)n;
+}
+
+/**
+ * Find a handle's record in the reader's snapshot.
+ * \retval HDL_EOK (*vals = the values part, not checked yet), HDL_ENOENT, HDL_ESTORE (LMDB error
+ *         or a corrupted long-name header, logged)
+ */
+static int lookup(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	uint8_t norm[STORE_NAME_MAX];
 	uint8_t key[STORE_KEY_MAX];
 	vals->p = NULL;
 	vals->len = 0;
-	if (!r->active)
-		return HDL_EINVAL;
-	size_t klen = store_key(r->s, handle, key, sizeof(key));
-	if (klen == 0)
+	size_t nlen = store_key(r->s, handle, norm, sizeof(norm));
+	if (nlen == 0)
 		return HDL_ENOENT;
+	size_t klen = db_key(r->s, norm, nlen, key);
+	if (klen == 0)
+		return HDL_ESTORE;
 	MDB_val k = mval(key, klen), d;
 	int rc = mdb_get(r->txn, r->s->dbi_handles, &k, &d);
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_get handles");
-	if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
-		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%zu bytes)", (int)klen,
-		        (const char *)key, d.mv_size);
+	hdl_slice_t want = {norm, (uint32_t)nlen}, name;
+	int ret = record_split(r->s, &k, &d, want, &name, vals);
+	if (ret == HDL_EMALF) {
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%zu bytes): bad long-name header",
+		         log_len(nlen), (const char *)norm, d.mv_size);
 		return HDL_ESTORE;
 	}
-	vals->p = d.mv_data;
-	vals->len = (uint32_t)d.mv_size;
+	if (ret == HDL_ENOENT)
+		log_peer(LOG_LVL_WARN, "store: %.*s: its key holds another name (SHA-256 collision?)",
+		         log_len(nlen), (const char *)norm);
+	return ret;
+}
+
+int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	hdl_slice_t v;
+	vals->p = NULL;
+	vals->len = 0;
+	if (!r->active)
+		return HDL_EINVAL;
+	int ret = lookup(r, handle, &v);
+	if (ret != HDL_EOK)
+		return ret;
+	if (check_values(&r->arena, v.p, v.len) != HDL_EOK) {
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%u bytes)",
+		         log_len(handle.len), (const char *)handle.p, (unsigned)v.len);
+		return HDL_ESTORE;
+	}
+	*vals = v;
 	return HDL_EOK;
 }
 
 int store_get_values(store_reader_t *r, hdl_slice_t handle, hdl_arena_t *a, hdl_value_t **vals,
                      uint32_t *n)
 {
-	uint8_t key[STORE_KEY_MAX];
+	hdl_slice_t v;
 	*vals = NULL;
 	*n = 0;
 	if (!r->active)
 		return HDL_EINVAL;
-	size_t klen = store_key(r->s, handle, key, sizeof(key));
-	if (klen == 0)
-		return HDL_ENOENT;
-	MDB_val k = mval(key, klen), d;
-	int rc = mdb_get(r->txn, r->s->dbi_handles, &k, &d);
-	if (rc != MDB_SUCCESS)
-		return store_err_from_mdb(rc, "mdb_get handles");
-	int ret = hdl_values_decode(d.mv_data, d.mv_size, a, vals, n);
+	int ret = lookup(r, handle, &v);
+	if (ret != HDL_EOK)
+		return ret;
+	ret = hdl_values_decode(v.p, v.len, a, vals, n);
 	if (ret == HDL_ENOMEM)
 		return ret;
 	if (ret != HDL_EOK) {
-		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s: %s", (int)klen,
-		        (const char *)key, hdl_strerror(ret));
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s: %s", log_len(handle.len),
+		         (const char *)handle.p, hdl_strerror(ret));
 		*vals = NULL;
 		*n = 0;
 		return HDL_ESTORE;
@@ -590,20 +726,23 @@ int store_foreach(store_reader_t *r, hdl_slice_t prefix,
 			return HDL_ENAME;
 		pk[plen++] = '/';
 	}
+	/* Every key under the prefix starts with its first slen bytes: long keys keep only the first
+	 * long_head() bytes of the name, so a longer prefix is matched on the full names. */
+	size_t slen = plen < long_head(r->s) ? plen : long_head(r->s);
 	int rc = mdb_cursor_open(r->txn, r->s->dbi_handles, &cur);
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_cursor_open");
-	MDB_val k = mval(pk, plen), d;
-	rc = plen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	MDB_val k = mval(pk, slen), d;
+	rc = slen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
 	while (rc == MDB_SUCCESS) {
-		if (k.mv_size < plen || memcmp(k.mv_data, pk, plen) != 0)
+		if (k.mv_size < slen || memcmp(k.mv_data, pk, slen) != 0)
 			break;
-		if (d.mv_size > UINT32_MAX || check_values(&r->arena, d.mv_data, d.mv_size) != HDL_EOK) {
-			log_peer(LOG_LVL_ERR, "store: skipping corrupted record %.*s", (int)k.mv_size,
-			        (const char *)k.mv_data);
-		} else {
-			hdl_slice_t ks = {k.mv_data, (uint32_t)k.mv_size};
-			hdl_slice_t vs = {d.mv_data, (uint32_t)d.mv_size};
+		hdl_slice_t none = {NULL, 0}, ks, vs;
+		if (record_split(r->s, &k, &d, none, &ks, &vs) != HDL_EOK ||
+		    check_values(&r->arena, vs.p, vs.len) != HDL_EOK) {
+			log_peer(LOG_LVL_ERR, "store: skipping corrupted record %.*s",
+			         log_len(k.mv_size), (const char *)k.mv_data);
+		} else if (ks.len >= plen && memcmp(ks.p, pk, plen) == 0) {
 			if (cb(ctx, ks, vs) != 0)
 				goto out;
 		}
@@ -836,7 +975,8 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 {
 	store_t *s = b->s;
 	uint8_t key[STORE_KEY_MAX];
-	size_t klen;
+	uint8_t norm[STORE_NAME_MAX];
+	size_t klen, nlen = 0;
 	int rc;
 	uint8_t txop = 0;
 	MDB_dbi dbi;
@@ -848,7 +988,12 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	case LOG_PUT:
 	case LOG_PUT_NEW:
 	case LOG_DEL:
-		klen = store_key(s, name, key, sizeof(key));
+		nlen = store_key(s, name, norm, sizeof(norm));
+		if (nlen == 0)
+			return HDL_ENAME;
+		klen = db_key(s, norm, nlen, key);
+		if (klen == 0)
+			return HDL_ESTORE;
 		dbi = s->dbi_handles;
 		txop = op == LOG_DEL ? STORE_OP_DEL : STORE_OP_PUT;
 		flags = op == LOG_PUT_NEW ? MDB_NOOVERWRITE : 0;
@@ -876,6 +1021,17 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	k = mval(key, klen);
 	if (op == LOG_DEL || op == LOG_UNHOME) {
 		rc = mdb_del(b->txn, dbi, &k, NULL);
+	} else if (nlen > s->max_key) {
+		/* long name: U32 marker, STR full normalized name, then the values */
+		size_t need = 4 + 4 + nlen + (size_t)val.len;
+		if (grow_buf(&b->lrec, &b->lrec_cap, need) != HDL_EOK)
+			return HDL_ENOMEM;
+		wire_wr_t wr = wire_wr_init(b->lrec, b->lrec_cap);
+		wire_wr_u32(&wr, STORE_LONG_MARK);
+		wire_wr_lbytes(&wr, norm, nlen);
+		wire_wr_bytes(&wr, val.p, val.len);
+		d = mval(b->lrec, wr.pos);
+		rc = mdb_put(b->txn, dbi, &k, &d, flags);
 	} else {
 		d = mval(val.p, val.len);
 		rc = mdb_put(b->txn, dbi, &k, &d, flags);

@@ -12,7 +12,18 @@
  *    (U8 op, U32 time, STR handle, then for STORE_OP_PUT the U32 count + values) for audit and
  *    replication. Written only when store_opts_t.txlog is set.
  *
- * Keys longer than LMDB's key limit (511 bytes) are refused (store_key() returns 0).
+ * Long names: a normalized name of up to store_max_key() bytes (LMDB's key limit, 511 on Debian)
+ * is its own key and its record is exactly the values, as above. A longer one (handle names go
+ * up to HDL_MAX_HANDLE_LEN bytes) is keyed by its first store_max_key() - 33 bytes, a 0x00 byte
+ * and the SHA-256 of the whole normalized name (store_max_key() bytes in all; names never
+ * contain NUL, so the two key forms never meet, and the key still starts with the real name, so
+ * store_foreach() by prefix finds it). Its record starts with a header, U32 0xFFFFFFFF (a normal
+ * record's count is at most HDL_MAX_VALUES) + STR full normalized name, then U32 count + values.
+ * Readers check the header: the name must hash to the key, else the record is corrupted; a
+ * well-formed record for another name (a SHA-256 collision) reads as not found. store_get(),
+ * store_get_values() and store_foreach() give the values part only and foreach the full name;
+ * txlog records carry the full name as for short names. Puts and deletes address the key (a put
+ * replaces whatever record holds it).
  *
  * Map growth: a batch keeps a log of its operations in memory; when LMDB reports MDB_MAP_FULL
  * (on a put or at commit) the write txn is aborted, the map doubled (up to map_size_max) once every
@@ -58,7 +69,12 @@ int store_open(const store_opts_t *opts, store_t **out);
 /** \brief Close; end and free every reader first (readers still listed are freed here). */
 void store_close(store_t *s);
 
-/** \brief Normalize a handle into a storage key (per the store's case rule). \return key length, 0 if invalid */
+/**
+ * \brief Normalize a handle (per the store's case rule): the full name the store files it under.
+ * \note Names longer than store_max_key() are accepted (see "Long names" above); the LMDB key
+ *       derived from them is internal. Give \p cap >= HDL_MAX_HANDLE_LEN + 5 for any valid name.
+ * \return normalized length, 0 if the name is invalid or does not fit \p cap
+ */
 size_t store_key(const store_t *s, hdl_slice_t handle, uint8_t *out, size_t cap);
 
 /* ---- reading ---- */
@@ -88,8 +104,9 @@ int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val);
  * \brief Iterate handles under a prefix (for list handles / export); \p cb returns non-zero to stop.
  *        An empty prefix iterates everything.
  * \note \p prefix is a naming authority ("88.100.1", ASCII case-insensitive): the handles whose
- *       key starts with "88.100.1/", in key order (not "88.100.10/..."). \p key is the normalized
- *       storage key. Corrupted records are logged and skipped. O(matches), never for hot paths.
+ *       key starts with "88.100.1/", in key order (not "88.100.10/..."). \p key is the full
+ *       normalized name (also for long names) and \p vals the U32 count + values. Corrupted
+ *       records are logged and skipped. O(matches), never for hot paths.
  * \retval HDL_EOK, HDL_ENAME (prefix with '/' or control characters), HDL_EINVAL (no snapshot),
  *         HDL_ESTORE
  */
@@ -165,7 +182,7 @@ uint64_t store_map_size(store_t *s);
 /** \brief Flush to disk (after a no_sync bulk load). \retval HDL_EOK, HDL_ESTORE */
 int store_sync(store_t *s);
 
-/** \brief Handle key limit of this store (LMDB max key size). */
+/** \brief LMDB key limit of this store: longer normalized names take the long-key form. */
 size_t store_max_key(const store_t *s);
 
 #endif /* HDL_NODE_STORE_STORE_H */

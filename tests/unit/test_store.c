@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <lmdb.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -195,10 +196,11 @@ static void test_bad_input(void **state)
 	assert_int_equal(store_batch_put(b, S("88.100.1/x"), hc, true), HDL_EMALF);
 	hdl_slice_t none = {NULL, 0};
 	assert_int_equal(store_batch_put(b, S("88.100.1/x"), none, true), HDL_EMALF);
-	/* names: empty, control character, too long for an LMDB key */
+	/* names: empty, control character, longer than HDL_MAX_HANDLE_LEN (names longer than an
+	 * LMDB key are stored: test_long_names) */
 	assert_int_equal(store_batch_put(b, S(""), good, true), HDL_ENAME);
 	assert_int_equal(store_batch_put(b, S("88.100.1/a\x01"), good, true), HDL_ENAME);
-	char longname[700];
+	char longname[HDL_MAX_HANDLE_LEN + 2];
 	memset(longname, 'a', sizeof(longname) - 1);
 	memcpy(longname, "88.100.1/", 9);
 	longname[sizeof(longname) - 1] = '\0';
@@ -614,6 +616,498 @@ static void test_corrupt_records(void **state)
 	store_reader_free(r);
 }
 
+/* ---- names longer than an LMDB key ---------------------------------------------------------- */
+
+/** A handle "<prefix>/<suffix>" whose suffix is \p len bytes cycling over \p alphabet, then \p tail. */
+static char *long_name(const char *prefix, size_t len, const char *alphabet, const char *tail)
+{
+	size_t pl = strlen(prefix), al = strlen(alphabet), tl = strlen(tail);
+	char *h = malloc(pl + 1 + len + tl + 1);
+	assert_non_null(h);
+	memcpy(h, prefix, pl);
+	h[pl] = '/';
+	for (size_t i = 0; i < len; i++)
+		h[pl + 1 + i] = alphabet[i % al];
+	memcpy(h + pl + 1 + len, tail, tl + 1);
+	return h;
+}
+
+/** ASCII upper case copy (the normalized form of a 88.100.1/... name in a folding store). */
+static char *upper_dup(const char *h)
+{
+	char *u = strdup(h);
+	assert_non_null(u);
+	for (char *p = u; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 32);
+	return u;
+}
+
+/** The LMDB key the store must use for normalized name \p n (see store.h "Long names"). */
+static size_t expect_key(store_t *s, const char *n, uint8_t *out)
+{
+	size_t len = strlen(n), max = store_max_key(s);
+	if (len <= max) {
+		memcpy(out, n, len);
+		return len;
+	}
+	size_t head = max - 33;
+	unsigned int mdlen = 0;
+	memcpy(out, n, head);
+	out[head] = 0;
+	assert_int_equal(EVP_Digest(n, len, out + head + 1, &mdlen, EVP_sha256(), NULL), 1);
+	assert_int_equal(mdlen, 32);
+	return max;
+}
+
+/** Read one raw record with plain LMDB; returns a malloc'd copy (NULL when absent). */
+static uint8_t *raw_get(const char *dir, const char *dbname, const void *key, size_t klen,
+                        size_t *len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t *out = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, dbname, 0, &dbi), 0);
+	MDB_val k = {klen, (void *)key}, d;
+	int rc = mdb_get(txn, dbi, &k, &d);
+	if (rc == 0) {
+		out = malloc(d.mv_size + 1);
+		assert_non_null(out);
+		memcpy(out, d.mv_data, d.mv_size);
+		*len = d.mv_size;
+	} else {
+		assert_int_equal(rc, MDB_NOTFOUND);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return out;
+}
+
+static void raw_put_bin(const char *dir, const void *key, size_t klen, const void *val, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "handles", 0, &dbi), 0);
+	MDB_val k = {klen, (void *)key}, d = {len, (void *)val};
+	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/** A long-name record as the store writes it: U32 0xFFFFFFFF, STR name, values. */
+static size_t long_record(const char *name, const uint8_t *vals, size_t vlen, uint8_t *out)
+{
+	size_t nl = strlen(name);
+	out[0] = out[1] = out[2] = out[3] = 0xff;
+	out[4] = (uint8_t)(nl >> 24);
+	out[5] = (uint8_t)(nl >> 16);
+	out[6] = (uint8_t)(nl >> 8);
+	out[7] = (uint8_t)nl;
+	memcpy(out + 8, name, nl);
+	memcpy(out + 8 + nl, vals, vlen);
+	return 8 + nl + vlen;
+}
+
+typedef struct lcollect {
+	int n;
+	char *keys[16];
+	uint8_t *vals[16];
+	uint32_t vlen[16];
+} lcollect_t;
+
+static int lcollect_cb(void *ctx, hdl_slice_t key, hdl_slice_t vals)
+{
+	lcollect_t *c = ctx;
+	assert_true(c->n < 16);
+	c->keys[c->n] = strndup((const char *)key.p, key.len);
+	assert_non_null(c->keys[c->n]);
+	assert_int_equal(strlen(c->keys[c->n]), key.len); /* no NUL in a reported name */
+	c->vals[c->n] = malloc(vals.len);
+	assert_non_null(c->vals[c->n]);
+	memcpy(c->vals[c->n], vals.p, vals.len);
+	c->vlen[c->n] = vals.len;
+	c->n++;
+	return 0;
+}
+
+static void lcollect_free(lcollect_t *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		free(c->keys[i]);
+		free(c->vals[i]);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+static int lcollect_has(const lcollect_t *c, const char *key)
+{
+	for (int i = 0; i < c->n; i++)
+		if (strcmp(c->keys[i], key) == 0)
+			return i;
+	return -1;
+}
+
+static void test_long_names(void **state)
+{
+	fix_t *f = *state;
+	f->s = open_store(f, 0, true, false);
+	store_t *s = f->s;
+	size_t head = store_max_key(s) - 33;
+	int rc;
+	/* 2000 and 600 bytes in all, mixed case (the suffix folds in this store) */
+	char *h2000 = long_name("88.100.1", 2000 - 9, "pump-Abc-0123456789-", "");
+	char *h600 = long_name("88.100.1", 600 - 9, "valve-xyz-", "");
+	assert_int_equal(strlen(h2000), 2000);
+	assert_int_equal(strlen(h600), 600);
+	char *u2000 = upper_dup(h2000), *u600 = upper_dup(h600);
+	/* two long names equal in their first `head` bytes (and far beyond), different after */
+	char *ha = long_name("88.100.1", head + 300, "shared-", "-A");
+	char *hb = long_name("88.100.1", head + 300, "shared-", "-B");
+	/* a short name that is exactly the common head of the long keys */
+	char *hshort = strndup(hb, head);
+	assert_non_null(hshort);
+
+	/* the normalized full name comes back from store_key */
+	static uint8_t nk[HDL_MAX_HANDLE_LEN + 5];
+	assert_int_equal(store_key(s, S(h2000), nk, sizeof(nk)), 2000);
+	assert_memory_equal(nk, u2000, 2000);
+	assert_int_equal(store_key(s, S(h2000), nk, 1999), 0); /* does not fit cap */
+
+	assert_int_equal(put1(s, h2000, "https://long/2000", false), HDL_EOK);
+	assert_int_equal(put1(s, h600, "https://long/600", false), HDL_EOK);
+	assert_int_equal(put1(s, ha, "https://long/a", false), HDL_EOK);
+	assert_int_equal(put1(s, hb, "https://long/b", false), HDL_EOK);
+	assert_int_equal(put1(s, hshort, "https://short", false), HDL_EOK);
+	assert_int_equal(store_count(s), 5);
+	/* without overwrite: exists; with: replaced */
+	assert_int_equal(put1(s, u600, "https://long/600-again", false), HDL_EEXIST);
+	assert_int_equal(put1(s, h2000, "https://long/2000-v2", true), HDL_EOK);
+	assert_int_equal(store_count(s), 5);
+
+	store_reader_t *r = NULL;
+	assert_int_equal(store_reader_new(s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_string_equal(get_url(r, h2000, &rc), "https://long/2000-v2");
+	assert_string_equal(get_url(r, u2000, &rc), "https://long/2000-v2"); /* case-folded */
+	assert_string_equal(get_url(r, h600, &rc), "https://long/600");
+	assert_string_equal(get_url(r, ha, &rc), "https://long/a");
+	assert_string_equal(get_url(r, hb, &rc), "https://long/b");
+	assert_string_equal(get_url(r, hshort, &rc), "https://short");
+	/* store_get gives exactly the values part */
+	uint8_t buf[1024];
+	size_t len = enc_values("https://long/600", 0, buf, sizeof(buf));
+	hdl_slice_t raw;
+	assert_int_equal(store_get(r, S(h600), &raw), HDL_EOK);
+	assert_int_equal(raw.len, len);
+	assert_memory_equal(raw.p, buf, len);
+	/* same head, another tail; one byte shorter / longer */
+	char *hc = long_name("88.100.1", head + 300, "shared-", "-C");
+	char *hcut = strndup(ha, strlen(ha) - 1);
+	assert_null(get_url(r, hc, &rc));
+	assert_int_equal(rc, HDL_ENOENT);
+	assert_null(get_url(r, hcut, &rc));
+	assert_int_equal(rc, HDL_ENOENT);
+	assert_int_equal(store_get(r, S(hc), &raw), HDL_ENOENT);
+	assert_null(raw.p);
+
+	/* foreach reports the full names and the values part */
+	lcollect_t c;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_foreach(r, S("88.100.1"), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 5);
+	char *ua = upper_dup(ha), *ub = upper_dup(hb), *ushort = upper_dup(hshort);
+	int i2000 = lcollect_has(&c, u2000), i600 = lcollect_has(&c, u600);
+	assert_true(i2000 >= 0 && i600 >= 0);
+	assert_true(lcollect_has(&c, ua) >= 0 && lcollect_has(&c, ub) >= 0);
+	assert_true(lcollect_has(&c, ushort) >= 0);
+	assert_int_equal(c.vlen[i600], len);
+	assert_memory_equal(c.vals[i600], buf, len);
+	len = enc_values("https://long/2000-v2", 0, buf, sizeof(buf));
+	assert_int_equal(c.vlen[i2000], len);
+	assert_memory_equal(c.vals[i2000], buf, len);
+	lcollect_free(&c);
+	assert_int_equal(store_foreach(r, S("88.100.10"), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 0);
+	store_reader_end(r);
+
+	/* delete: only the named one goes */
+	store_batch_t *b = NULL;
+	assert_int_equal(store_batch_begin(s, &b), HDL_EOK);
+	assert_int_equal(store_batch_del(b, S(h600)), HDL_EOK);
+	assert_int_equal(store_batch_del(b, S(h600)), HDL_ENOENT);
+	assert_int_equal(store_batch_del(b, S(ha)), HDL_EOK);
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+	assert_int_equal(store_count(s), 3);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_null(get_url(r, h600, &rc));
+	assert_int_equal(rc, HDL_ENOENT);
+	assert_null(get_url(r, ha, &rc));
+	assert_int_equal(rc, HDL_ENOENT);
+	assert_string_equal(get_url(r, hb, &rc), "https://long/b");
+	assert_string_equal(get_url(r, hshort, &rc), "https://short");
+
+	/* the txlog carries the full names (as given) and the values part */
+	txcollect_t *tc = calloc(1, sizeof(*tc));
+	assert_non_null(tc);
+	assert_int_equal(store_txlog_foreach(r, 6, tx_cb, tc), HDL_EOK);
+	assert_int_equal(tc->n, 3);
+	assert_int_equal(tc->rec[0].op, STORE_OP_PUT);
+	assert_int_equal(tc->rec[0].handle.len, 2000);
+	assert_memory_equal(tc->rec[0].handle.p, h2000, 2000);
+	assert_int_equal(tc->rec[0].vals.len, len);
+	assert_memory_equal(tc->rec[0].vals.p, buf, len);
+	assert_int_equal(tc->rec[1].op, STORE_OP_DEL);
+	assert_int_equal(tc->rec[1].handle.len, 600);
+	assert_memory_equal(tc->rec[1].handle.p, h600, 600);
+	free(tc);
+	store_reader_end(r);
+	store_reader_free(r);
+
+	/* the bytes on disk: short keys unchanged, long keys = head + 0x00 + SHA-256(name) */
+	uint8_t key[600], lk[600], rec[4096];
+	size_t klen = expect_key(s, ushort, key);
+	size_t lklen = expect_key(s, u2000, lk);
+	size_t maxkey = store_max_key(s);
+	store_close(s);
+	f->s = NULL;
+	assert_int_equal(klen, head);
+	size_t got = 0;
+	uint8_t *v = raw_get(f->dir, "handles", key, klen, &got);
+	assert_non_null(v);
+	len = enc_values("https://short", 0, buf, sizeof(buf));
+	assert_int_equal(got, len); /* a short-key record is exactly the values */
+	assert_memory_equal(v, buf, len);
+	free(v);
+	assert_int_equal(lklen, maxkey);
+	assert_int_equal(lk[head], 0);
+	assert_memory_equal(lk, u2000, head);
+	v = raw_get(f->dir, "handles", lk, lklen, &got);
+	assert_non_null(v);
+	len = enc_values("https://long/2000-v2", 0, buf, sizeof(buf));
+	size_t rl = long_record(u2000, buf, len, rec);
+	assert_int_equal(got, rl);
+	assert_memory_equal(v, rec, rl);
+	free(v);
+	/* nothing is filed under the truncated name itself */
+	assert_null(raw_get(f->dir, "handles", u2000, maxkey, &got));
+
+	/* reopened, read-only: still there */
+	store_opts_t ro = {.path = f->dir, .read_only = true};
+	assert_int_equal(store_open(&ro, &f->s), HDL_EOK);
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_string_equal(get_url(r, h2000, &rc), "https://long/2000-v2");
+	assert_string_equal(get_url(r, hb, &rc), "https://long/b");
+	store_reader_end(r);
+	store_reader_free(r);
+
+	free(h2000);
+	free(h600);
+	free(u2000);
+	free(u600);
+	free(ha);
+	free(hb);
+	free(hc);
+	free(hcut);
+	free(hshort);
+	free(ua);
+	free(ub);
+	free(ushort);
+}
+
+/** A prefix longer than the name part of a long key: foreach matches on the full names. */
+static void test_long_prefix_foreach(void **state)
+{
+	fix_t *f = *state;
+	f->s = open_store(f, 0, false, false);
+	size_t head = store_max_key(f->s) - 33;
+	/* a 490-byte naming authority (prefix_key allows up to max_key bytes) */
+	char pfx[512], pfx2[512];
+	memset(pfx, 0, sizeof(pfx));
+	memcpy(pfx, "88.", 3);
+	for (size_t i = 3; i < 490; i++)
+		pfx[i] = (i % 4 == 0) ? '.' : (char)('0' + i % 10);
+	assert_true(strlen(pfx) > head);
+	memcpy(pfx2, pfx, sizeof(pfx));
+	pfx2[489] = '9' == pfx2[489] ? '8' : '9'; /* differs after the head */
+	char *h1 = long_name(pfx, 100, "x", "1");
+	char *h2 = long_name(pfx, 100, "x", "2");
+	char *h3 = long_name(pfx2, 100, "x", "3");
+	assert_int_equal(put1(f->s, h1, "https://p/1", true), HDL_EOK);
+	assert_int_equal(put1(f->s, h2, "https://p/2", true), HDL_EOK);
+	assert_int_equal(put1(f->s, h3, "https://p/3", true), HDL_EOK);
+	assert_int_equal(put1(f->s, "88.100.1/other", "https://o", true), HDL_EOK);
+	store_reader_t *r = NULL;
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	lcollect_t c;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_foreach(r, S(pfx), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 2);
+	char *u1 = upper_dup(h1), *u2 = upper_dup(h2), *u3 = upper_dup(h3);
+	assert_true(lcollect_has(&c, u1) >= 0 && lcollect_has(&c, u2) >= 0);
+	lcollect_free(&c);
+	assert_int_equal(store_foreach(r, S(pfx2), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.keys[0], u3);
+	lcollect_free(&c);
+	pfx[300] = '\0'; /* a shorter prefix: no handle has it as naming authority */
+	assert_int_equal(store_foreach(r, S(pfx), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(store_foreach(r, S(""), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 4);
+	lcollect_free(&c);
+	store_reader_end(r);
+	store_reader_free(r);
+	free(h1);
+	free(h2);
+	free(h3);
+	free(u1);
+	free(u2);
+	free(u3);
+}
+
+/** Map growth replays batches with long names. */
+static void test_long_names_growth(void **state)
+{
+	fix_t *f = *state;
+	f->s = open_store(f, 1u << 20, true, false);
+	uint64_t before = store_map_size(f->s);
+	static uint8_t buf[8192];
+	store_batch_t *b = NULL;
+	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
+	for (int i = 0; i < 600; i++) {
+		char tail[32], u[64];
+		snprintf(tail, sizeof(tail), "-%04d", i);
+		snprintf(u, sizeof(u), "https://grow/%d", i);
+		char *h = long_name("88.100.1", 1200, "g", tail);
+		size_t len = enc_values(u, 500, buf, sizeof(buf));
+		hdl_slice_t v = {buf, (uint32_t)len};
+		assert_int_equal(store_batch_put(b, S(h), v, true), HDL_EOK);
+		free(h);
+	}
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+	assert_true(store_map_size(f->s) > before);
+	assert_int_equal(store_count(f->s), 600);
+	store_reader_t *r = NULL;
+	int rc;
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	for (int i = 0; i < 600; i += 97) {
+		char tail[32], u[64];
+		snprintf(tail, sizeof(tail), "-%04d", i);
+		snprintf(u, sizeof(u), "https://grow/%d", i);
+		char *h = long_name("88.100.1", 1200, "g", tail);
+		assert_string_equal(get_url(r, h, &rc), u);
+		free(h);
+	}
+	store_reader_end(r);
+	store_reader_free(r);
+}
+
+/** Long-name records with a bad header are corrupted: HDL_ESTORE, skipped by foreach. */
+static void test_long_corrupt(void **state)
+{
+	fix_t *f = *state;
+	f->s = open_store(f, 0, false, false);
+	size_t head = store_max_key(f->s) - 33;
+	char *good = long_name("88.100.1", 700, "GOOD-", "");
+	assert_int_equal(put1(f->s, good, "https://good", true), HDL_EOK);
+	const char *tails[] = {"NOMARK", "OVERRUN", "OTHERNAME", "BADVALS", "SHORTNAME", "CTRL",
+	                       "EMPTY"};
+	enum { NT = sizeof(tails) / sizeof(tails[0]) };
+	char *names[NT];
+	uint8_t keys[NT][600];
+	size_t klens[NT];
+	for (size_t i = 0; i < NT; i++) {
+		names[i] = long_name("88.100.1", 700, "BAD-", tails[i]);
+		klens[i] = expect_key(f->s, names[i], keys[i]); /* already upper case */
+		assert_int_equal(klens[i], store_max_key(f->s));
+	}
+	store_close(f->s);
+	f->s = NULL;
+
+	uint8_t vals[1024], rec[4096];
+	size_t vl = enc_values("https://bad", 0, vals, sizeof(vals));
+	/* a plain record under a long key (no marker) */
+	raw_put_bin(f->dir, keys[0], klens[0], vals, vl);
+	/* the name length runs past the record */
+	size_t rl = long_record(names[1], vals, vl, rec);
+	rec[4] = 0x7f;
+	raw_put_bin(f->dir, keys[1], klens[1], rec, rl);
+	/* a well-formed header naming another handle (that does not hash to this key) */
+	rl = long_record(good, vals, vl, rec);
+	raw_put_bin(f->dir, keys[2], klens[2], rec, rl);
+	/* a good header, truncated values */
+	rl = long_record(names[3], vals, vl, rec);
+	raw_put_bin(f->dir, keys[3], klens[3], rec, rl - 2);
+	/* a name that would fit a short key */
+	rl = long_record("88.100.1/SHORT", vals, vl, rec);
+	raw_put_bin(f->dir, keys[4], klens[4], rec, rl);
+	/* a control character in the stored name */
+	rl = long_record(names[5], vals, vl, rec);
+	rec[8 + 20] = 0x01;
+	raw_put_bin(f->dir, keys[5], klens[5], rec, rl);
+	/* an empty record */
+	raw_put_bin(f->dir, keys[6], klens[6], "", 0);
+	/* a long-name header under a short key: not a valid plain record */
+	rl = long_record(good, vals, vl, rec);
+	raw_put_bin(f->dir, "88.100.1/MARKED", 15, rec, rl);
+
+	f->s = open_store(f, 0, false, false);
+	store_reader_t *r = NULL;
+	int rc;
+	hdl_slice_t raw;
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	for (size_t i = 0; i < NT; i++) {
+		assert_int_equal(store_get(r, S(names[i]), &raw), HDL_ESTORE);
+		assert_null(raw.p);
+		assert_null(get_url(r, names[i], &rc));
+		assert_int_equal(rc, HDL_ESTORE);
+	}
+	assert_int_equal(store_get(r, S("88.100.1/MARKED"), &raw), HDL_ESTORE);
+	assert_string_equal(get_url(r, good, &rc), "https://good");
+	lcollect_t c;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_foreach(r, S("88.100.1"), lcollect_cb, &c), HDL_EOK);
+	assert_int_equal(c.n, 1); /* every corrupted one skipped */
+	char *ugood = upper_dup(good);
+	assert_string_equal(c.keys[0], ugood);
+	lcollect_free(&c);
+	store_reader_end(r);
+	store_reader_free(r);
+
+	/* a put repairs a corrupted slot; a delete removes one */
+	assert_int_equal(put1(f->s, names[0], "https://fixed", true), HDL_EOK);
+	store_batch_t *b = NULL;
+	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
+	assert_int_equal(store_batch_del(b, S(names[1])), HDL_EOK);
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+	assert_int_equal(store_reader_new(f->s, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	assert_string_equal(get_url(r, names[0], &rc), "https://fixed");
+	assert_null(get_url(r, names[1], &rc));
+	assert_int_equal(rc, HDL_ENOENT);
+	store_reader_end(r);
+	store_reader_free(r);
+	(void)head;
+	for (size_t i = 0; i < NT; i++)
+		free(names[i]);
+	free(good);
+	free(ugood);
+}
+
 /* ---- concurrency: readers in threads while the writer grows the map ---------------------- */
 
 typedef struct rthread {
@@ -934,6 +1428,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_prefix_foreach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_names_growth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_growth_refused_with_own_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_process_growth, setup, teardown),
