@@ -303,7 +303,14 @@ static void test_keys_pattern(void **state)
 	assert_int_equal(bk_keys_pattern(&k, "100%%/%u", "10-10", err, sizeof(err)), 0);
 	assert_int_equal(k.n, 1);
 	key_is(&k, 0, "100%/10");
+	assert_int_equal(bk_keys_pattern(&k, "88.100.1/PUMP-2019-%06u", "7-8", err, sizeof(err)), 0);
+	key_is(&k, 0, "88.100.1/PUMP-2019-000007");
+	key_is(&k, 1, "88.100.1/PUMP-2019-000008");
+	assert_int_equal(bk_keys_pattern(&k, "x%03s", "1234-1234", err, sizeof(err)), 0);
+	key_is(&k, 0, "x1234"); /* wider numbers are not cut */
 	/* refused */
+	assert_int_equal(bk_keys_pattern(&k, "a/%099d", "1-2", err, sizeof(err)), -1);
+	assert_int_equal(bk_keys_pattern(&k, "a/%6d", "1-2", err, sizeof(err)), -1);
 	assert_int_equal(bk_keys_pattern(&k, "88.100.1/x", "1-2", err, sizeof(err)), -1);
 	assert_int_equal(bk_keys_pattern(&k, "%s/%s", "1-2", err, sizeof(err)), -1);
 	assert_int_equal(bk_keys_pattern(&k, "a/%x", "1-2", err, sizeof(err)), -1);

@@ -103,11 +103,13 @@ typedef struct bk_keys {
 	size_t pre_len, post_len;
 	uint64_t lo; /**< pattern: first number */
 	uint64_t hi; /**< pattern: last number (inclusive) */
+	unsigned width; /**< pattern: zero-pad the number to this many digits (%06d), 0 = none */
 } bk_keys_t;
 
 /**
  * \brief Keys PRE<number>POST for every number in RANGE ("A-B", inclusive, A <= B).
- * \param pattern text with exactly one "%s" (or "%d" / "%u"); "%%" is a literal '%'
+ * \param pattern text with exactly one "%s" (or "%d" / "%u", optionally zero-padded as "%06d");
+ *        "%%" is a literal '%'
  * \retval 0 ok, -1 bad pattern or range (message in \p err)
  */
 int bk_keys_pattern(bk_keys_t *k, const char *pattern, const char *range, char *err, size_t errlen);

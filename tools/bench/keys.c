@@ -38,20 +38,30 @@ int bk_keys_pattern(bk_keys_t *k, const char *pattern, const char *range, char *
 	for (const char *p = pattern; *p; p++) {
 		char c = *p;
 		if (c == '%') {
-			char f = p[1];
-			if (f == '%') {
+			if (p[1] == '%') {
 				p++;
-			} else if (f == 's' || f == 'd' || f == 'u') {
+			} else {
+				/* %s, %d, %u, optionally zero-padded: %06d */
+				const char *q = p + 1;
+				unsigned width = 0;
+				if (*q == '0')
+					while (*q >= '0' && *q <= '9' && width < 100)
+						width = width * 10u + (unsigned)(*q++ - '0');
+				if (*q != 's' && *q != 'd' && *q != 'u') {
+					snprintf(err, errlen, "pattern: unsupported conversion (use %%s or %%06d)");
+					return -1;
+				}
+				if (width > 20) {
+					snprintf(err, errlen, "pattern: zero-pad width over 20");
+					return -1;
+				}
 				if (++np > 1)
 					break;
-				p++;
+				k->width = width;
+				p = q;
 				dst = k->post;
 				dl = &ql;
 				continue;
-			} else {
-				snprintf(err, errlen, "pattern: unsupported conversion '%%%c' (use %%s)",
-				         f ? f : '?');
-				return -1;
 			}
 		}
 		if (*dl + 1 >= BK_KEY_MAX - 24) {
@@ -381,7 +391,7 @@ size_t bk_key_get(const bk_keys_t *k, uint64_t i, char *out, size_t cap)
 		return len;
 	}
 	char num[24];
-	int nl = snprintf(num, sizeof(num), "%" PRIu64, k->lo + i);
+	int nl = snprintf(num, sizeof(num), "%0*" PRIu64, (int)k->width, k->lo + i);
 	size_t len = k->pre_len + (size_t)nl + k->post_len;
 	if (len > cap)
 		return 0;

@@ -59,7 +59,7 @@ static void usage(FILE *f)
 	        "  --timeout MS      a reply later than this counts as lost (default 1000)\n"
 	        "keys:\n"
 	        "  -f FILE           one handle per line, or JSON Lines with \"handle\" (idnode gen)\n"
-	        "  --pattern P --range A-B   keys P with %%s replaced by A..B\n"
+	        "  --pattern P --range A-B   keys P with %%s (or %%06d) replaced by A..B\n"
 	        "  --zipf S          Zipf(S) popularity over the keys (default uniform)\n"
 	        "  --miss PCT        share of keys that do not exist\n"
 	        "  --type T          type filter in each request (repeatable)\n"
