@@ -50,7 +50,9 @@ void bh_merge(bh_hist_t *dst, const bh_hist_t *src);
  *        the ceil(p/100 * count)-th smallest value, clamped to [min, max]. 0 when empty.
  */
 uint64_t bh_percentile(const bh_hist_t *h, double p);
+/** \brief Exact mean of the recorded values (0 when empty). */
 double bh_mean(const bh_hist_t *h);
+/** \brief Exact population standard deviation of the recorded values. */
 double bh_stddev(const bh_hist_t *h);
 
 /* ---- random numbers and Zipf (zipf.c) ---------------------------------------------------- */
@@ -62,6 +64,7 @@ typedef struct bk_rng {
 
 /** \brief Seed \p r from \p seed (splitmix64 expansion). */
 void bk_rng_seed(bk_rng_t *r, uint64_t seed);
+/** \brief Next 64 random bits. */
 uint64_t bk_rng_next(bk_rng_t *r);
 /** \brief Uniform integer in [0, n) (n > 0). */
 uint64_t bk_rng_below(bk_rng_t *r, uint64_t n);
@@ -124,6 +127,7 @@ int bk_keys_load(bk_keys_t *k, const char *path, char *err, size_t errlen);
 int bk_keys_load_mem(bk_keys_t *k, const char *buf, size_t len, char *err, size_t errlen);
 /** \brief Key \p i (< k->n) into \p out; \return its length (0 if it does not fit). */
 size_t bk_key_get(const bk_keys_t *k, uint64_t i, char *out, size_t cap);
+/** \brief Release a key set (a pattern set owns nothing). */
 void bk_keys_free(bk_keys_t *k);
 /**
  * \brief Extract the top-level "handle" string of one JSON object line.
@@ -157,6 +161,7 @@ typedef enum bk_proto {
 
 /** \brief Parse a protocol name; \retval 0 ok, -1 unknown. */
 int bk_proto_parse(const char *s, bk_proto_t *p);
+/** \brief Name of a protocol as the --proto option spells it. */
 const char *bk_proto_name(bk_proto_t p);
 /** \brief True for stream transports (TCP, HTTP, REST, DNS over TCP). */
 bool bk_proto_stream(bk_proto_t p);
