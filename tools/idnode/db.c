@@ -486,7 +486,7 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 		reject(im, lineno, "invalid handle name: %s", hdl_strerror(nrc));
 		goto out;
 	}
-	uint8_t key[1024];
+	uint8_t key[HDL_MAX_HANDLE_LEN + 8]; /* normalized name (store_key) */
 	size_t klen = store_key(im->store, name, key, sizeof(key));
 	if (klen == 0) {
 		reject(im, lineno, "handle name too long for the store (max %zu bytes)",
