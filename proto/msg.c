@@ -105,28 +105,9 @@ static hdl_slice_t rd_handle(wire_rd_t *rd)
 /* U32 count, then count x U32. */
 static uint32_t *rd_u32_list(wire_rd_t *rd, hdl_arena_t *a, uint32_t max, uint32_t *n)
 {
-	*n = 0;
-	uint32_t cnt = wire_rd_u32(rd);
-	if (rd->err)
-		return NULL;
-	if (cnt > max) {
-		wire_rd_fail(rd, HDL_ELIMIT);
-		return NULL;
-	}
-	if ((uint64_t)cnt * 4u > wire_rd_left(rd)) {
-		wire_rd_fail(rd, HDL_ETRUNC);
-		return NULL;
-	}
-	if (cnt == 0)
-		return NULL;
-	uint32_t *v = hdl_arena_alloc(a, (size_t)cnt * sizeof(*v));
-	if (v == NULL) {
-		wire_rd_fail(rd, HDL_ENOMEM);
-		return NULL;
-	}
-	for (uint32_t i = 0; i < cnt; i++)
+	uint32_t *v = wire_rd_array(rd, a, max, 4, sizeof(*v), n);
+	for (uint32_t i = 0; i < *n; i++)
 		v[i] = wire_rd_u32(rd);
-	*n = cnt;
 	return v;
 }
 
@@ -134,28 +115,9 @@ static uint32_t *rd_u32_list(wire_rd_t *rd, hdl_arena_t *a, uint32_t max, uint32
 static hdl_slice_t *rd_str_list(wire_rd_t *rd, hdl_arena_t *a, uint32_t max, uint32_t maxlen,
                                 uint32_t *n)
 {
-	*n = 0;
-	uint32_t cnt = wire_rd_u32(rd);
-	if (rd->err)
-		return NULL;
-	if (cnt > max) {
-		wire_rd_fail(rd, HDL_ELIMIT);
-		return NULL;
-	}
-	if ((uint64_t)cnt * MIN_STR_LEN > wire_rd_left(rd)) {
-		wire_rd_fail(rd, HDL_ETRUNC);
-		return NULL;
-	}
-	if (cnt == 0)
-		return NULL;
-	hdl_slice_t *v = hdl_arena_alloc(a, (size_t)cnt * sizeof(*v));
-	if (v == NULL) {
-		wire_rd_fail(rd, HDL_ENOMEM);
-		return NULL;
-	}
-	for (uint32_t i = 0; i < cnt && !rd->err; i++)
+	hdl_slice_t *v = wire_rd_array(rd, a, max, MIN_STR_LEN, sizeof(*v), n);
+	for (uint32_t i = 0; i < *n && !rd->err; i++)
 		v[i] = rd_utf8(rd, maxlen);
-	*n = cnt;
 	return v;
 }
 
@@ -176,55 +138,18 @@ static void rd_value(wire_rd_t *rd, hdl_arena_t *a, hdl_value_t *v)
 	v->perms = wire_rd_u8(rd);
 	v->type = rd_utf8(rd, HDL_MAX_TYPE_LEN);
 	v->data = wire_rd_lbytes(rd, HDL_MAX_ARRAY_LEN);
-	uint32_t nrefs = wire_rd_u32(rd);
-	if (rd->err)
-		return;
-	if (nrefs > HDL_MAX_REFS) {
-		wire_rd_fail(rd, HDL_ELIMIT);
-		return;
-	}
-	if ((uint64_t)nrefs * MIN_REF_LEN > wire_rd_left(rd)) {
-		wire_rd_fail(rd, HDL_ETRUNC);
-		return;
-	}
-	if (nrefs == 0)
-		return;
-	v->refs = hdl_arena_alloc(a, (size_t)nrefs * sizeof(*v->refs));
-	if (v->refs == NULL) {
-		wire_rd_fail(rd, HDL_ENOMEM);
-		return;
-	}
-	for (uint32_t i = 0; i < nrefs && !rd->err; i++) {
+	v->refs = wire_rd_array(rd, a, HDL_MAX_REFS, MIN_REF_LEN, sizeof(*v->refs), &v->n_refs);
+	for (uint32_t i = 0; i < v->n_refs && !rd->err; i++) {
 		v->refs[i].handle = rd_handle(rd);
 		v->refs[i].index = wire_rd_u32(rd);
 	}
-	v->n_refs = nrefs;
 }
 
 static hdl_value_t *rd_values(wire_rd_t *rd, hdl_arena_t *a, uint32_t *n)
 {
-	*n = 0;
-	uint32_t cnt = wire_rd_u32(rd);
-	if (rd->err)
-		return NULL;
-	if (cnt > HDL_MAX_VALUES) {
-		wire_rd_fail(rd, HDL_ELIMIT);
-		return NULL;
-	}
-	if ((uint64_t)cnt * MIN_VALUE_LEN > wire_rd_left(rd)) {
-		wire_rd_fail(rd, HDL_ETRUNC);
-		return NULL;
-	}
-	if (cnt == 0)
-		return NULL;
-	hdl_value_t *v = hdl_arena_alloc(a, (size_t)cnt * sizeof(*v));
-	if (v == NULL) {
-		wire_rd_fail(rd, HDL_ENOMEM);
-		return NULL;
-	}
-	for (uint32_t i = 0; i < cnt && !rd->err; i++)
+	hdl_value_t *v = wire_rd_array(rd, a, HDL_MAX_VALUES, MIN_VALUE_LEN, sizeof(*v), n);
+	for (uint32_t i = 0; i < *n && !rd->err; i++)
 		rd_value(rd, a, &v[i]);
-	*n = cnt;
 	return v;
 }
 

@@ -21,19 +21,6 @@
 #define IFACE_LEN 6u       /* U8 type + U8 proto + U32 port */
 #define REF_MIN_LEN 8u     /* STR handle + U32 index */
 
-static bool count_fits(const wire_rd_t *rd, uint32_t n, uint32_t max, size_t min_each, int *err)
-{
-	if (n > max) {
-		*err = HDL_ELIMIT;
-		return false;
-	}
-	if ((size_t)n * min_each > wire_rd_left(rd)) {
-		*err = HDL_ETRUNC;
-		return false;
-	}
-	return true;
-}
-
 /* ---- HS_SITE ------------------------------------------------------------------------------ */
 
 /*
@@ -58,25 +45,14 @@ static bool count_fits(const wire_rd_t *rd, uint32_t n, uint32_t max, size_t min
  */
 static int site_decode_server(wire_rd_t *rd, hdl_arena_t *a, hdl_server_t *sv)
 {
-	int err = HDL_EOK;
 	sv->id = wire_rd_u32(rd);
 	hdl_slice_t addr = wire_rd_bytes(rd, sizeof(sv->addr));
 	if (rd->err)
 		return rd->err;
 	memcpy(sv->addr, addr.p, sizeof(sv->addr));
 	sv->pubkey = wire_rd_lbytes(rd, HDL_MAX_ARRAY_LEN);
-	uint32_t n = wire_rd_u32(rd);
-	if (rd->err)
-		return rd->err;
-	if (!count_fits(rd, n, HDL_MAX_IFACES, IFACE_LEN, &err))
-		return err;
-	sv->n_ifaces = n;
-	sv->ifaces = NULL;
-	if (n == 0)
-		return HDL_EOK;
-	sv->ifaces = hdl_arena_alloc(a, (size_t)n * sizeof(*sv->ifaces));
-	if (sv->ifaces == NULL)
-		return HDL_ENOMEM;
+	sv->ifaces = wire_rd_array(rd, a, HDL_MAX_IFACES, IFACE_LEN, sizeof(*sv->ifaces), &sv->n_ifaces);
+	uint32_t n = sv->n_ifaces;
 	for (uint32_t i = 0; i < n; i++) {
 		sv->ifaces[i].type = wire_rd_u8(rd);
 		sv->ifaces[i].proto = wire_rd_u8(rd);
@@ -99,37 +75,18 @@ int hdl_site_decode(const uint8_t *p, size_t len, hdl_arena_t *a, hdl_site_t *ou
 	out->hash_option = wire_rd_u8(&rd);
 	out->hash_filter = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 
-	uint32_t n = wire_rd_u32(&rd);
-	if ((err = rd.err) != HDL_EOK)
-		goto fail;
-	if (!count_fits(&rd, n, HDL_MAX_ATTRS, ATTR_MIN_LEN, &err))
-		goto fail;
-	if (n > 0) {
-		out->attrs = hdl_arena_alloc(a, (size_t)n * sizeof(*out->attrs));
-		if (out->attrs == NULL) {
-			err = HDL_ENOMEM;
-			goto fail;
-		}
-	}
-	out->n_attrs = n;
+	out->attrs = wire_rd_array(&rd, a, HDL_MAX_ATTRS, ATTR_MIN_LEN, sizeof(*out->attrs), &out->n_attrs);
+	uint32_t n = out->n_attrs;
 	for (uint32_t i = 0; i < n; i++) {
 		out->attrs[i].name = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 		out->attrs[i].value = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 	}
 
-	n = wire_rd_u32(&rd);
+	out->servers =
+	    wire_rd_array(&rd, a, HDL_MAX_SERVERS, SERVER_MIN_LEN, sizeof(*out->servers), &out->n_servers);
+	n = out->n_servers;
 	if ((err = rd.err) != HDL_EOK)
 		goto fail;
-	if (!count_fits(&rd, n, HDL_MAX_SERVERS, SERVER_MIN_LEN, &err))
-		goto fail;
-	if (n > 0) {
-		out->servers = hdl_arena_alloc(a, (size_t)n * sizeof(*out->servers));
-		if (out->servers == NULL) {
-			err = HDL_ENOMEM;
-			goto fail;
-		}
-	}
-	out->n_servers = n;
 	for (uint32_t i = 0; i < n; i++) {
 		if ((err = site_decode_server(&rd, a, &out->servers[i])) != HDL_EOK)
 			goto fail;
@@ -320,19 +277,8 @@ int hdl_vlist_decode(const uint8_t *p, size_t len, hdl_arena_t *a, hdl_ref_t **o
 	wire_rd_t rd = wire_rd_init(p, len);
 	*out = NULL;
 	*n = 0;
-	uint32_t cnt = wire_rd_u32(&rd);
-	if ((err = rd.err) != HDL_EOK)
-		goto fail;
-	if (!count_fits(&rd, cnt, HDL_MAX_REFS, REF_MIN_LEN, &err))
-		goto fail;
-	hdl_ref_t *refs = NULL;
-	if (cnt > 0) {
-		refs = hdl_arena_alloc(a, (size_t)cnt * sizeof(*refs));
-		if (refs == NULL) {
-			err = HDL_ENOMEM;
-			goto fail;
-		}
-	}
+	uint32_t cnt;
+	hdl_ref_t *refs = wire_rd_array(&rd, a, HDL_MAX_REFS, REF_MIN_LEN, sizeof(*refs), &cnt);
 	for (uint32_t i = 0; i < cnt; i++) {
 		refs[i].handle = wire_rd_lbytes(&rd, HDL_MAX_HANDLE_LEN);
 		refs[i].index = wire_rd_u32(&rd);

@@ -141,6 +141,39 @@ static inline hdl_slice_t wire_rd_lbytes(wire_rd_t *rd, uint32_t max)
 	return wire_rd_bytes(rd, n);
 }
 
+/**
+ * \brief Read a U32 element count and allocate that many elements from \p a.
+ *
+ * The count is checked against \p max (HDL_ELIMIT) and against the bytes left, each element taking
+ * at least \p min_len bytes (HDL_ETRUNC), before anything is allocated (HDL_ENOMEM).
+ * \return zeroed array, or NULL when the count is 0 or on error (then rd->err is set and *n = 0)
+ */
+static inline void *wire_rd_array(wire_rd_t *rd, hdl_arena_t *a, uint32_t max, size_t min_len,
+                                  size_t elem_size, uint32_t *n)
+{
+	*n = 0;
+	uint32_t cnt = wire_rd_u32(rd);
+	if (rd->err)
+		return NULL;
+	if (cnt > max) {
+		rd->err = HDL_ELIMIT;
+		return NULL;
+	}
+	if ((uint64_t)cnt * min_len > wire_rd_left(rd)) {
+		rd->err = HDL_ETRUNC;
+		return NULL;
+	}
+	if (cnt == 0)
+		return NULL;
+	void *v = hdl_arena_alloc(a, (size_t)cnt * elem_size);
+	if (v == NULL) {
+		rd->err = HDL_ENOMEM;
+		return NULL;
+	}
+	*n = cnt;
+	return v;
+}
+
 /** \brief Mark the current position (for TCP framing: roll back when a frame is incomplete). */
 static inline size_t wire_rd_mark(const wire_rd_t *rd)
 {
