@@ -15,7 +15,7 @@ struct hdl_arena_chunk {
 	uint8_t data[];
 };
 
-#define ARENA_ALIGN 8u
+#define ARENA_ALIGN     8u
 #define ARENA_CHUNK_MIN 16384u
 
 void hdl_arena_init(hdl_arena_t *a, void *buf, size_t cap, size_t heap_limit)

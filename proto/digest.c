@@ -24,14 +24,10 @@ size_t hdl_digest_len(uint8_t alg)
 {
 	switch (alg) {
 	case HDL_DIGEST_OLD_MD5:
-	case HDL_DIGEST_MD5:
-		return 16;
-	case HDL_DIGEST_SHA1:
-		return 20;
-	case HDL_DIGEST_SHA256:
-		return 32;
-	default:
-		return 0;
+	case HDL_DIGEST_MD5: return 16;
+	case HDL_DIGEST_SHA1: return 20;
+	case HDL_DIGEST_SHA256: return 32;
+	default: return 0;
 	}
 }
 
@@ -41,18 +37,10 @@ int hdl_digest(uint8_t alg, const uint8_t *in, size_t len, uint8_t out[HDL_DIGES
 	const EVP_MD *md;
 	switch (alg) {
 	case HDL_DIGEST_OLD_MD5:
-	case HDL_DIGEST_MD5:
-		md = EVP_md5();
-		break;
-	case HDL_DIGEST_SHA1:
-		md = EVP_sha1();
-		break;
-	case HDL_DIGEST_SHA256:
-		md = EVP_sha256();
-		break;
-	default:
-		*outlen = 0;
-		return HDL_EINVAL;
+	case HDL_DIGEST_MD5: md = EVP_md5(); break;
+	case HDL_DIGEST_SHA1: md = EVP_sha1(); break;
+	case HDL_DIGEST_SHA256: md = EVP_sha256(); break;
+	default: *outlen = 0; return HDL_EINVAL;
 	}
 	unsigned int n = 0;
 	if (EVP_Digest(in, len, out, &n, md, NULL) != 1) {

@@ -11,9 +11,8 @@
 const char *hdl_strerror(int err)
 {
 	switch (err) {
-#define HDL_ERR_STR_(name, val, str)                                                             \
-	case val:                                                                                \
-		return str;
+#define HDL_ERR_STR_(name, val, str) \
+	case val: return str;
 		HDL_ERRORS(HDL_ERR_STR_)
 #undef HDL_ERR_STR_
 	}
@@ -23,9 +22,8 @@ const char *hdl_strerror(int err)
 const char *hdl_errname(int err)
 {
 	switch (err) {
-#define HDL_ERR_NAME_(name, val, str)                                                            \
-	case val:                                                                                \
-		return #name;
+#define HDL_ERR_NAME_(name, val, str) \
+	case val: return #name;
 		HDL_ERRORS(HDL_ERR_NAME_)
 #undef HDL_ERR_NAME_
 	}

@@ -22,7 +22,7 @@
 #include "hdl/error.h"
 #include "proto/json.h"
 
-#define DEFAULT_TTL 86400u
+#define DEFAULT_TTL     86400u
 #define TMP_ARENA_LIMIT (8u * 1024u * 1024u)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -37,7 +37,8 @@ typedef struct jctx {
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static int jfail(jctx_t *c, int code, const char *path, const char *fmt, ...)
+static int
+jfail(jctx_t *c, int code, const char *path, const char *fmt, ...)
 {
 	if (c->err != NULL && c->errlen > 0 && c->err[0] == '\0') {
 		char msg[160];
@@ -50,11 +51,11 @@ static int jfail(jctx_t *c, int code, const char *path, const char *fmt, ...)
 	return code;
 }
 
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void subpath(char *dst, size_t n, const char *fmt, ...)
+static void
+subpath(char *dst, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -520,8 +521,8 @@ static json_t *admin_to_json(const hdl_admin_t *ad)
 		bits[i] = (ad->perms >> (11 - i)) & 1 ? '1' : '0';
 	bits[12] = '\0';
 	json_t *o = json_object();
-	if (o == NULL || !jset(o, "handle", jslice(ad->handle)) || !jset(o, "index", jint32(ad->index)) ||
-	    !jset(o, "permissions", json_string(bits)) ||
+	if (o == NULL || !jset(o, "handle", jslice(ad->handle)) ||
+	    !jset(o, "index", jint32(ad->index)) || !jset(o, "permissions", json_string(bits)) ||
 	    (ad->legacy && !jset(o, "legacyByteLength", json_true()))) {
 		json_decref(o);
 		return NULL;
@@ -589,8 +590,9 @@ static int admin_from_json(jctx_t *c, const json_t *v, const char *path, hdl_sli
 	if (!get_u32(jget(v, "index"), &ad.index))
 		return jfail(c, HDL_EJSON, path, "index: expected an integer");
 	if (admin_perms_from_json(jget(v, "permissions"), &ad.perms) != HDL_EOK)
-		return jfail(c, HDL_EJSON, path, "permissions: expected a bit string, '*', "
-		                                  "boolean, integer or array");
+		return jfail(c, HDL_EJSON, path,
+		             "permissions: expected a bit string, '*', "
+		             "boolean, integer or array");
 	const json_t *lg = jget(v, "legacyByteLength");
 	if (lg != NULL && !json_is_null(lg) && !get_bool(lg, &ad.legacy))
 		return jfail(c, HDL_EJSON, path, "legacyByteLength: expected a boolean");
@@ -746,7 +748,8 @@ static json_t *pubkey_to_jwk(const hdl_pubkey_t *k)
 		     jset(o, "e", jbig(k->e));
 	} else {
 		ok = jset(o, "kty", json_string("DSA")) && jset(o, "y", jbig(k->y)) &&
-		     jset(o, "p", jbig(k->p)) && jset(o, "q", jbig(k->q)) && jset(o, "g", jbig(k->g));
+		     jset(o, "p", jbig(k->p)) && jset(o, "q", jbig(k->q)) &&
+		     jset(o, "g", jbig(k->g));
 	}
 	if (!ok) {
 		json_decref(o);
@@ -763,7 +766,8 @@ static json_t *key_data_json(const uint8_t *p, size_t len, bool *oom)
 	if (hdl_pubkey_decode(p, len, &k) != HDL_EOK || !pubkey_canonical(&k, p, len))
 		return NULL;
 	json_t *o = json_object();
-	if (o == NULL || !jset(o, "format", json_string("key")) || !jset(o, "value", pubkey_to_jwk(&k))) {
+	if (o == NULL || !jset(o, "format", json_string("key")) ||
+	    !jset(o, "value", pubkey_to_jwk(&k))) {
 		json_decref(o);
 		*oom = true;
 		return NULL;
@@ -856,7 +860,8 @@ static const char *const PROTO_NAMES[] = {"UDP", "TCP", "HTTP", "HTTPS"};
 static json_t *binary_json(const uint8_t *p, size_t n)
 {
 	json_t *o = json_object();
-	if (o == NULL || !jset(o, "format", json_string("base64")) || !jset(o, "value", jb64(p, n, false))) {
+	if (o == NULL || !jset(o, "format", json_string("base64")) ||
+	    !jset(o, "value", jb64(p, n, false))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -887,8 +892,8 @@ static json_t *server_to_json(const hdl_server_t *sv)
 	for (uint32_t i = 0; i < sv->n_ifaces; i++) {
 		const hdl_interface_t *f = &sv->ifaces[i];
 		json_t *jf = json_object();
-		json_t *proto = f->proto < 4 ? json_string(PROTO_NAMES[f->proto])
-		                             : json_integer(f->proto);
+		json_t *proto =
+		    f->proto < 4 ? json_string(PROTO_NAMES[f->proto]) : json_integer(f->proto);
 		if (!jpush(ifs, jf) || !jset(jf, "query", json_boolean(f->type & HDL_IF_QUERY)) ||
 		    !jset(jf, "admin", json_boolean(f->type & HDL_IF_ADMIN)) ||
 		    !jset(jf, "protocol", proto) || !jset(jf, "port", jint32(f->port)))
@@ -985,7 +990,8 @@ static int iface_from_json(jctx_t *c, const json_t *v, const char *path, hdl_int
 	}
 	if (f->proto == 0xFF) {
 		if (!get_int(jp, -128, 255, &x))
-			return jfail(c, HDL_EJSON, path, "protocol: expected UDP, TCP, HTTP, HTTPS or a number");
+			return jfail(c, HDL_EJSON, path,
+			             "protocol: expected UDP, TCP, HTTP, HTTPS or a number");
 		f->proto = (uint8_t)x;
 	}
 	if (!get_u32(jget(v, "port"), &f->port))
@@ -1018,7 +1024,8 @@ static int server_from_json(jctx_t *c, const json_t *v, const char *path, hdl_se
 	subpath(sub, sizeof(sub), "%s.publicKey", path);
 	if (pk != NULL && !json_is_null(pk)) {
 		if (legacy && json_is_string(pk))
-			err = hex_decode(c->a, json_string_value(pk), json_string_length(pk), &sv->pubkey);
+			err = hex_decode(c->a, json_string_value(pk), json_string_length(pk),
+			                 &sv->pubkey);
 		else
 			err = data_from_json(c, pk, sub, &sv->pubkey);
 		if (err != HDL_EOK)
@@ -1042,7 +1049,8 @@ static int server_from_json(jctx_t *c, const json_t *v, const char *path, hdl_se
 	sv->n_ifaces = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
 		subpath(sub, sizeof(sub), "%s.interfaces[%zu]", path, i);
-		if ((err = iface_from_json(c, json_array_get(ifs, i), sub, &sv->ifaces[i])) != HDL_EOK)
+		if ((err = iface_from_json(c, json_array_get(ifs, i), sub, &sv->ifaces[i])) !=
+		    HDL_EOK)
 			return err;
 	}
 	return HDL_EOK;
@@ -1058,7 +1066,8 @@ static int attrs_from_json(jctx_t *c, const json_t *v, const char *path, hdl_sit
 	} else if (json_is_object(v)) {
 		const char *k;
 		const json_t *e;
-		json_object_foreach((json_t *)v, k, e) {
+		json_object_foreach((json_t *)v, k, e)
+		{
 			n += json_is_array(e) ? json_array_size(e) : 1;
 			if (n > HDL_MAX_ATTRS)
 				break;
@@ -1080,8 +1089,8 @@ static int attrs_from_json(jctx_t *c, const json_t *v, const char *path, hdl_sit
 			subpath(sub, sizeof(sub), "%s[%zu]", path, i);
 			if (!json_is_object(e))
 				return jfail(c, HDL_EJSON, sub, "expected {name, value}");
-			if ((err = get_str(c, jget(e, "name"), HDL_MAX_ARRAY_LEN, sub, &s->attrs[i].name)) !=
-			        HDL_EOK ||
+			if ((err = get_str(c, jget(e, "name"), HDL_MAX_ARRAY_LEN, sub,
+			                   &s->attrs[i].name)) != HDL_EOK ||
 			    (err = get_str(c, jget(e, "value"), HDL_MAX_ARRAY_LEN, sub,
 			                   &s->attrs[i].value)) != HDL_EOK)
 				return err;
@@ -1091,7 +1100,8 @@ static int attrs_from_json(jctx_t *c, const json_t *v, const char *path, hdl_sit
 	const char *k;
 	const json_t *e;
 	size_t i = 0;
-	json_object_foreach((json_t *)v, k, e) {
+	json_object_foreach((json_t *)v, k, e)
+	{
 		subpath(sub, sizeof(sub), "%s.%.40s", path, k);
 		hdl_slice_t name = hdl_arena_dup(c->a, k, strlen(k));
 		if (name.p == NULL)
@@ -1100,7 +1110,8 @@ static int attrs_from_json(jctx_t *c, const json_t *v, const char *path, hdl_sit
 		for (size_t j = 0; j < m; j++, i++) {
 			s->attrs[i].name = name;
 			const json_t *ev = json_is_array(e) ? json_array_get(e, j) : e;
-			if ((err = get_str(c, ev, HDL_MAX_ARRAY_LEN, sub, &s->attrs[i].value)) != HDL_EOK)
+			if ((err = get_str(c, ev, HDL_MAX_ARRAY_LEN, sub, &s->attrs[i].value)) !=
+			    HDL_EOK)
 				return err;
 		}
 	}
@@ -1136,7 +1147,8 @@ int hdl_json_to_site(const json_t *j, hdl_arena_t *a, hdl_site_t *out, char *err
 		if (!json_is_string(v) ||
 		    sscanf(json_string_value(v), "%3u.%3u%c", &ma, &mi, &tail) != 2 || ma > 255 ||
 		    mi > 255)
-			return jfail(c, HDL_EJSON, "site.protocolVersion", "expected \"major.minor\"");
+			return jfail(c, HDL_EJSON, "site.protocolVersion",
+			             "expected \"major.minor\"");
 		out->proto_major = (uint8_t)ma;
 		out->proto_minor = (uint8_t)mi;
 	}
@@ -1179,7 +1191,8 @@ int hdl_json_to_site(const json_t *j, hdl_arena_t *a, hdl_site_t *out, char *err
 		return jfail(c, HDL_EJSON, "site.servers", "expected an array");
 	size_t n = json_array_size(v);
 	if (n > HDL_MAX_SERVERS)
-		return jfail(c, HDL_ELIMIT, "site.servers", "more than %u servers", HDL_MAX_SERVERS);
+		return jfail(c, HDL_ELIMIT, "site.servers", "more than %u servers",
+		             HDL_MAX_SERVERS);
 	if (n == 0)
 		return HDL_EOK;
 	out->servers = hdl_arena_alloc(a, n * sizeof(*out->servers));
@@ -1188,7 +1201,8 @@ int hdl_json_to_site(const json_t *j, hdl_arena_t *a, hdl_site_t *out, char *err
 	out->n_servers = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
 		subpath(sub, sizeof(sub), "site.servers[%zu]", i);
-		if ((rc = server_from_json(c, json_array_get(v, i), sub, &out->servers[i])) != HDL_EOK)
+		if ((rc = server_from_json(c, json_array_get(v, i), sub, &out->servers[i])) !=
+		    HDL_EOK)
 			return rc;
 	}
 	return HDL_EOK;
@@ -1247,8 +1261,8 @@ static json_t *structured_data(const hdl_value_t *v, bool *oom)
 	switch (hdl_vtype_of(v->type)) {
 	case HDL_VT_ADMIN: {
 		hdl_admin_t ad;
-		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK && ad.perms <= HDL_ADM_ALL &&
-		    utf8_ok(ad.handle.p, ad.handle.len)) {
+		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK &&
+		    ad.perms <= HDL_ADM_ALL && utf8_ok(ad.handle.p, ad.handle.len)) {
 			res = data_of("admin", admin_to_json(&ad));
 			*oom = res == NULL;
 		}
@@ -1270,17 +1284,15 @@ static json_t *structured_data(const hdl_value_t *v, bool *oom)
 	}
 	case HDL_VT_SITE: {
 		hdl_site_t s;
-		if (hdl_site_decode(v->data.p, v->data.len, &a, &s) == HDL_EOK && site_lossless(&s)) {
+		if (hdl_site_decode(v->data.p, v->data.len, &a, &s) == HDL_EOK &&
+		    site_lossless(&s)) {
 			res = data_of("site", hdl_json_from_site(&s));
 			*oom = res == NULL;
 		}
 		break;
 	}
-	case HDL_VT_PUBKEY:
-		res = key_data_json(v->data.p, v->data.len, oom);
-		break;
-	default:
-		break;
+	case HDL_VT_PUBKEY: res = key_data_json(v->data.p, v->data.len, oom); break;
+	default: break;
 	}
 	hdl_arena_free(&a);
 	return res;
@@ -1462,21 +1474,25 @@ static int value_from_json(jctx_t *c, const json_t *j, const char *path, hdl_val
 	const json_t *v;
 	if ((v = json_object_get(j, "permissions")) != NULL && !json_is_null(v)) {
 		if (!perms_from_json(v, &out->perms))
-			return jfail(c, HDL_EJSON, path, "permissions: expected a string like \"1110\"");
+			return jfail(c, HDL_EJSON, path,
+			             "permissions: expected a string like \"1110\"");
 	}
 	if ((v = json_object_get(j, "ttl")) != NULL && !json_is_null(v)) {
 		if (json_is_string(v)) {
 			out->ttl_type = HDL_TTL_ABSOLUTE;
 			if (hdl_json_parse_time(json_string_value(v), &out->ttl) != HDL_EOK)
-				return jfail(c, HDL_EJSON, path, "ttl: expected seconds or an ISO-8601 time");
+				return jfail(c, HDL_EJSON, path,
+				             "ttl: expected seconds or an ISO-8601 time");
 		} else if (!get_u32(v, &out->ttl)) {
-			return jfail(c, HDL_EJSON, path, "ttl: expected seconds or an ISO-8601 time");
+			return jfail(c, HDL_EJSON, path,
+			             "ttl: expected seconds or an ISO-8601 time");
 		}
 	}
 	if ((v = json_object_get(j, "timestamp")) != NULL && !json_is_null(v)) {
 		if (json_is_string(v)) {
 			if (hdl_json_parse_time(json_string_value(v), &out->timestamp) != HDL_EOK)
-				return jfail(c, HDL_EJSON, path, "timestamp: expected an ISO-8601 time");
+				return jfail(c, HDL_EJSON, path,
+				             "timestamp: expected an ISO-8601 time");
 		} else if (!get_u32(v, &out->timestamp)) {
 			return jfail(c, HDL_EJSON, path, "timestamp: expected an ISO-8601 time");
 		}
@@ -1485,8 +1501,7 @@ static int value_from_json(jctx_t *c, const json_t *j, const char *path, hdl_val
 	return refs_from_json(c, json_object_get(j, "references"), sub, &out->refs, &out->n_refs);
 }
 
-int hdl_json_to_value(const json_t *j, hdl_arena_t *a, hdl_value_t *out, char *err,
-                      size_t errlen)
+int hdl_json_to_value(const json_t *j, hdl_arena_t *a, hdl_value_t *out, char *err, size_t errlen)
 {
 	jctx_t c = {a, err, errlen};
 	if (err != NULL && errlen > 0)
@@ -1494,8 +1509,8 @@ int hdl_json_to_value(const json_t *j, hdl_arena_t *a, hdl_value_t *out, char *e
 	return value_from_json(&c, j, "value", out);
 }
 
-int hdl_json_to_values(const json_t *j, hdl_arena_t *a, hdl_value_t **out, uint32_t *n,
-                       char *err, size_t errlen)
+int hdl_json_to_values(const json_t *j, hdl_arena_t *a, hdl_value_t **out, uint32_t *n, char *err,
+                       size_t errlen)
 {
 	jctx_t c = {a, err, errlen};
 	char sub[32];

@@ -33,15 +33,14 @@ json_t *hdl_json_from_values(const hdl_value_t *v, uint32_t n);
  * \param err   on failure a short reason ("data.format: unknown format 'xyz'")
  * \retval HDL_EOK, HDL_EJSON (shape or content invalid), HDL_ENOMEM, HDL_ELIMIT
  */
-int hdl_json_to_value(const json_t *j, hdl_arena_t *a, hdl_value_t *out, char *err,
-                      size_t errlen);
+int hdl_json_to_value(const json_t *j, hdl_arena_t *a, hdl_value_t *out, char *err, size_t errlen);
 
 /**
  * \brief Parse an array of values (or {"values":[...]}, or a single value object).
  * \retval as hdl_json_to_value; HDL_ELIMIT when over HDL_MAX_VALUES
  */
-int hdl_json_to_values(const json_t *j, hdl_arena_t *a, hdl_value_t **out, uint32_t *n,
-                       char *err, size_t errlen);
+int hdl_json_to_values(const json_t *j, hdl_arena_t *a, hdl_value_t **out, uint32_t *n, char *err,
+                       size_t errlen);
 
 /** \brief HS_SITE as the JSON object of siteinfo.json / REST format "site". */
 json_t *hdl_json_from_site(const hdl_site_t *s);

@@ -18,8 +18,8 @@
 
 /* Smallest encodings, used to bound counts by the bytes left before allocating. */
 #define MIN_VALUE_LEN 26u /* 14 fixed + type len + data len + ref count */
-#define MIN_STR_LEN 4u
-#define MIN_REF_LEN 8u
+#define MIN_STR_LEN   4u
+#define MIN_REF_LEN   8u
 
 /* ---- envelope ----------------------------------------------------------------------------
 
@@ -58,7 +58,8 @@ void hdl_envelope_encode(const hdl_envelope_t *env, uint8_t out[HDL_ENVELOPE_LEN
 	wire_wr_t wr = wire_wr_init(out, HDL_ENVELOPE_LEN);
 	wire_wr_u8(&wr, env->major);
 	wire_wr_u8(&wr, env->minor);
-	wire_wr_u8(&wr, (uint8_t)((env->flags & 0xE0u) | (env->sugg_major & HDL_ENV_SUGG_MAJOR_MASK)));
+	wire_wr_u8(&wr,
+	           (uint8_t)((env->flags & 0xE0u) | (env->sugg_major & HDL_ENV_SUGG_MAJOR_MASK)));
 	wire_wr_u8(&wr, env->sugg_minor);
 	wire_wr_u32(&wr, env->session_id);
 	wire_wr_u32(&wr, env->request_id);
@@ -223,7 +224,8 @@ static void rd_digest_block(wire_rd_t *rd, hdl_msg_t *m)
 	if (is_v20(&m->env)) {
 		m->rd_alg = HDL_DIGEST_OLD_MD5;
 		m->rd = wire_rd_lbytes(rd, HDL_DIGEST_MAX_LEN);
-		/* an MD5 digest; an empty one would not survive re-encoding (rd.len 0 = no block) */
+		/* an MD5 digest; an empty one would not survive re-encoding (rd.len 0 = no block)
+		 */
 		if (!rd->err && m->rd.len != hdl_digest_len(HDL_DIGEST_OLD_MD5))
 			wire_rd_fail(rd, HDL_EMALF);
 		return;
@@ -353,8 +355,7 @@ static int decode_request(wire_rd_t *rd, hdl_msg_t *m, hdl_arena_t *a)
 		m->u.login.id_handle = rd_handle(rd);
 		m->u.login.id_index = wire_rd_u32(rd);
 		break;
-	default:
-		return HDL_EOPCODE;
+	default: return HDL_EOPCODE;
 	}
 	return HDL_EOK;
 }
@@ -409,9 +410,7 @@ static int decode_response(wire_rd_t *rd, hdl_msg_t *m, hdl_arena_t *a)
 			m->u.session_resp.mode = wire_rd_u16(rd);
 			m->u.session_resp.data = wire_rd_lbytes(rd, HDL_MAX_ARRAY_LEN);
 			break;
-		default:
-			m->kind = HDL_BODY_EMPTY;
-			break;
+		default: m->kind = HDL_BODY_EMPTY; break;
 		}
 		return HDL_EOK;
 	}
@@ -468,7 +467,8 @@ int hdl_body_decode(hdl_msg_t *m, const uint8_t *body, size_t len, hdl_arena_t *
 		m->kind = HDL_BODY_NONE;
 		return ret;
 	}
-	/* tolerated: the id-pointer SDK appends an empty authBytes field, Handle.Net 2 zero bytes */
+	/* tolerated: the id-pointer SDK appends an empty authBytes field, Handle.Net 2 zero bytes
+	 */
 	m->trailing = wire_rd_bytes(&rd, wire_rd_left(&rd));
 	return HDL_EOK;
 }
@@ -531,11 +531,8 @@ int hdl_msg_decode(const uint8_t *buf, size_t len, hdl_arena_t *a, hdl_msg_t *m)
 static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 {
 	switch (m->kind) {
-	case HDL_BODY_NONE:
-		wire_wr_bytes(wr, m->body.p, m->body.len);
-		return HDL_EOK;
-	case HDL_BODY_EMPTY:
-		break;
+	case HDL_BODY_NONE: wire_wr_bytes(wr, m->body.p, m->body.len); return HDL_EOK;
+	case HDL_BODY_EMPTY: break;
 	case HDL_BODY_RESOLVE: {
 		const hdl_body_resolve_t *r = &m->u.resolve;
 		wire_wr_slice(wr, r->handle);
@@ -551,9 +548,7 @@ static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 		wire_wr_slice(wr, m->u.values.handle);
 		wr_values(wr, m->u.values.values, m->u.values.n_values);
 		break;
-	case HDL_BODY_HANDLE:
-		wire_wr_slice(wr, m->u.handle);
-		break;
+	case HDL_BODY_HANDLE: wire_wr_slice(wr, m->u.handle); break;
 	case HDL_BODY_INDEXES:
 		wire_wr_slice(wr, m->u.indexes.handle);
 		wire_wr_u32(wr, m->u.indexes.n_indexes);
@@ -585,9 +580,7 @@ static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 		wire_wr_slice(wr, v->signed_response);
 		break;
 	}
-	case HDL_BODY_VERIFY_RESP:
-		wire_wr_u8(wr, m->u.verify_ok);
-		break;
+	case HDL_BODY_VERIFY_RESP: wire_wr_u8(wr, m->u.verify_ok); break;
 	case HDL_BODY_SESSION_REQ: {
 		const hdl_body_session_t *s = &m->u.session;
 		wire_wr_u16(wr, s->mode);
@@ -606,16 +599,12 @@ static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 		wire_wr_u16(wr, m->u.session_resp.mode);
 		wire_wr_slice(wr, m->u.session_resp.data);
 		break;
-	case HDL_BODY_BYTES:
-		wire_wr_slice(wr, m->u.bytes);
-		break;
+	case HDL_BODY_BYTES: wire_wr_slice(wr, m->u.bytes); break;
 	case HDL_BODY_LOGIN:
 		wire_wr_slice(wr, m->u.login.id_handle);
 		wire_wr_u32(wr, m->u.login.id_index);
 		break;
-	case HDL_BODY_SITEINFO:
-		wire_wr_bytes(wr, m->u.site.p, m->u.site.len);
-		break;
+	case HDL_BODY_SITEINFO: wire_wr_bytes(wr, m->u.site.p, m->u.site.len); break;
 	case HDL_BODY_CHALLENGE:
 		wire_wr_slice(wr, m->u.challenge.nonce);
 		if (is_v20(&m->env))
@@ -635,8 +624,7 @@ static int encode_body(wire_wr_t *wr, const hdl_msg_t *m)
 				wire_wr_u32(wr, m->u.error.indexes[i]);
 		}
 		break;
-	default:
-		return HDL_EINVAL;
+	default: return HDL_EINVAL;
 	}
 	wire_wr_bytes(wr, m->trailing.p, m->trailing.len);
 	return HDL_EOK;

@@ -71,7 +71,8 @@ int hdl_udp_reasm_add(hdl_udp_reasm_t *r, const uint8_t *dgram, size_t len)
 	if (env.seq >= n)
 		return HDL_EMALF;
 	size_t off = (size_t)env.seq * HDL_UDP_MAX_PAYLOAD;
-	size_t want = env.msg_len - off < HDL_UDP_MAX_PAYLOAD ? env.msg_len - off : HDL_UDP_MAX_PAYLOAD;
+	size_t want =
+	    env.msg_len - off < HDL_UDP_MAX_PAYLOAD ? env.msg_len - off : HDL_UDP_MAX_PAYLOAD;
 	if (env.msg_len == 0)
 		want = 0;
 	if (len - HDL_ENVELOPE_LEN != want)

@@ -16,10 +16,10 @@
 #include "proto/wire.h"
 
 /* Smallest encodings, used to bound counts by the bytes left before allocating. */
-#define ATTR_MIN_LEN 8u    /* STR name + STR value, both empty */
+#define ATTR_MIN_LEN   8u  /* STR name + STR value, both empty */
 #define SERVER_MIN_LEN 28u /* U32 id + 16 address + BYTES key + U32 iface count */
-#define IFACE_LEN 6u       /* U8 type + U8 proto + U32 port */
-#define REF_MIN_LEN 8u     /* STR handle + U32 index */
+#define IFACE_LEN      6u  /* U8 type + U8 proto + U32 port */
+#define REF_MIN_LEN    8u  /* STR handle + U32 index */
 
 /* ---- HS_SITE ------------------------------------------------------------------------------ */
 
@@ -51,7 +51,8 @@ static int site_decode_server(wire_rd_t *rd, hdl_arena_t *a, hdl_server_t *sv)
 		return rd->err;
 	memcpy(sv->addr, addr.p, sizeof(sv->addr));
 	sv->pubkey = wire_rd_lbytes(rd, HDL_MAX_ARRAY_LEN);
-	sv->ifaces = wire_rd_array(rd, a, HDL_MAX_IFACES, IFACE_LEN, sizeof(*sv->ifaces), &sv->n_ifaces);
+	sv->ifaces =
+	    wire_rd_array(rd, a, HDL_MAX_IFACES, IFACE_LEN, sizeof(*sv->ifaces), &sv->n_ifaces);
 	uint32_t n = sv->n_ifaces;
 	for (uint32_t i = 0; i < n; i++) {
 		sv->ifaces[i].type = wire_rd_u8(rd);
@@ -75,15 +76,16 @@ int hdl_site_decode(const uint8_t *p, size_t len, hdl_arena_t *a, hdl_site_t *ou
 	out->hash_option = wire_rd_u8(&rd);
 	out->hash_filter = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 
-	out->attrs = wire_rd_array(&rd, a, HDL_MAX_ATTRS, ATTR_MIN_LEN, sizeof(*out->attrs), &out->n_attrs);
+	out->attrs =
+	    wire_rd_array(&rd, a, HDL_MAX_ATTRS, ATTR_MIN_LEN, sizeof(*out->attrs), &out->n_attrs);
 	uint32_t n = out->n_attrs;
 	for (uint32_t i = 0; i < n; i++) {
 		out->attrs[i].name = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 		out->attrs[i].value = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 	}
 
-	out->servers =
-	    wire_rd_array(&rd, a, HDL_MAX_SERVERS, SERVER_MIN_LEN, sizeof(*out->servers), &out->n_servers);
+	out->servers = wire_rd_array(&rd, a, HDL_MAX_SERVERS, SERVER_MIN_LEN, sizeof(*out->servers),
+	                             &out->n_servers);
 	n = out->n_servers;
 	if ((err = rd.err) != HDL_EOK)
 		goto fail;
@@ -168,8 +170,7 @@ static hdl_slice_t hash_part(hdl_slice_t h, uint8_t option)
 			part.len = h.len - (uint32_t)(slash - h.p) - 1;
 		}
 		break;
-	default: /* HASH_BY_HANDLE and anything unknown: the whole handle */
-		break;
+	default: /* HASH_BY_HANDLE and anything unknown: the whole handle */ break;
 	}
 	return part;
 }
@@ -205,9 +206,11 @@ uint32_t hdl_site_server_for(const hdl_site_t *s, hdl_slice_t handle)
 		return 0;
 
 	/* last 4 bytes as a signed big-endian int32, Java Math.abs, Java % */
-	uint32_t u = (uint32_t)md[12] << 24 | (uint32_t)md[13] << 16 | (uint32_t)md[14] << 8 | md[15];
+	uint32_t u =
+	    (uint32_t)md[12] << 24 | (uint32_t)md[13] << 16 | (uint32_t)md[14] << 8 | md[15];
 	if (u == 0x80000000u)
-		return 0; /* Math.abs(INT_MIN) is negative in Java: an index it cannot use; we pick 0 */
+		return 0; /* Math.abs(INT_MIN) is negative in Java: an index it cannot use; we pick
+		             0 */
 	uint32_t mag = (u & 0x80000000u) ? (~u + 1u) : u;
 	return mag % n;
 }
@@ -296,8 +299,7 @@ fail:
 	return err;
 }
 
-int hdl_vlist_encode(const hdl_ref_t *refs, uint32_t n, uint8_t *out, size_t cap,
-                     size_t *outlen)
+int hdl_vlist_encode(const hdl_ref_t *refs, uint32_t n, uint8_t *out, size_t cap, size_t *outlen)
 {
 	wire_wr_t wr = wire_wr_init(out, cap);
 	if (n > HDL_MAX_REFS)
@@ -323,10 +325,10 @@ static const struct {
 	const char *name;
 	hdl_key_kind_t kind;
 } key_names[] = {
-	{"RSA_PUB_KEY", HDL_KEY_RSA},
-	{"DSA_PUB_KEY", HDL_KEY_DSA},
-	{"DH_PUB_KEY", HDL_KEY_DH},
-	{"SM2_PUB_KEY", HDL_KEY_SM2},
+    {"RSA_PUB_KEY", HDL_KEY_RSA},
+    {"DSA_PUB_KEY", HDL_KEY_DSA},
+    {"DH_PUB_KEY", HDL_KEY_DH},
+    {"SM2_PUB_KEY", HDL_KEY_SM2},
 };
 
 static const char *key_name(hdl_key_kind_t kind)
@@ -396,12 +398,8 @@ int hdl_pubkey_decode(const uint8_t *p, size_t len, hdl_pubkey_t *out)
 		out->p = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 		out->g = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
 		break;
-	case HDL_KEY_SM2:
-		out->pem = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
-		break;
-	default:
-		out->pem = wire_rd_bytes(&rd, wire_rd_left(&rd));
-		break;
+	case HDL_KEY_SM2: out->pem = wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN); break;
+	default: out->pem = wire_rd_bytes(&rd, wire_rd_left(&rd)); break;
 	}
 	if ((err = rd.err) != HDL_EOK)
 		goto fail;
@@ -444,12 +442,8 @@ int hdl_pubkey_encode(const hdl_pubkey_t *k, uint8_t *out, size_t cap, size_t *o
 		wire_wr_slice(&wr, k->p);
 		wire_wr_slice(&wr, k->g);
 		break;
-	case HDL_KEY_SM2:
-		wire_wr_slice(&wr, k->pem);
-		break;
-	default:
-		wire_wr_bytes(&wr, k->pem.p, k->pem.len);
-		break;
+	case HDL_KEY_SM2: wire_wr_slice(&wr, k->pem); break;
+	default: wire_wr_bytes(&wr, k->pem.p, k->pem.len); break;
 	}
 done:
 	if (wr.err)
@@ -483,10 +477,10 @@ static const struct {
 	const char *name;
 	hdl_vtype_t vt;
 } vtypes[] = {
-	{"HS_SITE", HDL_VT_SITE},     {"HS_SITE.6", HDL_VT_SITE},   {"HS_SITE.PREFIX", HDL_VT_SITE},
-	{"HS_NA_DELEGATE", HDL_VT_SITE}, {"HS_ADMIN", HDL_VT_ADMIN}, {"HS_VLIST", HDL_VT_VLIST},
-	{"HS_PUBKEY", HDL_VT_PUBKEY}, {"HS_SECKEY", HDL_VT_SECKEY}, {"HS_SERV", HDL_VT_SERV},
-	{"HS_SERV.PREFIX", HDL_VT_SERV}, {"HS_ALIAS", HDL_VT_ALIAS},
+    {"HS_SITE", HDL_VT_SITE},        {"HS_SITE.6", HDL_VT_SITE},   {"HS_SITE.PREFIX", HDL_VT_SITE},
+    {"HS_NA_DELEGATE", HDL_VT_SITE}, {"HS_ADMIN", HDL_VT_ADMIN},   {"HS_VLIST", HDL_VT_VLIST},
+    {"HS_PUBKEY", HDL_VT_PUBKEY},    {"HS_SECKEY", HDL_VT_SECKEY}, {"HS_SERV", HDL_VT_SERV},
+    {"HS_SERV.PREFIX", HDL_VT_SERV}, {"HS_ALIAS", HDL_VT_ALIAS},
 };
 
 hdl_vtype_t hdl_vtype_of(hdl_slice_t type)

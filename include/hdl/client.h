@@ -26,12 +26,12 @@ typedef enum hdl_transport {
 } hdl_transport_t;
 
 typedef struct hdl_client_opts {
-	const char *host;          /**< numeric IPv4/IPv6 address or host name */
-	uint16_t port;             /**< 2641 for UDP/TCP, 8000 for HTTP when 0 */
+	const char *host; /**< numeric IPv4/IPv6 address or host name */
+	uint16_t port;    /**< 2641 for UDP/TCP, 8000 for HTTP when 0 */
 	hdl_transport_t transport;
-	unsigned timeout_ms;       /**< whole-request timeout; 0 = 5000 */
-	unsigned udp_tries;        /**< UDP attempts before falling back to TCP; 0 = 3 */
-	bool no_tcp_fallback;      /**< UDP only */
+	unsigned timeout_ms;  /**< whole-request timeout; 0 = 5000 */
+	unsigned udp_tries;   /**< UDP attempts before falling back to TCP; 0 = 3 */
+	bool no_tcp_fallback; /**< UDP only */
 } hdl_client_opts_t;
 
 /** Resolution request. */
@@ -41,7 +41,7 @@ typedef struct hdl_resolve_req {
 	uint32_t n_types;
 	const uint32_t *indexes;
 	uint32_t n_indexes;
-	bool authoritative; /**< set AT */
+	bool authoritative;   /**< set AT */
 	bool not_public_only; /**< clear PO (PO is set by default, as hdllib does) */
 	bool digest;          /**< set RD and check the request digest in the answer */
 } hdl_resolve_req_t;

@@ -25,30 +25,30 @@ extern "C" {
 #define HDL_PROTO_MINOR 11
 
 #define HDL_ENVELOPE_LEN 20
-#define HDL_HEADER_LEN 24
+#define HDL_HEADER_LEN   24
 
 /* Limits (Handle.Net 9 Common.java and ours). Checked before any allocation or loop. */
-#define HDL_MAX_MESSAGE_LEN 262144u /**< bytes after the envelope */
-#define HDL_MAX_ARRAY_LEN 1048576u  /**< any length-prefixed byte string */
-#define HDL_MAX_HANDLE_LEN 2048u    /**< bytes in a handle name */
-#define HDL_MAX_VALUES 2048u        /**< values in one handle / message */
-#define HDL_MAX_TYPE_LEN 1024u      /**< bytes in a value type */
-#define HDL_MAX_FILTER 256u         /**< entries in a type or index filter list */
-#define HDL_MAX_REFS 256u           /**< references of one value */
-#define HDL_MAX_LIST 65536u         /**< handles in one list-handles message */
-#define HDL_MAX_ATTRS 256u          /**< HS_SITE attributes */
-#define HDL_MAX_SERVERS 256u        /**< servers in one HS_SITE */
-#define HDL_MAX_IFACES 64u          /**< interfaces of one server */
-#define HDL_NONCE_LEN 16u
+#define HDL_MAX_MESSAGE_LEN 262144u  /**< bytes after the envelope */
+#define HDL_MAX_ARRAY_LEN   1048576u /**< any length-prefixed byte string */
+#define HDL_MAX_HANDLE_LEN  2048u    /**< bytes in a handle name */
+#define HDL_MAX_VALUES      2048u    /**< values in one handle / message */
+#define HDL_MAX_TYPE_LEN    1024u    /**< bytes in a value type */
+#define HDL_MAX_FILTER      256u     /**< entries in a type or index filter list */
+#define HDL_MAX_REFS        256u     /**< references of one value */
+#define HDL_MAX_LIST        65536u   /**< handles in one list-handles message */
+#define HDL_MAX_ATTRS       256u     /**< HS_SITE attributes */
+#define HDL_MAX_SERVERS     256u     /**< servers in one HS_SITE */
+#define HDL_MAX_IFACES      64u      /**< interfaces of one server */
+#define HDL_NONCE_LEN       16u
 
-#define HDL_UDP_MAX_DGRAM 512u
+#define HDL_UDP_MAX_DGRAM   512u
 #define HDL_UDP_MAX_PAYLOAD 492u /**< message bytes per datagram after the envelope */
 #define HDL_UDP_MAX_PACKETS ((HDL_MAX_MESSAGE_LEN + HDL_UDP_MAX_PAYLOAD - 1) / HDL_UDP_MAX_PAYLOAD)
 
 /* Envelope flags (byte 2, high bits); the low 2 bits are the suggested major version. */
-#define HDL_ENV_COMPRESSED 0x80u
-#define HDL_ENV_ENCRYPTED 0x40u
-#define HDL_ENV_TRUNCATED 0x20u
+#define HDL_ENV_COMPRESSED      0x80u
+#define HDL_ENV_ENCRYPTED       0x40u
+#define HDL_ENV_TRUNCATED       0x20u
 #define HDL_ENV_SUGG_MAJOR_MASK 0x03u
 
 /* Opcodes */
@@ -111,34 +111,34 @@ enum hdl_rcode {
 };
 
 /* OpFlag bits */
-#define HDL_OF_AT 0x80000000u   /**< authoritative */
-#define HDL_OF_CT 0x40000000u   /**< certify (sign) */
-#define HDL_OF_ENC 0x20000000u  /**< encrypt response */
-#define HDL_OF_REC 0x10000000u  /**< recursion allowed */
-#define HDL_OF_CA 0x08000000u   /**< cache authentication */
-#define HDL_OF_CN 0x04000000u   /**< continuous */
-#define HDL_OF_KC 0x02000000u   /**< keep connection */
-#define HDL_OF_PO 0x01000000u   /**< public only */
-#define HDL_OF_RD 0x00800000u   /**< request digest */
+#define HDL_OF_AT   0x80000000u /**< authoritative */
+#define HDL_OF_CT   0x40000000u /**< certify (sign) */
+#define HDL_OF_ENC  0x20000000u /**< encrypt response */
+#define HDL_OF_REC  0x10000000u /**< recursion allowed */
+#define HDL_OF_CA   0x08000000u /**< cache authentication */
+#define HDL_OF_CN   0x04000000u /**< continuous */
+#define HDL_OF_KC   0x02000000u /**< keep connection */
+#define HDL_OF_PO   0x01000000u /**< public only */
+#define HDL_OF_RD   0x00800000u /**< request digest */
 #define HDL_OF_OVRW 0x00400000u /**< overwrite */
 #define HDL_OF_MINT 0x00200000u /**< mint new suffix */
 #define HDL_OF_DNRF 0x00100000u /**< do not refer */
 
 /* Value permissions */
-#define HDL_PERM_ADMIN_READ 0x08u
-#define HDL_PERM_ADMIN_WRITE 0x04u
-#define HDL_PERM_PUBLIC_READ 0x02u
+#define HDL_PERM_ADMIN_READ   0x08u
+#define HDL_PERM_ADMIN_WRITE  0x04u
+#define HDL_PERM_PUBLIC_READ  0x02u
 #define HDL_PERM_PUBLIC_WRITE 0x01u
-#define HDL_PERM_DEFAULT 0x0Eu
+#define HDL_PERM_DEFAULT      0x0Eu
 
 #define HDL_TTL_RELATIVE 0u
 #define HDL_TTL_ABSOLUTE 1u
 
 /* Digest algorithm codes (RD block, verify, secret-key answers) */
 #define HDL_DIGEST_OLD_MD5 0u
-#define HDL_DIGEST_MD5 1u
-#define HDL_DIGEST_SHA1 2u
-#define HDL_DIGEST_SHA256 3u
+#define HDL_DIGEST_MD5     1u
+#define HDL_DIGEST_SHA1    2u
+#define HDL_DIGEST_SHA256  3u
 #define HDL_DIGEST_MAX_LEN 32u
 
 /* ---- basic types ------------------------------------------------------------------------- */
@@ -227,13 +227,13 @@ typedef struct hdl_header {
 
 /** Which member of hdl_msg_t.u is valid. */
 typedef enum hdl_body_kind {
-	HDL_BODY_NONE = 0,     /**< not decoded (encrypted, unknown opcode) */
-	HDL_BODY_EMPTY,        /**< no fields (delete/add/remove/modify/home success) */
-	HDL_BODY_RESOLVE,      /**< u.resolve: resolution request */
-	HDL_BODY_VALUES,       /**< u.values: resolution response; create/add/modify request */
-	HDL_BODY_HANDLE,       /**< u.handle: one handle (delete, siteinfo, list, home, create resp) */
-	HDL_BODY_INDEXES,      /**< u.indexes: remove value */
-	HDL_BODY_LIST,         /**< u.list: list handles / homed prefixes response */
+	HDL_BODY_NONE = 0, /**< not decoded (encrypted, unknown opcode) */
+	HDL_BODY_EMPTY,    /**< no fields (delete/add/remove/modify/home success) */
+	HDL_BODY_RESOLVE,  /**< u.resolve: resolution request */
+	HDL_BODY_VALUES,   /**< u.values: resolution response; create/add/modify request */
+	HDL_BODY_HANDLE,   /**< u.handle: one handle (delete, siteinfo, list, home, create resp) */
+	HDL_BODY_INDEXES,  /**< u.indexes: remove value */
+	HDL_BODY_LIST,     /**< u.list: list handles / homed prefixes response */
 	HDL_BODY_CHAL_ANSWER,  /**< u.answer: OC 200 */
 	HDL_BODY_VERIFY,       /**< u.verify: OC 201 request */
 	HDL_BODY_VERIFY_RESP,  /**< u.verify_ok: OC 201 response */
@@ -293,7 +293,7 @@ typedef struct hdl_body_session {
 	uint32_t timeout;
 	hdl_slice_t id_handle;
 	uint32_t id_index;
-	hdl_slice_t pubkey; /**< modes 1 and 4 */
+	hdl_slice_t pubkey;     /**< modes 1 and 4 */
 	hdl_slice_t key_handle; /**< mode 3 */
 	uint32_t key_index;     /**< mode 3 */
 } hdl_body_session_t;
@@ -331,8 +331,8 @@ typedef struct hdl_msg {
 	hdl_header_t hdr;
 
 	/* request digest block at the start of a response body (OpFlag RD) */
-	uint8_t rd_alg;  /**< HDL_DIGEST_*; for OLD_MD5 rd is the 16 bytes inside the BYTES */
-	hdl_slice_t rd;  /**< digest bytes; len 0 = none (the encoder writes none) */
+	uint8_t rd_alg; /**< HDL_DIGEST_*; for OLD_MD5 rd is the 16 bytes inside the BYTES */
+	hdl_slice_t rd; /**< digest bytes; len 0 = none (the encoder writes none) */
 
 	bool has_cred;    /**< decoder: a credential length field was present */
 	hdl_slice_t cred; /**< credential bytes after CredentialLength */
@@ -474,7 +474,7 @@ size_t hdl_udp_packet(const uint8_t *msg, size_t len, uint32_t k, bool set_tc,
 
 /** UDP reassembly state for one (peer, RequestId). */
 typedef struct hdl_udp_reasm {
-	uint8_t *buf;        /**< caller buffer, >= HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN */
+	uint8_t *buf; /**< caller buffer, >= HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN */
 	size_t cap;
 	uint32_t request_id;
 	uint32_t msg_len;

@@ -16,34 +16,34 @@ extern "C" {
 #endif
 
 /* HS_SITE primary mask */
-#define HDL_SITE_PRIMARY 0x80u
+#define HDL_SITE_PRIMARY       0x80u
 #define HDL_SITE_MULTI_PRIMARY 0x40u
 /* hash options */
-#define HDL_HASH_BY_NA 0u
-#define HDL_HASH_BY_LOCAL 1u
+#define HDL_HASH_BY_NA     0u
+#define HDL_HASH_BY_LOCAL  1u
 #define HDL_HASH_BY_HANDLE 2u
 /* interface service type bits and protocols */
 #define HDL_IF_ADMIN 0x01u
 #define HDL_IF_QUERY 0x02u
-#define HDL_IF_UDP 0u
-#define HDL_IF_TCP 1u
-#define HDL_IF_HTTP 2u
+#define HDL_IF_UDP   0u
+#define HDL_IF_TCP   1u
+#define HDL_IF_HTTP  2u
 #define HDL_IF_HTTPS 3u
 
 /* HS_ADMIN permission bits */
-#define HDL_ADM_ADD_HANDLE 0x0001u
+#define HDL_ADM_ADD_HANDLE    0x0001u
 #define HDL_ADM_DELETE_HANDLE 0x0002u
-#define HDL_ADM_ADD_NA 0x0004u
-#define HDL_ADM_DELETE_NA 0x0008u
-#define HDL_ADM_MODIFY_VALUE 0x0010u
-#define HDL_ADM_REMOVE_VALUE 0x0020u
-#define HDL_ADM_ADD_VALUE 0x0040u
-#define HDL_ADM_MODIFY_ADMIN 0x0080u
-#define HDL_ADM_REMOVE_ADMIN 0x0100u
-#define HDL_ADM_ADD_ADMIN 0x0200u
-#define HDL_ADM_READ_VALUE 0x0400u
-#define HDL_ADM_LIST_HANDLES 0x0800u
-#define HDL_ADM_ALL 0x0FFFu
+#define HDL_ADM_ADD_NA        0x0004u
+#define HDL_ADM_DELETE_NA     0x0008u
+#define HDL_ADM_MODIFY_VALUE  0x0010u
+#define HDL_ADM_REMOVE_VALUE  0x0020u
+#define HDL_ADM_ADD_VALUE     0x0040u
+#define HDL_ADM_MODIFY_ADMIN  0x0080u
+#define HDL_ADM_REMOVE_ADMIN  0x0100u
+#define HDL_ADM_ADD_ADMIN     0x0200u
+#define HDL_ADM_READ_VALUE    0x0400u
+#define HDL_ADM_LIST_HANDLES  0x0800u
+#define HDL_ADM_ALL           0x0FFFu
 
 typedef struct hdl_interface {
 	uint8_t type;  /**< HDL_IF_ADMIN | HDL_IF_QUERY */
@@ -106,16 +106,15 @@ int hdl_admin_encode(const hdl_admin_t *a, uint8_t *out, size_t cap, size_t *out
 
 /** HS_VLIST: list of (handle, index). */
 int hdl_vlist_decode(const uint8_t *p, size_t len, hdl_arena_t *a, hdl_ref_t **out, uint32_t *n);
-int hdl_vlist_encode(const hdl_ref_t *refs, uint32_t n, uint8_t *out, size_t cap,
-                     size_t *outlen);
+int hdl_vlist_encode(const hdl_ref_t *refs, uint32_t n, uint8_t *out, size_t cap, size_t *outlen);
 
 typedef enum hdl_key_kind {
 	HDL_KEY_UNKNOWN = 0,
-	HDL_KEY_RSA,   /**< RSA_PUB_KEY: e, n */
-	HDL_KEY_DSA,   /**< DSA_PUB_KEY: q, p, g, y */
-	HDL_KEY_DH,    /**< DH_PUB_KEY: y, p, g */
-	HDL_KEY_PEM,   /**< IDIS: PEM text stored directly as the value data */
-	HDL_KEY_SM2,   /**< IDIS SM2_PUB_KEY: BYTES PEM-or-DER */
+	HDL_KEY_RSA, /**< RSA_PUB_KEY: e, n */
+	HDL_KEY_DSA, /**< DSA_PUB_KEY: q, p, g, y */
+	HDL_KEY_DH,  /**< DH_PUB_KEY: y, p, g */
+	HDL_KEY_PEM, /**< IDIS: PEM text stored directly as the value data */
+	HDL_KEY_SM2, /**< IDIS SM2_PUB_KEY: BYTES PEM-or-DER */
 } hdl_key_kind_t;
 
 typedef struct hdl_pubkey {
