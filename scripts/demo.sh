@@ -12,9 +12,11 @@ var="$top/var"
 pidfile="$var/idnoded.pid"
 
 stop() {
-	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-		kill -TERM "$(cat "$pidfile")"
-		for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+	local pid
+	pid=$(cat "$pidfile" 2>/dev/null) || return 0
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid"
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		echo "idnoded stopped"
 	fi
 	rm -f "$pidfile"
