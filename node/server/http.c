@@ -3,30 +3,46 @@
  * HTTP transport on one listener: the native tunnel (POST application/x-hdl-message), the REST
  * resolution API (GET /api/handles/{handle}, GET /api/site) and the proxy (GET /{handle} -> 302
  * to the first URL value, ?noredirect -> an HTML page of the values).
+ *
+ * A small HTTP/1.1 server on the worker's own event_base (no evhttp): each connection keeps one
+ * persistent read event and gets a write event only while output is pending; one read() per
+ * readable event into a bounded per-connection buffer, requests parsed by http_parse.c and
+ * answered in order (pipelining) into one output buffer, written with one write() per batch.
+ * Keep-alive by default for HTTP/1.1 (for 1.0 with "Connection: keep-alive"); every response has
+ * a Content-Length. The REST resolution answer is written by proto/json_write.c straight from the
+ * decoded values; error bodies, pretty output and HTML pages take the slower paths.
  */
 #define _GNU_SOURCE
-#include <event2/buffer.h>
+#include <errno.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/http.h"
 #include "node/server/worker.h"
 #include "proto/json.h"
+#include "proto/json_write.h"
 
 #define MAX_PARAMS 64u
 #define MAX_URI 8192u
 #define HDL_MIME "application/x-hdl-message"
 #define JSON_MIME "application/json;charset=UTF-8"
 #define HTML_MIME "text/html;charset=UTF-8"
+#define IN_INITIAL 4096u
+#define OUT_HIGH (256u * 1024u) /**< pending output over this pauses reading */
+#define LINGER_MS 1000u
+#define LINGER_MAX_BYTES (1u << 20)
 
 typedef struct param {
 	char *key;
@@ -36,7 +52,6 @@ typedef struct param {
 typedef struct params {
 	param_t p[MAX_PARAMS];
 	unsigned n;
-	char *buf;
 } params_t;
 
 static int hexval(int c)
@@ -72,16 +87,14 @@ static long pct_decode(char *s, bool plus)
 	return (long)(o - s);
 }
 
-static bool params_parse(params_t *ps, const char *query)
+/* Split and decode \p query in place (the caller's copy of the request target). */
+static bool params_parse(params_t *ps, char *query)
 {
-	memset(ps, 0, sizeof(*ps));
+	ps->n = 0;
 	if (!query || !*query)
 		return true;
-	ps->buf = strdup(query);
-	if (!ps->buf)
-		return false;
 	char *save = NULL;
-	for (char *tok = strtok_r(ps->buf, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
+	for (char *tok = strtok_r(query, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
 		if (ps->n >= MAX_PARAMS)
 			return false;
 		char *eq = strchr(tok, '=');
@@ -97,12 +110,6 @@ static bool params_parse(params_t *ps, const char *query)
 		ps->n++;
 	}
 	return true;
-}
-
-static void params_free(params_t *ps)
-{
-	free(ps->buf);
-	ps->buf = NULL;
 }
 
 static const param_t *param_get(const params_t *ps, const char *key)
@@ -202,76 +209,6 @@ static const char *reason_for(int status)
 	}
 }
 
-static void send_body(struct evhttp_request *req, int status, const char *ctype, const void *body,
-                      size_t len)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b = evbuffer_new();
-	if (!b) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	if (ctype)
-		evhttp_add_header(h, "Content-Type", ctype);
-	if (len && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
-		evbuffer_add(b, body, len);
-	evhttp_send_reply(req, status, reason_for(status), b);
-	evbuffer_free(b);
-}
-
-static void send_json(struct evhttp_request *req, int status, json_t *j, bool pretty)
-{
-	char *s = j ? json_dumps(j, pretty ? JSON_INDENT(2) : JSON_COMPACT) : NULL;
-	if (!s) {
-		send_body(req, 500, JSON_MIME, "{\"responseCode\":2}", 18);
-	} else {
-		size_t n = strlen(s);
-		send_body(req, status, JSON_MIME, s, n);
-	}
-	free(s);
-	json_decref(j);
-}
-
-static void send_json_error(struct evhttp_request *req, int status, uint32_t rc,
-                            const char *message, const char *handle, bool pretty)
-{
-	json_t *j = json_object();
-	if (j) {
-		json_object_set_new(j, "responseCode", json_integer(rc));
-		if (message && *message)
-			json_object_set_new(j, "message", json_string(message));
-		if (handle) {
-			json_t *hs = json_string(handle); /* NULL on invalid UTF-8: left out */
-			if (hs)
-				json_object_set_new(j, "handle", hs);
-		}
-	}
-	send_json(req, status, j, pretty);
-}
-
-/* ---- native tunnel ---------------------------------------------------------------------- */
-
-static void do_native(worker_t *w, struct evhttp_request *req)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in);
-	const uint8_t *p = len ? evbuffer_pullup(in, -1) : NULL;
-	if (p && len && (p[0] == '\r' || p[0] == '\n')) {
-		size_t skip = (len >= 2 && p[0] == '\r' && p[1] == '\n') ? 2 : 1;
-		p += skip;
-		len -= skip;
-	}
-	size_t n = 0;
-	if (p && len >= HDL_ENVELOPE_LEN)
-		dispatch_message(&w->dctx, p, len, w->out, DISPATCH_OUT_CAP, &n);
-	if (n == 0) {
-		log_peer(LOG_LVL_INFO, "http: native request of %zu bytes not answerable", len);
-		send_body(req, 400, "text/plain", "not a Handle request\n", 21);
-		return;
-	}
-	send_body(req, 200, HDL_MIME, w->out, n);
-}
-
 /* ---- resolution into decoded values ------------------------------------------------------ */
 
 /*
@@ -327,87 +264,7 @@ out:
 	return ret;
 }
 
-/* ---- REST API -------------------------------------------------------------------------------- */
-
-static void do_rest_handle(worker_t *w, struct evhttp_request *req, const char *handle,
-                           const params_t *ps)
-{
-	bool pretty = param_bool(ps, "pretty", false);
-	filters_t f;
-	if (!filters_parse(ps, &f)) {
-		send_json_error(req, 400, HDL_RC_PROTOCOL_ERROR, "Invalid type or index parameter",
-		                handle, pretty);
-		return;
-	}
-	/* publicOnly: without authentication only public values are ever returned */
-	(void)param_bool(ps, "publicOnly", true);
-	uint32_t rc = HDL_RC_ERROR, n = 0;
-	const char *msg = NULL;
-	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
-		send_json_error(req, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle, pretty);
-		return;
-	}
-	if (rc != HDL_RC_SUCCESS && rc != HDL_RC_VALUES_NOT_FOUND) {
-		send_json_error(req, status_for(rc, true), rc, msg, handle, pretty);
-		return;
-	}
-	json_t *j = json_object();
-	json_t *hs = json_string(handle);
-	json_t *jv = rc == HDL_RC_SUCCESS ? hdl_json_from_values(vals, n) : json_array();
-	if (!j || !hs || !jv) {
-		json_decref(j);
-		json_decref(hs);
-		json_decref(jv);
-		send_json_error(req, 500, HDL_RC_ERROR, "cannot format values", NULL, pretty);
-		return;
-	}
-	json_object_set_new(j, "responseCode", json_integer(rc));
-	json_object_set_new(j, "handle", hs);
-	json_object_set_new(j, "values", jv);
-	send_json(req, 200, j, pretty);
-}
-
-static void do_rest_site(worker_t *w, struct evhttp_request *req, const params_t *ps)
-{
-	bool pretty = param_bool(ps, "pretty", false);
-	json_t *j = json_object();
-	json_t *site = hdl_json_from_site(&w->node->site_info);
-	if (!j || !site) {
-		json_decref(j);
-		json_decref(site);
-		send_json_error(req, 500, HDL_RC_ERROR, "cannot format site", NULL, pretty);
-		return;
-	}
-	json_object_set_new(j, "responseCode", json_integer(HDL_RC_SUCCESS));
-	json_object_set_new(j, "site", site);
-	send_json(req, 200, j, pretty);
-}
-
-/* ---- proxy ----------------------------------------------------------------------------------- */
-
-static void html_escape(struct evbuffer *b, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		switch (p[i]) {
-		case '&': evbuffer_add(b, "&amp;", 5); break;
-		case '<': evbuffer_add(b, "&lt;", 4); break;
-		case '>': evbuffer_add(b, "&gt;", 4); break;
-		case '"': evbuffer_add(b, "&quot;", 6); break;
-		case '\'': evbuffer_add(b, "&#39;", 5); break;
-		default:
-			if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n')
-				evbuffer_add_printf(b, "&#%u;", 0x2400u + p[i]); /* control picture */
-			else
-				evbuffer_add(b, p + i, 1);
-		}
-	}
-}
-
-static void html_escape_str(struct evbuffer *b, const char *s)
-{
-	html_escape(b, (const uint8_t *)s, strlen(s));
-}
+/* ---- HTML helpers ---------------------------------------------------------------------------- */
 
 static bool printable_text(const hdl_slice_t d)
 {
@@ -418,74 +275,6 @@ static bool printable_text(const hdl_slice_t d)
 			return false;
 	}
 	return true;
-}
-
-static void send_html(struct evhttp_request *req, int status, struct evbuffer *b)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", HTML_MIME);
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
-		evbuffer_drain(b, evbuffer_get_length(b));
-	evhttp_send_reply(req, status, reason_for(status), b);
-}
-
-static void html_head(struct evbuffer *b, const char *title)
-{
-	evbuffer_add_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-	html_escape_str(b, title);
-	evbuffer_add_printf(b, "</title></head>\n<body>\n");
-}
-
-static void values_page(struct evhttp_request *req, const char *handle, const hdl_value_t *v,
-                        uint32_t n)
-{
-	struct evbuffer *b = evbuffer_new();
-	if (!b) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	html_head(b, handle);
-	evbuffer_add_printf(b, "<h1>Handle Values for: ");
-	html_escape_str(b, handle);
-	evbuffer_add_printf(b, "</h1>\n<table border=\"1\">\n"
-	                       "<tr><th>Index</th><th>Type</th><th>Timestamp</th><th>Data</th></tr>\n");
-	for (uint32_t i = 0; i < n; i++) {
-		char ts[21];
-		hdl_json_time(v[i].timestamp, ts);
-		evbuffer_add_printf(b, "<tr><td>%u</td><td>", v[i].index);
-		html_escape(b, v[i].type.p, v[i].type.len);
-		evbuffer_add_printf(b, "</td><td>%s</td><td>", v[i].timestamp ? ts : "");
-		if (printable_text(v[i].data)) {
-			html_escape(b, v[i].data.p, v[i].data.len);
-		} else {
-			evbuffer_add_printf(b, "<code>");
-			for (uint32_t k = 0; k < v[i].data.len && k < 1024; k++)
-				evbuffer_add_printf(b, "%02x", v[i].data.p[k]);
-			evbuffer_add_printf(b, "%s</code>", v[i].data.len > 1024 ? "&hellip;" : "");
-		}
-		evbuffer_add_printf(b, "</td></tr>\n");
-	}
-	evbuffer_add_printf(b, "</table>\n</body></html>\n");
-	send_html(req, 200, b);
-	evbuffer_free(b);
-}
-
-static void error_page(struct evhttp_request *req, int status, const char *handle,
-                       const char *msg)
-{
-	struct evbuffer *b = evbuffer_new();
-	if (!b) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	html_head(b, reason_for(status));
-	evbuffer_add_printf(b, "<h1>%d %s</h1>\n<p>", status, reason_for(status));
-	html_escape_str(b, handle);
-	evbuffer_add_printf(b, ": ");
-	html_escape_str(b, msg ? msg : "");
-	evbuffer_add_printf(b, "</p>\n</body></html>\n");
-	send_html(req, status, b);
-	evbuffer_free(b);
 }
 
 static bool url_ok(hdl_slice_t d)
@@ -515,27 +304,328 @@ static const hdl_value_t *pick_url(const hdl_value_t *v, uint32_t n)
 	return NULL;
 }
 
-static void do_proxy(worker_t *w, struct evhttp_request *req, const char *handle,
-                     const params_t *ps)
+/* ---- connections ------------------------------------------------------------------------------ */
+
+typedef struct http_conn {
+	worker_t *w;
+	int fd;
+	struct event *rev; /**< EV_READ | EV_PERSIST, idle timeout; added while reading */
+	struct event *wev; /**< EV_WRITE | EV_PERSIST; added only while output is pending */
+	struct http_conn *prev, *next;
+	uint8_t *in;
+	size_t in_len, in_cap;
+	hdl_buf_t out;
+	size_t out_off;
+	uint64_t req_start_ms; /**< when the partial request in the input began (0 = none) */
+	size_t discarded;
+	bool reading;   /**< rev is added */
+	bool writing;   /**< wev is added */
+	bool closing;   /**< no more requests: close once the output is flushed */
+	bool lingering; /**< output flushed, write side shut: discarding input until EOF */
+} http_conn_t;
+
+/** Per-worker HTTP state. */
+typedef struct http_state {
+	http_conn_t *conns;
+	hdl_buf_t body;  /**< scratch: the body of the response being built */
+	const struct timeval *idle_tv; /**< common timeout for the idle limit */
+	uint32_t idle_ms;
+} http_state_t;
+
+/** What one response needs to know about its request. */
+typedef struct rq {
+	http_conn_t *c;
+	const http_req_t *req;
+	bool head;
+	bool close;
+	char extra[4400]; /**< extra header lines ("Name: value\r\n"); Location up to 4096 */
+	size_t extra_len;
+} rq_t;
+
+static void add_header(rq_t *r, const char *name, const char *value)
 {
-	if (!*handle) {
-		struct evbuffer *b = evbuffer_new();
-		if (!b) {
-			evhttp_send_error(req, 500, NULL);
+	int n = snprintf(r->extra + r->extra_len, sizeof(r->extra) - r->extra_len, "%s: %s\r\n",
+	                 name, value);
+	if (n > 0 && (size_t)n < sizeof(r->extra) - r->extra_len)
+		r->extra_len += (size_t)n;
+}
+
+static const char *reason_long(int status)
+{
+	switch (status) {
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 505: return "HTTP Version Not Supported";
+	default: return reason_for(status);
+	}
+}
+
+/* Status line, headers and (unless HEAD) the body into the connection's output. */
+static void send_body(rq_t *r, int status, const char *ctype, const void *body, size_t len)
+{
+	hdl_buf_t *o = &r->c->out;
+	char line[96];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_long(status));
+	hdl_buf_put(o, line, (size_t)n);
+	hdl_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
+	if (status != 204) {
+		hdl_buf_puts(o, "Content-Type: ");
+		hdl_buf_puts(o, ctype ? ctype : "text/plain");
+		hdl_buf_puts(o, "\r\nContent-Length: ");
+		hdl_buf_putu(o, len);
+		hdl_buf_puts(o, "\r\n");
+	}
+	if (r->close || r->c->w->stopping) {
+		hdl_buf_puts(o, "Connection: close\r\n");
+		r->close = true;
+	} else if (r->req && r->req->minor == 0) {
+		hdl_buf_puts(o, "Connection: keep-alive\r\n");
+	}
+	hdl_buf_put(o, r->extra, r->extra_len);
+	hdl_buf_puts(o, "\r\n");
+	if (len && !r->head)
+		hdl_buf_put(o, body, len);
+}
+
+static void send_text(rq_t *r, int status, const char *text)
+{
+	send_body(r, status, "text/plain", text, strlen(text));
+}
+
+static void send_json(rq_t *r, int status, json_t *j, bool pretty)
+{
+	char *s = j ? json_dumps(j, pretty ? JSON_INDENT(2) : JSON_COMPACT) : NULL;
+	if (!s)
+		send_body(r, 500, JSON_MIME, "{\"responseCode\":2}", 18);
+	else
+		send_body(r, status, JSON_MIME, s, strlen(s));
+	free(s);
+	json_decref(j);
+}
+
+static void send_json_error(rq_t *r, int status, uint32_t rc, const char *message,
+                            const char *handle, bool pretty)
+{
+	json_t *j = json_object();
+	if (j) {
+		json_object_set_new(j, "responseCode", json_integer(rc));
+		if (message && *message)
+			json_object_set_new(j, "message", json_string(message));
+		if (handle) {
+			json_t *hs = json_string(handle); /* NULL on invalid UTF-8: left out */
+			if (hs)
+				json_object_set_new(j, "handle", hs);
+		}
+	}
+	send_json(r, status, j, pretty);
+}
+
+/* ---- native tunnel ---------------------------------------------------------------------- */
+
+static void do_native(worker_t *w, rq_t *r)
+{
+	const uint8_t *p = r->req->body;
+	size_t len = (size_t)r->req->content_length;
+	if (len && (p[0] == '\r' || p[0] == '\n')) {
+		size_t skip = (len >= 2 && p[0] == '\r' && p[1] == '\n') ? 2 : 1;
+		p += skip;
+		len -= skip;
+	}
+	size_t n = 0;
+	if (len >= HDL_ENVELOPE_LEN)
+		dispatch_message(&w->dctx, p, len, w->out, DISPATCH_OUT_CAP, &n);
+	if (n == 0) {
+		log_peer(LOG_LVL_INFO, "http: native request of %zu bytes not answerable", len);
+		send_text(r, 400, "not a Handle request\n");
+		return;
+	}
+	send_body(r, 200, HDL_MIME, w->out, n);
+}
+
+/* ---- REST API -------------------------------------------------------------------------------- */
+
+static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
+{
+	bool pretty = param_bool(ps, "pretty", false);
+	filters_t f;
+	if (!filters_parse(ps, &f)) {
+		send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid type or index parameter",
+		                handle, pretty);
+		return;
+	}
+	/* publicOnly: without authentication only public values are ever returned */
+	(void)param_bool(ps, "publicOnly", true);
+	uint32_t rc = HDL_RC_ERROR, n = 0;
+	const char *msg = NULL;
+	hdl_value_t *vals = NULL;
+	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
+		send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle, pretty);
+		return;
+	}
+	if (rc != HDL_RC_SUCCESS && rc != HDL_RC_VALUES_NOT_FOUND) {
+		send_json_error(r, status_for(rc, true), rc, msg, handle, pretty);
+		return;
+	}
+	if (rc != HDL_RC_SUCCESS)
+		n = 0;
+	size_t hlen = strlen(handle);
+	if (!pretty && hdl_utf8_valid((const uint8_t *)handle, hlen)) {
+		/* fast path: the JSON text written directly, no tree */
+		hdl_buf_t *b = &w->http->body;
+		b->len = 0;
+		b->fail = false;
+		if (hdl_jw_resolution(b, rc, (const uint8_t *)handle, hlen, vals, n)) {
+			send_body(r, 200, JSON_MIME, b->p, b->len);
 			return;
 		}
-		html_head(b, "idnode");
-		evbuffer_add_printf(b, "<h1>idnode</h1>\n<p>Resolve a handle: "
-		                       "<code>/&lt;prefix&gt;/&lt;suffix&gt;</code>, "
-		                       "REST API at <code>/api/handles/&lt;handle&gt;</code>.</p>\n"
-		                       "</body></html>\n");
-		send_html(req, 200, b);
-		evbuffer_free(b);
+	}
+	json_t *j = json_object();
+	json_t *hs = json_string(handle);
+	json_t *jv = rc == HDL_RC_SUCCESS ? hdl_json_from_values(vals, n) : json_array();
+	if (!j || !hs || !jv) {
+		json_decref(j);
+		json_decref(hs);
+		json_decref(jv);
+		send_json_error(r, 500, HDL_RC_ERROR, "cannot format values", NULL, pretty);
+		return;
+	}
+	json_object_set_new(j, "responseCode", json_integer(rc));
+	json_object_set_new(j, "handle", hs);
+	json_object_set_new(j, "values", jv);
+	send_json(r, 200, j, pretty);
+}
+
+static void do_rest_site(worker_t *w, rq_t *r, const params_t *ps)
+{
+	bool pretty = param_bool(ps, "pretty", false);
+	json_t *j = json_object();
+	json_t *site = hdl_json_from_site(&w->node->site_info);
+	if (!j || !site) {
+		json_decref(j);
+		json_decref(site);
+		send_json_error(r, 500, HDL_RC_ERROR, "cannot format site", NULL, pretty);
+		return;
+	}
+	json_object_set_new(j, "responseCode", json_integer(HDL_RC_SUCCESS));
+	json_object_set_new(j, "site", site);
+	send_json(r, 200, j, pretty);
+}
+
+/* ---- proxy ----------------------------------------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void buf_printf(hdl_buf_t *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !hdl_buf_reserve(b, (size_t)n + 1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void html_escape(hdl_buf_t *b, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		switch (p[i]) {
+		case '&': hdl_buf_puts(b, "&amp;"); break;
+		case '<': hdl_buf_puts(b, "&lt;"); break;
+		case '>': hdl_buf_puts(b, "&gt;"); break;
+		case '"': hdl_buf_puts(b, "&quot;"); break;
+		case '\'': hdl_buf_puts(b, "&#39;"); break;
+		default:
+			if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n')
+				buf_printf(b, "&#%u;", 0x2400u + p[i]); /* control picture */
+			else
+				hdl_buf_put(b, p + i, 1);
+		}
+	}
+}
+
+static void html_escape_str(hdl_buf_t *b, const char *s)
+{
+	html_escape(b, (const uint8_t *)s, strlen(s));
+}
+
+static hdl_buf_t *page_begin(worker_t *w, const char *title)
+{
+	hdl_buf_t *b = &w->http->body;
+	b->len = 0;
+	b->fail = false;
+	hdl_buf_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+	html_escape_str(b, title);
+	hdl_buf_puts(b, "</title></head>\n<body>\n");
+	return b;
+}
+
+static void send_html(rq_t *r, int status, hdl_buf_t *b)
+{
+	if (b->fail)
+		send_text(r, 500, "out of memory\n");
+	else
+		send_body(r, status, HTML_MIME, b->p, b->len);
+}
+
+static void values_page(worker_t *w, rq_t *r, const char *handle, const hdl_value_t *v,
+                        uint32_t n)
+{
+	hdl_buf_t *b = page_begin(w, handle);
+	hdl_buf_puts(b, "<h1>Handle Values for: ");
+	html_escape_str(b, handle);
+	hdl_buf_puts(b, "</h1>\n<table border=\"1\">\n"
+	                "<tr><th>Index</th><th>Type</th><th>Timestamp</th><th>Data</th></tr>\n");
+	for (uint32_t i = 0; i < n; i++) {
+		char ts[21];
+		hdl_json_time(v[i].timestamp, ts);
+		buf_printf(b, "<tr><td>%u</td><td>", v[i].index);
+		html_escape(b, v[i].type.p, v[i].type.len);
+		buf_printf(b, "</td><td>%s</td><td>", v[i].timestamp ? ts : "");
+		if (printable_text(v[i].data)) {
+			html_escape(b, v[i].data.p, v[i].data.len);
+		} else {
+			hdl_buf_puts(b, "<code>");
+			for (uint32_t k = 0; k < v[i].data.len && k < 1024; k++)
+				buf_printf(b, "%02x", v[i].data.p[k]);
+			buf_printf(b, "%s</code>", v[i].data.len > 1024 ? "&hellip;" : "");
+		}
+		hdl_buf_puts(b, "</td></tr>\n");
+	}
+	hdl_buf_puts(b, "</table>\n</body></html>\n");
+	send_html(r, 200, b);
+}
+
+static void error_page(worker_t *w, rq_t *r, int status, const char *handle, const char *msg)
+{
+	hdl_buf_t *b = page_begin(w, reason_for(status));
+	buf_printf(b, "<h1>%d %s</h1>\n<p>", status, reason_for(status));
+	html_escape_str(b, handle);
+	hdl_buf_puts(b, ": ");
+	html_escape_str(b, msg ? msg : "");
+	hdl_buf_puts(b, "</p>\n</body></html>\n");
+	send_html(r, status, b);
+}
+
+static void do_proxy(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
+{
+	if (!*handle) {
+		hdl_buf_t *b = page_begin(w, "idnode");
+		hdl_buf_puts(b, "<h1>idnode</h1>\n<p>Resolve a handle: "
+		                "<code>/&lt;prefix&gt;/&lt;suffix&gt;</code>, "
+		                "REST API at <code>/api/handles/&lt;handle&gt;</code>.</p>\n"
+		                "</body></html>\n");
+		send_html(r, 200, b);
 		return;
 	}
 	filters_t f;
 	if (!filters_parse(ps, &f)) {
-		error_page(req, 400, handle, "Invalid type or index parameter");
+		error_page(w, r, 400, handle, "Invalid type or index parameter");
 		return;
 	}
 	bool show = param_bool(ps, "noredirect", false);
@@ -546,190 +636,504 @@ static void do_proxy(worker_t *w, struct evhttp_request *req, const char *handle
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
 	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
-		error_page(req, 503, handle, "out of memory");
+		error_page(w, r, 503, handle, "out of memory");
 		return;
 	}
 	if (rc == HDL_RC_VALUES_NOT_FOUND) {
-		values_page(req, handle, NULL, 0);
+		values_page(w, r, handle, NULL, 0);
 		return;
 	}
 	if (rc != HDL_RC_SUCCESS) {
 		int st = rc == HDL_RC_SERVER_NOT_RESP ? 404 : status_for(rc, true);
-		error_page(req, st, handle, msg);
+		error_page(w, r, st, handle, msg);
 		return;
 	}
 	const hdl_value_t *url = show ? NULL : pick_url(vals, n);
 	if (!url) {
-		values_page(req, handle, vals, n);
+		values_page(w, r, handle, vals, n);
 		return;
 	}
-	char *loc = malloc(url->data.len + 1);
-	struct evbuffer *b = evbuffer_new();
-	if (!loc || !b) {
-		free(loc);
-		if (b)
-			evbuffer_free(b);
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
+	/* url_ok: 1..4096 bytes, no controls or spaces, so it fits a header line */
+	char loc[4097];
 	memcpy(loc, url->data.p, url->data.len);
 	loc[url->data.len] = '\0';
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
-	html_head(b, "Handle Redirect");
-	evbuffer_add_printf(b, "<a href=\"");
+	int k = snprintf(r->extra + r->extra_len, sizeof(r->extra) - r->extra_len,
+	                 "Location: %s\r\n", loc);
+	if (k < 0 || (size_t)k >= sizeof(r->extra) - r->extra_len) {
+		error_page(w, r, 500, handle, "redirect URL too long");
+		return;
+	}
+	r->extra_len += (size_t)k;
+	hdl_buf_t *b = page_begin(w, "Handle Redirect");
+	hdl_buf_puts(b, "<a href=\"");
 	html_escape_str(b, loc);
-	evbuffer_add_printf(b, "\">");
+	hdl_buf_puts(b, "\">");
 	html_escape_str(b, loc);
-	evbuffer_add_printf(b, "</a>\n</body></html>\n");
-	send_html(req, 302, b);
-	evbuffer_free(b);
-	free(loc);
+	hdl_buf_puts(b, "</a>\n</body></html>\n");
+	send_html(r, 302, b);
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
-static bool header_has(struct evkeyvalq *h, const char *name, const char *needle)
+static bool has_token_ci(http_str_t v, const char *needle)
 {
-	const char *v = evhttp_find_header(h, name);
-	return v && strcasestr(v, needle) != NULL;
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= v.len; i++) {
+		if (strncasecmp(v.p + i, needle, n) == 0)
+			return true;
+	}
+	return false;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void on_request(http_conn_t *c, const http_req_t *req)
 {
-	worker_t *w = arg;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct evkeyvalq *hin = evhttp_request_get_input_headers(req);
-	struct evkeyvalq *hout = evhttp_request_get_output_headers(req);
-	const char *uri = evhttp_request_get_uri(req);
-	params_t ps = {0};
-	char *path = NULL;
+	worker_t *w = c->w;
+	rq_t r = {.c = c, .req = req, .head = req->method == HTTP_M_HEAD, .close = !req->keep_alive};
+	params_t ps;
+	char tbuf[MAX_URI + 1];
 
-	evhttp_add_header(hout, "Access-Control-Allow-Origin", "*");
-	if (w->stopping)
-		evhttp_add_header(hout, "Connection", "close");
-
-	if (cmd == EVHTTP_REQ_POST && header_has(hin, "Content-Type", HDL_MIME)) {
-		do_native(w, req);
-		return;
+	if (req->method == HTTP_M_POST && has_token_ci(req->content_type, HDL_MIME)) {
+		do_native(w, &r);
+		goto out;
 	}
-	if (cmd == EVHTTP_REQ_OPTIONS) {
-		evhttp_add_header(hout, "Access-Control-Allow-Methods",
-		                  "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-		evhttp_add_header(hout, "Access-Control-Allow-Headers",
-		                  "Authorization, Content-Type");
-		send_body(req, 204, NULL, NULL, 0);
-		return;
+	if (req->method == HTTP_M_OPTIONS) {
+		add_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+		add_header(&r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+		send_body(&r, 204, NULL, NULL, 0);
+		goto out;
 	}
-	if (!uri || uri[0] != '/' || strlen(uri) > MAX_URI) {
-		send_body(req, 400, "text/plain", "bad request\n", 12);
-		return;
+	if (req->target.len == 0 || req->target.p[0] != '/' || req->target.len > MAX_URI) {
+		send_text(&r, 400, "bad request\n");
+		goto out;
 	}
-	const char *q = strchr(uri, '?');
-	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
-	path = malloc(plen + 1);
-	if (!path) {
-		evhttp_send_error(req, 500, NULL);
-		return;
-	}
-	memcpy(path, uri, plen);
-	path[plen] = '\0';
-	/* drop a fragment */
-	char *hash = strchr(path, '#');
+	memcpy(tbuf, req->target.p, req->target.len);
+	tbuf[req->target.len] = '\0';
+	bool api = strncmp(tbuf, "/api/", 5) == 0;
+	char *q = strchr(tbuf, '?');
+	if (q)
+		*q++ = '\0';
+	char *path = tbuf;
+	char *hash = strchr(path, '#'); /* drop a fragment */
 	if (hash)
 		*hash = '\0';
 	long dl = pct_decode(path, false);
-	if (dl < 0 || (size_t)dl != strlen(path) || !params_parse(&ps, q ? q + 1 : NULL)) {
-		bool api = strncmp(uri, "/api/", 5) == 0;
+	if (dl < 0 || (size_t)dl != strlen(path) || !params_parse(&ps, q)) {
 		if (api)
-			send_json_error(req, 400, HDL_RC_PROTOCOL_ERROR, "Invalid request URI", NULL,
+			send_json_error(&r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid request URI", NULL,
 			                false);
 		else
-			send_body(req, 400, "text/plain", "bad request\n", 12);
+			send_text(&r, 400, "bad request\n");
 		goto out;
 	}
-	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	bool get = req->method == HTTP_M_GET || req->method == HTTP_M_HEAD;
 	bool pretty = param_bool(&ps, "pretty", false);
 
 	if (strncmp(path, "/api/handles/", 13) == 0 && path[13]) {
 		if (get)
-			do_rest_handle(w, req, path + 13, &ps);
+			do_rest_handle(w, &r, path + 13, &ps);
 		else
-			send_json_error(req, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
+			send_json_error(&r, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
 			                path + 13, pretty);
 	} else if (strcmp(path, "/api/handles") == 0 || strcmp(path, "/api/handles/") == 0) {
-		send_json_error(req, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet", NULL,
+		send_json_error(&r, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet", NULL,
 		                pretty);
 	} else if (strcmp(path, "/api/site") == 0 && get) {
-		do_rest_site(w, req, &ps);
+		do_rest_site(w, &r, &ps);
 	} else if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0) {
-		evhttp_add_header(hout, "Allow", "GET, HEAD");
-		send_json_error(req, 405, HDL_RC_ERROR, "Method not allowed", NULL, pretty);
+		add_header(&r, "Allow", "GET, HEAD");
+		send_json_error(&r, 405, HDL_RC_ERROR, "Method not allowed", NULL, pretty);
 	} else if (get) {
-		do_proxy(w, req, path + 1, &ps);
+		do_proxy(w, &r, path + 1, &ps);
 	} else {
-		evhttp_add_header(hout, "Allow", "GET, HEAD, POST");
-		send_body(req, 405, "text/plain", "method not allowed\n", 19);
+		add_header(&r, "Allow", "GET, HEAD, POST");
+		send_text(&r, 405, "method not allowed\n");
 	}
 out:
-	params_free(&ps);
-	free(path);
+	if (r.close)
+		c->closing = true;
 }
+
+/* ---- connection I/O ---------------------------------------------------------------------------- */
+
+static void conn_free(http_conn_t *c)
+{
+	worker_t *w = c->w;
+	http_state_t *hs = w->http;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		hs->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_http_conns--;
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	close(c->fd);
+	free(c->in);
+	hdl_buf_free(&c->out);
+	free(c);
+}
+
+static void set_reading(http_conn_t *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	if (on) {
+		if (event_add(c->rev, c->w->http->idle_tv) != 0)
+			return;
+	} else {
+		event_del(c->rev);
+	}
+	c->reading = on;
+}
+
+static void set_writing(http_conn_t *c, bool on)
+{
+	if (on == c->writing)
+		return;
+	if (on) {
+		if (event_add(c->wev, c->w->http->idle_tv) != 0)
+			return;
+	} else {
+		event_del(c->wev);
+	}
+	c->writing = on;
+}
+
+/* Answer a request the parser refused, then close. */
+static void refuse(http_conn_t *c, http_parse_rc_t rc)
+{
+	rq_t r = {.c = c, .close = true};
+	switch (rc) {
+	case HTTP_PARSE_HDR_LARGE: send_text(&r, 431, "request header too large\n"); break;
+	case HTTP_PARSE_BODY_LARGE: send_text(&r, 413, "request body too large\n"); break;
+	case HTTP_PARSE_LEN_REQUIRED:
+		send_text(&r, 411, "chunked request bodies are not supported\n");
+		break;
+	case HTTP_PARSE_VERSION: send_text(&r, 505, "HTTP/1.x only\n"); break;
+	default: send_text(&r, 400, "bad request\n"); break;
+	}
+	log_peer(LOG_LVL_INFO, "http: refused a request (parse result %d), closing", (int)rc);
+	c->closing = true;
+}
+
+/* Parse and answer every whole request in the input. */
+static void process_input(http_conn_t *c)
+{
+	worker_t *w = c->w;
+	uint64_t max_body = NODE_LIMIT(&w->node->limits, http_max_body);
+	size_t off = 0;
+	while (!c->closing && off < c->in_len) {
+		if (c->out.len - c->out_off >= OUT_HIGH)
+			break; /* the peer is not reading its answers: reading pauses below */
+		http_req_t req;
+		http_parse_rc_t rc = http_parse(c->in + off, c->in_len - off, HTTP_MAX_HEADER_BYTES,
+		                                max_body, &req);
+		if (rc == HTTP_PARSE_MORE) {
+			if (!c->req_start_ms)
+				c->req_start_ms = worker_now_ms();
+			break;
+		}
+		c->req_start_ms = 0;
+		if (rc != HTTP_PARSE_OK) {
+			refuse(c, rc);
+			break;
+		}
+		on_request(c, &req);
+		off += req.total_len;
+	}
+	if (off) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+		if (c->in_len == 0)
+			c->req_start_ms = 0;
+		else if (!c->req_start_ms)
+			c->req_start_ms = worker_now_ms();
+	}
+	if (c->out.fail) {
+		log_err("http: out of memory for a response, closing");
+		c->out.len = c->out_off = 0;
+		c->closing = true;
+	}
+}
+
+/*
+ * Write what is pending; close when done and closing. \return false when the connection was
+ * freed. When we close first while the peer may still be sending, closing at once would answer
+ * its unread bytes with a RST that can destroy our last reply in flight; so the write side is
+ * shut and input is discarded until EOF, LINGER_MS or LINGER_MAX_BYTES.
+ */
+static bool conn_flush(http_conn_t *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			set_writing(c, true);
+			if (c->out.len - c->out_off >= OUT_HIGH)
+				set_reading(c, false);
+			return true;
+		}
+		log_debug("http: write: %s", n < 0 ? strerror(errno) : "nothing written");
+		conn_free(c);
+		return false;
+	}
+	c->out.len = c->out_off = 0;
+	set_writing(c, false);
+	if (!c->closing) {
+		set_reading(c, true);
+		return true;
+	}
+	if (c->w->stopping || c->in_len == 0 || c->lingering) {
+		conn_free(c);
+		return false;
+	}
+	c->lingering = true;
+	c->in_len = 0;
+	(void)shutdown(c->fd, SHUT_WR);
+	struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+	event_del(c->rev);
+	c->reading = event_add(c->rev, &tv) == 0;
+	return true;
+}
+
+static bool conn_grow(http_conn_t *c, size_t limit)
+{
+	if (c->in_cap >= limit)
+		return false;
+	size_t cap = c->in_cap * 2;
+	if (cap > limit)
+		cap = limit;
+	uint8_t *p = realloc(c->in, cap);
+	if (!p)
+		return false;
+	c->in = p;
+	c->in_cap = cap;
+	return true;
+}
+
+static void conn_read(http_conn_t *c)
+{
+	uint8_t sink[4096];
+	if (c->lingering) {
+		ssize_t n = read(c->fd, sink, sizeof(sink));
+		if (n > 0)
+			c->discarded += (size_t)n;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+		    c->discarded > LINGER_MAX_BYTES)
+			conn_free(c);
+		return;
+	}
+	worker_t *w = c->w;
+	uint32_t frame_ms = NODE_LIMIT(&w->node->limits, tcp_frame_timeout_ms);
+	if (c->req_start_ms && worker_now_ms() - c->req_start_ms > frame_ms) {
+		/* a peer dripping a request slower than tcp_frame_timeout_ms: not worth a slot */
+		log_peer(LOG_LVL_INFO, "http: request not complete after %u ms, closing", frame_ms);
+		conn_free(c);
+		return;
+	}
+	if (c->in_len == c->in_cap) {
+		size_t limit = HTTP_MAX_HEADER_BYTES + 1 +
+		               (size_t)NODE_LIMIT(&w->node->limits, http_max_body);
+		if (!conn_grow(c, limit)) {
+			/* cannot happen for a request within the limits: the parser refuses first */
+			conn_free(c);
+			return;
+		}
+	}
+	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+	if (n == 0) {
+		/* peer closed: a partial request can never complete; flush what is answered */
+		c->in_len = 0;
+		c->closing = true;
+		set_reading(c, false);
+		conn_flush(c);
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		log_debug("http: read: %s", strerror(errno));
+		conn_free(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	process_input(c);
+	if (c->closing)
+		set_reading(c, false);
+	conn_flush(c);
+}
+
+static void on_conn_read(evutil_socket_t fd, short what, void *arg)
+{
+	http_conn_t *c = arg;
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		if (!c->lingering)
+			log_debug("http: idle timeout, closing");
+		conn_free(c);
+		return;
+	}
+	conn_read(c);
+}
+
+static void on_conn_write(evutil_socket_t fd, short what, void *arg)
+{
+	http_conn_t *c = arg;
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		log_debug("http: peer does not read its answers, closing");
+		conn_free(c);
+		return;
+	}
+	if (!conn_flush(c))
+		return;
+	/* output drained below the mark: answer what was left unparsed */
+	if (!c->closing && c->in_len && c->out.len == 0 && !c->lingering) {
+		process_input(c);
+		if (c->closing)
+			set_reading(c, false);
+		conn_flush(c);
+	}
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	worker_t *w = arg;
+	(void)l;
+	(void)sa;
+	(void)salen;
+	if (w->stopping) {
+		close(fd);
+		return;
+	}
+	uint32_t max_conns = NODE_LIMIT(&w->node->limits, max_connections);
+	if (w->n_http_conns >= max_conns) {
+		log_peer(LOG_LVL_WARN, "http: max_connections (%u) reached, refusing a connection",
+		         max_conns);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	http_conn_t *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->in = malloc(IN_INITIAL);
+	c->in_cap = IN_INITIAL;
+	hdl_buf_init(&c->out, 0);
+	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
+	c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_conn_write, c);
+	c->next = w->http->conns;
+	if (c->next)
+		c->next->prev = c;
+	w->http->conns = c;
+	w->n_http_conns++;
+	if (!c->in || !c->rev || !c->wev) {
+		conn_free(c);
+		return;
+	}
+	set_reading(c, true);
+	if (!c->reading)
+		conn_free(c);
+}
+
+/* ---- start / stop -------------------------------------------------------------------------- */
 
 void http_apply_limits(worker_t *w)
 {
 	if (!w->http)
 		return;
 	uint32_t ms = NODE_LIMIT(&w->node->limits, tcp_idle_timeout_ms);
+	if (ms == w->http->idle_ms && w->http->idle_tv)
+		return;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	evhttp_set_timeout_tv(w->http, &tv);
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)NODE_LIMIT(&w->node->limits, http_max_body));
+	const struct timeval *ct = event_base_init_common_timeout(w->base, &tv);
+	if (ct) {
+		w->http->idle_tv = ct;
+		w->http->idle_ms = ms;
+	}
+	/* open connections keep their timeout until their events are re-added */
+}
+
+void http_listeners_enable(worker_t *w, bool on)
+{
+	for (unsigned i = 0; w->http_lis && i < w->fds.n_http; i++) {
+		if (w->http_lis[i])
+			on ? evconnlistener_enable(w->http_lis[i])
+			   : evconnlistener_disable(w->http_lis[i]);
+	}
 }
 
 int http_start(worker_t *w)
 {
 	if (w->fds.n_http == 0)
 		return HDL_EOK;
-	w->http = evhttp_new(w->base);
-	w->http_bound = calloc(w->fds.n_http, sizeof(*w->http_bound));
-	if (!w->http || !w->http_bound)
+	w->http = calloc(1, sizeof(*w->http));
+	w->http_lis = calloc(w->fds.n_http, sizeof(*w->http_lis));
+	if (!w->http || !w->http_lis)
 		return HDL_ENOMEM;
-	evhttp_set_gencb(w->http, on_request, w);
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                        EVHTTP_REQ_OPTIONS);
-	evhttp_set_max_headers_size(w->http, 16384);
-	evhttp_set_default_content_type(w->http, "text/plain");
+	hdl_buf_init(&w->http->body, 0);
 	http_apply_limits(w);
+	if (!w->http->idle_tv)
+		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_http; i++) {
-		w->http_bound[i] = evhttp_accept_socket_with_handle(w->http, w->fds.http[i]);
-		if (!w->http_bound[i])
+		w->http_lis[i] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0,
+		                                    w->fds.http[i]);
+		if (!w->http_lis[i])
 			return HDL_ENOMEM;
-		w->fds.http[i] = -1; /* owned by evhttp now */
-		struct evconnlistener *l = evhttp_bound_socket_get_listener(w->http_bound[i]);
-		if (l)
-			evconnlistener_set_error_cb(l, tcp_accept_error);
+		w->fds.http[i] = -1; /* owned by the listener now */
+		evconnlistener_set_error_cb(w->http_lis[i], tcp_accept_error);
 	}
 	return HDL_EOK;
 }
 
 void http_stop(worker_t *w)
 {
-	if (!w->http || !w->http_bound)
-		return;
-	for (unsigned i = 0; i < w->fds.n_http; i++) {
-		if (w->http_bound[i]) {
-			evhttp_del_accept_socket(w->http, w->http_bound[i]);
-			w->http_bound[i] = NULL;
+	if (w->http_lis) {
+		for (unsigned i = 0; i < w->fds.n_http; i++) {
+			if (w->http_lis[i]) {
+				evconnlistener_free(w->http_lis[i]);
+				w->http_lis[i] = NULL;
+			}
 		}
+	}
+	if (!w->http)
+		return;
+	/* idle connections close now; busy ones once their answers are flushed */
+	http_conn_t *c = w->http->conns;
+	while (c) {
+		http_conn_t *next = c->next;
+		c->closing = true;
+		set_reading(c, false);
+		if (c->out.len == c->out_off)
+			conn_free(c);
+		c = next;
 	}
 }
 
 void http_free(worker_t *w)
 {
 	http_stop(w);
-	if (w->http)
-		evhttp_free(w->http);
-	w->http = NULL;
-	free(w->http_bound);
-	w->http_bound = NULL;
+	if (w->http) {
+		while (w->http->conns)
+			conn_free(w->http->conns);
+		hdl_buf_free(&w->http->body);
+		free(w->http);
+		w->http = NULL;
+	}
+	free(w->http_lis);
+	w->http_lis = NULL;
 }

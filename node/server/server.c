@@ -43,9 +43,10 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 	worker_t *w = arg;
 	uint64_t now = worker_now_ms();
 	bool min_passed = now + DRAIN_MAX_MS >= w->drain_deadline_ms + DRAIN_MIN_MS;
-	if ((w->n_conns == 0 && min_passed) || now >= w->drain_deadline_ms) {
-		if (w->n_conns)
-			log_warn("shutdown: closing %u connection(s) that did not finish", w->n_conns);
+	unsigned open = w->n_conns + w->n_http_conns;
+	if ((open == 0 && min_passed) || now >= w->drain_deadline_ms) {
+		if (open)
+			log_warn("shutdown: closing %u connection(s) that did not finish", open);
 		event_base_loopexit(w->base, NULL);
 	}
 }

@@ -9,7 +9,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -268,12 +267,7 @@ static void listeners_enable(worker_t *w, bool on)
 		if (w->tcp[i])
 			on ? evconnlistener_enable(w->tcp[i]) : evconnlistener_disable(w->tcp[i]);
 	}
-	for (unsigned i = 0; w->http_bound && i < w->fds.n_http; i++) {
-		struct evconnlistener *l =
-			w->http_bound[i] ? evhttp_bound_socket_get_listener(w->http_bound[i]) : NULL;
-		if (l)
-			on ? evconnlistener_enable(l) : evconnlistener_disable(l);
-	}
+	http_listeners_enable(w, on);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)

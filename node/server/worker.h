@@ -18,8 +18,7 @@
 struct event;
 struct event_base;
 struct evconnlistener;
-struct evhttp;
-struct evhttp_bound_socket;
+struct http_state;
 struct tcp_conn;
 
 #define WORKER_REASM_SLOTS 8u      /**< concurrent multi-packet UDP requests per worker */
@@ -71,8 +70,9 @@ struct worker {
 	worker_fds_t fds;
 	udp_sock_t *udp;
 	struct evconnlistener **tcp;
-	struct evhttp *http;
-	struct evhttp_bound_socket **http_bound;
+	struct evconnlistener **http_lis; /**< HTTP listeners (http.c) */
+	struct http_state *http;          /**< HTTP connections and buffers (http.c) */
+	unsigned n_http_conns;            /**< open HTTP connections */
 
 	struct event *accept_resume_ev; /**< re-enables listeners paused by EMFILE/ENFILE */
 	struct tcp_conn *conns; /**< open TCP connections (doubly linked) */
@@ -117,7 +117,7 @@ void tcp_free_all(worker_t *w);
 /**
  * \brief Accept-error callback for all listeners (TCP and HTTP): when out of file descriptors,
  *        pause accepting for a moment instead of spinning on a readable listening socket.
- *        Uses worker_self (the HTTP listener's argument is its evhttp).
+ *        Uses worker_self.
  */
 void tcp_accept_error(struct evconnlistener *l, void *arg);
 
@@ -126,5 +126,7 @@ void http_stop(worker_t *w);
 void http_free(worker_t *w);
 /** \brief Apply reloaded HTTP limits (runs on the worker thread). */
 void http_apply_limits(worker_t *w);
+/** \brief Pause (false) or resume (true) accepting on the HTTP listeners. */
+void http_listeners_enable(worker_t *w, bool on);
 
 #endif /* HDL_NODE_SERVER_WORKER_H */

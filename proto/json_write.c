@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief Direct writer of REST JSON values (see json_write.h): the text jansson's compact dump of
+ *        proto/json.c's tree gives, without building the tree.
+ */
+#include "proto/json_write.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hdl/error.h"
+#include "hdl/values.h"
+#include "proto/json.h"
+
+#define BUF_MIN 256u
+
+/* ---- buffer -------------------------------------------------------------------------------- */
+
+void hdl_buf_init(hdl_buf_t *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+void hdl_buf_free(hdl_buf_t *b)
+{
+	free(b->p);
+	size_t max = b->max;
+	hdl_buf_init(b, max);
+}
+
+bool hdl_buf_reserve(hdl_buf_t *b, size_t n)
+{
+	if (b->fail)
+		return false;
+	if (b->cap - b->len >= n)
+		return true;
+	if (n > SIZE_MAX / 2 - b->len || (b->max && b->len + n > b->max)) {
+		b->fail = true;
+		return false;
+	}
+	size_t cap = b->cap ? b->cap : BUF_MIN;
+	while (cap < b->len + n)
+		cap *= 2;
+	if (b->max && cap > b->max)
+		cap = b->max;
+	uint8_t *p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->fail = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+bool hdl_buf_put(hdl_buf_t *b, const void *p, size_t n)
+{
+	if (!hdl_buf_reserve(b, n))
+		return false;
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return true;
+}
+
+bool hdl_buf_puts(hdl_buf_t *b, const char *s)
+{
+	return hdl_buf_put(b, s, strlen(s));
+}
+
+bool hdl_buf_putu(hdl_buf_t *b, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return hdl_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Java int: the bit pattern as a signed 32-bit number (proto/json.c jint32). */
+static bool put_i32(hdl_buf_t *b, uint32_t v)
+{
+	int32_t s = (int32_t)v;
+	if (s < 0) {
+		if (!hdl_buf_put(b, "-", 1))
+			return false;
+		return hdl_buf_putu(b, (uint64_t)(-(int64_t)s));
+	}
+	return hdl_buf_putu(b, (uint64_t)s);
+}
+
+/* ---- strings --------------------------------------------------------------------------------- */
+
+/* Strict UTF-8 sequence length at p (0 = invalid), the rule jansson and proto/json.c apply. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static bool utf8_ok(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(p + i, n - i);
+		if (k == 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* Handle.Net Util.looksLikeBinary (as proto/json.c). */
+static bool looks_binary(const uint8_t *p, size_t n)
+{
+	if (!utf8_ok(p, n))
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] >= 0x09 && p[i] <= 0x13)
+			continue;
+		if (p[i] < 0x20 || p[i] == 0x7F)
+			return true;
+	}
+	return false;
+}
+
+static const char HEX[] = "0123456789ABCDEF";
+
+bool hdl_jw_string(hdl_buf_t *b, const uint8_t *p, size_t n)
+{
+	/* worst case: 6 bytes per input byte (\u00XX), or 3 per byte (U+FFFD) */
+	if (n > (SIZE_MAX - 2) / 6 || !hdl_buf_reserve(b, n * 6 + 2))
+		return false;
+	uint8_t *o = b->p + b->len;
+	*o++ = '"';
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		if (c >= 0x80) {
+			size_t k = utf8_seq(p + i, n - i);
+			if (k == 0) {
+				memcpy(o, "\xEF\xBF\xBD", 3);
+				o += 3;
+				i++;
+			} else {
+				memcpy(o, p + i, k);
+				o += k;
+				i += k;
+			}
+			continue;
+		}
+		i++;
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = c;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = (uint8_t)HEX[c >> 4];
+			*o++ = (uint8_t)HEX[c & 15];
+		}
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	return true;
+}
+
+static bool put_slice(hdl_buf_t *b, hdl_slice_t s)
+{
+	return hdl_jw_string(b, s.p, s.len);
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static bool put_b64(hdl_buf_t *b, const uint8_t *p, size_t n)
+{
+	if (n > SIZE_MAX / 2 || !hdl_buf_reserve(b, (n + 2) / 3 * 4 + 2))
+		return false;
+	uint8_t *o = b->p + b->len;
+	*o++ = '"';
+	size_t i = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = (uint8_t)B64[v >> 18];
+		*o++ = (uint8_t)B64[(v >> 12) & 63];
+		*o++ = (uint8_t)B64[(v >> 6) & 63];
+		*o++ = (uint8_t)B64[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		*o++ = (uint8_t)B64[v >> 18];
+		*o++ = (uint8_t)B64[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		*o++ = (uint8_t)B64[v >> 18];
+		*o++ = (uint8_t)B64[(v >> 12) & 63];
+		*o++ = (uint8_t)B64[(v >> 6) & 63];
+		*o++ = '=';
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	return true;
+}
+
+#define PUTS(b, s) hdl_buf_put((b), (s), sizeof(s) - 1)
+
+/* ---- values -------------------------------------------------------------------------------- */
+
+/* A value rendered through proto/json.c (the structured forms other than admin). */
+static bool put_via_jansson(hdl_buf_t *b, const hdl_value_t *v)
+{
+	json_t *j = hdl_json_from_value(v);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	bool ok = s != NULL && hdl_buf_puts(b, s);
+	if (s == NULL)
+		b->fail = true;
+	free(s);
+	return ok;
+}
+
+static bool put_data(hdl_buf_t *b, const hdl_value_t *v)
+{
+	if (hdl_vtype_of(v->type) == HDL_VT_ADMIN) {
+		hdl_admin_t ad;
+		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK &&
+		    ad.perms <= HDL_ADM_ALL && utf8_ok(ad.handle.p, ad.handle.len)) {
+			char bits[12];
+			for (int i = 0; i < 12; i++)
+				bits[i] = (ad.perms >> (11 - i)) & 1 ? '1' : '0';
+			PUTS(b, "{\"format\":\"admin\",\"value\":{\"handle\":");
+			put_slice(b, ad.handle);
+			PUTS(b, ",\"index\":");
+			put_i32(b, ad.index);
+			PUTS(b, ",\"permissions\":\"");
+			hdl_buf_put(b, bits, sizeof(bits));
+			if (ad.legacy)
+				PUTS(b, "\",\"legacyByteLength\":true}}");
+			else
+				PUTS(b, "\"}}");
+			return !b->fail;
+		}
+	}
+	if (!looks_binary(v->data.p, v->data.len)) {
+		PUTS(b, "{\"format\":\"string\",\"value\":");
+		put_slice(b, v->data);
+	} else {
+		PUTS(b, "{\"format\":\"base64\",\"value\":");
+		put_b64(b, v->data.p, v->data.len);
+	}
+	return PUTS(b, "}");
+}
+
+static bool put_time(hdl_buf_t *b, uint32_t t)
+{
+	char s[21];
+	hdl_json_time(t, s);
+	PUTS(b, "\"");
+	hdl_buf_puts(b, s);
+	return PUTS(b, "\"");
+}
+
+bool hdl_jw_value(hdl_buf_t *b, const hdl_value_t *v)
+{
+	switch (hdl_vtype_of(v->type)) {
+	case HDL_VT_VLIST:
+	case HDL_VT_SITE:
+	case HDL_VT_PUBKEY:
+		return put_via_jansson(b, v);
+	default:
+		break;
+	}
+	PUTS(b, "{\"index\":");
+	put_i32(b, v->index);
+	PUTS(b, ",\"type\":");
+	put_slice(b, v->type);
+	PUTS(b, ",\"data\":");
+	put_data(b, v);
+	if ((v->perms & 0x0F) != HDL_PERM_DEFAULT) {
+		char p[4] = {(v->perms & HDL_PERM_ADMIN_READ) ? '1' : '0',
+		             (v->perms & HDL_PERM_ADMIN_WRITE) ? '1' : '0',
+		             (v->perms & HDL_PERM_PUBLIC_READ) ? '1' : '0',
+		             (v->perms & HDL_PERM_PUBLIC_WRITE) ? '1' : '0'};
+		PUTS(b, ",\"permissions\":\"");
+		hdl_buf_put(b, p, sizeof(p));
+		PUTS(b, "\"");
+	}
+	PUTS(b, ",\"ttl\":");
+	if (v->ttl_type == HDL_TTL_RELATIVE)
+		put_i32(b, v->ttl);
+	else
+		put_time(b, v->ttl);
+	if (v->timestamp != 0) {
+		PUTS(b, ",\"timestamp\":");
+		put_time(b, v->timestamp);
+	}
+	if (v->n_refs > 0) {
+		PUTS(b, ",\"references\":[");
+		for (uint32_t i = 0; i < v->n_refs; i++) {
+			PUTS(b, i ? ",{\"handle\":" : "{\"handle\":");
+			put_slice(b, v->refs[i].handle);
+			PUTS(b, ",\"index\":");
+			put_i32(b, v->refs[i].index);
+			PUTS(b, "}");
+		}
+		PUTS(b, "]");
+	}
+	return PUTS(b, "}");
+}
+
+bool hdl_jw_values(hdl_buf_t *b, const hdl_value_t *v, uint32_t n)
+{
+	PUTS(b, "[");
+	for (uint32_t i = 0; i < n; i++) {
+		if (i)
+			PUTS(b, ",");
+		hdl_jw_value(b, &v[i]);
+	}
+	return PUTS(b, "]");
+}
+
+bool hdl_jw_resolution(hdl_buf_t *b, uint32_t rc, const uint8_t *handle, size_t hlen,
+                       const hdl_value_t *v, uint32_t n)
+{
+	PUTS(b, "{\"responseCode\":");
+	hdl_buf_putu(b, rc);
+	PUTS(b, ",\"handle\":");
+	hdl_jw_string(b, handle, hlen);
+	PUTS(b, ",\"values\":");
+	hdl_jw_values(b, v, n);
+	return PUTS(b, "}");
+}
