@@ -5,6 +5,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +63,57 @@ static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer,
 
 /*
  * Reply datagrams of one receive batch (fragments of multi-packet replies included), sent
- * together with sendmmsg.
+ * together with one sendmmsg. The datagrams lie in w->udp_tx at a 512-byte stride. A
+ * multi-packet reply is one message whose fragments are contiguous (all but the last are exactly
+ * 512 bytes) and, where the kernel has UDP GSO (Linux 4.18+), goes out as one UDP_SEGMENT send
+ * that the stack cuts into the same datagrams: the peer sees exactly what separate sends give,
+ * at a fraction of the send-path cost. Without GSO each fragment is a message of its own.
  */
+#define UDP_TX_SLOTS 128u /* datagram slots per batch (w->udp_tx) */
+#define UDP_GSO_MAX 64u   /* fragments per GSO send (the kernel's UDP_MAX_SEGMENTS is >= 64) */
+#define UDP_RX_ROUNDS 8u  /* recvmmsg batches per wakeup at most (then back to the loop) */
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+/* Cleared for good on the first send the kernel refuses with a GSO error. */
+static _Atomic bool udp_gso_ok = true;
+
 typedef struct tx_batch {
-	struct mmsghdr msgs[WORKER_UDP_TX];
-	struct iovec iov[WORKER_UDP_TX];
-	struct sockaddr_storage peers[WORKER_UDP_TX];
-	unsigned n;
+	struct mmsghdr msgs[UDP_TX_SLOTS];
+	struct iovec iov[UDP_TX_SLOTS];
+	struct sockaddr_storage peers[UDP_TX_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[UDP_TX_SLOTS];
+	uint8_t nfrag[UDP_TX_SLOTS]; /* datagrams in message i (GSO when > 1) */
+	unsigned n;     /* messages */
+	unsigned slots; /* datagram slots of w->udp_tx used */
 } tx_batch_t;
 
-static void tx_flush(worker_t *w, int fd, tx_batch_t *tx)
+/* Send message i's fragments as separate datagrams (after a refused GSO send). */
+static void tx_send_split(int fd, tx_batch_t *tx, unsigned i)
+{
+	const struct msghdr *h = &tx->msgs[i].msg_hdr;
+	const uint8_t *p = h->msg_iov[0].iov_base;
+	size_t left = h->msg_iov[0].iov_len;
+	while (left > 0) {
+		size_t dl = left > HDL_UDP_MAX_DGRAM ? HDL_UDP_MAX_DGRAM : left;
+		if (sendto(fd, p, dl, MSG_DONTWAIT, h->msg_name, h->msg_namelen) < 0) {
+			log_peer(LOG_LVL_INFO, "udp send: %s", strerror(errno));
+			return;
+		}
+		p += dl;
+		left -= dl;
+	}
+}
+
+static void tx_flush(int fd, tx_batch_t *tx)
 {
 	unsigned sent = 0;
 	while (sent < tx->n) {
@@ -78,28 +121,54 @@ static void tx_flush(worker_t *w, int fd, tx_batch_t *tx)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			/* skip the datagram that failed (e.g. an unreachable peer), send the rest */
-			log_peer(LOG_LVL_INFO, "udp send: %s", r < 0 ? strerror(errno) : "nothing sent");
+			int e = r < 0 ? errno : 0;
+			if (tx->nfrag[sent] > 1 && (e == EIO || e == EINVAL || e == ENOPROTOOPT ||
+			                            e == EOPNOTSUPP)) {
+				/* no UDP GSO here: fragments one by one from now on */
+				if (atomic_exchange(&udp_gso_ok, false))
+					log_notice("udp: segmentation offload refused (%s); "
+					           "sending fragments separately", strerror(e));
+				tx_send_split(fd, tx, sent);
+			} else {
+				/* skip the datagram that failed (e.g. an unreachable peer) */
+				log_peer(LOG_LVL_INFO, "udp send: %s",
+				         r < 0 ? strerror(e) : "nothing sent");
+			}
 			sent++;
 			continue;
 		}
 		sent += (unsigned)r;
 	}
 	tx->n = 0;
+	tx->slots = 0;
 }
 
+/* Queue slots [tx->slots, tx->slots + nfrag) as one message of \p len bytes. */
 static void tx_add(worker_t *w, tx_batch_t *tx, const struct sockaddr_storage *peer,
-                   socklen_t plen, size_t len)
+                   socklen_t plen, size_t len, unsigned nfrag)
 {
 	unsigned i = tx->n++;
 	memcpy(&tx->peers[i], peer, plen);
-	tx->iov[i].iov_base = w->udp_tx + (size_t)i * HDL_UDP_MAX_DGRAM;
+	tx->iov[i].iov_base = w->udp_tx + (size_t)tx->slots * HDL_UDP_MAX_DGRAM;
 	tx->iov[i].iov_len = len;
-	memset(&tx->msgs[i], 0, sizeof(tx->msgs[i]));
-	tx->msgs[i].msg_hdr.msg_name = &tx->peers[i];
-	tx->msgs[i].msg_hdr.msg_namelen = plen;
-	tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
-	tx->msgs[i].msg_hdr.msg_iovlen = 1;
+	tx->nfrag[i] = (uint8_t)nfrag;
+	tx->slots += nfrag;
+	struct msghdr *h = &tx->msgs[i].msg_hdr;
+	memset(h, 0, sizeof(*h));
+	h->msg_name = &tx->peers[i];
+	h->msg_namelen = plen;
+	h->msg_iov = &tx->iov[i];
+	h->msg_iovlen = 1;
+	if (nfrag > 1) {
+		h->msg_control = tx->ctl[i].buf;
+		h->msg_controllen = sizeof(tx->ctl[i].buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = HDL_UDP_MAX_DGRAM;
+		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+	}
 }
 
 static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
@@ -110,22 +179,28 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 	if (n == 0)
 		return;
 	uint32_t np = n <= HDL_UDP_MAX_DGRAM ? 1 : hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
-	if (!tx || np > WORKER_UDP_TX) {
+	if (!tx || np > UDP_TX_SLOTS) {
 		send_reply(w, fd, peer, plen, n);
 		return;
 	}
-	if (tx->n + np > WORKER_UDP_TX)
-		tx_flush(w, fd, tx);
+	if (tx->slots + np > UDP_TX_SLOTS || tx->n == UDP_TX_SLOTS)
+		tx_flush(fd, tx);
 	if (np == 1) {
-		memcpy(w->udp_tx + (size_t)tx->n * HDL_UDP_MAX_DGRAM, w->out, n);
-		tx_add(w, tx, peer, plen, n);
+		memcpy(w->udp_tx + (size_t)tx->slots * HDL_UDP_MAX_DGRAM, w->out, n);
+		tx_add(w, tx, peer, plen, n, 1);
 		return;
 	}
+	bool gso = np <= UDP_GSO_MAX && atomic_load_explicit(&udp_gso_ok, memory_order_relaxed);
+	size_t total = 0;
 	for (uint32_t k = 0; k < np; k++) {
 		size_t pl = hdl_udp_packet(w->out, n, k, true,
-		                           w->udp_tx + (size_t)tx->n * HDL_UDP_MAX_DGRAM);
-		tx_add(w, tx, peer, plen, pl);
+		                           w->udp_tx + (size_t)(tx->slots + k) * HDL_UDP_MAX_DGRAM);
+		if (!gso)
+			tx_add(w, tx, peer, plen, pl, 1);
+		total += pl;
 	}
+	if (gso)
+		tx_add(w, tx, peer, plen, total, np);
 }
 
 static void slot_release(reasm_slot_t *s)
@@ -215,8 +290,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	struct sockaddr_storage peers[WORKER_UDP_BATCH];
 	tx_batch_t tx;
 	tx.n = 0;
+	tx.slots = 0;
 
-	for (unsigned round = 0; round < 4; round++) {
+	for (unsigned round = 0; round < UDP_RX_ROUNDS; round++) {
 		for (unsigned i = 0; i < WORKER_UDP_BATCH; i++) {
 			iov[i].iov_base = w->udp_rx + (size_t)i * WORKER_UDP_RXBUF;
 			iov[i].iov_len = WORKER_UDP_RXBUF;
@@ -241,18 +317,18 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			on_datagram(w, fd, &peers[i], msgs[i].msg_hdr.msg_namelen, iov[i].iov_base,
 			            msgs[i].msg_len, &tx);
 		}
-		tx_flush(w, fd, &tx);
+		tx_flush(fd, &tx);
 		if ((unsigned)n < WORKER_UDP_BATCH)
 			break;
 	}
-	tx_flush(w, fd, &tx);
+	tx_flush(fd, &tx);
 }
 
 int udp_start(worker_t *w)
 {
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
 	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
-	w->udp_tx = malloc((size_t)WORKER_UDP_TX * HDL_UDP_MAX_DGRAM);
+	w->udp_tx = malloc((size_t)UDP_TX_SLOTS * HDL_UDP_MAX_DGRAM);
 	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
 	if (!w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
 		return HDL_ENOMEM;
