@@ -593,6 +593,34 @@ static int check_values(hdl_arena_t *a, const uint8_t *p, size_t len)
 	return ret;
 }
 
+/**
+ * Check a stored record's structure: U32 count + values, every length within its limit and the
+ * record bounds, consumed exactly. The field contents (UTF-8 of types, value data) were checked
+ * when the record was written; this is the cheap walk on every read.
+ */
+static int check_shape(const uint8_t *p, size_t len)
+{
+	wire_rd_t rd = wire_rd_init(p, len);
+	uint32_t n = wire_rd_u32(&rd);
+	if (!rd.err && n > HDL_MAX_VALUES)
+		wire_rd_fail(&rd, HDL_ELIMIT);
+	for (uint32_t i = 0; i < n && !rd.err; i++) {
+		wire_rd_skip(&rd, 4 + 4 + 1 + 4 + 1); /* index, timestamp, TTL type, TTL, perms */
+		(void)wire_rd_lbytes(&rd, HDL_MAX_TYPE_LEN);
+		(void)wire_rd_lbytes(&rd, HDL_MAX_ARRAY_LEN);
+		uint32_t nrefs = wire_rd_u32(&rd);
+		if (!rd.err && nrefs > HDL_MAX_REFS)
+			wire_rd_fail(&rd, HDL_ELIMIT);
+		for (uint32_t j = 0; j < nrefs && !rd.err; j++) {
+			(void)wire_rd_lbytes(&rd, HDL_MAX_HANDLE_LEN);
+			wire_rd_skip(&rd, 4);
+		}
+	}
+	if (!rd.err && wire_rd_left(&rd) != 0)
+		return HDL_ETRAILING;
+	return rd.err;
+}
+
 /** Length of a name as printed in log lines (long names are cut). */
 static int log_len(size_t n)
 {
@@ -643,7 +671,7 @@ int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
 	int ret = lookup(r, handle, &v);
 	if (ret != HDL_EOK)
 		return ret;
-	if (check_values(&r->arena, v.p, v.len) != HDL_EOK) {
+	if (check_shape(v.p, v.len) != HDL_EOK) {
 		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%u bytes)",
 		         log_len(handle.len), (const char *)handle.p, (unsigned)v.len);
 		return HDL_ESTORE;

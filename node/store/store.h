@@ -91,8 +91,10 @@ int store_reader_begin(store_reader_t *r);
 void store_reader_end(store_reader_t *r);
 /**
  * \brief Look up a handle (by name; normalized inside). \p *vals points into the LMDB map and is
- *        valid until store_reader_end(). The record is checked (full hdl_values_decode) before it
- *        is returned; a corrupted one gives HDL_ESTORE and a log line.
+ *        valid until store_reader_end(). The record's structure is checked (counts, lengths
+ *        and limits against the record bounds, no trailing bytes; field contents such as UTF-8
+ *        were checked at write time) before it is returned; a corrupted one gives HDL_ESTORE
+ *        and a log line.
  * \retval HDL_EOK, HDL_ENOENT, HDL_ESTORE
  */
 int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals);
