@@ -343,7 +343,9 @@ bool hdl_jw_value(hdl_buf_t *b, const hdl_value_t *v)
 	if (v->n_refs > 0) {
 		PUTS(b, ",\"references\":[");
 		for (uint32_t i = 0; i < v->n_refs; i++) {
-			PUTS(b, i ? ",{\"handle\":" : "{\"handle\":");
+			if (i)
+				PUTS(b, ",");
+			PUTS(b, "{\"handle\":");
 			put_slice(b, v->refs[i].handle);
 			PUTS(b, ",\"index\":");
 			put_i32(b, v->refs[i].index);

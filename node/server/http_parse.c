@@ -29,7 +29,7 @@ static bool str_ieq(const uint8_t *p, size_t n, const char *s)
 	if (n != k)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (lower(p[i]) != (uint8_t)s[i])
+		if (lower(p[i]) != lower((uint8_t)s[i]))
 			return false;
 	}
 	return true;
