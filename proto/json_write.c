@@ -56,21 +56,6 @@ bool hdl_buf_reserve(hdl_buf_t *b, size_t n)
 	return true;
 }
 
-bool hdl_buf_put(hdl_buf_t *b, const void *p, size_t n)
-{
-	if (!hdl_buf_reserve(b, n))
-		return false;
-	if (n)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return true;
-}
-
-bool hdl_buf_puts(hdl_buf_t *b, const char *s)
-{
-	return hdl_buf_put(b, s, strlen(s));
-}
-
 bool hdl_buf_putu(hdl_buf_t *b, uint64_t v)
 {
 	char tmp[20];
@@ -80,6 +65,51 @@ bool hdl_buf_putu(hdl_buf_t *b, uint64_t v)
 		v /= 10;
 	} while (v);
 	return hdl_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Days since 1970-01-01 -> civil date (H. Hinnant's algorithm, as proto/json.c). */
+static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static void two(uint8_t *o, unsigned v)
+{
+	o[0] = (uint8_t)('0' + v / 10);
+	o[1] = (uint8_t)('0' + v % 10);
+}
+
+bool hdl_buf_put_time(hdl_buf_t *b, uint32_t t)
+{
+	int64_t y;
+	unsigned mo, d;
+	civil((int64_t)(t / 86400u), &y, &mo, &d);
+	uint32_t s = t % 86400u;
+	uint8_t o[20];
+	unsigned yy = (unsigned)y; /* 1970..2106 */
+	o[0] = (uint8_t)('0' + yy / 1000);
+	o[1] = (uint8_t)('0' + yy / 100 % 10);
+	two(o + 2, yy % 100);
+	o[4] = '-';
+	two(o + 5, mo);
+	o[7] = '-';
+	two(o + 8, d);
+	o[10] = 'T';
+	two(o + 11, s / 3600);
+	o[13] = ':';
+	two(o + 14, s / 60 % 60);
+	o[16] = ':';
+	two(o + 17, s % 60);
+	o[19] = 'Z';
+	return hdl_buf_put(b, o, sizeof(o));
 }
 
 /* Java int: the bit pattern as a signed 32-bit number (proto/json.c jint32). */
@@ -168,6 +198,18 @@ bool hdl_jw_string(hdl_buf_t *b, const uint8_t *p, size_t n)
 	uint8_t *o = b->p + b->len;
 	*o++ = '"';
 	for (size_t i = 0; i < n;) {
+		/* a run of plain ASCII goes in one copy */
+		size_t run = i;
+		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
+		       p[run] != '\\')
+			run++;
+		if (run > i) {
+			memcpy(o, p + i, run - i);
+			o += run - i;
+			i = run;
+			if (i == n)
+				break;
+		}
 		uint8_t c = p[i];
 		if (c >= 0x80) {
 			size_t k = utf8_seq(p + i, n - i);
@@ -265,9 +307,9 @@ static bool put_via_jansson(hdl_buf_t *b, const hdl_value_t *v)
 	return ok;
 }
 
-static bool put_data(hdl_buf_t *b, const hdl_value_t *v)
+static bool put_data(hdl_buf_t *b, const hdl_value_t *v, hdl_vtype_t vt)
 {
-	if (hdl_vtype_of(v->type) == HDL_VT_ADMIN) {
+	if (vt == HDL_VT_ADMIN) {
 		hdl_admin_t ad;
 		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK &&
 		    ad.perms <= HDL_ADM_ALL && utf8_ok(ad.handle.p, ad.handle.len)) {
@@ -297,18 +339,38 @@ static bool put_data(hdl_buf_t *b, const hdl_value_t *v)
 	return PUTS(b, "}");
 }
 
+/* The values of one record usually share one timestamp: remember the last one formatted. */
+static _Thread_local struct {
+	bool valid;
+	uint32_t t;
+	uint8_t text[22];
+} last_time;
+
 static bool put_time(hdl_buf_t *b, uint32_t t)
 {
-	char s[21];
-	hdl_json_time(t, s);
-	PUTS(b, "\"");
-	hdl_buf_puts(b, s);
-	return PUTS(b, "\"");
+	if (!last_time.valid || last_time.t != t) {
+		hdl_buf_t tmp = {last_time.text + 1, 0, 20, 20, false};
+		hdl_buf_put_time(&tmp, t);
+		last_time.text[0] = '"';
+		last_time.text[21] = '"';
+		last_time.t = t;
+		last_time.valid = true;
+	}
+	return hdl_buf_put(b, last_time.text, sizeof(last_time.text));
+}
+
+/* hdl_vtype_of, skipping the table for the common types that do not start with "HS_". */
+static hdl_vtype_t vtype(hdl_slice_t t)
+{
+	if (t.len < 3 || (t.p[0] | 0x20) != 'h' || (t.p[1] | 0x20) != 's' || t.p[2] != '_')
+		return HDL_VT_OTHER;
+	return hdl_vtype_of(t);
 }
 
 bool hdl_jw_value(hdl_buf_t *b, const hdl_value_t *v)
 {
-	switch (hdl_vtype_of(v->type)) {
+	hdl_vtype_t vt = vtype(v->type);
+	switch (vt) {
 	case HDL_VT_VLIST:
 	case HDL_VT_SITE:
 	case HDL_VT_PUBKEY:
@@ -321,7 +383,7 @@ bool hdl_jw_value(hdl_buf_t *b, const hdl_value_t *v)
 	PUTS(b, ",\"type\":");
 	put_slice(b, v->type);
 	PUTS(b, ",\"data\":");
-	put_data(b, v);
+	put_data(b, v, vt);
 	if ((v->perms & 0x0F) != HDL_PERM_DEFAULT) {
 		char p[4] = {(v->perms & HDL_PERM_ADMIN_READ) ? '1' : '0',
 		             (v->perms & HDL_PERM_ADMIN_WRITE) ? '1' : '0',

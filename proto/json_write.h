@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hdl/msg.h"
 
@@ -35,11 +36,26 @@ void hdl_buf_free(hdl_buf_t *b);
 /** \brief Make room for \p n more bytes. \return false (and set fail) when it cannot. */
 bool hdl_buf_reserve(hdl_buf_t *b, size_t n);
 /** \brief Append \p n bytes. \return false (and set fail) when they do not fit. */
-bool hdl_buf_put(hdl_buf_t *b, const void *p, size_t n);
+static inline bool hdl_buf_put(hdl_buf_t *b, const void *p, size_t n)
+{
+	if ((b->cap - b->len < n || b->fail) && !hdl_buf_reserve(b, n))
+		return false;
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return true;
+}
+
 /** \brief Append a NUL-terminated string (without the NUL). */
-bool hdl_buf_puts(hdl_buf_t *b, const char *s);
+static inline bool hdl_buf_puts(hdl_buf_t *b, const char *s)
+{
+	return hdl_buf_put(b, s, strlen(s));
+}
 /** \brief Append an unsigned decimal number. */
 bool hdl_buf_putu(hdl_buf_t *b, uint64_t v);
+
+/** \brief Append "YYYY-MM-DDTHH:MM:SSZ" (20 bytes, as hdl_json_time()) without printf. */
+bool hdl_buf_put_time(hdl_buf_t *b, uint32_t t);
 
 /**
  * \brief Append \p n bytes as a JSON string literal as jansson dumps it (quote, backslash and

@@ -361,13 +361,24 @@ static const char *reason_long(int status)
 	}
 }
 
+static void put_status_line(hdl_buf_t *o, int status)
+{
+	switch (status) {
+	case 200: hdl_buf_puts(o, "HTTP/1.1 200 OK\r\n"); return;
+	case 302: hdl_buf_puts(o, "HTTP/1.1 302 Found\r\n"); return;
+	case 404: hdl_buf_puts(o, "HTTP/1.1 404 Not Found\r\n"); return;
+	default: break;
+	}
+	char line[96];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_long(status));
+	hdl_buf_put(o, line, (size_t)n);
+}
+
 /* Status line, headers and (unless HEAD) the body into the connection's output. */
 static void send_body(rq_t *r, int status, const char *ctype, const void *body, size_t len)
 {
 	hdl_buf_t *o = &r->c->out;
-	char line[96];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_long(status));
-	hdl_buf_put(o, line, (size_t)n);
+	put_status_line(o, status);
 	hdl_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
 	if (status != 204) {
 		hdl_buf_puts(o, "Content-Type: ");
