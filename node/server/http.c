@@ -860,8 +860,6 @@ static void process_input(http_conn_t *c)
 		c->in_len -= off;
 		if (c->in_len == 0)
 			c->req_start_ms = 0;
-		else if (!c->req_start_ms)
-			c->req_start_ms = worker_now_ms();
 	}
 	if (c->out.fail) {
 		log_err("http: out of memory for a response, closing");
@@ -930,6 +928,22 @@ static bool conn_grow(http_conn_t *c, size_t limit)
 	return true;
 }
 
+/* Answer what the input holds and write; repeat while the answers go out at once. */
+static void conn_work(http_conn_t *c)
+{
+	for (;;) {
+		size_t before = c->in_len;
+		process_input(c);
+		if (c->closing)
+			set_reading(c, false);
+		if (!conn_flush(c))
+			return; /* freed */
+		if (c->closing || c->lingering || c->writing || c->in_len == 0 ||
+		    c->in_len == before)
+			return;
+	}
+}
+
 static void conn_read(http_conn_t *c)
 {
 	uint8_t sink[4096];
@@ -951,6 +965,13 @@ static void conn_read(http_conn_t *c)
 		return;
 	}
 	if (c->in_len == c->in_cap) {
+		if (c->out.len - c->out_off >= OUT_HIGH) {
+			/* whole requests wait for the peer to read its answers */
+			set_reading(c, false);
+			set_writing(c, true);
+			return;
+		}
+		/* conn_work() answered every whole request: this is one partial request */
 		size_t limit = HTTP_MAX_HEADER_BYTES + 1 +
 		               (size_t)NODE_LIMIT(&w->node->limits, http_max_body);
 		if (!conn_grow(c, limit)) {
@@ -976,10 +997,7 @@ static void conn_read(http_conn_t *c)
 		return;
 	}
 	c->in_len += (size_t)n;
-	process_input(c);
-	if (c->closing)
-		set_reading(c, false);
-	conn_flush(c);
+	conn_work(c);
 }
 
 static void on_conn_read(evutil_socket_t fd, short what, void *arg)
@@ -1006,13 +1024,9 @@ static void on_conn_write(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!conn_flush(c))
 		return;
-	/* output drained below the mark: answer what was left unparsed */
-	if (!c->closing && c->in_len && c->out.len == 0 && !c->lingering) {
-		process_input(c);
-		if (c->closing)
-			set_reading(c, false);
-		conn_flush(c);
-	}
+	/* output drained: answer what was left unparsed */
+	if (!c->closing && !c->lingering && !c->writing && c->in_len)
+		conn_work(c);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,

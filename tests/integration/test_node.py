@@ -494,6 +494,272 @@ def test_proxy(node):
     check(st == 404, "proxy not found")
 
 
+class HttpReader:
+    """Reads HTTP/1.1 responses (Content-Length bodies) from a raw socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def _fill(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            d = self.s.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError:
+            return b""
+        self.buf += d
+        return d
+
+    def response(self, timeout=5.0, head=False):
+        """(status, headers dict lower-case, body) or None on EOF / timeout."""
+        deadline = time.time() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        hdr, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = hdr.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        h = {}
+        for ln in lines[1:]:
+            k, v = ln.split(":", 1)
+            h[k.strip().lower()] = v.strip()
+        n = 0 if head else int(h.get("content-length", "0"))
+        while len(self.buf) < n:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, h, body
+
+    def eof(self, timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self._fill(max(0.01, deadline - time.time()))
+            if d == b"":
+                return True
+        return False
+
+
+def http_get_raw(path, version="1.1", extra=""):
+    return ("GET %s HTTP/%s\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, version, extra)).encode()
+
+
+def test_http_server(node):
+    """The hand-rolled HTTP/1.1 server: pipelining, keep-alive, limits, refusals, slow clients."""
+    # compact REST JSON as jansson would write it (key order, separators, no escaping of UTF-8)
+    st, h, body = node.get("/api/handles/88.100.1/test")
+    compact = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
+    check(st == 200 and body == compact, "REST body is compact JSON: %r" % body[:200])
+    check(h.get("content-length") == str(len(body)) and "transfer-encoding" not in h,
+          "REST Content-Length, not chunked")
+    # pipelined requests on one keep-alive connection: answered in order
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(http_get_raw("/api/handles/88.100.1/test") + http_get_raw("/api/site") +
+                  http_get_raw("/api/handles/88.100.1/nope") + http_get_raw("/88.100.1/test") +
+                  http_get_raw("/api/handles/88.100.1/test?type=EMAIL"))
+        hr = HttpReader(c)
+        got = [hr.response() for _ in range(5)]
+        check(all(g is not None for g in got), "5 pipelined answers")
+        if all(g is not None for g in got):
+            check([g[0] for g in got] == [200, 200, 404, 302, 200],
+                  "pipelined statuses in order: %s" % [g[0] for g in got])
+            check(json.loads(got[0][2])["handle"] == "88.100.1/test" and
+                  "site" in json.loads(got[1][2]) and
+                  json.loads(got[2][2])["responseCode"] == 100 and
+                  got[3][1].get("location") == "https://example.org/test" and
+                  [v["index"] for v in json.loads(got[4][2])["values"]] == [2],
+                  "pipelined bodies in order")
+        # the connection stays open for more
+        c.sendall(http_get_raw("/api/handles/88.100.1/test"))
+        r = hr.response()
+        check(r is not None and r[0] == 200, "keep-alive connection reused")
+        # a request split in many pieces
+        req = http_get_raw("/api/handles/88.100.1/test")
+        for i in range(0, len(req), 7):
+            c.sendall(req[i:i + 7])
+            time.sleep(0.005)
+        r = hr.response()
+        check(r is not None and r[0] == 200, "request in pieces answered")
+    # HEAD: Content-Length of the body, no body
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(b"HEAD /api/handles/88.100.1/test HTTP/1.1\r\nHost: x\r\n\r\n" +
+                  http_get_raw("/api/site"))
+        hr = HttpReader(c)
+        r1 = hr.response(head=True)
+        r2 = hr.response()
+        check(r1 is not None and r1[0] == 200 and int(r1[1]["content-length"]) > 100 and
+              r2 is not None and r2[0] == 200 and "site" in json.loads(r2[2]),
+              "HEAD has Content-Length and no body")
+    # HTTP/1.0: closed after the answer; with keep-alive it stays open
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(http_get_raw("/api/handles/88.100.1/test", "1.0"))
+        hr = HttpReader(c)
+        r = hr.response()
+        check(r is not None and r[0] == 200 and r[1].get("connection", "").lower() == "close",
+              "HTTP/1.0 answered with Connection: close")
+        check(hr.eof(3), "HTTP/1.0 connection closed after the answer")
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        ka = "Connection: keep-alive\r\n"
+        c.sendall(http_get_raw("/api/handles/88.100.1/test", "1.0", ka))
+        hr = HttpReader(c)
+        r = hr.response()
+        check(r is not None and r[1].get("connection", "").lower() == "keep-alive",
+              "HTTP/1.0 keep-alive acknowledged")
+        c.sendall(http_get_raw("/api/site", "1.0"))
+        r = hr.response()
+        check(r is not None and r[0] == 200 and hr.eof(3), "HTTP/1.0 keep-alive then close")
+    # Connection: close on 1.1
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(http_get_raw("/api/site", "1.1", "Connection: close\r\n") +
+                  http_get_raw("/api/site"))
+        hr = HttpReader(c)
+        r = hr.response()
+        check(r is not None and r[0] == 200 and hr.eof(3) and not hr.buf,
+              "Connection: close honoured, later pipelined request dropped")
+    # a 20 KiB header: 431 and close
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(b"GET /api/site HTTP/1.1\r\nX-Big: " + b"a" * 20480 + b"\r\n\r\n")
+        hr = HttpReader(c)
+        r = hr.response()
+        check(r is not None and r[0] in (400, 431), "20 KiB header refused: %s" % (r and r[0]))
+        check(hr.eof(3), "20 KiB header: closed")
+    # malformed, chunked, HTTP/2 preface, body over http_max_body
+    for raw, want in ((b"GARBAGE\r\n\r\n", 400),
+                      (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+                      (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                       b"Content-Type: application/x-hdl-message\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
+                      (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+                      (b"POST /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", 413)):
+        with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+            c.sendall(raw)
+            hr = HttpReader(c)
+            r = hr.response()
+            check(r is not None and r[0] == want and hr.eof(3),
+                  "%r -> %d and close (got %s)" % (raw[:30], want, r and r[0]))
+    # every truncation of a request, then EOF: no answer or a complete one, never a hang
+    req = http_get_raw("/api/handles/88.100.1/test")
+    for cut in range(0, len(req), 5):
+        with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+            c.sendall(req[:cut])
+            c.shutdown(socket.SHUT_WR)
+            check(HttpReader(c).eof(3), "http truncation %d closed" % cut)
+    # a slow-drip HTTP client does not hold up others
+    drip = http_get_raw("/api/handles/88.100.1/test")
+    result = {}
+
+    def dripper():
+        try:
+            with socket.create_connection(("127.0.0.1", node.http), timeout=10) as c:
+                for i in range(len(drip)):
+                    c.sendall(drip[i:i + 1])
+                    time.sleep(0.03)
+                result["r"] = HttpReader(c).response(5)
+        except Exception as e:  # noqa: BLE001 - reported below
+            result["error"] = repr(e)
+
+    t = threading.Thread(target=dripper)
+    t.start()
+    lat = []
+    deadline = time.time() + 1.5
+    while time.time() < deadline:
+        t0 = time.time()
+        st, _, _ = node.get("/api/handles/88.100.1/test")
+        lat.append(time.time() - t0)
+        check(st == 200, "good HTTP client during slow drip")
+        time.sleep(0.05)
+    t.join(15)
+    check(not t.is_alive(), "HTTP slow drip finished")
+    check(max(lat) < 0.5, "HTTP latency during slow drip: max %.3f s" % max(lat))
+    r = result.get("r")
+    check(r is not None and r[0] == 200, "slow-drip HTTP client answered: %s" % result)
+    # an idle keep-alive connection is closed after tcp_idle_timeout_ms (1 s here)
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        t0 = time.time()
+        check(HttpReader(c).eof(4) and 0.5 < time.time() - t0 < 3.5, "idle HTTP closed after ~1 s")
+    check(node.alive(), "node alive after the HTTP suite")
+
+
+def test_http_limits(tmp, db):
+    """max_connections applies to HTTP connections of a worker; slow dripping is cut off."""
+    conf = os.path.join(tmp, "http-limits.conf")
+    with open(conf, "w") as f:
+        f.write("max_connections = 2\ntcp_idle_timeout_ms = 5000\ntcp_frame_timeout_ms = 1000\n")
+    node = Node(tmp, db, conf=conf, workers=1)
+    try:
+        time.sleep(0.3)
+        c1 = socket.create_connection(("127.0.0.1", node.http), timeout=5)
+        c2 = socket.create_connection(("127.0.0.1", node.http), timeout=5)
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c3:
+            c3.sendall(http_get_raw("/api/site"))
+            hr = HttpReader(c3)
+            check(hr.response(2) is None and hr.eof(2), "HTTP connection over max_connections closed")
+        c1.sendall(http_get_raw("/api/site"))
+        r = HttpReader(c1).response()
+        check(r is not None and r[0] == 200, "open HTTP connections still served at the limit")
+        c1.close()
+        time.sleep(0.3)
+        st, _, _ = node.get("/api/site")
+        check(st == 200, "HTTP answers once under max_connections again")
+        # c2 drips a request slower than tcp_frame_timeout_ms: cut off
+        t0 = time.time()
+        closed = None
+        req = http_get_raw("/api/site")
+        for i in range(len(req)):
+            try:
+                c2.sendall(req[i:i + 1])
+            except OSError:
+                closed = time.time() - t0
+                break
+            c2.settimeout(0.1)
+            try:
+                if c2.recv(65536) == b"":
+                    closed = time.time() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.time() - t0
+                break
+        check(closed is not None and 0.8 < closed < 3.5,
+              "slow-drip HTTP request cut off after tcp_frame_timeout_ms (%s s)" % closed)
+        c2.close()
+        # a client that pipelines many requests and does not read: no loss once it reads
+        n = 3000
+        reqs = b"".join(http_get_raw("/api/handles/88.100.1/test?index=%d" % (1 + i % 4))
+                        for i in range(n))
+        slow = socket.create_connection(("127.0.0.1", node.http), timeout=10)
+        sent = {}
+
+        def sender():
+            try:
+                slow.sendall(reqs)
+                sent["ok"] = True
+            except OSError as e:
+                sent["error"] = repr(e)
+
+        t = threading.Thread(target=sender)
+        t.start()
+        time.sleep(1.0)
+        st, _, _ = node.get("/api/site")
+        check(st == 200, "another HTTP client served while one does not read")
+        hr = HttpReader(slow)
+        got, ok = 0, True
+        for i in range(n):
+            r = hr.response(10)
+            if r is None:
+                break
+            ok = ok and r[0] == 200 and json.loads(r[2])["values"][0]["index"] == 1 + i % 4
+            got += 1
+        t.join(10)
+        slow.close()
+        check(sent.get("ok") and got == n and ok,
+              "all %d pipelined HTTP answers in order after back-pressure (got %d)" % (n, got))
+    finally:
+        check(node.stop() == 0, "HTTP limits node exit 0")
+
+
 def test_client_cli(node):
     for mode, port in (("--udp", node.port), ("--tcp", node.port), ("--http", node.http)):
         p = subprocess.run([IDNODE, "resolve", "-s", "127.0.0.1:%d" % port, mode, "88.100.1/test"],
@@ -867,6 +1133,7 @@ def main():
         test_http(node)
         test_rest(node, gen_handle)
         test_proxy(node)
+        test_http_server(node)
         test_client_cli(node)
         test_bad_input(node)
         test_reload(node, conf)
@@ -875,6 +1142,7 @@ def main():
         nodes.remove(node)
         test_ipv6(tmp, db)
         test_limits(tmp, db)
+        test_http_limits(tmp, db)
         test_fd_exhaustion(tmp, db)
         test_sigterm_in_flight(tmp, db)
     finally:
