@@ -20,6 +20,7 @@ static void usage(FILE *f)
 	        "      --workers N       worker threads (default: number of CPUs)\n"
 	        "      --home PREFIX     home PREFIX in the store at start, repeatable\n"
 	        "      --pidfile FILE    write the process id to FILE\n"
+	        "      --cache-size BYTES  response cache, all workers together (0 = off)\n"
 	        "  -v, --verbose         log at debug level\n"
 	        "  -h, --help            this text\n"
 	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads log level and limits.\n");
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 		{"workers", required_argument, NULL, 'W'},
 		{"home", required_argument, NULL, 'P'},
 		{"pidfile", required_argument, NULL, 'p'},
+		{"cache-size", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	server_opts_t o = {0};
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
 		case 'W': key = "workers"; break;
 		case 'P': key = "home"; break;
 		case 'p': key = "pidfile"; break;
+		case 'C': key = "cache_size"; break;
 		default: usage(stderr); goto out;
 		}
 		if (key)

@@ -50,6 +50,8 @@ static const conf_key_t schema[] = {
 	 "per-connection output buffer; reading pauses while it is fuller"},
 	{"http_max_body", CONF_SIZE, 1 * KIB, 16 * MIB, "1m", true, OFF(http_max_body), 0,
 	 "largest HTTP request body"},
+	{"cache_size", CONF_SIZE, 0, 3 * GIB, "64m", true, OFF(cache_size), 0,
+	 "response cache for UDP/TCP resolutions, split among the workers (0 = off)"},
 	{"log_level", CONF_LEVEL, 0, 0, "info", true, OFF(log_level), 0,
 	 "err, warn, notice, info or debug"},
 	{"site_serial", CONF_UINT, 0, 65534, "1", false, OFF(site_serial), 0,

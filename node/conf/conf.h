@@ -58,6 +58,7 @@ typedef struct conf {
 	uint32_t tcp_frame_timeout_ms;
 	uint32_t tcp_buffer_max;
 	uint32_t http_max_body;
+	uint32_t cache_size; /**< response cache bytes, shared out among the workers; 0 = off */
 	int log_level;
 	uint32_t site_serial;
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */

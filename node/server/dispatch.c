@@ -9,6 +9,7 @@
 #include "hdl/error.h"
 #include "hdl/values.h"
 #include "node/common/log.h"
+#include "node/server/cache.h"
 #include "node/store/store.h"
 #include "proto/wire.h"
 
@@ -32,8 +33,12 @@ int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node)
 	if (!first)
 		return HDL_ENOMEM;
 	hdl_arena_init(&ctx->arena, first, ARENA_FIRST, ARENA_LIMIT);
-	int ret = store_reader_new(node->store, &ctx->reader);
+	ctx->cache = rcache_new(NODE_LIMIT(&node->limits, cache_bytes));
+	ctx->cache_limits_gen = atomic_load_explicit(&node->limits.gen, memory_order_acquire);
+	int ret = ctx->cache ? store_reader_new(node->store, &ctx->reader) : HDL_ENOMEM;
 	if (ret != HDL_EOK) {
+		rcache_free(ctx->cache);
+		ctx->cache = NULL;
 		free(first);
 		ctx->arena.buf = NULL;
 		return ret;
@@ -41,8 +46,26 @@ int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node)
 	return HDL_EOK;
 }
 
+void dispatch_cache_log(const dispatch_ctx_t *ctx)
+{
+	rcache_stats_t st;
+	if (!ctx->cache)
+		return;
+	rcache_get_stats(ctx->cache, &st);
+	if (st.hits + st.misses == 0)
+		return;
+	log_info("response cache: %llu hits, %llu misses (%.1f %%), %zu entries, %zu of %zu bytes, "
+	         "%llu evicted, %llu flushes",
+	         (unsigned long long)st.hits, (unsigned long long)st.misses,
+	         100.0 * (double)st.hits / (double)(st.hits + st.misses), st.entries, st.bytes,
+	         st.max_bytes, (unsigned long long)st.evictions, (unsigned long long)st.flushes);
+}
+
 void dispatch_ctx_free(dispatch_ctx_t *ctx)
 {
+	dispatch_cache_log(ctx);
+	rcache_free(ctx->cache);
+	ctx->cache = NULL;
 	if (ctx->reader)
 		store_reader_free(ctx->reader);
 	uint8_t *first = ctx->arena.buf;
@@ -388,18 +411,67 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 
 /* ---- opcodes --------------------------------------------------------------------------------- */
 
+/*
+ * Response cache key of a resolution into \p key (1 + HDL_MAX_HANDLE_LEN + 8 bytes): a shape byte
+ * (bit 0: PO) and the normalized handle. Only requests without index or type filters, and not
+ * prefix handles (their answer can carry this node's HS_SITE from the configuration).
+ * Also brings the cache up to date: the limits (size; a reload may change max_values) and the
+ * store snapshot's generation. \return key length, 0 = not cacheable
+ */
+static size_t cache_key(dispatch_ctx_t *ctx, const hdl_msg_t *m, uint8_t *key, size_t cap)
+{
+	const hdl_body_resolve_t *q = &m->u.resolve;
+	rcache_t *c = ctx->cache;
+	uint32_t lgen = atomic_load_explicit(&ctx->node->limits.gen, memory_order_acquire);
+	if (lgen != ctx->cache_limits_gen) {
+		dispatch_cache_log(ctx);
+		ctx->cache_limits_gen = lgen;
+		rcache_clear(c);
+		rcache_set_max(c, NODE_LIMIT(&ctx->node->limits, cache_bytes));
+	}
+	rcache_stats_t st;
+	rcache_get_stats(c, &st);
+	if (st.max_bytes == 0 || q->n_indexes != 0 || q->n_types != 0)
+		return 0;
+	if (hdl_name_check(q->handle.p, q->handle.len) != HDL_EOK)
+		return 0;
+	size_t kl = store_key(ctx->node->store, q->handle, key + 1, cap - 1);
+	if (kl == 0 || is_prefix_handle((hdl_slice_t){key + 1, (uint32_t)kl}))
+		return 0;
+	key[0] = (m->hdr.opflags & HDL_OF_PO) ? 1 : 0;
+	rcache_sync(c, store_reader_txn_id(ctx->reader));
+	return kl + 1;
+}
+
 static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r, uint8_t *out,
                             size_t cap)
 {
 	const hdl_body_resolve_t *q = &m->u.resolve;
 	dispatch_sel_t sel;
 	size_t len = 0;
+	uint8_t ckey[1 + HDL_MAX_HANDLE_LEN + 8];
+	size_t cklen = 0;
+	hdl_slice_t hit;
 
 	/* not dispatch_begin(): the arena holds the decoded request */
 	int ret = store_reader_begin(ctx->reader);
 	if (ret != HDL_EOK) {
 		log_err("store snapshot failed: %s", hdl_strerror(ret));
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "store unavailable", out, cap);
+	}
+	cklen = cache_key(ctx, m, ckey, sizeof(ckey));
+	/* a hit holds U32 count + values; max_values is checked as on the store path */
+	if (cklen && rcache_get(ctx->cache, ckey, cklen, &hit) && hit.len >= 4 &&
+	    ((uint32_t)hit.p[0] << 24 | (uint32_t)hit.p[1] << 16 | (uint32_t)hit.p[2] << 8 |
+	     hit.p[3]) <= NODE_LIMIT(&ctx->node->limits, max_values)) {
+		wire_wr_t w = wire_wr_init(out, cap);
+		reply_begin(ctx, &w, r, HDL_RC_SUCCESS);
+		wire_wr_slice(&w, q->handle);
+		wire_wr_bytes(&w, hit.p, hit.len);
+		len = reply_end(&w);
+		if (len == 0 || len - HDL_ENVELOPE_LEN > HDL_MAX_MESSAGE_LEN)
+			len = reply_error(ctx, r, HDL_RC_ERROR, "answer too large", out, cap);
+		goto out;
 	}
 	ret = dispatch_resolve(ctx, q->handle, q->indexes, q->n_indexes, q->types, q->n_types,
 	                       (m->hdr.opflags & HDL_OF_PO) != 0, &sel);
@@ -414,12 +486,16 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r,
 	wire_wr_t w = wire_wr_init(out, cap);
 	reply_begin(ctx, &w, r, HDL_RC_SUCCESS);
 	wire_wr_slice(&w, q->handle);
+	size_t body = w.pos;
 	wire_wr_u32(&w, sel.n);
 	for (uint32_t i = 0; i < sel.n; i++)
 		wire_wr_bytes(&w, sel.vals[i].p, sel.vals[i].len);
+	size_t body_end = w.pos;
 	len = reply_end(&w);
 	if (len == 0 || len - HDL_ENVELOPE_LEN > HDL_MAX_MESSAGE_LEN)
 		len = reply_error(ctx, r, HDL_RC_ERROR, "answer too large", out, cap);
+	else if (cklen)
+		(void)rcache_put(ctx->cache, ckey, cklen, out + body, body_end - body);
 out:
 	dispatch_end(ctx);
 	return len;

@@ -18,6 +18,7 @@
 #include "node/server/node.h"
 
 struct store_reader;
+struct rcache;
 
 /** Bytes a reply buffer must have for any reply. */
 #define DISPATCH_OUT_CAP (HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN)
@@ -31,11 +32,21 @@ typedef struct dispatch_ctx {
 	uint64_t n_requests; /**< requests answered */
 	uint64_t n_dropped;  /**< requests dropped without a reply */
 	uint64_t n_errors;   /**< answers with a non-success response code */
+	/**
+	 * Response cache of dispatch_message() resolutions without index/type filters (values part
+	 * of the answer by flag byte + normalized handle), sized by limits.cache_bytes, emptied when
+	 * the store's txn id or the limits change.
+	 */
+	struct rcache *cache;
+	uint32_t cache_limits_gen; /**< limits.gen the cache was last checked against */
 } dispatch_ctx_t;
 
 /** \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM */
 int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node);
+/** \brief Frees the context; logs the response cache counters when it was used. */
 void dispatch_ctx_free(dispatch_ctx_t *ctx);
+/** \brief Log the response cache counters (info level; nothing when it was never used). */
+void dispatch_cache_log(const dispatch_ctx_t *ctx);
 
 /**
  * \brief Handle one request message (envelope + MessageLength bytes; bytes past the message are

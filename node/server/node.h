@@ -26,6 +26,7 @@ typedef struct node_limits {
 	_Atomic uint32_t tcp_frame_timeout_ms;
 	_Atomic uint32_t tcp_buffer_max;
 	_Atomic uint32_t http_max_body;
+	_Atomic uint32_t cache_bytes; /**< response cache per worker (cache_size / workers) */
 	_Atomic uint32_t gen; /**< bumped after each reload */
 } node_limits_t;
 

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hdl/error.h"
 #include "node/conf/conf.h"
@@ -18,6 +19,9 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	atomic_store_explicit(&l->tcp_frame_timeout_ms, c->tcp_frame_timeout_ms, memory_order_relaxed);
 	atomic_store_explicit(&l->tcp_buffer_max, c->tcp_buffer_max, memory_order_relaxed);
 	atomic_store_explicit(&l->http_max_body, c->http_max_body, memory_order_relaxed);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t workers = c->workers ? c->workers : (cpus > 0 ? (uint32_t)cpus : 1u);
+	atomic_store_explicit(&l->cache_bytes, c->cache_size / workers, memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 }
 

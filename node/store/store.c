@@ -593,6 +593,13 @@ static int check_values(hdl_arena_t *a, const uint8_t *p, size_t len)
 	return ret;
 }
 
+uint64_t store_reader_txn_id(const store_reader_t *r)
+{
+	if (r == NULL || !r->active)
+		return 0;
+	return (uint64_t)mdb_txn_id(r->txn);
+}
+
 /**
  * Check a stored record's structure: U32 count + values, every length within its limit and the
  * record bounds, consumed exactly. The field contents (UTF-8 of types, value data) were checked

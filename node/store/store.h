@@ -90,6 +90,12 @@ int store_reader_begin(store_reader_t *r);
 /** \brief Release the snapshot (end of a request, also on error paths). */
 void store_reader_end(store_reader_t *r);
 /**
+ * \brief Id of the snapshot's transaction (LMDB's txn id): the same value means the same data,
+ *        every committed write changes it. For response-cache generations.
+ * \return the id, 0 when no snapshot is active
+ */
+uint64_t store_reader_txn_id(const store_reader_t *r);
+/**
  * \brief Look up a handle (by name; normalized inside). \p *vals points into the LMDB map and is
  *        valid until store_reader_end(). The record's structure is checked (counts, lengths
  *        and limits against the record bounds, no trailing bytes; field contents such as UTF-8

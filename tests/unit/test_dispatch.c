@@ -24,6 +24,7 @@
 #include "hdl/values.h"
 #include "node/common/log.h"
 #include "node/conf/conf.h"
+#include "node/server/cache.h"
 #include "node/server/dispatch.h"
 #include "node/store/store.h"
 
@@ -650,6 +651,137 @@ static void test_bad_envelopes(void **state)
 	assert_int_equal(m.hdr.rcode, HDL_RC_SUCCESS);
 }
 
+static rcache_stats_t cache_stats(void)
+{
+	rcache_stats_t st;
+	rcache_get_stats(F->ctx.cache, &st);
+	return st;
+}
+
+/* The answer part after the header (handle + values), for comparing answers across seconds. */
+static void body_of(const uint8_t *reply, size_t n, uint8_t *out, size_t *len)
+{
+	assert_true(n > HDL_ENVELOPE_LEN + HDL_HEADER_LEN);
+	*len = n - HDL_ENVELOPE_LEN - HDL_HEADER_LEN;
+	memcpy(out, reply + HDL_ENVELOPE_LEN + HDL_HEADER_LEN, *len);
+}
+
+static void test_response_cache(void **state)
+{
+	(void)state;
+	uint8_t req[1024], body1[4096], body2[4096];
+	size_t len, n, b1, b2;
+	hdl_msg_t m;
+	assert_non_null(F->ctx.cache);
+	assert_true(cache_stats().max_bytes > 0); /* cache_size 64m by default */
+
+	/* a miss fills the cache, the same request then hits and gets the same answer */
+	len = build_resolve("88.100.1/test", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	n = ask(req, len, &m);
+	assert_int_equal(m.hdr.rcode, HDL_RC_SUCCESS);
+	assert_int_equal(m.u.values.n_values, 4);
+	body_of(F->out, n, body1, &b1);
+	rcache_stats_t s0 = cache_stats();
+	n = ask(req, len, &m);
+	assert_int_equal(m.u.values.n_values, 4);
+	body_of(F->out, n, body2, &b2);
+	rcache_stats_t s1 = cache_stats();
+	assert_int_equal(s1.hits, s0.hits + 1);
+	assert_int_equal(b1, b2);
+	assert_memory_equal(body1, body2, b1);
+
+	/* another spelling of the same handle hits the same entry; the answer echoes its spelling */
+	len = build_resolve("88.100.1/TEST", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	n = ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s1.hits + 1);
+	assert_int_equal(m.u.values.n_values, 4);
+	assert_int_equal(m.u.values.handle.len, 13);
+	assert_memory_equal(m.u.values.handle.p, "88.100.1/TEST", 13);
+
+	/* filters bypass the cache: neither a hit nor a miss, and the filter applies */
+	rcache_stats_t s2 = cache_stats();
+	static const char *const url[] = {"URL"};
+	len = build_resolve("88.100.1/test", NULL, 0, url, 1, HDL_OF_PO, 2, 11, req, sizeof(req));
+	ask(req, len, &m);
+	assert_int_equal(m.u.values.n_values, 1);
+	static const uint32_t idx2[] = {2};
+	len = build_resolve("88.100.1/test", idx2, 1, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	ask(req, len, &m);
+	assert_int_equal(m.u.values.n_values, 1);
+	assert_int_equal(m.u.values.values[0].index, 2);
+	assert_int_equal(cache_stats().hits, s2.hits);
+	assert_int_equal(cache_stats().misses, s2.misses);
+
+	/* prefix handles are not cached (their answer can carry this node's HS_SITE) */
+	len = build_resolve("0.NA/88.200", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	ask(req, len, &m);
+	ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s2.hits);
+
+	/* not-found answers are not cached */
+	len = build_resolve("88.100.1/nope", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	ask(req, len, &m);
+	assert_int_equal(m.hdr.rcode, HDL_RC_HANDLE_NOT_FOUND);
+	ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s2.hits);
+
+	/* a committed write (new txn id) invalidates: the new values are answered at once */
+	len = build_resolve("88.100.1/test", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
+	ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s2.hits + 1);
+	store_batch_t *b;
+	assert_int_equal(store_batch_begin(F->store, &b), HDL_EOK);
+	hdl_value_t nv[] = {mkval(1, "URL", "http://example.org/new", HDL_PERM_DEFAULT)};
+	put(b, "88.100.1/test", nv, 1);
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+	rcache_stats_t s3 = cache_stats();
+	ask(req, len, &m);
+	assert_int_equal(m.u.values.n_values, 1);
+	assert_int_equal(m.u.values.values[0].data.len, strlen("http://example.org/new"));
+	assert_int_equal(cache_stats().hits, s3.hits);
+	assert_int_equal(cache_stats().flushes, s3.flushes + 1);
+	ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s3.hits + 1);
+	assert_int_equal(m.u.values.n_values, 1);
+	/* PO is part of the key: the first request without it misses, the next hits */
+	uint8_t req0[1024];
+	size_t len0 = build_resolve("88.100.1/test", NULL, 0, NULL, 0, 0, 2, 11, req0, sizeof(req0));
+	rcache_stats_t s4 = cache_stats();
+	ask(req0, len0, &m);
+	assert_int_equal(cache_stats().misses, s4.misses + 1);
+	ask(req0, len0, &m);
+	assert_int_equal(cache_stats().hits, s4.hits + 1);
+	assert_int_equal(m.u.values.n_values, 1);
+	s3.hits += 1;
+
+	/* a reload that sets cache_bytes 0 (limits.gen bumped) turns it off */
+	atomic_store(&F->node.limits.cache_bytes, 0);
+	atomic_fetch_add(&F->node.limits.gen, 1);
+	ask(req, len, &m);
+	ask(req, len, &m);
+	assert_int_equal(m.u.values.n_values, 1);
+	assert_int_equal(cache_stats().hits, s3.hits + 1);
+	assert_int_equal(cache_stats().entries, 0);
+	assert_int_equal(cache_stats().max_bytes, 0);
+	atomic_store(&F->node.limits.cache_bytes, 1u << 20);
+	atomic_fetch_add(&F->node.limits.gen, 1);
+	ask(req, len, &m);
+	ask(req, len, &m);
+	assert_int_equal(cache_stats().hits, s3.hits + 2);
+
+	/* restore the record the other tests expect */
+	assert_int_equal(store_batch_begin(F->store, &b), HDL_EOK);
+	hdl_value_t test[] = {
+		mkval(1, "URL", "http://example.org/", HDL_PERM_DEFAULT),
+		mkval(2, "EMAIL", "info@example.org", HDL_PERM_DEFAULT),
+		mkval(3, "URL.meta", "meta", HDL_PERM_DEFAULT),
+		mkval(4, "DESC", "a test handle", HDL_PERM_DEFAULT),
+		mkval(300, "HS_SECKEY", "secret", HDL_PERM_ADMIN_READ | HDL_PERM_ADMIN_WRITE),
+	};
+	put(b, "88.100.1/test", test, 5);
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+}
+
 static void test_max_values(void **state)
 {
 	uint8_t req[1024];
@@ -780,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_opcode),
 		cmocka_unit_test(test_bad_envelopes),
 		cmocka_unit_test(test_max_values),
+		cmocka_unit_test(test_response_cache),
 		cmocka_unit_test(test_big_answer),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_garbage),
