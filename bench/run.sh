@@ -209,7 +209,9 @@ log "import: $COUNT records in $(python3 -c "print('%.2f' % ($t1 - $t0))") s = $
 # ---- servers ----------------------------------------------------------------------------
 P_NODE=$(free_port)
 H_NODE=$(free_port)
-start idnoded "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1
+# B4 is defined with the response cache off; a second instance with the cache on (64 MiB) serves
+# the B4z cell "idnoded-cache" (Zipf keys + response cache)
+start idnoded "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1 --cache-size 0
 KEYS=(-f "$TMP/keys.txt")
 if ! wait_ready "$PID_idnoded" 60 -s "127.0.0.1:$P_NODE" "${KEYS[@]}"; then
 	log "idnoded did not answer: $(tail -5 "$TMP/idnoded.log")"
@@ -219,6 +221,10 @@ fi
 PROBE=$("$BENCH" -s "127.0.0.1:$P_NODE" "${KEYS[@]}" -n 500 -d 2 --json 2>/dev/null)
 REPLY_B=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(int(d["reply_bytes"]/max(1,d["completed"])))' "$PROBE" 2>/dev/null || echo 300)
 log "idnoded answers on udp/tcp $P_NODE, http $H_NODE; average UDP reply $REPLY_B bytes"
+P_NODEC=$(free_port)
+H_NODEC=$(free_port)
+start idnodedc "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODEC" --http "127.0.0.1:$H_NODEC" --home $PREFIX --workers 1 --cache-size 64m
+wait_ready "$PID_idnodedc" 60 -s "127.0.0.1:$P_NODEC" "${KEYS[@]}" || { log "idnoded (cache on) did not answer: $(tail -5 "$TMP/idnodedc.log")"; exit 3; }
 
 P_ECHO=$(free_port)
 start echo "$ECHO" "127.0.0.1:$P_ECHO"
@@ -335,7 +341,7 @@ fi
 NODE=(-s "127.0.0.1:$P_NODE" "${KEYS[@]}")
 KNOTK=(--pattern 'k%s.bench' --range "0-$((COUNT - 1))")
 UDPLOAD=(-c 128)
-for b in b4u.idnoded b4z.idnoded b4u.echo b2.idnoded b3.idnoded http.idnoded; do expect "$b"; done
+for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded; do expect "$b"; done
 [ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
 [ $HAVE_NGINX = 1 ] && expect b3.nginx
 
@@ -345,6 +351,7 @@ for run in $(seq 1 "$RUNS"); do
 	[ $HAVE_KNOT = 1 ] && cell b4u knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" "${UDPLOAD[@]}"
 	cell b4u echo "$run" "$PID_echo" -s "127.0.0.1:$P_ECHO" --echo-ok "${KEYS[@]}" "${UDPLOAD[@]}"
 	cell b4z idnoded "$run" "$PID_idnoded" "${NODE[@]}" --zipf 1.0 "${UDPLOAD[@]}"
+	cell b4z idnoded-cache "$run" "$PID_idnodedc" -s "127.0.0.1:$P_NODEC" "${KEYS[@]}" --zipf 1.0 "${UDPLOAD[@]}"
 	[ $HAVE_KNOT = 1 ] && cell b4z knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" --zipf 1.0 "${UDPLOAD[@]}"
 	cell b2 idnoded "$run" "$PID_idnoded" "${NODE[@]}" --proto tcp --conns 16 --depth 16
 	[ $HAVE_KNOT = 1 ] && cell b2 knot "$run" "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns-tcp "${KNOTK[@]}" --conns 16 --depth 16
@@ -380,6 +387,8 @@ if [ "$FULL" = 1 ]; then
 	log "---- 10M identifiers"
 	stop_pid "$PID_idnoded"
 	remove_pid "$PID_idnoded"
+	stop_pid "$PID_idnodedc"
+	remove_pid "$PID_idnodedc"
 	DB10=$TMP/db10
 	mkdir -p "$DB10"
 	"$IDNODE" gen --prefix $PREFIX --count 10000000 --keys-only >"$TMP/keys10.txt"
