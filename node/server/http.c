@@ -41,6 +41,7 @@
 #define HTML_MIME "text/html;charset=UTF-8"
 #define IN_INITIAL 4096u
 #define OUT_HIGH (256u * 1024u) /**< pending output over this pauses reading */
+#define OUT_KEEP (64u * 1024u)  /**< output buffer kept between answers */
 #define LINGER_MS 1000u
 #define LINGER_MAX_BYTES (1u << 20)
 
@@ -895,6 +896,8 @@ static bool conn_flush(http_conn_t *c)
 		return false;
 	}
 	c->out.len = c->out_off = 0;
+	if (c->out.cap > OUT_KEEP)
+		hdl_buf_free(&c->out); /* one big answer: do not keep its memory */
 	set_writing(c, false);
 	if (!c->closing) {
 		set_reading(c, true);
