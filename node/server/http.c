@@ -323,6 +323,7 @@ typedef struct http_conn {
 	bool writing;   /**< wev is added */
 	bool closing;   /**< no more requests: close once the output is flushed */
 	bool lingering; /**< output flushed, write side shut: discarding input until EOF */
+	bool peer_eof;  /**< the peer half-closed: answer the whole requests read, then close */
 } http_conn_t;
 
 /** Per-worker HTTP state. */
@@ -862,6 +863,11 @@ static void process_input(http_conn_t *c)
 		if (c->in_len == 0)
 			c->req_start_ms = 0;
 	}
+	if (c->peer_eof && (c->in_len == 0 || c->req_start_ms)) {
+		/* nothing more will come: a partial request can never complete */
+		c->in_len = 0;
+		c->closing = true;
+	}
 	if (c->out.fail) {
 		log_err("http: out of memory for a response, closing");
 		c->out.len = c->out_off = 0;
@@ -900,7 +906,8 @@ static bool conn_flush(http_conn_t *c)
 		hdl_buf_free(&c->out); /* one big answer: do not keep its memory */
 	set_writing(c, false);
 	if (!c->closing) {
-		set_reading(c, true);
+		if (!c->peer_eof)
+			set_reading(c, true);
 		return true;
 	}
 	if (c->w->stopping || c->in_len == 0 || c->lingering) {
@@ -985,11 +992,10 @@ static void conn_read(http_conn_t *c)
 	}
 	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n == 0) {
-		/* peer closed: a partial request can never complete; flush what is answered */
-		c->in_len = 0;
-		c->closing = true;
+		/* half-closed: answer the whole requests still buffered, then close */
+		c->peer_eof = true;
 		set_reading(c, false);
-		conn_flush(c);
+		conn_work(c);
 		return;
 	}
 	if (n < 0) {

@@ -374,6 +374,36 @@ def test_udp(node):
         s.close()
 
 
+def test_udp_cache(tmp, db, node):
+    """Response cache: answers stay right across writes by another process (txn id changes)."""
+    h = "88.100.1/cachetest"
+
+    def put(url):
+        path = os.path.join(tmp, "cachetest.jsonl")
+        with open(path, "w") as f:
+            f.write(json.dumps({"handle": h, "values": [
+                {"index": 1, "type": "URL", "data": {"format": "string", "value": url}}]}) + "\n")
+        imp = subprocess.run([IDNODE, "import", "--db", db, path], capture_output=True,
+                             timeout=60)
+        check(imp.returncode == 0, "import %s: %s" % (url, imp.stderr.decode(errors="replace")))
+
+    def urls(n, rid):
+        got = set()
+        for i in range(n):  # a new socket each time: both workers get asked
+            r = parse_reply(node.udp(resolve_request(h, rid + i))[0])
+            got.add(r["values"][0][2].decode() if r["rc"] == 1 else "rc%d" % r["rc"])
+        return got
+
+    check(urls(4, 5100) == {"rc100"}, "cachetest not found before the import")
+    put("https://v1.example/")
+    check(urls(8, 5200) == {"https://v1.example/"}, "cachetest v1 (cached now)")
+    put("https://v2.example/")
+    check(urls(8, 5300) == {"https://v2.example/"}, "cachetest v2 right after the write")
+    # filtered requests bypass the cache and see the same data
+    r = parse_reply(node.udp(resolve_request(h, 5400, types=["URL"]))[0])
+    check(r["rc"] == 1 and r["values"][0][2] == b"https://v2.example/", "filtered request v2")
+
+
 def test_tcp(node):
     for cap in ("java-hdllib-resolve-tcp.hex", "idpointer-sdk-resolve-tcp.hex",
                 "java-hdllib-resolve-typed-tcp.hex"):
@@ -581,6 +611,14 @@ def test_http_server(node):
             time.sleep(0.005)
         r = hr.response()
         check(r is not None and r[0] == 200, "request in pieces answered")
+    # pipelined requests then a half-close: all answered, then closed
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
+        c.sendall(http_get_raw("/api/site") * 3 + b"GET /api/si")
+        c.shutdown(socket.SHUT_WR)
+        hr = HttpReader(c)
+        got = [hr.response() for _ in range(3)]
+        check(all(g is not None and g[0] == 200 for g in got) and hr.eof(3) and not hr.buf,
+              "pipelined requests before a half-close answered, partial one dropped")
     # HEAD: Content-Length of the body, no body
     with socket.create_connection(("127.0.0.1", node.http), timeout=5) as c:
         c.sendall(b"HEAD /api/handles/88.100.1/test HTTP/1.1\r\nHost: x\r\n\r\n" +
@@ -1129,6 +1167,7 @@ def main():
         nodes.append(node)
         check(open(node.pidfile).read().strip() == str(node.proc.pid), "pidfile")
         test_udp(node)
+        test_udp_cache(tmp, db, node)
         test_tcp(node)
         test_http(node)
         test_rest(node, gen_handle)
@@ -1139,6 +1178,7 @@ def main():
         test_reload(node, conf)
         rc = node.stop()
         check(rc == 0, "clean exit after SIGTERM (rc %s)" % rc)
+        check("response cache:" in node.logtext(), "response cache counters logged at exit")
         nodes.remove(node)
         test_ipv6(tmp, db)
         test_limits(tmp, db)
