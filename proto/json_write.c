@@ -56,14 +56,27 @@ bool hdl_buf_reserve(hdl_buf_t *b, size_t n)
 	return true;
 }
 
+static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
 bool hdl_buf_putu(hdl_buf_t *b, uint64_t v)
 {
 	char tmp[20];
 	size_t i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		tmp[--i] = DIGITS2[d + 1];
+		tmp[--i] = DIGITS2[d];
+	}
+	if (v >= 10) {
+		unsigned d = (unsigned)v * 2;
+		tmp[--i] = DIGITS2[d + 1];
+		tmp[--i] = DIGITS2[d];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
 	return hdl_buf_put(b, tmp + i, sizeof(tmp) - i);
 }
 
