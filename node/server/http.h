@@ -70,8 +70,9 @@ typedef struct http_req {
  * \param max_header  limit on header_len (HTTP_MAX_HEADER_BYTES or less)
  * \param max_body    limit on Content-Length
  * \param r           filled on HTTP_PARSE_OK; partly filled otherwise (keep_alive = false)
- * \return an http_parse_rc_t. HTTP_PARSE_MORE never comes for a prefix that can no longer
- *         become valid; a prefix of a valid request always gives HTTP_PARSE_MORE.
+ * \return an http_parse_rc_t. A prefix of a valid request always gives HTTP_PARSE_MORE; a
+ *         complete line that is malformed is refused at once (an unfinished one only when it
+ *         holds a bare CR or passes \p max_header).
  */
 http_parse_rc_t http_parse(const uint8_t *p, size_t len, size_t max_header, uint64_t max_body,
                            http_req_t *r);
