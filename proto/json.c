@@ -63,54 +63,10 @@ subpath(char *dst, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
-/** Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), the same rule jansson applies. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-	uint8_t c = p[0];
-	if (c < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
-static bool utf8_ok(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_seq(p + i, n - i);
-		if (k == 0)
-			return false;
-		i += k;
-	}
-	return true;
-}
-
 /** Handle.Net Util.looksLikeBinary: not UTF-8, or C0 controls outside 0x09-0x13, or DEL. */
 static bool looks_binary(const uint8_t *p, size_t n)
 {
-	if (!utf8_ok(p, n))
+	if (!hdl_utf8_valid(p, n))
 		return true;
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] >= 0x09 && p[i] <= 0x13)
@@ -126,7 +82,7 @@ static json_t *jstr(const uint8_t *p, size_t n)
 {
 	if (n == 0)
 		return json_string("");
-	if (utf8_ok(p, n))
+	if (hdl_utf8_valid(p, n))
 		return json_stringn((const char *)p, n);
 	if (n > SIZE_MAX / 3)
 		return NULL;
@@ -135,7 +91,7 @@ static json_t *jstr(const uint8_t *p, size_t n)
 		return NULL;
 	size_t o = 0;
 	for (size_t i = 0; i < n;) {
-		size_t k = utf8_seq(p + i, n - i);
+		size_t k = hdl_utf8_seq(p + i, n - i);
 		if (k == 0) {
 			memcpy(buf + o, "\xEF\xBF\xBD", 3);
 			o += 3;
@@ -953,11 +909,11 @@ static bool site_lossless(const hdl_site_t *s)
 {
 	if (s->primary_mask & ~(HDL_SITE_PRIMARY | HDL_SITE_MULTI_PRIMARY))
 		return false;
-	if (!utf8_ok(s->hash_filter.p, s->hash_filter.len))
+	if (!hdl_utf8_valid(s->hash_filter.p, s->hash_filter.len))
 		return false;
 	for (uint32_t i = 0; i < s->n_attrs; i++) {
-		if (!utf8_ok(s->attrs[i].name.p, s->attrs[i].name.len) ||
-		    !utf8_ok(s->attrs[i].value.p, s->attrs[i].value.len))
+		if (!hdl_utf8_valid(s->attrs[i].name.p, s->attrs[i].name.len) ||
+		    !hdl_utf8_valid(s->attrs[i].value.p, s->attrs[i].value.len))
 			return false;
 	}
 	for (uint32_t i = 0; i < s->n_servers; i++) {
@@ -1262,7 +1218,7 @@ static json_t *structured_data(const hdl_value_t *v, bool *oom)
 	case HDL_VT_ADMIN: {
 		hdl_admin_t ad;
 		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK &&
-		    ad.perms <= HDL_ADM_ALL && utf8_ok(ad.handle.p, ad.handle.len)) {
+		    ad.perms <= HDL_ADM_ALL && hdl_utf8_valid(ad.handle.p, ad.handle.len)) {
 			res = data_of("admin", admin_to_json(&ad));
 			*oom = res == NULL;
 		}
@@ -1274,7 +1230,7 @@ static json_t *structured_data(const hdl_value_t *v, bool *oom)
 		if (hdl_vlist_decode(v->data.p, v->data.len, &a, &refs, &n) == HDL_EOK) {
 			bool ok = true;
 			for (uint32_t i = 0; i < n && ok; i++)
-				ok = utf8_ok(refs[i].handle.p, refs[i].handle.len);
+				ok = hdl_utf8_valid(refs[i].handle.p, refs[i].handle.len);
 			if (ok) {
 				res = data_of("vlist", refs_to_json(refs, n));
 				*oom = res == NULL;

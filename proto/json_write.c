@@ -56,9 +56,10 @@ bool hdl_buf_reserve(hdl_buf_t *b, size_t n)
 	return true;
 }
 
-static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                              "8081828384858687888990919293949596979899";
+static const char DIGITS2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
 
 bool hdl_buf_putu(hdl_buf_t *b, uint64_t v)
 {
@@ -139,58 +140,10 @@ static bool put_i32(hdl_buf_t *b, uint32_t v)
 
 /* ---- strings --------------------------------------------------------------------------------- */
 
-/* Strict UTF-8 sequence length at p (0 = invalid), the rule jansson and proto/json.c apply. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-	uint8_t c = p[0];
-	if (c < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
-static bool utf8_ok(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t k = utf8_seq(p + i, n - i);
-		if (k == 0)
-			return false;
-		i += k;
-	}
-	return true;
-}
-
 /* Handle.Net Util.looksLikeBinary (as proto/json.c). */
 static bool looks_binary(const uint8_t *p, size_t n)
 {
-	if (!utf8_ok(p, n))
+	if (!hdl_utf8_valid(p, n))
 		return true;
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] >= 0x09 && p[i] <= 0x13)
@@ -225,7 +178,7 @@ bool hdl_jw_string(hdl_buf_t *b, const uint8_t *p, size_t n)
 		}
 		uint8_t c = p[i];
 		if (c >= 0x80) {
-			size_t k = utf8_seq(p + i, n - i);
+			size_t k = hdl_utf8_seq(p + i, n - i);
 			if (k == 0) {
 				memcpy(o, "\xEF\xBF\xBD", 3);
 				o += 3;
@@ -325,7 +278,7 @@ static bool put_data(hdl_buf_t *b, const hdl_value_t *v, hdl_vtype_t vt)
 	if (vt == HDL_VT_ADMIN) {
 		hdl_admin_t ad;
 		if (hdl_admin_decode(v->data.p, v->data.len, &ad) == HDL_EOK &&
-		    ad.perms <= HDL_ADM_ALL && utf8_ok(ad.handle.p, ad.handle.len)) {
+		    ad.perms <= HDL_ADM_ALL && hdl_utf8_valid(ad.handle.p, ad.handle.len)) {
 			char bits[12];
 			for (int i = 0; i < 12; i++)
 				bits[i] = (ad.perms >> (11 - i)) & 1 ? '1' : '0';
@@ -386,10 +339,8 @@ bool hdl_jw_value(hdl_buf_t *b, const hdl_value_t *v)
 	switch (vt) {
 	case HDL_VT_VLIST:
 	case HDL_VT_SITE:
-	case HDL_VT_PUBKEY:
-		return put_via_jansson(b, v);
-	default:
-		break;
+	case HDL_VT_PUBKEY: return put_via_jansson(b, v);
+	default: break;
 	}
 	PUTS(b, "{\"index\":");
 	put_i32(b, v->index);

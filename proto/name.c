@@ -14,40 +14,52 @@
 
 static const uint8_t ZERO_NA[] = "0.NA";
 
+size_t hdl_utf8_seq(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	uint8_t c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		cp = c & 0x1Fu;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		cp = c & 0x0Fu;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		cp = c & 0x07u;
+	} else {
+		return 0; /* continuation byte, overlong lead C0/C1, or > U+10FFFF */
+	}
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((p[k] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3Fu);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
 bool hdl_utf8_valid(const uint8_t *p, size_t len)
 {
 	size_t i = 0;
 	while (i < len) {
-		uint8_t c = p[i];
-		if (c < 0x80) {
+		if (p[i] < 0x80) {
 			i++;
 			continue;
 		}
-		size_t n;
-		uint32_t cp;
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-			cp = c & 0x1Fu;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
-			cp = c & 0x0Fu;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07u;
-		} else {
-			return false; /* continuation byte, overlong lead C0/C1, or > U+10FFFF */
-		}
-		if (len - i <= n)
+		size_t k = hdl_utf8_seq(p + i, len - i);
+		if (k == 0)
 			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + k] & 0x3Fu);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += n + 1;
+		i += k;
 	}
 	return true;
 }

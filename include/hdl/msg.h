@@ -444,6 +444,11 @@ int hdl_name_check(const uint8_t *p, size_t len);
 /** \brief Check only UTF-8 validity (value types, string data). */
 bool hdl_utf8_valid(const uint8_t *p, size_t len);
 /**
+ * \brief Length of the strict UTF-8 sequence at \p p (no overlongs, no surrogates, at most
+ *        U+10FFFF: the rule jansson applies), or 0 when it is invalid or cut short.
+ */
+size_t hdl_utf8_seq(const uint8_t *p, size_t n);
+/**
  * \brief Split at the first '/'. Without a slash the prefix is "0.NA" and the suffix the name
  *        (Handle.Net's slash-less convention).
  */
