@@ -24,11 +24,12 @@ typedef struct entry {
 struct rcache {
 	entry_t **buckets;
 	size_t nbuckets; /* power of two */
-	entry_t lru;     /* list head: lru.next = most recent, lru.prev = least recent */
 	size_t max_bytes;
 	uint64_t gen;
 	bool have_gen;
 	rcache_stats_t st;
+	entry_t lru; /* list head: lru.next = most recent, lru.prev = least recent; last, since
+	                entry_t ends in a flexible array */
 };
 
 size_t rcache_entry_overhead(void)
