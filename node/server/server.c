@@ -191,6 +191,21 @@ static int open_socket(const char *addr, int type, char *err, size_t errlen)
 	if (type == SOCK_DGRAM) {
 		int rcv = 4 * 1024 * 1024;
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+		/*
+		 * A wildcard bind learns each request's destination address, which udp.c sends the
+		 * reply from (multi-homed hosts: the client drops replies from another address).
+		 */
+		int r = 0;
+		if (ss.ss_family == AF_INET &&
+		    ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+			r = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+		else if (ss.ss_family == AF_INET6 &&
+		         IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+			r = setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+		if (r != 0) {
+			snprintf(err, errlen, "%s: setsockopt pktinfo: %s", addr, strerror(errno));
+			goto fail;
+		}
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
 		snprintf(err, errlen, "%s/%s: bind: %s", addr, type == SOCK_DGRAM ? "udp" : "tcp",

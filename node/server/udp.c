@@ -2,6 +2,12 @@
 /*
  * UDP transport: recvmmsg batches, one reply per request, replies over 512 bytes split into
  * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table.
+ *
+ * Sockets bound to a wildcard address (server.c turns on IP_PKTINFO / IPV6_RECVPKTINFO there)
+ * receive each datagram's destination address as a control message and send every reply datagram
+ * (GSO sends and fragments included) with that address as its source, so that on a multi-homed
+ * host the reply leaves from the address the client queried. Sockets bound to one address take
+ * the plain path (no control messages).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +23,102 @@
 #include "node/common/log.h"
 #include "node/server/worker.h"
 
+/* Source address for a reply: the destination address of the request (pktinfo sockets only). */
+typedef struct udp_src {
+	int family; /* AF_INET, AF_INET6, or 0: none (plain socket, or no control message came) */
+	union {
+		struct in_pktinfo v4;
+		struct in6_pktinfo v6;
+	} pi;
+} udp_src_t;
+
+/* Control buffer big enough for one pktinfo plus one UDP_SEGMENT message. */
+#define UDP_CTL_LEN (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
+typedef union udp_ctl {
+	char buf[UDP_CTL_LEN];
+	struct cmsghdr align;
+} udp_ctl_t;
+
+/* The reply source from a received datagram's control messages (none if absent/truncated). */
+static void src_from_cmsg(struct msghdr *h, int family, udp_src_t *src)
+{
+	src->family = 0;
+	if (!family || (h->msg_flags & MSG_CTRUNC))
+		return;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+			struct in_pktinfo in;
+			memcpy(&in, CMSG_DATA(cm), sizeof(in));
+			memset(&src->pi.v4, 0, sizeof(src->pi.v4));
+			/* the local address the request reached (its destination for unicast) */
+			src->pi.v4.ipi_spec_dst = in.ipi_spec_dst;
+			src->family = AF_INET;
+			return;
+		}
+		if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+			struct in6_pktinfo in6;
+			memcpy(&in6, CMSG_DATA(cm), sizeof(in6));
+			memset(&src->pi.v6, 0, sizeof(src->pi.v6));
+			/* a multicast destination is no source: let the kernel pick one */
+			if (!IN6_IS_ADDR_MULTICAST(&in6.ipi6_addr))
+				src->pi.v6.ipi6_addr = in6.ipi6_addr;
+			src->pi.v6.ipi6_ifindex = in6.ipi6_ifindex;
+			src->family = AF_INET6;
+			return;
+		}
+	}
+}
+
+/* Write the pktinfo message for \p src at \p cm; returns the control bytes used (0: none). */
+static size_t src_put(struct cmsghdr *cm, const udp_src_t *src)
+{
+	if (!src || !src->family)
+		return 0;
+	if (src->family == AF_INET) {
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+		memcpy(CMSG_DATA(cm), &src->pi.v4, sizeof(src->pi.v4));
+		return CMSG_SPACE(sizeof(struct in_pktinfo));
+	}
+	cm->cmsg_level = IPPROTO_IPV6;
+	cm->cmsg_type = IPV6_PKTINFO;
+	cm->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+	memcpy(CMSG_DATA(cm), &src->pi.v6, sizeof(src->pi.v6));
+	return CMSG_SPACE(sizeof(struct in6_pktinfo));
+}
+
+/* Point \p h's control at \p ctl holding the pktinfo for \p src (nothing when src is none). */
+static void src_attach(struct msghdr *h, udp_ctl_t *ctl, const udp_src_t *src)
+{
+	if (!src || !src->family)
+		return;
+	memset(ctl, 0, sizeof(*ctl));
+	h->msg_control = ctl->buf;
+	h->msg_controllen = sizeof(ctl->buf);
+	h->msg_controllen = src_put(CMSG_FIRSTHDR(h), src);
+}
+
+/* One datagram to \p peer, from \p src where given. */
+static ssize_t send_one(int fd, const void *p, size_t len, const struct sockaddr_storage *peer,
+                        socklen_t plen, const udp_src_t *src)
+{
+	if (!src || !src->family)
+		return sendto(fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)peer, plen);
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+	struct msghdr h;
+	udp_ctl_t ctl;
+	memset(&h, 0, sizeof(h));
+	h.msg_name = (void *)peer;
+	h.msg_namelen = plen;
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	src_attach(&h, &ctl, src);
+	return sendmsg(fd, &h, MSG_DONTWAIT);
+}
+
 static bool same_peer(const struct sockaddr_storage *a, socklen_t al,
                       const struct sockaddr_storage *b, socklen_t bl)
 {
@@ -24,16 +126,20 @@ static bool same_peer(const struct sockaddr_storage *a, socklen_t al,
 }
 
 static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                       size_t n)
+                       const udp_src_t *src, size_t n)
 {
 	if (n <= HDL_UDP_MAX_DGRAM) {
-		if (sendto(fd, w->out, n, MSG_DONTWAIT, (const struct sockaddr *)peer, plen) < 0)
+		if (send_one(fd, w->out, n, peer, plen, src) < 0)
 			log_peer(LOG_LVL_INFO, "udp send: %s", strerror(errno));
 		return;
 	}
 	uint32_t np = hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
 	struct mmsghdr msgs[64];
 	struct iovec iov[64];
+	udp_ctl_t ctl;
+	struct msghdr ch;
+	memset(&ch, 0, sizeof(ch));
+	src_attach(&ch, &ctl, src); /* one pktinfo message, shared by every fragment */
 	uint32_t k = 0;
 	while (k < np) {
 		unsigned batch = 0;
@@ -47,6 +153,8 @@ static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer,
 			msgs[batch].msg_hdr.msg_namelen = plen;
 			msgs[batch].msg_hdr.msg_iov = &iov[batch];
 			msgs[batch].msg_hdr.msg_iovlen = 1;
+			msgs[batch].msg_hdr.msg_control = ch.msg_control;
+			msgs[batch].msg_hdr.msg_controllen = ch.msg_controllen;
 		}
 		unsigned sent = 0;
 		while (sent < batch) {
@@ -87,10 +195,8 @@ typedef struct tx_batch {
 	struct mmsghdr msgs[UDP_TX_SLOTS];
 	struct iovec iov[UDP_TX_SLOTS];
 	struct sockaddr_storage peers[UDP_TX_SLOTS];
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} ctl[UDP_TX_SLOTS];
+	udp_ctl_t ctl[UDP_TX_SLOTS];   /* pktinfo (first, if any), then UDP_SEGMENT (if GSO) */
+	uint8_t pilen[UDP_TX_SLOTS];   /* control bytes of message i's pktinfo (0: none) */
 	uint8_t nfrag[UDP_TX_SLOTS]; /* datagrams in message i (GSO when > 1) */
 	unsigned n;     /* messages */
 	unsigned slots; /* datagram slots of w->udp_tx used */
@@ -102,9 +208,18 @@ static void tx_send_split(int fd, tx_batch_t *tx, unsigned i)
 	const struct msghdr *h = &tx->msgs[i].msg_hdr;
 	const uint8_t *p = h->msg_iov[0].iov_base;
 	size_t left = h->msg_iov[0].iov_len;
+	/* the same message without its UDP_SEGMENT control (the pktinfo, first, is kept) */
+	struct iovec iov;
+	struct msghdr one = *h;
+	one.msg_iov = &iov;
+	one.msg_iovlen = 1;
+	one.msg_control = tx->pilen[i] ? h->msg_control : NULL;
+	one.msg_controllen = tx->pilen[i];
 	while (left > 0) {
 		size_t dl = left > HDL_UDP_MAX_DGRAM ? HDL_UDP_MAX_DGRAM : left;
-		if (sendto(fd, p, dl, MSG_DONTWAIT, h->msg_name, h->msg_namelen) < 0) {
+		iov.iov_base = (void *)p;
+		iov.iov_len = dl;
+		if (sendmsg(fd, &one, MSG_DONTWAIT) < 0) {
 			log_peer(LOG_LVL_INFO, "udp send: %s", strerror(errno));
 			return;
 		}
@@ -145,7 +260,7 @@ static void tx_flush(int fd, tx_batch_t *tx)
 
 /* Queue slots [tx->slots, tx->slots + nfrag) as one message of \p len bytes. */
 static void tx_add(worker_t *w, tx_batch_t *tx, const struct sockaddr_storage *peer,
-                   socklen_t plen, size_t len, unsigned nfrag)
+                   socklen_t plen, const udp_src_t *src, size_t len, unsigned nfrag)
 {
 	unsigned i = tx->n++;
 	memcpy(&tx->peers[i], peer, plen);
@@ -159,20 +274,30 @@ static void tx_add(worker_t *w, tx_batch_t *tx, const struct sockaddr_storage *p
 	h->msg_namelen = plen;
 	h->msg_iov = &tx->iov[i];
 	h->msg_iovlen = 1;
+	tx->pilen[i] = 0;
+	if (nfrag == 1 && (!src || !src->family))
+		return; /* the plain path: no control messages */
+	memset(&tx->ctl[i], 0, sizeof(tx->ctl[i]));
+	h->msg_control = tx->ctl[i].buf;
+	h->msg_controllen = sizeof(tx->ctl[i].buf);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+	size_t used = src_put(cm, src);
+	tx->pilen[i] = (uint8_t)used;
 	if (nfrag > 1) {
-		h->msg_control = tx->ctl[i].buf;
-		h->msg_controllen = sizeof(tx->ctl[i].buf);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+		if (used)
+			cm = (struct cmsghdr *)(void *)(tx->ctl[i].buf + used);
 		cm->cmsg_level = SOL_UDP;
 		cm->cmsg_type = UDP_SEGMENT;
 		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
 		uint16_t seg = HDL_UDP_MAX_DGRAM;
 		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		used += CMSG_SPACE(sizeof(uint16_t));
 	}
+	h->msg_controllen = used;
 }
 
 static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                   const uint8_t *msg, size_t len, tx_batch_t *tx)
+                   const udp_src_t *src, const uint8_t *msg, size_t len, tx_batch_t *tx)
 {
 	size_t n = 0;
 	dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
@@ -180,14 +305,14 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 		return;
 	uint32_t np = n <= HDL_UDP_MAX_DGRAM ? 1 : hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
 	if (!tx || np > UDP_TX_SLOTS) {
-		send_reply(w, fd, peer, plen, n);
+		send_reply(w, fd, peer, plen, src, n);
 		return;
 	}
 	if (tx->slots + np > UDP_TX_SLOTS || tx->n == UDP_TX_SLOTS)
 		tx_flush(fd, tx);
 	if (np == 1) {
 		memcpy(w->udp_tx + (size_t)tx->slots * HDL_UDP_MAX_DGRAM, w->out, n);
-		tx_add(w, tx, peer, plen, n, 1);
+		tx_add(w, tx, peer, plen, src, n, 1);
 		return;
 	}
 	bool gso = np <= UDP_GSO_MAX && atomic_load_explicit(&udp_gso_ok, memory_order_relaxed);
@@ -196,11 +321,11 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 		size_t pl = hdl_udp_packet(w->out, n, k, true,
 		                           w->udp_tx + (size_t)(tx->slots + k) * HDL_UDP_MAX_DGRAM);
 		if (!gso)
-			tx_add(w, tx, peer, plen, pl, 1);
+			tx_add(w, tx, peer, plen, src, pl, 1);
 		total += pl;
 	}
 	if (gso)
-		tx_add(w, tx, peer, plen, total, np);
+		tx_add(w, tx, peer, plen, src, total, np);
 }
 
 static void slot_release(reasm_slot_t *s)
@@ -210,7 +335,8 @@ static void slot_release(reasm_slot_t *s)
 }
 
 static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                       const hdl_envelope_t *env, const uint8_t *dg, size_t len)
+                       const udp_src_t *src, const hdl_envelope_t *env, const uint8_t *dg,
+                       size_t len)
 {
 	reasm_slot_t *slot = NULL, *free_slot = NULL, *oldest = NULL;
 	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
@@ -251,7 +377,7 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	if (ret == 1) {
 		size_t mlen = HDL_ENVELOPE_LEN + (size_t)slot->r.msg_len;
 		slot_release(slot);
-		answer(w, fd, peer, plen, slot->buf, mlen, NULL);
+		answer(w, fd, peer, plen, src, slot->buf, mlen, NULL);
 	} else if (ret < 0) {
 		log_peer(LOG_LVL_INFO, "udp fragment of request %u rejected: %s", env->request_id,
 		         hdl_strerror(ret));
@@ -260,7 +386,7 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 }
 
 static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                        const uint8_t *dg, size_t len, tx_batch_t *tx)
+                        const udp_src_t *src, const uint8_t *dg, size_t len, tx_batch_t *tx)
 {
 	hdl_envelope_t env;
 	int ret = hdl_envelope_decode(dg, len, &env);
@@ -276,18 +402,24 @@ static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer
 	    (env.seq == 0 && hdl_udp_npackets(env.msg_len) <= 1))
 		single = true;
 	if (single)
-		answer(w, fd, peer, plen, dg, len, tx);
+		answer(w, fd, peer, plen, src, dg, len, tx);
 	else
-		reassemble(w, fd, peer, plen, &env, dg, len);
+		reassemble(w, fd, peer, plen, src, &env, dg, len);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/*
+ * Receive and answer; \p pkt_family is the family whose pktinfo the socket receives (wildcard
+ * binds) or 0 (the plain path: no control buffers).
+ */
+static inline void rx_loop(evutil_socket_t fd, udp_sock_t *us, int pkt_family)
 {
-	udp_sock_t *us = arg;
 	worker_t *w = us->w;
 	struct mmsghdr msgs[WORKER_UDP_BATCH];
 	struct iovec iov[WORKER_UDP_BATCH];
 	struct sockaddr_storage peers[WORKER_UDP_BATCH];
+	udp_ctl_t rxctl[WORKER_UDP_BATCH]; /* used by pktinfo sockets only */
+	udp_src_t src;
+	src.family = 0;
 	tx_batch_t tx;
 	tx.n = 0;
 	tx.slots = 0;
@@ -301,6 +433,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			msgs[i].msg_hdr.msg_namelen = sizeof(peers[i]);
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
+			if (pkt_family) {
+				msgs[i].msg_hdr.msg_control = rxctl[i].buf;
+				msgs[i].msg_hdr.msg_controllen = sizeof(rxctl[i].buf);
+			}
 		}
 		int n = recvmmsg(fd, msgs, WORKER_UDP_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0) {
@@ -314,14 +450,52 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 				         WORKER_UDP_RXBUF);
 				continue;
 			}
-			on_datagram(w, fd, &peers[i], msgs[i].msg_hdr.msg_namelen, iov[i].iov_base,
-			            msgs[i].msg_len, &tx);
+			if (pkt_family)
+				src_from_cmsg(&msgs[i].msg_hdr, pkt_family, &src);
+			on_datagram(w, fd, &peers[i], msgs[i].msg_hdr.msg_namelen, &src,
+			            iov[i].iov_base, msgs[i].msg_len, &tx);
 		}
 		tx_flush(fd, &tx);
 		if ((unsigned)n < WORKER_UDP_BATCH)
 			break;
 	}
 	tx_flush(fd, &tx);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	rx_loop(fd, arg, 0);
+}
+
+static void on_readable_pi4(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	rx_loop(fd, arg, AF_INET);
+}
+
+static void on_readable_pi6(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	rx_loop(fd, arg, AF_INET6);
+}
+
+/* The family whose pktinfo \p fd receives (server.c enables it on wildcard binds), or 0. */
+static int pktinfo_family(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int on = 0;
+	socklen_t ol = sizeof(on);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET &&
+	    getsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, &ol) == 0 && on)
+		return AF_INET;
+	if (ss.ss_family == AF_INET6 &&
+	    getsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, &ol) == 0 && on)
+		return AF_INET6;
+	return 0;
 }
 
 int udp_start(worker_t *w)
@@ -336,7 +510,10 @@ int udp_start(worker_t *w)
 		udp_sock_t *us = &w->udp[i];
 		us->fd = w->fds.udp[i];
 		us->w = w;
-		us->ev = event_new(w->base, us->fd, EV_READ | EV_PERSIST, on_readable, us);
+		int pf = pktinfo_family(us->fd);
+		event_callback_fn cb = pf == AF_INET ? on_readable_pi4
+		                       : pf == AF_INET6 ? on_readable_pi6 : on_readable;
+		us->ev = event_new(w->base, us->fd, EV_READ | EV_PERSIST, cb, us);
 		if (!us->ev || event_add(us->ev, NULL) != 0)
 			return HDL_ENOMEM;
 	}

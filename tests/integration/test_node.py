@@ -978,6 +978,94 @@ def test_ipv6(tmp, db):
         check(node.stop() == 0, "IPv6 node exit 0")
 
 
+def udp_answer(family, dst, port, datagrams, timeout=2.0):
+    """Send datagrams to (dst, port); collect every datagram of one reply with its source."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        for d in datagrams:
+            s.sendto(d, (dst, port))
+        pkts, srcs, npk = {}, set(), 1
+        while len(pkts) < npk:
+            p, src = s.recvfrom(65536)
+            srcs.add(src[0])
+            pkts[struct.unpack(">I", p[12:16])[0]] = p
+            if p[2] & 0x20:
+                npk = (struct.unpack(">I", p[16:20])[0] + 491) // 492
+        first = pkts[0]
+        total = struct.unpack(">I", first[16:20])[0]
+        msg = first[:20] + b"".join(pkts[k][20:] for k in range(npk))
+        return parse_reply(msg[:20 + total]), npk, srcs
+    finally:
+        s.close()
+
+
+def split_request(req):
+    """A request as <= 512-byte datagrams (TC set), as a multi-packet client sends it."""
+    body = req[20:]
+    env = bytearray(req[:20])
+    env[2] |= 0x20
+    return [bytes(env[:12]) + struct.pack(">I", k) + bytes(env[16:20]) + body[o:o + 492]
+            for k, o in enumerate(range(0, len(body), 492))]
+
+
+def test_wildcard_source(tmp, db):
+    """Wildcard binds answer from the address the client queried (IP_PKTINFO / IPV6_PKTINFO)."""
+    cap = load_hex("java-hdllib-resolve-udp.hex")
+    cap_rid = struct.unpack(">I", cap[8:12])[0]
+    # more than 512 bytes of request (padding indexes): reassembled, answered by the
+    # non-batched send path; the answer of 88.100.1/big takes several datagrams
+    big_multi = resolve_request("88.100.1/big", 903, indexes=list(range(1, 6)) +
+                                list(range(1000, 1150)))
+    cases = [("0.0.0.0", socket.AF_INET, ("127.0.0.1", "127.0.0.2"))]
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        s.close()
+        cases.append(("[::]", socket.AF_INET6, ("::1",)))
+    except OSError:
+        print("skip: no IPv6 loopback (wildcard [::] source check)")
+    for wild, fam, dsts in cases:
+        p = free_port()
+        node = Node(tmp, db, extra=["--listen", "%s:%d" % (wild, p)], workers=1)
+        try:
+            for dst in dsts:
+                what = "%s:%d queried at %s" % (wild, p, dst)
+                r, npk, srcs = udp_answer(fam, dst, p, [cap])
+                check(r["rc"] == 1 and r["rid"] == cap_rid and npk == 1,
+                      "%s: capture answered" % what)
+                check(srcs == {dst}, "%s: reply source %s" % (what, sorted(srcs)))
+                # multi-datagram answer (GSO send, or fragments one by one)
+                r, npk, srcs = udp_answer(fam, dst, p, [resolve_request("88.100.1/big", 901)])
+                check(r["rc"] == 1 and len(r["values"]) == 5 and npk > 1,
+                      "%s: big answer in %d datagrams" % (what, npk))
+                check(srcs == {dst}, "%s: big answer sources %s" % (what, sorted(srcs)))
+                # several requests in one receive batch, each answered from its destination
+                sk = socket.socket(fam, socket.SOCK_DGRAM)
+                sk.settimeout(2)
+                try:
+                    for i in range(8):
+                        sk.sendto(resolve_request("88.100.1/test", 910 + i), (dst, p))
+                    got = set()
+                    for _ in range(8):
+                        d, src = sk.recvfrom(65536)
+                        check(src[0] == dst, "%s: batch reply source %s" % (what, src[0]))
+                        got.add(parse_reply(d)["rid"])
+                    check(got == set(range(910, 918)), "%s: batch replies" % what)
+                finally:
+                    sk.close()
+                # multi-packet request, reassembled; its fragmented answer
+                parts = split_request(big_multi)
+                check(len(parts) > 1, "big request takes several datagrams")
+                r, npk, srcs = udp_answer(fam, dst, p, parts[::-1])
+                check(r["rc"] == 1 and r["rid"] == 903 and len(r["values"]) == 5 and npk > 1,
+                      "%s: reassembled request answered (rc %d, %d datagrams)"
+                      % (what, r["rc"], npk))
+                check(srcs == {dst}, "%s: reassembled answer sources %s" % (what, sorted(srcs)))
+        finally:
+            check(node.stop() == 0, "%s node exit 0" % wild)
+
+
 def test_limits(tmp, db):
     """max_connections per worker and tcp_buffer_max back-pressure on a 1-worker node."""
     conf = os.path.join(tmp, "limits.conf")
@@ -1181,6 +1269,7 @@ def main():
         check("response cache:" in node.logtext(), "response cache counters logged at exit")
         nodes.remove(node)
         test_ipv6(tmp, db)
+        test_wildcard_source(tmp, db)
         test_limits(tmp, db)
         test_http_limits(tmp, db)
         test_fd_exhaustion(tmp, db)
