@@ -4,7 +4,7 @@
  * \brief Request builders and reply parsers of idnode-bench for Handle over UDP/TCP/HTTP, REST
  *        and DNS (no main()).
  *
- * A Handle resolution request is encoded once with hdl_msg_encode() for a one-byte placeholder
+ * A Handle resolution request is encoded once with hdl_msg_encode() for a one-byte stand-in
  * handle and split around the handle STR into a head (envelope + header) and a tail (indexes,
  * types, credential length). Each request is then head + U32 length + key + tail with
  * MessageLength, BodyLength and RequestId patched in: byte-for-byte what hdl_msg_encode() would

@@ -8,6 +8,9 @@
 #ifndef HDL_TOOLS_IDNODE_CMDS_H
 #define HDL_TOOLS_IDNODE_CMDS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #define IDNODE_EXIT_OK 0
 #define IDNODE_EXIT_NOTFOUND 1
 #define IDNODE_EXIT_USAGE 2
@@ -26,5 +29,11 @@ struct hdl_value;
 void idnode_print_value(const struct hdl_value *v);
 /** \brief Print only the data of \p v, rendered by type (text, HS_ADMIN, HS_SITE, hex...). */
 void idnode_print_data(const struct hdl_value *v);
+
+/**
+ * \brief Parse a decimal unsigned number; with \p size_suffix also k/m/g/t (binary multiples).
+ * \return false on anything else (sign, junk, overflow)
+ */
+bool idnode_parse_u64(const char *s, bool size_suffix, uint64_t *out); /* tools/idnode/util.c */
 
 #endif

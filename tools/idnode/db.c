@@ -51,31 +51,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end = NULL;
-	if (s == NULL || *s == '\0' || *s == '-')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return false;
-	/* optional binary suffix for sizes */
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	default:
-		return false;
-	}
-	if (*end != '\0')
-		return false;
-	*out = v;
-	return true;
-}
 
 /** Growable byte buffer. */
 typedef struct buf {
@@ -611,7 +586,7 @@ int cmd_import(int argc, char **argv)
 			im.auto_home = true;
 			break;
 		case 'b':
-			if (!parse_u64(optarg, &batch) || batch == 0 || batch > 10000000)
+			if (!idnode_parse_u64(optarg, true, &batch) || batch == 0 || batch > 10000000)
 				goto usage;
 			break;
 		case 'N':
@@ -624,7 +599,7 @@ int cmd_import(int argc, char **argv)
 			im.slow_json = true;
 			break;
 		case 'm':
-			if (!parse_u64(optarg, &map_size))
+			if (!idnode_parse_u64(optarg, true, &map_size))
 				goto usage;
 			break;
 		case 'h':

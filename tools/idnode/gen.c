@@ -253,18 +253,6 @@ static void gen_usage(FILE *f)
 	        "  --keys-only   print only the handles, one per line\n");
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end = NULL;
-	if (s == NULL || *s == '\0' || *s == '-')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end != '\0')
-		return false;
-	*out = v;
-	return true;
-}
 
 /** Prefix check: printable ASCII without '/', '"' or '\\' (it is written into JSON unescaped). */
 static bool prefix_ok(const char *p)
@@ -300,15 +288,15 @@ int cmd_gen(int argc, char **argv)
 			prefix = optarg;
 			break;
 		case 'n':
-			if (!parse_u64(optarg, &count))
+			if (!idnode_parse_u64(optarg, false, &count))
 				goto usage;
 			break;
 		case 's':
-			if (!parse_u64(optarg, &seed))
+			if (!idnode_parse_u64(optarg, false, &seed))
 				goto usage;
 			break;
 		case 'k':
-			if (!parse_u64(optarg, &start))
+			if (!idnode_parse_u64(optarg, false, &start))
 				goto usage;
 			break;
 		case 'K':
