@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * \file
+ * \brief The write path: one writer thread owns the LMDB write transaction and applies
+ *        administrative changes (create/delete handle, add/remove/modify values, home/unhome a
+ *        prefix) in group commits. Workers never block on it: they submit a job and go on
+ *        answering; the job's done() callback fires on the writer thread once the batch holding
+ *        the job is durable (or the job was refused), and hands the job back to its owner.
+ *
+ * Each job runs in its own nested transaction inside the batch, so a refused job (handle exists,
+ * not authorized, ...) leaves no trace while the others of the batch commit. Read-modify-write
+ * operations and the authorization check read inside the write transaction. Every applied or
+ * refused change writes an audit entry in the same transaction (node/store/audit).
+ *
+ * A batch closes after writer_opts_t.batch_max jobs or batch_wait_us microseconds after its first
+ * job, whichever comes first; it is then committed and (sync = full) fsync'ed before any done()
+ * of the batch is called.
+ */
+#ifndef HDL_NODE_SERVER_WRITER_H
+#define HDL_NODE_SERVER_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hdl/msg.h"
+
+struct store;
+
+typedef struct writer writer_t;
+
+/** Operations. */
+typedef enum wr_op {
+	WR_CREATE = 1,    /**< create a handle with values (WR_F_OVERWRITE, WR_F_MINT) */
+	WR_DELETE,        /**< delete a handle */
+	WR_ADD_VALUES,    /**< add values (WR_F_OVERWRITE: replace values at the same index) */
+	WR_REMOVE_VALUES, /**< remove values by index */
+	WR_MODIFY_VALUES, /**< replace values by index (each index must exist) */
+	WR_HOME,          /**< home a prefix (handle = "0.NA/<prefix>") */
+	WR_UNHOME,        /**< unhome a prefix (handle = "0.NA/<prefix>") */
+} wr_op_t;
+
+#define WR_F_OVERWRITE 0x1u /**< OpFlag OVRW: create may replace, add may replace by index */
+#define WR_F_MINT 0x2u      /**< OpFlag MINT: create appends a fresh unique suffix */
+
+/** Transports, as audit records name them. */
+typedef enum wr_transport {
+	WR_T_UDP = 1,
+	WR_T_TCP,
+	WR_T_HTTP,
+	WR_T_HTTPS,
+	WR_T_TLS, /**< Handle TCP framing over TLS (node-to-node) */
+	WR_T_LOCAL, /**< a local tool (idnode import, idnode home --db) */
+} wr_transport_t;
+
+/**
+ * One change request. The submitter owns every byte the job points to until done() has been
+ * called; the writer reads the request fields and writes only the result fields and \p arena.
+ */
+typedef struct wr_job {
+	/* ---- request ---- */
+	wr_op_t op;
+	uint32_t flags;        /**< WR_F_* */
+	hdl_slice_t handle;    /**< target handle as the client sent it */
+	hdl_value_t *values;   /**< CREATE / ADD / MODIFY */
+	uint32_t n_values;
+	uint32_t *indexes;     /**< REMOVE */
+	uint32_t n_indexes;
+	hdl_slice_t id_handle; /**< authenticated identity (empty = none: refused with RC 400) */
+	uint32_t id_index;
+	bool server_admin;     /**< identity is a configured server admin (full access) */
+	wr_transport_t transport;
+	struct sockaddr_storage peer; /**< for the audit trail (ss_family 0 = none) */
+	socklen_t peer_len;
+	uint32_t now;          /**< Unix time for value timestamps and the audit entry (0 = time()) */
+
+	/* ---- result (set by the writer before done()) ---- */
+	uint32_t rcode;        /**< HDL_RC_SUCCESS or the failure code to answer */
+	char message[160];     /**< text for a failure (empty on success) */
+	hdl_slice_t result_handle; /**< CREATE: the handle created (minted name with WR_F_MINT);
+	                                allocated from \p arena */
+	hdl_arena_t *arena;    /**< owner's scratch the writer may allocate results from */
+
+	/* ---- completion ---- */
+	/**
+	 * Called on the writer thread, once per job, after the batch holding it is durable or the
+	 * job was refused. It must be short and thread-safe: hand the job back to its owner (post
+	 * it to a worker's queue) and return. The writer does not touch the job afterwards.
+	 */
+	void (*done)(struct wr_job *j);
+	void *owner;           /**< for done() */
+	struct wr_job *next_;  /**< writer-private queue link */
+} wr_job_t;
+
+/** Durability of an acknowledged change. */
+typedef enum wr_sync {
+	WR_SYNC_FULL = 0, /**< fsync before done(): an acknowledged change survives a crash */
+	WR_SYNC_PERIODIC, /**< commit without fsync; fsync every sync_interval_ms (bounded loss) */
+} wr_sync_t;
+
+typedef struct writer_opts {
+	unsigned queue_max;      /**< jobs waiting at most; beyond it writer_submit() refuses */
+	unsigned batch_max;      /**< jobs per group commit at most */
+	unsigned batch_wait_us;  /**< wait this long after a batch's first job for more */
+	wr_sync_t sync;
+	unsigned sync_interval_ms; /**< WR_SYNC_PERIODIC */
+	const char *const *server_admins; /**< "INDEX:HANDLE" identities with full access */
+	unsigned n_server_admins;
+} writer_opts_t;
+
+/**
+ * \brief Start the writer thread on \p s.
+ * \retval HDL_EOK, HDL_ENOMEM, HDL_ESTORE
+ */
+int writer_start(struct store *s, const writer_opts_t *o, writer_t **out);
+
+/**
+ * \brief Queue a job (any thread). Never blocks.
+ * \retval HDL_EOK (done() will be called), HDL_EAGAIN (queue full: answer RC 3 server busy;
+ *         done() is not called), HDL_EINVAL (writer stopping; done() is not called)
+ */
+int writer_submit(writer_t *w, wr_job_t *j);
+
+/** \brief Jobs queued or in the current batch (for metrics and tests). */
+unsigned writer_depth(const writer_t *w);
+
+/** \brief Finish every queued job (their done() is called), then stop and free the writer. */
+void writer_stop(writer_t *w);
+
+#endif /* HDL_NODE_SERVER_WRITER_H */
