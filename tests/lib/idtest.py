@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers of the Python integration and attack tests (stdlib only): paths of the built
+binaries, the capture loader, a minimal Handle message encoder/decoder, free ports, a TCP frame
+reader and Node, which starts the real idnoded on loopback and stops it by PID.
+"""
+import http.client
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+SRC = os.environ.get("HDL_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BUILD = os.environ.get("HDL_BUILD_DIR", os.path.join(SRC, "build"))
+IDNODED = os.path.join(BUILD, "idnoded")
+IDNODE = os.path.join(BUILD, "idnode")
+CAPS = os.path.join(SRC, "tests", "captures")
+
+FAILS = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def load_hex(name):
+    """Bytes of an `xxd -g1` dump."""
+    out = bytearray()
+    with open(os.path.join(CAPS, name)) as f:
+        for line in f:
+            if ": " not in line:
+                continue
+            hexpart = line.split(": ", 1)[1].split("  ", 1)[0]
+            out += bytes(int(t, 16) for t in hexpart.split())
+    return bytes(out)
+
+
+def http_body(raw):
+    return raw.split(b"\r\n\r\n", 1)[1]
+
+
+def with_request_id(msg, rid):
+    return msg[:8] + struct.pack(">I", rid) + msg[12:]
+
+
+def parse_reply(b):
+    """Envelope + header + (for resolution success) handle and values."""
+    if len(b) < 44:
+        raise ValueError("short reply (%d bytes)" % len(b))
+    maj, mnr, fl, smin, sess, rid, seq, mlen = struct.unpack(">BBBBIIII", b[:20])
+    op, rc, flags, serial, rec, _, exp, blen = struct.unpack(">IIIHBBII", b[20:44])
+    r = dict(major=maj, minor=mnr, flags=fl, session=sess, rid=rid, seq=seq, msg_len=mlen, op=op,
+             rc=rc, opflags=flags, serial=serial, exp=exp, body_len=blen)
+    if mlen + 20 != len(b):
+        raise ValueError("MessageLength %d vs %d bytes" % (mlen, len(b)))
+    body = b[44:44 + blen]
+    r["body"] = body
+    pos = 0
+    if flags & 0x00800000:  # RD block
+        alg = body[0]
+        pos = 1 + {1: 16, 2: 20, 3: 32}.get(alg, 0)
+        if alg == 0:
+            pos = 4 + struct.unpack(">I", body[:4])[0]
+    if rc == 1 and op == 1:
+        hl = struct.unpack(">I", body[pos:pos + 4])[0]
+        r["handle"] = body[pos + 4:pos + 4 + hl].decode()
+        pos += 4 + hl
+        n = struct.unpack(">I", body[pos:pos + 4])[0]
+        pos += 4
+        vals = []
+        for _ in range(n):
+            idx, ts, ttlt, ttl, perms = struct.unpack(">IIBIB", body[pos:pos + 14])
+            pos += 14
+            tl = struct.unpack(">I", body[pos:pos + 4])[0]
+            typ = body[pos + 4:pos + 4 + tl].decode()
+            pos += 4 + tl
+            dl = struct.unpack(">I", body[pos:pos + 4])[0]
+            data = body[pos + 4:pos + 4 + dl]
+            pos += 4 + dl
+            nr = struct.unpack(">I", body[pos:pos + 4])[0]
+            pos += 4
+            for _ in range(nr):
+                rl = struct.unpack(">I", body[pos:pos + 4])[0]
+                pos += 4 + rl + 4
+            vals.append((idx, typ, data))
+        r["values"] = vals
+    elif rc != 1:
+        ml = struct.unpack(">I", body[pos:pos + 4])[0] if len(body) >= pos + 4 else 0
+        r["message"] = body[pos + 4:pos + 4 + ml].decode(errors="replace")
+    return r
+
+
+def resolve_request(handle, rid, types=(), indexes=(), flags=0x19000000, version=(2, 11)):
+    h = handle.encode()
+    body = struct.pack(">I", len(h)) + h
+    body += struct.pack(">I", len(indexes)) + b"".join(struct.pack(">I", i) for i in indexes)
+    body += struct.pack(">I", len(types))
+    for t in types:
+        body += struct.pack(">I", len(t)) + t.encode()
+    hdr = struct.pack(">IIIHBBII", 1, 0, flags, 0xFFFF, 0, 0, int(time.time()) + 43200, len(body))
+    msg = hdr + body + struct.pack(">I", 0)
+    env = struct.pack(">BBBBIIII", version[0], version[1], 2, 11, 0, rid, 0, len(msg))
+    return env + msg
+
+
+def free_port():
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            t.close()
+            u.close()
+            continue
+        t.close()
+        u.close()
+        return port
+    raise RuntimeError("no free port")
+
+
+def recv_frame(s, timeout=5.0):
+    """One TCP frame (envelope + MessageLength), or None at EOF."""
+    s.settimeout(timeout)
+    buf = b""
+    while len(buf) < 20:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    need = 20 + struct.unpack(">I", buf[16:20])[0]
+    while len(buf) < need:
+        d = s.recv(65536)
+        if not d:
+            return None
+        buf += d
+    if len(buf) > need:
+        s._extra = buf[need:]  # pipelined frames read together
+    return buf[:need]
+
+
+class FrameReader:
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def frame(self, timeout=5.0):
+        self.s.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 20:
+                need = 20 + struct.unpack(">I", self.buf[16:20])[0]
+                if len(self.buf) >= need:
+                    f, self.buf = self.buf[:need], self.buf[need:]
+                    return f
+            d = self.s.recv(65536)
+            if not d:
+                return None
+            self.buf += d
+
+    def eof(self, timeout=5.0):
+        """True when the server closes (after any pending frames)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.buf += d
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+class Node:
+    def __init__(self, tmp, db, extra=(), conf=None, workers=2, preexec=None):
+        # another test may take a port between free_port() and the bind: retry on bind errors
+        for attempt in range(3):
+            try:
+                self._start(tmp, db, extra, conf, workers, preexec)
+                return
+            except RuntimeError as e:
+                if "bind" not in str(e) or attempt == 2:
+                    raise
+                print("retrying start after a port clash:", str(e).strip()[-200:])
+
+    def _start(self, tmp, db, extra, conf, workers, preexec):
+        self.port = free_port()
+        self.http = free_port()
+        self.log = os.path.join(tmp, "idnoded-%d.log" % self.port)
+        self.pidfile = os.path.join(tmp, "idnoded-%d.pid" % self.port)
+        args = [IDNODED, "--db", db, "--listen", "127.0.0.1:%d" % self.port,
+                "--http", "127.0.0.1:%d" % self.http, "--home", "88.100.1",
+                "--workers", str(workers), "--pidfile", self.pidfile] + list(extra)
+        if conf:
+            args = [IDNODED, "-c", conf] + args[1:]
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     preexec_fn=preexec)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.logf.close()
+                raise RuntimeError("idnoded exited at start:\n" + self.logtext())
+            # sockets are bound before the workers run: wait for the ready line
+            if "idnoded ready" in self.logtext():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("idnoded did not start:\n" + self.logtext())
+
+    def logtext(self):
+        if not self.logf.closed:
+            self.logf.flush()
+        with open(self.log) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logf.close()
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def udp(self, msg, timeout=2.0, want=1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.settimeout(timeout)
+            s.sendto(msg, ("127.0.0.1", self.port))
+            out = []
+            for _ in range(want):
+                out.append(s.recv(65536))
+            return out
+        finally:
+            s.close()
+
+    def tcp(self, msg, timeout=5.0):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(msg)
+            return FrameReader(s).frame(timeout)
+
+    def http_conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.http, timeout=5)
+
+    def get(self, path, headers=None):
+        c = self.http_conn()
+        try:
+            c.request("GET", path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            c.close()
