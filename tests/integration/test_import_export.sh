@@ -149,6 +149,8 @@ check "demo has the prefix handle" grep -q '^{"handle":"0.NA/88.100.1"' "$tmp/de
 check "demo has the admin handle with HS_SECKEY" grep -q '^{"handle":"88.100.1/ADMIN".*"HS_SECKEY"' "$tmp/demo.out"
 check "demo has PUMP-2024-000123" grep -q '^{"handle":"88.100.1/PUMP-2024-000123"' "$tmp/demo.out"
 check "demo has a few hundred identifiers" test "$(wc -l <"$tmp/demo.out")" -ge 200
+check "seeds/demo.jsonl: every line is its own handle (stored = lines)" \
+	test "$(wc -l <"$tmp/demo.out")" -eq "$(grep -c . "$src/seeds/demo.jsonl")"
 check "seeds stay small" test "$(du -sk "$src/seeds" | cut -f1)" -lt 300
 for t in "$src"/seeds/templates/*.json; do
 	check "template $(basename "$t") is valid JSON with fields" \
