@@ -46,13 +46,16 @@ static const subcmd_t subcmds[] = {
 	{"import", cmd_import, "load handle records (JSON) into a node database"},
 	{"export", cmd_export, "dump the handle records of a node database as JSON"},
 	{"gen", cmd_gen, "generate test data sets"},
+	{"prefixes", cmd_prefixes, "list the homed prefixes of a node database and who homed them"},
+	{"home", cmd_home, "home prefixes in a node database (works while the node runs)"},
+	{"unhome", cmd_unhome, "unhome prefixes in a node database (works while the node runs)"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: idnode [--help] [--version] <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)
-		fprintf(f, "  %-8s  %s\n", subcmds[i].name, subcmds[i].summary);
+		fprintf(f, "  %-9s %s\n", subcmds[i].name, subcmds[i].summary);
 	fprintf(f, "\nRun `idnode <command> --help` for the options of a command.\n"
 	           "Exit status: 0 ok, 1 not found / error answer, 2 usage, 3 network or I/O,\n"
 	           "4 malformed data.\n");
