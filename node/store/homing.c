@@ -6,8 +6,10 @@
  */
 #include "node/store/homing.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "hdl/error.h"
 #include "proto/wire.h"
@@ -124,4 +126,23 @@ int store_import_mark_encode(const store_import_mark_t *m, uint8_t *out, size_t 
 		return HDL_ESPACE;
 	*len = wr.pos;
 	return HDL_EOK;
+}
+
+const char *store_time_str(uint32_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, cap, "unknown");
+	return buf;
+}
+
+const char *store_import_mark_str(const store_import_mark_t *m, char *buf, size_t cap)
+{
+	char when[64];
+	snprintf(buf, cap, "%.*s, started %s by pid %" PRIu32 ", stopped after %" PRIu64 " records",
+	         (int)m->source.len, (const char *)m->source.p,
+	         store_time_str(m->started, when, sizeof(when)), m->pid, m->records);
+	return buf;
 }

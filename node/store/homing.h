@@ -82,4 +82,13 @@ int store_import_mark_decode(const uint8_t *p, size_t len, store_import_mark_t *
  */
 int store_import_mark_encode(const store_import_mark_t *m, uint8_t *out, size_t cap, size_t *len);
 
+/** \brief "2024-05-01 12:00:00 UTC" for Unix time \p t ("unknown" for 0) into \p buf. */
+const char *store_time_str(uint32_t t, char *buf, size_t cap);
+
+/**
+ * \brief The marker in words: "FILE, started TIME by pid N, stopped after M records".
+ * \return \p buf (always NUL-terminated)
+ */
+const char *store_import_mark_str(const store_import_mark_t *m, char *buf, size_t cap);
+
 #endif /* HDL_NODE_STORE_HOMING_H */

@@ -44,9 +44,6 @@ bool idnode_parse_u64(const char *s, bool size_suffix, uint64_t *out); /* tools/
 
 struct store;
 
-/** \brief "2024-05-01 12:00:00 UTC" for Unix time \p t ("unknown" for 0) into \p buf. */
-const char *idnode_utc(uint32_t t, char *buf, size_t cap);
-
 /**
  * \brief Warn on stderr when the store holds the marker of an unfinished import (its source
  *        file, start time, importer pid and the records it committed).

@@ -10,26 +10,15 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "hdl/error.h"
 #include "node/store/homing.h"
 #include "node/store/store.h"
 #include "tools/idnode/cmds.h"
-
-const char *idnode_utc(uint32_t t, char *buf, size_t cap)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL || strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(buf, cap, "unknown");
-	return buf;
-}
 
 int idnode_mark_report(store_t *s, const char *prog, const char *db, uint8_t **copy,
                        size_t *copy_len)
@@ -37,7 +26,7 @@ int idnode_mark_report(store_t *s, const char *prog, const char *db, uint8_t **c
 	store_reader_t *r = NULL;
 	hdl_slice_t v;
 	store_import_mark_t m;
-	char when[64];
+	char what[STORE_IMPORT_SOURCE_MAX + 160];
 	int found = 0;
 	if (copy) {
 		*copy = NULL;
@@ -54,11 +43,9 @@ int idnode_mark_report(store_t *s, const char *prog, const char *db, uint8_t **c
 			        prog, db);
 		} else {
 			fprintf(stderr,
-			        "%s: warning: %s holds an unfinished import: %.*s, started %s by pid %" PRIu32
-			        ", stopped after %" PRIu64 " records; its data may be incomplete: run that "
-			        "import again\n",
-			        prog, db, (int)m.source.len, (const char *)m.source.p,
-			        idnode_utc(m.started, when, sizeof(when)), m.pid, m.records);
+			        "%s: warning: %s holds an unfinished import: %s; its data may be "
+			        "incomplete: run that import again\n",
+			        prog, db, store_import_mark_str(&m, what, sizeof(what)));
 		}
 		if (copy && (*copy = malloc(v.len ? v.len : 1)) != NULL) {
 			memcpy(*copy, v.p, v.len);
@@ -108,7 +95,7 @@ static int list_one(void *vctx, hdl_slice_t prefix, const store_home_rec_t *rec)
 		printf("%-24s %-24s %s\n", "PREFIX", "SOURCES", "HOMED SINCE");
 	printf("%-24.*s %-24s %s\n", (int)prefix.len, (const char *)prefix.p,
 	       store_home_sources_str(rec->sources, src, sizeof(src)),
-	       idnode_utc(rec->since, when, sizeof(when)));
+	       store_time_str(rec->since, when, sizeof(when)));
 	return 0;
 }
 
