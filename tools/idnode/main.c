@@ -8,8 +8,8 @@
 
 #include "tools/idnode/cmds.h"
 
-#ifndef IDNODE_VERSION
-#define IDNODE_VERSION "0.1.0"
+#ifndef HDL_VERSION
+#define HDL_VERSION "0.1.0" /* CMake passes the project version */
 #endif
 
 /*
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 		return IDNODE_EXIT_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-		printf("idnode " IDNODE_VERSION "\n");
+		printf("idnode " HDL_VERSION "\n");
 		return IDNODE_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)
