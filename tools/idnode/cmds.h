@@ -31,6 +31,8 @@ int cmd_unhome(int argc, char **argv);   /* tools/idnode/prefixes.c */
 struct hdl_value;
 /** \brief Print `index  type  ttl  perms  data [refs]` and a newline to stdout. */
 void idnode_print_value(const struct hdl_value *v);
+/** \brief Print \p n values as idnode_print_value() does, with the columns aligned. */
+void idnode_print_values(const struct hdl_value *v, uint32_t n);
 /** \brief Print only the data of \p v, rendered by type (text, HS_ADMIN, HS_SITE, hex...). */
 void idnode_print_data(const struct hdl_value *v);
 
