@@ -318,41 +318,78 @@ int startup_ports_check(const conf_t *c, char *err, size_t errlen)
 
 /* ---- homing --------------------------------------------------------------------------------------- */
 
+/** One change of the configuration's homing, logged once it is committed. */
+typedef struct home_change {
+	char prefix[256];
+	bool added;
+	uint32_t sources;
+} home_change_t;
+
+typedef struct home_changes {
+	home_change_t *v;
+	size_t n, cap;
+	bool lost; /**< out of memory: some changes are not logged */
+} home_changes_t;
+
 static void home_changed(void *ctx, hdl_slice_t prefix, bool added, uint32_t sources)
 {
-	const char *why = ctx;
+	home_changes_t *c = ctx;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		home_change_t *v = realloc(c->v, cap * sizeof(*v));
+		if (v == NULL) {
+			c->lost = true;
+			return;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	home_change_t *h = &c->v[c->n++];
+	snprintf(h->prefix, sizeof(h->prefix), "%.*s", prefix.len > 255 ? 255 : (int)prefix.len,
+	         (const char *)prefix.p);
+	h->added = added;
+	h->sources = sources;
+}
+
+static void home_log(const char *why, const home_change_t *h)
+{
 	char src[64];
-	int n = prefix.len > 255 ? 255 : (int)prefix.len;
-	store_home_sources_str(sources, src, sizeof(src));
-	if (added && sources == STORE_HOME_CONFIG)
-		log_notice("%s: homed %.*s (listed in the configuration)", why, n, (const char *)prefix.p);
-	else if (added)
-		log_info("%s: %.*s is listed in the configuration (homed by: %s)", why, n, (const char *)prefix.p,
-		         src);
-	else if (sources == 0)
-		log_notice("%s: unhomed %.*s: no longer listed in the configuration", why, n,
-		           (const char *)prefix.p);
+	store_home_sources_str(h->sources, src, sizeof(src));
+	if (h->added && h->sources == STORE_HOME_CONFIG)
+		log_notice("%s: homed %s (listed in the configuration)", why, h->prefix);
+	else if (h->added)
+		log_info("%s: %s is listed in the configuration (homed by: %s)", why, h->prefix, src);
+	else if (h->sources == 0)
+		log_notice("%s: unhomed %s: no longer listed in the configuration", why, h->prefix);
 	else
-		log_notice("%s: %.*s is no longer listed in the configuration; it stays homed (by: %s; "
-		           "`idnode unhome --db DIR %.*s` unhomes it)",
-		           why, n, (const char *)prefix.p, src, n, (const char *)prefix.p);
+		log_notice("%s: %s is no longer listed in the configuration; it stays homed (by: %s; "
+		           "`idnode unhome --db DIR %s` unhomes it)",
+		           why, h->prefix, src, h->prefix);
 }
 
 int startup_home_sync(store_t *st, const conf_t *c, const char *why, char *err, size_t errlen)
 {
 	store_batch_t *b = NULL;
+	home_changes_t ch = {NULL, 0, 0, false};
 	int ret = store_batch_begin(st, &b);
 	if (ret == HDL_EOK)
 		ret = store_batch_home_sync(b, STORE_HOME_CONFIG, (const char *const *)c->home,
-		                            c->n_home, home_changed, (void *)why);
+		                            c->n_home, home_changed, &ch);
 	if (ret == HDL_EOK) {
 		ret = store_batch_commit(b);
 	} else if (b) {
 		store_batch_abort(b);
 	}
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "cannot record the homed prefixes of the configuration: %s",
 		         ret == HDL_ENAME ? "a home prefix the store cannot take" : store_strerror(st, ret));
+	} else {
+		for (size_t i = 0; i < ch.n; i++)
+			home_log(why, &ch.v[i]); /* committed: now it is true */
+		if (ch.lost)
+			log_warn("%s: out of memory: not every change of the homed prefixes is logged", why);
+	}
+	free(ch.v);
 	return ret;
 }
 

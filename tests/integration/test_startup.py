@@ -64,10 +64,11 @@ class Proc:
         except subprocess.TimeoutExpired:
             return None
 
-    def wait_log(self, pattern, timeout=10):
+    def wait_log(self, pattern, timeout=10, count=1):
+        """True once \p pattern occurs \p count times in the log."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if re.search(pattern, self.text()):
+            if len(re.findall(pattern, self.text())) >= count:
                 return True
             time.sleep(0.05)
         return False
@@ -241,6 +242,7 @@ def test_homing(tmp):
         p.proc.send_signal(signal.SIGHUP)
         check(p.wait_log(r"reload: unhomed 88\.100\.1: no longer listed in the configuration"),
               "reload logs the unhoming: " + p.text()[-400:])
+        # (the reload line comes after the commit: from then on the workers see it)
         check(p.wait_log(r"configuration reloaded .*homed prefixes: 0"), "reload counts 0")
         check(rc_of_resolve(port, "88.100.1/one") == 301, "after the reload: RC 301")
         # ... and homes it again when listed again
@@ -249,6 +251,7 @@ def test_homing(tmp):
         p.proc.send_signal(signal.SIGHUP)
         check(p.wait_log(r"reload: homed 20\.500\.7 \(listed in the configuration\)"),
               "reload homes what the configuration lists")
+        check(p.wait_log(r"configuration reloaded ", count=2), "second reload done")
         check(rc_of_resolve(port, "88.100.1/one") == 1 and rc_of_resolve(port, "20.500.7/two") == 1,
               "both answered after the reload")
         # a prefix also homed by the CLI stays when the configuration drops it
@@ -258,6 +261,7 @@ def test_homing(tmp):
         p.proc.send_signal(signal.SIGHUP)
         check(p.wait_log(r"reload: 20\.500\.7 is no longer listed in the configuration; it stays "
                          r"homed \(by: cli"), "a prefix the CLI also homed stays")
+        check(p.wait_log(r"configuration reloaded ", count=3), "third reload done")
         check(rc_of_resolve(port, "20.500.7/two") == 1, "and is still answered")
     finally:
         check(p.stop() == 0, "homing node stops cleanly")
