@@ -102,6 +102,13 @@ done
 check "the good home line homes its prefix (source import)" \
 	bash -c "\"$idnode\" prefixes --db '$tmp/home' | grep -qE '^20\.500\.7 +import +20[0-9]{2}-'"
 check "no warning when a prefix is homed" bash -c "! grep -q 'no prefix homed' '$tmp/home.err'"
+# the list of prefixes to home is bounded (100000): one more is rejected, the rest homed
+python3 -c 'import sys
+for i in range(100001): sys.stdout.write("{\"home\":\"20.%d\"}\n" % i)' >"$tmp/homes.jsonl"
+run "$tmp/o" "$tmp/homes.err" "$idnode" import --db "$tmp/homes" "$tmp/homes.jsonl"
+check "100001 home lines: exit 4" test "$rc" -eq 4
+check "the one over the bound is rejected" grep -q "^line 100001: more than 100000 prefixes to home" "$tmp/homes.err"
+check "100000 are homed" test "$("$idnode" prefixes --db "$tmp/homes" | grep -c ' import ')" -eq 100000
 rec 20.500.9/X y >"$tmp/nohome.jsonl"
 run "$tmp/o" "$tmp/nohome.err" "$idnode" import --db "$tmp/nohome" "$tmp/nohome.jsonl"
 check "import without a homed prefix exits 0" test "$rc" -eq 0
@@ -123,8 +130,10 @@ for _ in $(seq 200); do # up to 20 s
 	sleep 0.1
 done
 check "while it runs, the store says how far it got ($committed records)" test "${committed:-0}" -ge 200
+exec 3>&2 2>/dev/null # bash reports the killed job on its stderr: not here
 kill -KILL "$imp_pid"
-{ wait "$imp_pid" || true; } 2>/dev/null # (no "Killed" job notice)
+wait "$imp_pid" || true
+exec 2>&3 3>&-
 imp_pid=
 exec 7>&-
 check "the killed import homed nothing" bash -c "\"$idnode\" prefixes --db '$tmp/part' 2>&1 | grep -q 'no prefix homed'"

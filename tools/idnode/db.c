@@ -50,6 +50,7 @@
 #define IMPORT_READ_BUF (8u << 20)
 #define IMPORT_REJECT_LIST 100u
 #define IMPORT_MAX_PREFIXES 100000u
+#define IMPORT_HOME_SLOTS 262144u /* power of two > 2 * IMPORT_MAX_PREFIXES */
 #define IMPORT_MAX_HOME 256
 #define IMPORT_DUP_CHECK_DEFAULT 12000000u /* handles remembered: at most 128 MiB of fingerprints */
 
@@ -202,6 +203,7 @@ typedef struct import {
 	uint64_t dups;      /**< lines that repeat a handle */
 	bool seen_told;     /**< said that \p seen is full */
 	char **prefixes;  /**< to home: --auto-home authorities and {"home":...} lines */
+	uint32_t *home_slots; /**< hash set over prefixes (index + 1; IMPORT_HOME_SLOTS) */
 	size_t nprefixes;
 	size_t capprefixes;
 	bool fatal;
@@ -467,10 +469,23 @@ static int cmp_u32(const void *a, const void *b)
 /** Remember prefix \p auth to home at the end (once). \return false when the list is full */
 static bool add_home(import_t *im, hdl_slice_t auth)
 {
-	for (size_t i = 0; i < im->nprefixes; i++)
-		if (strlen(im->prefixes[i]) == auth.len &&
-		    hdl_slice_eq_nocase(hdl_slice_str(im->prefixes[i]), auth))
+	/* an exact set: slots hold index + 1 into prefixes, hashed on the ASCII-folded prefix */
+	if (im->home_slots == NULL) {
+		im->home_slots = calloc(IMPORT_HOME_SLOTS, sizeof(uint32_t));
+		if (im->home_slots == NULL)
+			return false;
+	}
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (uint32_t i = 0; i < auth.len; i++) {
+		uint8_t c = auth.p[i];
+		h = (h ^ (c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c)) * 0x100000001b3ull;
+	}
+	size_t slot = (size_t)(h ^ h >> 29) & (IMPORT_HOME_SLOTS - 1);
+	for (; im->home_slots[slot]; slot = (slot + 1) & (IMPORT_HOME_SLOTS - 1)) {
+		const char *have = im->prefixes[im->home_slots[slot] - 1];
+		if (strlen(have) == auth.len && hdl_slice_eq_nocase(hdl_slice_str(have), auth))
 			return true;
+	}
 	if (im->nprefixes >= IMPORT_MAX_PREFIXES)
 		return false;
 	if (im->nprefixes == im->capprefixes) {
@@ -485,6 +500,7 @@ static bool add_home(import_t *im, hdl_slice_t auth)
 	if (s == NULL)
 		return false;
 	im->prefixes[im->nprefixes++] = s;
+	im->home_slots[slot] = (uint32_t)im->nprefixes;
 	return true;
 }
 
@@ -930,6 +946,7 @@ done:
 	for (size_t i = 0; i < im.nprefixes; i++)
 		free(im.prefixes[i]);
 	free(im.prefixes);
+	free(im.home_slots);
 	idnode_seen_free(&im.seen);
 	free(prev_mark);
 	free(source);
