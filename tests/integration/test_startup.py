@@ -142,6 +142,8 @@ def test_double_start(tmp):
                   "%s: the first keeps serving" % name)
             check(first.get("/api/handles/88.100.1/one")[0] == 200,
                   "%s: the first keeps serving HTTP" % name)
+            check(parse_reply(first.udp(resolve_request("88.100.1/one", 78))[0])["rc"] == 1,
+                  "%s: the first keeps serving UDP" % name)
         with open(os.path.join(db1, "idnoded.lock")) as f:
             check(f.read().strip() == str(pid), "the lock file holds the first node's pid")
     finally:
