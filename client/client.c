@@ -467,7 +467,8 @@ static ssize_t recv_some(int fd, uint8_t *p, size_t cap, int64_t deadline)
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			int ret = wait_fd(fd, POLLIN, deadline);
 			if (ret == HDL_ETIMEDOUT)
-				detail("the server accepted the connection but sent no answer in time");
+				detail("the server accepted the connection but sent no "
+				       "answer in time");
 			if (ret != HDL_EOK)
 				return ret;
 			continue;
@@ -510,7 +511,8 @@ static int read_frame(int fd, int64_t deadline, uint8_t **out, size_t *outlen)
 	}
 	ret = recv_exact(fd, env + got, HDL_ENVELOPE_LEN - (size_t)got, deadline);
 	if (looks_http(env, (size_t)got))
-		detail("the server answered in HTTP: is this the HTTP port? (idnode resolve --http)");
+		detail(
+		    "the server answered in HTTP: is this the HTTP port? (idnode resolve --http)");
 	if (ret != HDL_EOK)
 		goto fail;
 	ret = HDL_EPROTO;
@@ -750,17 +752,18 @@ static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline
 		n = recv_some(fd, (uint8_t *)resp + got, CLIENT_HTTP_MAX_HEAD - got, deadline);
 		if (n > 0 && got < 5 && got + (size_t)n >= 5 && !looks_http((uint8_t *)resp, 5))
 			detail("is this the HTTP port? the server answered with a non-HTTP reply%s",
-			       (uint8_t)resp[0] == 2 ? " (it looks like the Handle protocol: the UDP/TCP "
-			                               "port)"
-			                             : "");
+			       (uint8_t)resp[0] == 2
+			           ? " (it looks like the Handle protocol: the UDP/TCP port)"
+			           : "");
 		if (n < 0) {
 			ret = (int)n;
 			goto fail;
 		}
 		if (n == 0) {
-			detail(got ? "the server closed the connection in the middle of its answer"
-			           : "is this the HTTP port? the server closed the connection without "
-			             "answering");
+			detail(
+			    got ? "the server closed the connection in the middle of its answer"
+			        : "is this the HTTP port? the server closed the connection without "
+			          "answering");
 			goto fail;
 		}
 		got += (size_t)n;
@@ -773,7 +776,8 @@ static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline
 			detail("is this the HTTP port? the server answered with a non-HTTP reply");
 		else
 			detail("the server answered \"%.*s\", not 200 with a Content-Length",
-			       (int)strcspn(resp, "\r\n") > 80 ? 80 : (int)strcspn(resp, "\r\n"), resp);
+			       (int)strcspn(resp, "\r\n") > 80 ? 80 : (int)strcspn(resp, "\r\n"),
+			       resp);
 		goto fail;
 	}
 	ret = HDL_EPROTO;

@@ -345,7 +345,8 @@ static int store_setup(server_t *s, char *err, size_t errlen)
 	};
 	int ret = store_open(&so, &s->node.store);
 	if (ret != HDL_EOK) {
-		snprintf(err, errlen, "db %s: cannot open store: %s", c->db, store_strerror(NULL, ret));
+		snprintf(err, errlen, "db %s: cannot open store: %s", c->db,
+		         store_strerror(NULL, ret));
 		return ret;
 	}
 	ret = node_site_build(&s->node, c, (uint32_t)time(NULL));
@@ -519,12 +520,13 @@ int server_run(const server_opts_t *o)
 		}
 		pidfile = true;
 	}
-	log_notice("idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %llu homed prefix(es), "
-	           "%llu handles",
-	           s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
-	           s.boot.n_http ? s.boot.http[0] : "off", s.boot.db,
-	           (unsigned long long)store_homed_count(s.node.store),
-	           (unsigned long long)store_count(s.node.store));
+	log_notice(
+	    "idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %llu homed prefix(es), "
+	    "%llu handles",
+	    s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
+	    s.boot.n_http ? s.boot.http[0] : "off", s.boot.db,
+	    (unsigned long long)store_homed_count(s.node.store),
+	    (unsigned long long)store_count(s.node.store));
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:

@@ -25,9 +25,9 @@
 #include "node/common/log.h"
 #include "node/store/homing.h"
 
-#define STARTUP_PROC_LINE 512     /**< longest /proc/net line read */
-#define STARTUP_MAX_PIDS 100000u  /**< processes looked at when naming a holder */
-#define STARTUP_LIST_PREFIXES 16u /**< homed prefixes named in the start-up log line */
+#define STARTUP_PROC_LINE     512     /**< longest /proc/net line read */
+#define STARTUP_MAX_PIDS      100000u /**< processes looked at when naming a holder */
+#define STARTUP_LIST_PREFIXES 16u     /**< homed prefixes named in the start-up log line */
 
 int startup_db_check(const char *db, bool *fresh, char *err, size_t errlen)
 {
@@ -37,9 +37,9 @@ int startup_db_check(const char *db, bool *fresh, char *err, size_t errlen)
 	if (stat(db, &st) != 0) {
 		if (errno == ENOENT) {
 			snprintf(err, errlen,
-			         "db %s: no such directory (a mistyped --db or db = would start an empty "
-			         "node); create the store with `idnode import --db %s FILE`, or an empty one "
-			         "with `mkdir -p %s` (systemd: StateDirectory=)",
+			         "db %s: no such directory (a mistyped --db or db = would start an "
+			         "empty node); create the store with `idnode import --db %s FILE`, "
+			         "or an empty one with `mkdir -p %s` (systemd: StateDirectory=)",
 			         db, db, db);
 			return HDL_ENOENT;
 		}
@@ -68,7 +68,8 @@ int startup_db_lock(const char *db, int *fd, char *err, size_t errlen)
 	snprintf(p, sizeof(p), "%s/" STARTUP_LOCK_NAME, db);
 	int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (f < 0) {
-		snprintf(err, errlen, "db %s: cannot open the lock file %s: %s", db, p, strerror(errno));
+		snprintf(err, errlen, "db %s: cannot open the lock file %s: %s", db, p,
+		         strerror(errno));
 		return HDL_EIO;
 	}
 	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
@@ -85,18 +86,21 @@ int startup_db_lock(const char *db, int *fd, char *err, size_t errlen)
 			return HDL_EIO;
 		}
 		if (pid > 0)
-			snprintf(err, errlen,
-			         "db %s is in use by another idnoded (pid %ld, lock %s): one node per "
-			         "database; stop that one first or give this one another --db",
-			         db, pid, p);
+			snprintf(
+			    err, errlen,
+			    "db %s is in use by another idnoded (pid %ld, lock %s): one node per "
+			    "database; stop that one first or give this one another --db",
+			    db, pid, p);
 		else
-			snprintf(err, errlen, "db %s is in use by another process (lock %s)", db, p);
+			snprintf(err, errlen, "db %s is in use by another process (lock %s)", db,
+			         p);
 		return HDL_EEXIST;
 	}
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (ftruncate(f, 0) != 0 || pwrite(f, buf, (size_t)n, 0) != n) {
-		snprintf(err, errlen, "db %s: cannot write the lock file %s: %s", db, p, strerror(errno));
+		snprintf(err, errlen, "db %s: cannot write the lock file %s: %s", db, p,
+		         strerror(errno));
 		close(f);
 		return HDL_EIO;
 	}
@@ -104,7 +108,7 @@ int startup_db_lock(const char *db, int *fd, char *err, size_t errlen)
 	return HDL_EOK;
 }
 
-/* ---- who holds a socket ------------------------------------------------------------------------ */
+/* ---- who holds a socket ----------------------------------------------------------------- */
 
 /** Bytes of an address as /proc/net prints it: 8 or 32 hex digits of native-order 32-bit words. */
 static bool proc_addr(const char *hex, size_t n, uint8_t out[16])
@@ -242,15 +246,17 @@ long startup_socket_owner(const struct sockaddr_storage *ss, int type, char *out
 	if (inode == 0) /* IPv6, or IPv4 held by a dual-stack IPv6 socket */
 		inode = proc_inode(tcp ? "tcp6" : "udp6", tcp, addr, alen, port);
 	if (inode == 0) {
-		snprintf(out, cap, "another process (not listed in /proc/net: another network "
-		                   "namespace?)");
+		snprintf(out, cap,
+		         "another process (not listed in /proc/net: another network "
+		         "namespace?)");
 		return 0;
 	}
 	char name[64];
 	long pid = inode_pid(inode, name, sizeof(name));
 	if (pid == 0) {
-		snprintf(out, cap, "another process (socket inode %lu; its process is not readable "
-		                   "here: another user's?)",
+		snprintf(out, cap,
+		         "another process (socket inode %lu; its process is not readable "
+		         "here: another user's?)",
 		         inode);
 		return 0;
 	}
@@ -258,7 +264,7 @@ long startup_socket_owner(const struct sockaddr_storage *ss, int type, char *out
 	return pid;
 }
 
-/* ---- addresses in use ---------------------------------------------------------------------------- */
+/* ---- addresses in use ------------------------------------------------------------------- */
 
 /** Bind \p addr once without SO_REUSEPORT. \retval HDL_EOK, HDL_EEXIST (in use), HDL_E... */
 static int probe(const char *addr, int type, char *err, size_t errlen)
@@ -316,7 +322,7 @@ int startup_ports_check(const conf_t *c, char *err, size_t errlen)
 	return ret;
 }
 
-/* ---- homing --------------------------------------------------------------------------------------- */
+/* ---- homing ----------------------------------------------------------------------------- */
 
 /** One change of the configuration's homing, logged once it is committed. */
 typedef struct home_change {
@@ -358,13 +364,15 @@ static void home_log(const char *why, const home_change_t *h)
 	if (h->added && h->sources == STORE_HOME_CONFIG)
 		log_notice("%s: homed %s (listed in the configuration)", why, h->prefix);
 	else if (h->added)
-		log_info("%s: %s is listed in the configuration (homed by: %s)", why, h->prefix, src);
+		log_info("%s: %s is listed in the configuration (homed by: %s)", why, h->prefix,
+		         src);
 	else if (h->sources == 0)
 		log_notice("%s: unhomed %s: no longer listed in the configuration", why, h->prefix);
 	else
-		log_notice("%s: %s is no longer listed in the configuration; it stays homed (by: %s; "
-		           "`idnode unhome --db DIR %s` unhomes it)",
-		           why, h->prefix, src, h->prefix);
+		log_notice(
+		    "%s: %s is no longer listed in the configuration; it stays homed (by: %s; "
+		    "`idnode unhome --db DIR %s` unhomes it)",
+		    why, h->prefix, src, h->prefix);
 }
 
 int startup_home_sync(store_t *st, const conf_t *c, const char *why, char *err, size_t errlen)
@@ -382,12 +390,15 @@ int startup_home_sync(store_t *st, const conf_t *c, const char *why, char *err, 
 	}
 	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "cannot record the homed prefixes of the configuration: %s",
-		         ret == HDL_ENAME ? "a home prefix the store cannot take" : store_strerror(st, ret));
+		         ret == HDL_ENAME ? "a home prefix the store cannot take"
+		                          : store_strerror(st, ret));
 	} else {
 		for (size_t i = 0; i < ch.n; i++)
 			home_log(why, &ch.v[i]); /* committed: now it is true */
 		if (ch.lost)
-			log_warn("%s: out of memory: not every change of the homed prefixes is logged", why);
+			log_warn(
+			    "%s: out of memory: not every change of the homed prefixes is logged",
+			    why);
 	}
 	free(ch.v);
 	return ret;
@@ -428,19 +439,21 @@ unsigned long startup_report_store(store_t *st, const char *db)
 		store_import_mark_t m;
 		char what[STORE_IMPORT_SOURCE_MAX + 160];
 		if (store_import_mark_decode(v.p, v.len, &m) == HDL_EOK)
-			log_warn("db %s holds an unfinished import: %s; its data may be incomplete: run "
-			         "that import again (idnode import)",
-			         db, store_import_mark_str(&m, what, sizeof(what)));
+			log_warn(
+			    "db %s holds an unfinished import: %s; its data may be incomplete: run "
+			    "that import again (idnode import)",
+			    db, store_import_mark_str(&m, what, sizeof(what)));
 		else
 			log_warn("db %s holds an unreadable marker of an unfinished import", db);
 	}
 	store_reader_end(r);
 	store_reader_free(r);
 	if (l.n == 0)
-		log_warn("db %s: no prefix is homed: every resolution gets RC 301 (server not "
-		         "responsible); home one with `home = PREFIX` in the configuration, --home, or "
-		         "`idnode home --db %s PREFIX`",
-		         db, db);
+		log_warn(
+		    "db %s: no prefix is homed: every resolution gets RC 301 (server not "
+		    "responsible); home one with `home = PREFIX` in the configuration, --home, or "
+		    "`idnode home --db %s PREFIX`",
+		    db, db);
 	else
 		log_notice("homed prefixes (%lu): %s%s", l.n, l.text,
 		           l.n > STARTUP_LIST_PREFIXES ? ", ..." : "");

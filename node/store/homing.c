@@ -49,10 +49,10 @@ const char *store_home_sources_str(uint32_t sources, char *buf, size_t cap)
 		uint32_t bit;
 		const char *name;
 	} names[] = {
-		{STORE_HOME_CONFIG, "config"},
-		{STORE_HOME_CLI, "cli"},
-		{STORE_HOME_ADMIN, "admin"},
-		{STORE_HOME_IMPORT, "import"},
+	    {STORE_HOME_CONFIG, "config"},
+	    {STORE_HOME_CLI, "cli"},
+	    {STORE_HOME_ADMIN, "admin"},
+	    {STORE_HOME_IMPORT, "import"},
 	};
 	size_t used = 0;
 	if (cap == 0)

@@ -28,15 +28,15 @@
 #include "hdl/msg.h"
 
 #define STORE_HOME_CONFIG 0x1u /**< listed in the node's configuration (home = / --home) */
-#define STORE_HOME_CLI 0x2u    /**< `idnode home --db DIR PREFIX` */
-#define STORE_HOME_ADMIN 0x4u  /**< an administrator's request (Handle opcode 300 HOME_NA) */
-#define STORE_HOME_IMPORT 0x8u /**< `idnode import` (--home, --auto-home or a {"home":...} line) */
-#define STORE_HOME_ALL 0xFu    /**< every source: an unhome that removes the prefix whatever homed it */
+#define STORE_HOME_CLI    0x2u /**< `idnode home --db DIR PREFIX` */
+#define STORE_HOME_ADMIN  0x4u /**< an administrator's request (Handle opcode 300 HOME_NA) */
+#define STORE_HOME_IMPORT 0x8u /**< `idnode import`: --home, --auto-home, a {"home":...} line */
+#define STORE_HOME_ALL    0xFu /**< every source (an unhome that removes a prefix for good) */
 
-#define STORE_HOME_REC_LEN 8u             /**< encoded "prefixes" value */
-#define STORE_META_IMPORT "import_partial" /**< meta name of the partial-import marker */
+#define STORE_HOME_REC_LEN        8u               /**< encoded "prefixes" value */
+#define STORE_META_IMPORT         "import_partial" /**< meta name of the partial-import marker */
 #define STORE_IMPORT_MARK_VERSION 1u
-#define STORE_IMPORT_SOURCE_MAX 4096u /**< longest source path kept in the marker */
+#define STORE_IMPORT_SOURCE_MAX   4096u /**< longest source path kept in the marker */
 
 /** A decoded "prefixes" value. */
 typedef struct store_home_rec {

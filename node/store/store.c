@@ -48,7 +48,7 @@
 #define STORE_GROW_ATTEMPTS 3u /* sweeps over the readers ... */
 #define STORE_GROW_WAIT_S 2    /* ... each waiting at most this long */
 #define STORE_META_NAME_MAX 256u
-#define STORE_FULL_BELOW (1u << 20) /* bytes left under which an EIO on write means "disk full" */
+#define STORE_FULL_BELOW (1u << 20) /* free bytes under which a write's EIO means a full disk */
 #define STORE_NAME_MAX (HDL_MAX_HANDLE_LEN + 5u) /* normalized: "0.NA/" + a name without '/' */
 #define STORE_HASH_LEN 32u                         /* SHA-256 at the end of a long key */
 #define STORE_LONG_MARK 0xFFFFFFFFu                /* first U32 of a long-name record */
@@ -765,8 +765,9 @@ int store_prefixes_foreach(store_reader_t *r,
 		store_home_rec_t hr;
 		if (k.mv_size == 0 || k.mv_size > STORE_KEY_MAX ||
 		    store_home_rec_decode(d.mv_data, d.mv_size, &hr) != HDL_EOK) {
-			log_err("store: skipping an unreadable homed-prefix record %.*s (%zu bytes)",
-			        log_len(k.mv_size), (const char *)k.mv_data, d.mv_size);
+			log_err(
+			    "store: skipping an unreadable homed-prefix record %.*s (%zu bytes)",
+			    log_len(k.mv_size), (const char *)k.mv_data, d.mv_size);
 			continue;
 		}
 		if (cb(ctx, (hdl_slice_t){k.mv_data, (uint32_t)k.mv_size}, &hr) != 0)
@@ -1164,18 +1165,12 @@ static int exec_home(store_batch_t *b, bool home, const uint8_t *key, size_t kle
 static int op_result(store_batch_t *b, int rc)
 {
 	switch (rc) {
-	case MDB_SUCCESS:
-		return HDL_EOK;
-	case -1:
-		return HDL_ENOMEM;
-	case MDB_KEYEXIST:
-		return HDL_EEXIST;
-	case MDB_NOTFOUND:
-		return HDL_ENOENT;
-	case MDB_MAP_FULL:
-		return HDL_ESPACE;
-	default:
-		return write_err(b->s, rc, "mdb_put/mdb_del");
+	case MDB_SUCCESS: return HDL_EOK;
+	case -1: return HDL_ENOMEM;
+	case MDB_KEYEXIST: return HDL_EEXIST;
+	case MDB_NOTFOUND: return HDL_ENOENT;
+	case MDB_MAP_FULL: return HDL_ESPACE;
+	default: return write_err(b->s, rc, "mdb_put/mdb_del");
 	}
 }
 
@@ -1219,7 +1214,7 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 			return HDL_EINVAL;
 		return op_result(b, exec_home(b, op == LOG_HOME, key, klen,
 		                              (uint32_t)val.p[0] << 24 | (uint32_t)val.p[1] << 16 |
-		                                      (uint32_t)val.p[2] << 8 | val.p[3]));
+		                                  (uint32_t)val.p[2] << 8 | val.p[3]));
 	case LOG_META:
 	case LOG_META_DEL:
 		klen = name.len;
@@ -1372,8 +1367,8 @@ int store_batch_home(store_batch_t *b, hdl_slice_t prefix, bool home)
 
 int store_batch_home_src(store_batch_t *b, hdl_slice_t prefix, bool home, uint32_t sources)
 {
-	uint8_t src[4] = {(uint8_t)(sources >> 24), (uint8_t)(sources >> 16), (uint8_t)(sources >> 8),
-	                  (uint8_t)sources};
+	uint8_t src[4] = {(uint8_t)(sources >> 24), (uint8_t)(sources >> 16),
+	                  (uint8_t)(sources >> 8), (uint8_t)sources};
 	if (sources == 0 || (sources & ~STORE_HOME_ALL) != 0)
 		return HDL_EINVAL;
 	return batch_op(b, home ? LOG_HOME : LOG_UNHOME, prefix, (hdl_slice_t){src, sizeof(src)});
@@ -1407,8 +1402,9 @@ static int home_stale(store_batch_t *b, uint32_t src, const uint8_t *keys, const
 	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
 	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
 		store_home_rec_t hr;
-		if (store_home_rec_decode(d.mv_data, d.mv_size, &hr) != HDL_EOK || !(hr.sources & src) ||
-		    k.mv_size > STORE_KEY_MAX || key_listed(k.mv_data, k.mv_size, keys, lens, n))
+		if (store_home_rec_decode(d.mv_data, d.mv_size, &hr) != HDL_EOK ||
+		    !(hr.sources & src) || k.mv_size > STORE_KEY_MAX ||
+		    key_listed(k.mv_data, k.mv_size, keys, lens, n))
 			continue;
 		if (*nout == cap) {
 			size_t nc = cap ? cap * 2 : 8;
@@ -1476,7 +1472,8 @@ int store_batch_home_sync(store_batch_t *b, uint32_t src, const char *const *pre
 		MDB_val k = mval(p.p, p.len), d;
 		store_home_rec_t hr = {0, 0};
 		int rc = b->txn ? mdb_get(b->txn, b->s->dbi_prefixes, &k, &d) : MDB_BAD_TXN;
-		if (rc == MDB_SUCCESS && store_home_rec_decode(d.mv_data, d.mv_size, &hr) == HDL_EOK &&
+		if (rc == MDB_SUCCESS &&
+		    store_home_rec_decode(d.mv_data, d.mv_size, &hr) == HDL_EOK &&
 		    (hr.sources & src))
 			continue; /* already there (or listed twice) */
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {

@@ -64,7 +64,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	static ssize_t (*real)(int, const void *, size_t, off_t);
 	if (!real)
-		real = (ssize_t (*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+		real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
 	long long give = take(fd, n);
 	if (give < 0) {
 		errno = ENOSPC;
@@ -77,7 +77,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 {
 	static ssize_t (*real)(int, const void *, size_t);
 	if (!real)
-		real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+		real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 	long long give = take(fd, n);
 	if (give < 0) {
 		errno = ENOSPC;
@@ -91,7 +91,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	static ssize_t (*real)(int, const struct iovec *, int);
 	size_t total = 0;
 	if (!real)
-		real = (ssize_t (*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
+		real = (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
 	long long give = take(fd, total);

@@ -138,7 +138,8 @@ static void test_codecs(void **state)
 		assert_int_not_equal(store_import_mark_decode(buf, cut, &mb), HDL_EOK);
 	buf[len] = 0;
 	assert_int_equal(store_import_mark_decode(buf, len + 1, &mb), HDL_EMALF); /* trailing */
-	buf[3] = 2; /* version */
+	/* another version */
+	buf[3] = 2;
 	assert_int_equal(store_import_mark_decode(buf, len, &mb), HDL_EMALF);
 	assert_int_equal(store_import_mark_encode(&m, buf, 10, &len), HDL_ESPACE);
 	m.source = P("");
@@ -290,10 +291,11 @@ static void test_sync(void **state)
 	/* bad input changes nothing */
 	static const char *const bad[] = {"88.100.1", "x/y"};
 	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
-	assert_int_equal(store_batch_home_sync(b, STORE_HOME_CONFIG, bad, 2, NULL, NULL), HDL_ENAME);
-	assert_int_equal(store_batch_home_sync(b, STORE_HOME_CONFIG | STORE_HOME_CLI, bad, 1, NULL,
-	                                       NULL),
-	                 HDL_EINVAL);
+	assert_int_equal(store_batch_home_sync(b, STORE_HOME_CONFIG, bad, 2, NULL, NULL),
+	                 HDL_ENAME);
+	assert_int_equal(
+	    store_batch_home_sync(b, STORE_HOME_CONFIG | STORE_HOME_CLI, bad, 1, NULL, NULL),
+	    HDL_EINVAL);
 	assert_int_equal(store_batch_commit(b), HDL_EOK);
 	assert_int_equal(sources_of(f, "88.100.1", NULL), -1);
 }
@@ -355,8 +357,8 @@ static void test_meta_del(void **state)
 	hopen(f, 0, false);
 	assert_int_equal(store_import_mark_encode(&m, buf, sizeof(buf), &len), HDL_EOK);
 	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
-	assert_int_equal(store_batch_meta_put(b, STORE_META_IMPORT, (hdl_slice_t){buf, (uint32_t)len}),
-	                 HDL_EOK);
+	assert_int_equal(
+	    store_batch_meta_put(b, STORE_META_IMPORT, (hdl_slice_t){buf, (uint32_t)len}), HDL_EOK);
 	assert_int_equal(store_batch_commit(b), HDL_EOK);
 	assert_int_equal(store_reader_begin(f->r), HDL_EOK);
 	assert_int_equal(store_meta_get(f->r, STORE_META_IMPORT, &v), HDL_EOK);
@@ -420,13 +422,13 @@ static void test_replay_after_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_codecs),
-		cmocka_unit_test_setup_teardown(test_sources, hsetup, hteardown),
-		cmocka_unit_test_setup_teardown(test_txlog_state_changes, hsetup, hteardown),
-		cmocka_unit_test_setup_teardown(test_sync, hsetup, hteardown),
-		cmocka_unit_test_setup_teardown(test_legacy_record, hsetup, hteardown),
-		cmocka_unit_test_setup_teardown(test_meta_del, hsetup, hteardown),
-		cmocka_unit_test_setup_teardown(test_replay_after_growth, hsetup, hteardown),
+	    cmocka_unit_test(test_codecs),
+	    cmocka_unit_test_setup_teardown(test_sources, hsetup, hteardown),
+	    cmocka_unit_test_setup_teardown(test_txlog_state_changes, hsetup, hteardown),
+	    cmocka_unit_test_setup_teardown(test_sync, hsetup, hteardown),
+	    cmocka_unit_test_setup_teardown(test_legacy_record, hsetup, hteardown),
+	    cmocka_unit_test_setup_teardown(test_meta_del, hsetup, hteardown),
+	    cmocka_unit_test_setup_teardown(test_replay_after_growth, hsetup, hteardown),
 	};
 	return cmocka_run_group_tests_name("homing", tests, NULL, NULL);
 }

@@ -9,10 +9,10 @@
  * values in wire form (U32 count + values) into a batch buffer, and every --batch records sorts
  * the batch by storage key and writes it in one LMDB transaction (sorted inserts touch each page
  * once). Parsing and writing overlap: a writer thread stores one batch while the main thread fills
- * the other (double buffering). The environment is opened with MDB_NOSYNC and synced once at the end. A handle that
- * appears twice keeps its last line; such lines are counted and listed (the handles of the input
- * are remembered as 8-byte fingerprints, up to --dup-check of them). Values with timestamp 0
- * get the import time. A UTF-8 byte order mark before the first line is skipped.
+ * the other (double buffering). The environment is opened with MDB_NOSYNC and synced once at the
+ * end. A handle that appears twice keeps its last line; such lines are counted and listed (the
+ * handles of the input are remembered as 8-byte fingerprints, up to --dup-check of them). Values
+ * with timestamp 0 get the import time. A UTF-8 byte order mark before the first line is skipped.
  *
  * A line {"home":"88.100.1"} homes that prefix (what `idnode export` writes first for each homed
  * prefix). Prefixes are homed, source "import", in the transaction that ends the import.
@@ -52,7 +52,7 @@
 #define IMPORT_MAX_PREFIXES 100000u
 #define IMPORT_HOME_SLOTS 262144u /* power of two > 2 * IMPORT_MAX_PREFIXES */
 #define IMPORT_MAX_HOME 256
-#define IMPORT_DUP_CHECK_DEFAULT 12000000u /* handles remembered: at most 128 MiB of fingerprints */
+#define IMPORT_DUP_CHECK_DEFAULT 12000000u /* handles: at most 128 MiB of fingerprints */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -199,10 +199,10 @@ typedef struct import {
 	uint64_t replaced;  /**< records written over an earlier line of this input */
 	store_import_mark_t mark; /**< this import's marker (records updated per batch) */
 	/* parser thread only */
-	idnode_seen_t seen; /**< handles of the input so far (fingerprints) */
-	uint64_t dups;      /**< lines that repeat a handle */
-	bool seen_told;     /**< said that \p seen is full */
-	char **prefixes;  /**< to home: --auto-home authorities and {"home":...} lines */
+	idnode_seen_t seen;   /**< handles of the input so far (fingerprints) */
+	uint64_t dups;        /**< lines that repeat a handle */
+	bool seen_told;       /**< said that \p seen is full */
+	char **prefixes;      /**< to home: --auto-home authorities and {"home":...} lines */
 	uint32_t *home_slots; /**< hash set over prefixes (index + 1; IMPORT_HOME_SLOTS) */
 	size_t nprefixes;
 	size_t capprefixes;
@@ -246,8 +246,10 @@ static void duplicate(import_t *im, uint64_t line, hdl_slice_t name)
 	pthread_mutex_lock(&im->mu);
 	if (im->tty)
 		fputs("\r\033[K", stderr);
-	fprintf(stderr, "line %" PRIu64 ": handle %.*s was given before in this input; the last line "
-	        "wins\n", line, (int)(name.len > 300 ? 300 : name.len), (const char *)name.p);
+	fprintf(stderr,
+	        "line %" PRIu64 ": handle %.*s was given before in this input; the last line "
+	        "wins\n",
+	        line, (int)(name.len > 300 ? 300 : name.len), (const char *)name.p);
 	pthread_mutex_unlock(&im->mu);
 }
 
@@ -335,7 +337,8 @@ static int mark_end(import_t *im, store_batch_t *b, const uint8_t *prev, size_t 
 	    !(pm.source.len == im->mark.source.len &&
 	      memcmp(pm.source.p, im->mark.source.p, pm.source.len) == 0 &&
 	      !(pm.source.len == 1 && pm.source.p[0] == '-')))
-		return store_batch_meta_put(b, STORE_META_IMPORT, (hdl_slice_t){prev, (uint32_t)prev_len});
+		return store_batch_meta_put(b, STORE_META_IMPORT,
+		                            (hdl_slice_t){prev, (uint32_t)prev_len});
 	int ret = store_batch_meta_del(b, STORE_META_IMPORT);
 	return ret == HDL_ENOENT ? HDL_EOK : ret;
 }
@@ -666,8 +669,8 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 		} else if (sr < 0 && !im->seen_told) {
 			im->seen_told = true;
 			fprintf(stderr,
-			        "idnode import: remembered %zu handles (--dup-check %zu): handles given "
-			        "again from line %" PRIu64 " on are not counted as duplicates\n",
+			        "idnode import: remembered %zu handles (--dup-check %zu): later "
+			        "repeats (from line %" PRIu64 " on) are not counted\n",
 			        im->seen.n, im->seen.max, lineno);
 		}
 	}
@@ -707,12 +710,17 @@ static void import_usage(FILE *f)
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"db", required_argument, NULL, 'd'},       {"home", required_argument, NULL, 'H'},
-		{"auto-home", no_argument, NULL, 'A'},      {"batch", required_argument, NULL, 'b'},
-		{"no-overwrite", no_argument, NULL, 'N'},   {"txlog", no_argument, NULL, 'T'},
-		{"map-size", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
-		{"slow-json", no_argument, NULL, 'S'},      {"dup-check", required_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
+	    {"db", required_argument, NULL, 'd'},
+	    {"home", required_argument, NULL, 'H'},
+	    {"auto-home", no_argument, NULL, 'A'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"no-overwrite", no_argument, NULL, 'N'},
+	    {"txlog", no_argument, NULL, 'T'},
+	    {"map-size", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"slow-json", no_argument, NULL, 'S'},
+	    {"dup-check", required_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *db = NULL;
 	const char *homes[IMPORT_MAX_HOME];
@@ -762,7 +770,8 @@ int cmd_import(int argc, char **argv)
 				goto usage;
 			break;
 		case 'D':
-			if (!idnode_parse_u64(optarg, false, &dup_check) || dup_check > (1ull << 32))
+			if (!idnode_parse_u64(optarg, false, &dup_check) ||
+			    dup_check > (1ull << 32))
 				goto usage;
 			break;
 		case 'h':
@@ -885,7 +894,8 @@ int cmd_import(int argc, char **argv)
 		store_batch_t *b = NULL;
 		ret = store_batch_begin(im.store, &b);
 		for (int i = 0; ret == HDL_EOK && i < nhomes; i++) {
-			ret = store_batch_home_src(b, hdl_slice_str(homes[i]), true, STORE_HOME_IMPORT);
+			ret = store_batch_home_src(b, hdl_slice_str(homes[i]), true,
+			                           STORE_HOME_IMPORT);
 			if (ret != HDL_EOK)
 				fprintf(stderr, "idnode import: --home %s: %s\n", homes[i],
 				        store_strerror(im.store, ret));
@@ -901,7 +911,8 @@ int cmd_import(int argc, char **argv)
 			store_batch_abort(b);
 		if (ret != HDL_EOK) {
 			if (ret != HDL_ENAME)
-				fprintf(stderr, "idnode import: %s\n", store_strerror(im.store, ret));
+				fprintf(stderr, "idnode import: %s\n",
+				        store_strerror(im.store, ret));
 			rc = ret == HDL_ENAME ? IDNODE_EXIT_USAGE : IDNODE_EXIT_IO;
 			goto done;
 		}
@@ -1041,12 +1052,14 @@ static int export_home(void *vctx, hdl_slice_t prefix, const store_home_rec_t *r
 
 static void export_usage(FILE *f)
 {
-	fprintf(f, "usage: idnode export --db DIR [--prefix PREFIX]\n"
-	           "  Writes every handle of the store (or those under PREFIX/) to stdout as JSON Lines\n"
-	           "  {\"handle\":...,\"values\":[...]}, in storage-key order. Handle names are the\n"
-	           "  normalized storage keys (prefix upper-cased, suffix too unless case-sensitive).\n"
-	           "  Each homed prefix (or PREFIX, when homed) comes first as {\"home\":\"PREFIX\"},\n"
-	           "  which idnode import homes again.\n");
+	fprintf(
+	    f,
+	    "usage: idnode export --db DIR [--prefix PREFIX]\n"
+	    "  Writes every handle of the store (or those under PREFIX/) to stdout as JSON Lines\n"
+	    "  {\"handle\":...,\"values\":[...]}, in storage-key order. Handle names are the\n"
+	    "  normalized storage keys (prefix upper-cased, suffix too unless case-sensitive).\n"
+	    "  Each homed prefix (or PREFIX, when homed) comes first as {\"home\":\"PREFIX\"},\n"
+	    "  which idnode import homes again.\n");
 }
 
 int cmd_export(int argc, char **argv)

@@ -39,8 +39,10 @@ int idnode_mark_report(store_t *s, const char *prog, const char *db, uint8_t **c
 	if (store_meta_get(r, STORE_META_IMPORT, &v) == HDL_EOK) {
 		found = 1;
 		if (store_import_mark_decode(v.p, v.len, &m) != HDL_EOK) {
-			fprintf(stderr, "%s: warning: %s holds an unreadable marker of an unfinished import\n",
-			        prog, db);
+			fprintf(
+			    stderr,
+			    "%s: warning: %s holds an unreadable marker of an unfinished import\n",
+			    prog, db);
 		} else {
 			fprintf(stderr,
 			        "%s: warning: %s holds an unfinished import: %s; its data may be "
@@ -103,18 +105,16 @@ static int list_one(void *vctx, hdl_slice_t prefix, const store_home_rec_t *rec)
 static const char *db_arg(int argc, char **argv, void (*usage)(FILE *), int *rc)
 {
 	static const struct option opts[] = {
-		{"db", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"db", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *db = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd':
-			db = optarg;
-			break;
+		case 'd': db = optarg; break;
 		case 'h':
 			usage(stdout);
 			*rc = IDNODE_EXIT_OK;
@@ -134,11 +134,12 @@ static const char *db_arg(int argc, char **argv, void (*usage)(FILE *), int *rc)
 
 static void prefixes_usage(FILE *f)
 {
-	fprintf(f, "usage: idnode prefixes --db DIR\n"
-	           "  Lists the prefixes homed in the store at DIR with who homed them (config: the\n"
-	           "  node's configuration; cli: idnode home; admin: an administrator's request;\n"
-	           "  import: idnode import; unknown: an earlier version) and since when. Warns about\n"
-	           "  an unfinished import and when no prefix is homed.\n");
+	fprintf(
+	    f, "usage: idnode prefixes --db DIR\n"
+	       "  Lists the prefixes homed in the store at DIR with who homed them (config: the\n"
+	       "  node's configuration; cli: idnode home; admin: an administrator's request;\n"
+	       "  import: idnode import; unknown: an earlier version) and since when. Warns about\n"
+	       "  an unfinished import and when no prefix is homed.\n");
 }
 
 int cmd_prefixes(int argc, char **argv)
@@ -178,17 +179,18 @@ int cmd_prefixes(int argc, char **argv)
 	return rc;
 }
 
-/* ---- idnode home / unhome --------------------------------------------------------------------- */
+/* ---- idnode home / unhome --------------------------------------------------------------- */
 
 static void home_usage(FILE *f)
 {
-	fprintf(f, "usage: idnode home --db DIR PREFIX...\n"
-	           "       idnode unhome --db DIR PREFIX...\n"
-	           "  home: the node at DIR answers for PREFIX/... and 0.NA/PREFIX (recorded with\n"
-	           "  source cli). unhome: it stops, whoever homed PREFIX; a prefix the node's\n"
-	           "  configuration lists is homed again at its next start or reload. Works while a\n"
-	           "  node runs on DIR: it reads homing from the store. Exit status 1 when a prefix\n"
-	           "  to unhome was not homed.\n");
+	fprintf(f,
+	        "usage: idnode home --db DIR PREFIX...\n"
+	        "       idnode unhome --db DIR PREFIX...\n"
+	        "  home: the node at DIR answers for PREFIX/... and 0.NA/PREFIX (recorded with\n"
+	        "  source cli). unhome: it stops, whoever homed PREFIX; a prefix the node's\n"
+	        "  configuration lists is homed again at its next start or reload. Works while a\n"
+	        "  node runs on DIR: it reads homing from the store. Exit status 1 when a prefix\n"
+	        "  to unhome was not homed.\n");
 }
 
 typedef struct src_ctx {
@@ -208,7 +210,7 @@ static int src_one(void *vctx, hdl_slice_t prefix, const store_home_rec_t *rec)
 }
 
 #define SRC_NOT_HOMED 0x80000000u /**< sources_now(): the prefix is not homed */
-#define SRC_FAILED 0x40000000u    /**< home_cmd(): the change was refused */
+#define SRC_FAILED    0x40000000u /**< home_cmd(): the change was refused */
 
 /** Sources of \p prefix as folded by the store (SRC_NOT_HOMED when not homed). */
 static uint32_t sources_now(store_t *s, const char *prefix)
@@ -221,7 +223,7 @@ static uint32_t sources_now(store_t *s, const char *prefix)
 		return x.sources;
 	for (size_t i = 0; i < n; i++)
 		key[i] = (prefix[i] >= 'a' && prefix[i] <= 'z') ? (uint8_t)(prefix[i] - 32)
-		                                               : (uint8_t)prefix[i];
+		                                                : (uint8_t)prefix[i];
 	if (store_reader_new(s, &r) == HDL_EOK && store_reader_begin(r) == HDL_EOK)
 		(void)store_prefixes_foreach(r, src_one, &x);
 	store_reader_end(r);
@@ -248,12 +250,14 @@ static int home_cmd(int argc, char **argv, bool home)
 	store_opts_t so = {.path = db, .txlog = true};
 	int ret = store_open(&so, &s);
 	if (ret != HDL_EOK) {
-		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, db, store_strerror(NULL, ret));
+		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, db,
+		        store_strerror(NULL, ret));
 		return IDNODE_EXIT_IO;
 	}
 	uint32_t *before = calloc((size_t)(argc - optind), sizeof(uint32_t));
 	if (before == NULL || (ret = store_batch_begin(s, &b)) != HDL_EOK) {
-		fprintf(stderr, "%s: %s\n", prog, before ? store_strerror(s, ret) : "out of memory");
+		fprintf(stderr, "%s: %s\n", prog,
+		        before ? store_strerror(s, ret) : "out of memory");
 		rc = IDNODE_EXIT_IO;
 		goto out;
 	}
@@ -267,8 +271,9 @@ static int home_cmd(int argc, char **argv, bool home)
 			fprintf(stderr, "%s: %s was not homed\n", prog, argv[i]);
 			rc = IDNODE_EXIT_NOTFOUND;
 		} else if (ret == HDL_ENAME) {
-			fprintf(stderr, "%s: '%s' is not a prefix (no '/', no control characters)\n",
-			        prog, argv[i]);
+			fprintf(stderr,
+			        "%s: '%s' is not a prefix (no '/', no control characters)\n", prog,
+			        argv[i]);
 			rc = IDNODE_EXIT_USAGE;
 		} else if (ret != HDL_EOK) {
 			fprintf(stderr, "%s: %s: %s\n", prog, argv[i], store_strerror(s, ret));
@@ -295,10 +300,11 @@ static int home_cmd(int argc, char **argv, bool home)
 		else if (homed_before)
 			printf("unhomed %s (it was homed by: %s)%s\n", argv[i],
 			       store_home_sources_str(was, src, sizeof(src)),
-			       (was & STORE_HOME_CONFIG) ? "; the node's configuration lists it: the node "
-			                                   "homes it again at its next start or reload "
-			                                   "unless the configuration stops listing it"
-			                                 : "");
+			       (was & STORE_HOME_CONFIG)
+			           ? "; the node's configuration lists it: the node "
+			             "homes it again at its next start or reload "
+			             "unless the configuration stops listing it"
+			           : "");
 	}
 	if (!home)
 		idnode_warn_unhomed(s, prog, db);

@@ -21,7 +21,7 @@
 #include "tools/idnode/cmds.h"
 
 #define RESOLVE_MAX_DATA_SHOW 4096u /**< bytes of value data printed before "..." */
-#define RESOLVE_MAX_TYPE_COL 40u    /**< widest type column (longer types are not padded) */
+#define RESOLVE_MAX_TYPE_COL  40u   /**< widest type column (longer types are not padded) */
 
 static void resolve_usage(FILE *f)
 {

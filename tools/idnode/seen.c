@@ -82,7 +82,8 @@ int idnode_seen_add(idnode_seen_t *s, const uint8_t *key, size_t len)
 		/* no longer remembering: still recognize what was remembered */
 		if (s->cap == 0)
 			return -1;
-		for (size_t i = (size_t)fp & (s->cap - 1); s->slots[i]; i = (i + 1) & (s->cap - 1)) {
+		for (size_t i = (size_t)fp & (s->cap - 1); s->slots[i];
+		     i = (i + 1) & (s->cap - 1)) {
 			if (s->slots[i] == fp)
 				return 1;
 		}
