@@ -10,6 +10,7 @@
 #
 # --smoke : ~1 s per cell, 1000 identifiers, one run; exits non-zero when any cell fails to
 #           produce a parsable report. Knot / nginx cells are skipped when the binaries are absent.
+#           -d, --warmup and --count given with --smoke replace its defaults.
 # --full  : also B4 with 10,000,000 identifiers.
 # Every process this script starts is stopped by PID on exit. Loopback only.
 set -uo pipefail
@@ -17,27 +18,29 @@ set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
 SMOKE=0 FULL=0 RUNS=3 DUR=10 WARM=2 COUNT=1000000 APPEND=auto KEEP=0
+SET_DUR= SET_WARM= SET_COUNT=
 OUT=$SRC/docs/benchmarks.md
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) SMOKE=1 ;;
 	--full) FULL=1 ;;
 	--runs) RUNS=$2; shift ;;
-	-d) DUR=$2; shift ;;
-	--warmup) WARM=$2; shift ;;
-	--count) COUNT=$2; shift ;;
+	-d) DUR=$2; SET_DUR=$2; shift ;;
+	--warmup) WARM=$2; SET_WARM=$2; shift ;;
+	--count) COUNT=$2; SET_COUNT=$2; shift ;;
 	--build) BUILD=$2; shift ;;
 	--append) APPEND=1 ;;
 	--no-append) APPEND=0 ;;
 	--out) OUT=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '3,16p' "$0"; exit 0 ;;
+	-h|--help) sed -n '3,17p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 if [ "$SMOKE" = 1 ]; then
-	RUNS=1 DUR=1 WARM=0.2 COUNT=1000 FULL=0
+	# the smoke defaults; -d / --warmup / --count given on the command line win
+	RUNS=1 DUR=${SET_DUR:-1} WARM=${SET_WARM:-0.2} COUNT=${SET_COUNT:-1000} FULL=0
 	[ "$APPEND" = auto ] && APPEND=0
 fi
 [ "$APPEND" = auto ] && APPEND=1
@@ -117,24 +120,27 @@ remove_pid() {
 	PIDS=("${keep[@]}")
 }
 
-# a port free for both TCP and UDP on 127.0.0.1
-free_port() {
-	python3 - <<'PY'
-import socket
-for _ in range(200):
+# free_ports N: N distinct ports free for both TCP and UDP on 127.0.0.1, one python3 for all
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+ports = []
+for _ in range(200 * int(sys.argv[1])):
+    if len(ports) == int(sys.argv[1]):
+        break
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.bind(("127.0.0.1", 0))
     port = t.getsockname()[1]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         u.bind(("127.0.0.1", port))
+        if port not in ports:
+            ports.append(port)
     except OSError:
-        t.close()
-        continue
+        pass
     u.close()
     t.close()
-    print(port)
-    break
+print(" ".join(map(str, ports)))
 PY
 }
 
@@ -161,14 +167,17 @@ cell() {
 	local out=$RES/$bench.$server.$run.json
 	taskset -c "$GEN_CPU" "$BENCH" "$@" -d "$DUR" --warmup "$WARM" -P "$pid" --json >"$out" 2>"$TMP/$bench.$server.$run.err"
 	local rc=$?
-	if ! python3 -m json.tool "$out" >/dev/null 2>&1; then
+	local line # one python3 (slow to start): parse the report and summarize it
+	if [ "$SMOKE" = 1 ] && [ "$rc" = 0 ] && [ -s "$out" ]; then
+		log "$bench/$server run $run: report written (summarize.py checks it)"
+		return 0
+	fi
+	if ! line=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d.get("server") or {}; print("completed %d lost %d  %.0f/s  %.0f replies/CPU-s  p99 %.0f us" % (d["completed"], d["lost"], d["achieved_rate"], s.get("replies_per_cpu_s",0), d["latency_us"]["p99"]))' "$out" 2>/dev/null); then
 		log "FAIL $bench/$server run $run: no parsable report (rc $rc): $(head -c 300 "$TMP/$bench.$server.$run.err")"
 		rm -f "$out"
 		FAILED=1
 		return 1
 	fi
-	local line
-	line=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d.get("server") or {}; print("completed %d lost %d  %.0f/s  %.0f replies/CPU-s  p99 %.0f us" % (d["completed"], d["lost"], d["achieved_rate"], s.get("replies_per_cpu_s",0), d["latency_us"]["p99"]))' "$out")
 	log "$bench/$server run $run: $line"
 	if [ "$rc" != 0 ]; then
 		log "FAIL $bench/$server run $run: idnode-bench exit $rc (no replies)"
@@ -180,14 +189,7 @@ cell() {
 expect() { EXPECTED+=("$1"); }
 
 json_list() {
-	local first=1 x
-	printf '['
-	for x in "$@"; do
-		[ $first = 1 ] || printf ','
-		first=0
-		python3 -c 'import json,sys; print(json.dumps(sys.argv[1]), end="")' "$x"
-	done
-	printf ']'
+	python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]), end="")' "$@"
 }
 
 now_s() { date +%s.%N; }
@@ -205,10 +207,11 @@ t0=$(now_s)
 t1=$(now_s)
 IMPORT_RATE=$(python3 -c "print('%.1f' % ($COUNT / max(1e-9, $t1 - $t0)))")
 log "import: $COUNT records in $(python3 -c "print('%.2f' % ($t1 - $t0))") s = $IMPORT_RATE records/s"
+# idnoded refuses a database another idnoded holds: the second instance gets a copy
+cp -a --reflink=auto "$DB" "$DB-cache"
 
 # ---- servers ----------------------------------------------------------------------------
-P_NODE=$(free_port)
-H_NODE=$(free_port)
+read -r P_NODE H_NODE P_NODEC H_NODEC P_ECHO P_KNOT P_NGX < <(free_ports 7)
 # B4 is defined with the response cache off; a second instance with the cache on (64 MiB) serves
 # the B4z cell "idnoded-cache" (Zipf keys + response cache)
 start idnoded "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1 --cache-size 0
@@ -221,18 +224,14 @@ fi
 PROBE=$("$BENCH" -s "127.0.0.1:$P_NODE" "${KEYS[@]}" -n 500 -d 2 --json 2>/dev/null)
 REPLY_B=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(int(d["reply_bytes"]/max(1,d["completed"])))' "$PROBE" 2>/dev/null || echo 300)
 log "idnoded answers on udp/tcp $P_NODE, http $H_NODE; average UDP reply $REPLY_B bytes"
-P_NODEC=$(free_port)
-H_NODEC=$(free_port)
-start idnodedc "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODEC" --http "127.0.0.1:$H_NODEC" --home $PREFIX --workers 1 --cache-size 64m
+start idnodedc "$IDNODED" --db "$DB-cache" --listen "127.0.0.1:$P_NODEC" --http "127.0.0.1:$H_NODEC" --home $PREFIX --workers 1 --cache-size 64m
 wait_ready "$PID_idnodedc" 60 -s "127.0.0.1:$P_NODEC" "${KEYS[@]}" || { log "idnoded (cache on) did not answer: $(tail -5 "$TMP/idnodedc.log")"; exit 3; }
 
-P_ECHO=$(free_port)
 start echo "$ECHO" "127.0.0.1:$P_ECHO"
 wait_ready "$PID_echo" 10 -s "127.0.0.1:$P_ECHO" --echo-ok --pattern "$PREFIX/%s" --range 1-10 || { log "udp_echo did not start"; exit 3; }
 
 HAVE_KNOT=0
 if [ -n "$KNOTD" ]; then
-	P_KNOT=$(free_port)
 	K=$TMP/knot
 	mkdir -p "$K"
 	# DNS reply = 12 header + question (~10 name + 4) + answer (2 + 10 + rdata) + OPT 11:
@@ -290,7 +289,6 @@ fi
 
 HAVE_NGINX=0
 if [ -n "$NGINX" ]; then
-	P_NGX=$(free_port)
 	N=$TMP/nginx
 	mkdir -p "$N/www" "$N/tmp" "$N/logs"
 	FIRST_KEY=$(grep -v '^#' "$TMP/keys.txt" | head -1 | python3 -c 'import sys,json; l=sys.stdin.read().strip(); print(json.loads(l)["handle"] if l.startswith("{") else l)')

@@ -5,7 +5,8 @@
  *        the HTTP native tunnel (hand-written HTTP/1.1, no libcurl).
  *
  * A client is immutable after hdl_client_new(); every call owns its sockets and buffers, so one
- * client may be shared between threads. No global state.
+ * client may be shared between threads. The only other state is per thread: the words that
+ * explain the last failure (hdl_client_last_detail()).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,36 @@ typedef struct request {
 	bool digest; /**< RD asked: check the digest in the answer */
 	hdl_slice_t handle; /**< for the HTTP path */
 } request_t;
+
+/* ---- what went wrong, in words ----------------------------------------------------------- */
+
+#define CLIENT_DETAIL_MAX 256u
+
+static _Thread_local char last_detail[CLIENT_DETAIL_MAX];
+
+static void detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Say why the current call fails (the first reason found stays). */
+static void detail(const char *fmt, ...)
+{
+	va_list ap;
+	if (last_detail[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(last_detail, sizeof(last_detail), fmt, ap);
+	va_end(ap);
+}
+
+const char *hdl_client_last_detail(void)
+{
+	return last_detail;
+}
+
+/** Does the start of a reply look like HTTP ("HTTP/")? */
+static bool looks_http(const uint8_t *p, size_t n)
+{
+	return n >= 5 && memcmp(p, "HTTP/", 5) == 0;
+}
 
 /* ---- time ------------------------------------------------------------------------------- */
 
@@ -385,6 +417,19 @@ out:
 	return ret;
 }
 
+/**
+ * An errno of send/recv on a connected socket: a reset there is not a refused connection (the
+ * server accepted it) but a server that dropped it without answering.
+ */
+static int err_after_connect(int e)
+{
+	if (e == ECONNRESET || e == EPIPE) {
+		detail("the server accepted the connection, then reset it without answering");
+		return HDL_EIO;
+	}
+	return err_from_errno(e);
+}
+
 static int send_all(int fd, const uint8_t *p, size_t len, int64_t deadline)
 {
 	while (len > 0) {
@@ -402,7 +447,7 @@ static int send_all(int fd, const uint8_t *p, size_t len, int64_t deadline)
 				return ret;
 			continue;
 		}
-		return err_from_errno(errno);
+		return err_after_connect(errno);
 	}
 	return HDL_EOK;
 }
@@ -421,11 +466,14 @@ static ssize_t recv_some(int fd, uint8_t *p, size_t cap, int64_t deadline)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			int ret = wait_fd(fd, POLLIN, deadline);
+			if (ret == HDL_ETIMEDOUT)
+				detail("the server accepted the connection but sent no "
+				       "answer in time");
 			if (ret != HDL_EOK)
 				return ret;
 			continue;
 		}
-		return err_from_errno(errno);
+		return err_after_connect(errno);
 	}
 }
 
@@ -453,12 +501,25 @@ static int read_frame(int fd, int64_t deadline, uint8_t **out, size_t *outlen)
 	size_t total;
 	int ret;
 
-	ret = recv_exact(fd, env, HDL_ENVELOPE_LEN, deadline);
+	ssize_t got = recv_some(fd, env, HDL_ENVELOPE_LEN, deadline);
+	if (got == 0)
+		detail("the server closed the connection without answering: is this a Handle "
+		       "protocol port (UDP/TCP, 2641)?");
+	if (got <= 0) {
+		ret = got == 0 ? HDL_EPROTO : (int)got;
+		goto fail;
+	}
+	ret = recv_exact(fd, env + got, HDL_ENVELOPE_LEN - (size_t)got, deadline);
+	if (looks_http(env, (size_t)got))
+		detail(
+		    "the server answered in HTTP: is this the HTTP port? (idnode resolve --http)");
 	if (ret != HDL_EOK)
 		goto fail;
 	ret = HDL_EPROTO;
-	if (hdl_envelope_decode(env, sizeof(env), &e) != HDL_EOK)
+	if (hdl_envelope_decode(env, sizeof(env), &e) != HDL_EOK) {
+		detail("the reply does not start with a Handle message envelope");
 		goto fail;
+	}
 	if (e.msg_len > HDL_MAX_MESSAGE_LEN)
 		goto fail;
 	total = HDL_ENVELOPE_LEN + (size_t)e.msg_len;
@@ -689,19 +750,36 @@ static int do_http(const hdl_client_t *c, const request_t *req, int64_t deadline
 		if (got == CLIENT_HTTP_MAX_HEAD)
 			goto fail;
 		n = recv_some(fd, (uint8_t *)resp + got, CLIENT_HTTP_MAX_HEAD - got, deadline);
+		if (n > 0 && got < 5 && got + (size_t)n >= 5 && !looks_http((uint8_t *)resp, 5))
+			detail("is this the HTTP port? the server answered with a non-HTTP reply%s",
+			       (uint8_t)resp[0] == 2
+			           ? " (it looks like the Handle protocol: the UDP/TCP port)"
+			           : "");
 		if (n < 0) {
 			ret = (int)n;
 			goto fail;
 		}
-		if (n == 0)
+		if (n == 0) {
+			detail(
+			    got ? "the server closed the connection in the middle of its answer"
+			        : "is this the HTTP port? the server closed the connection without "
+			          "answering");
 			goto fail;
+		}
 		got += (size_t)n;
 		hend = http_head_end(resp, got);
 	}
 	bstart = (size_t)(hend - resp);
 	ret = http_parse_head(resp, bstart, &clen);
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
+		if (!looks_http((uint8_t *)resp, got))
+			detail("is this the HTTP port? the server answered with a non-HTTP reply");
+		else
+			detail("the server answered \"%.*s\", not 200 with a Content-Length",
+			       (int)strcspn(resp, "\r\n") > 80 ? 80 : (int)strcspn(resp, "\r\n"),
+			       resp);
 		goto fail;
+	}
 	ret = HDL_EPROTO;
 	if (clen < HDL_ENVELOPE_LEN || got - bstart > clen)
 		goto fail;
@@ -1025,6 +1103,7 @@ int hdl_client_exchange(hdl_client_t *c, hdl_msg_t *m, hdl_result_t **out)
 
 	if (out)
 		*out = NULL;
+	last_detail[0] = '\0';
 	if (!c || !m || !out)
 		goto fail;
 	m->env.request_id = random_request_id();

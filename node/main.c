@@ -7,23 +7,40 @@
 
 #include "node/server/server.h"
 
+#ifndef HDL_VERSION
+#define HDL_VERSION "0.1.0" /* CMake passes the project version */
+#endif
+
+/** Default of configuration key \p key as text (from the schema, so help and code agree). */
+static const char *dflt(const char *key)
+{
+	const conf_key_t *k = conf_key_find(key);
+	return k && k->dflt ? k->dflt : "none";
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: idnoded [-c FILE] [-t] [-v] [options]\n"
-	        "  -c, --config FILE     configuration file (see deploy/idnode.conf.sample)\n"
+	        "  -c, --config FILE     configuration file (see deploy/idnode.conf.sample); without\n"
+	        "                        one, the defaults below\n"
 	        "  -t, --check           check the configuration and exit (0 valid, 1 invalid)\n"
 	        "      --listen ADDR:PORT  UDP+TCP address, repeatable; [::1]:2641 for IPv6\n"
-	        "                        (default 127.0.0.1:2641)\n"
-	        "      --http ADDR:PORT  HTTP address, repeatable (default 127.0.0.1:8000)\n"
-	        "      --db DIR          LMDB directory\n"
-	        "      --workers N       worker threads (default: number of CPUs)\n"
-	        "      --home PREFIX     home PREFIX in the store at start, repeatable\n"
-	        "      --pidfile FILE    write the process id to FILE\n"
-	        "      --cache-size BYTES  response cache, all workers together (0 = off)\n"
-	        "  -v, --verbose         log at debug level\n"
+	        "                        (default %s)\n"
+	        "      --http ADDR:PORT  HTTP address, repeatable (default %s)\n"
+	        "      --db DIR          LMDB directory; it must exist (default %s)\n"
+	        "      --workers N       worker threads (default %s = number of CPUs)\n"
+	        "      --home PREFIX     home PREFIX (source config), repeatable (default none)\n"
+	        "      --pidfile FILE    write the process id to FILE (default none)\n"
+	        "      --cache-size BYTES  response cache, all workers together (default %s;\n"
+	        "                        0 = off)\n"
+	        "  -v, --verbose         log at debug level (default level %s)\n"
+	        "  -V, --version         print the version and exit\n"
 	        "  -h, --help            this text\n"
-	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads log level and limits.\n");
+	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the log level, the limits and\n"
+	        "the homed prefixes of the configuration.\n",
+	        dflt("listen"), dflt("http"), dflt("db"), dflt("workers"), dflt("cache_size"),
+	        dflt("log_level"));
 }
 
 int main(int argc, char **argv)
@@ -33,6 +50,7 @@ int main(int argc, char **argv)
 		{"check", no_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{"listen", required_argument, NULL, 'L'},
 		{"http", required_argument, NULL, 'H'},
 		{"db", required_argument, NULL, 'D'},
@@ -52,13 +70,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "idnoded: out of memory\n");
 		return 1;
 	}
-	while ((opt = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tvhV", longopts, NULL)) != -1) {
 		const char *key = NULL;
 		switch (opt) {
 		case 'c': o.conf_path = optarg; break;
 		case 't': check = true; break;
 		case 'v': ov[n_ov++] = (conf_override_t){"log_level", "debug"}; break;
 		case 'h': usage(stdout); rc = 0; goto out;
+		case 'V': printf("idnoded " HDL_VERSION "\n"); rc = 0; goto out;
 		case 'L': key = "listen"; break;
 		case 'H': key = "http"; break;
 		case 'D': key = "db"; break;

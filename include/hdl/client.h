@@ -83,6 +83,14 @@ const uint8_t *hdl_result_raw(const hdl_result_t *r, size_t *len);
 hdl_transport_t hdl_result_transport(const hdl_result_t *r);
 void hdl_result_free(hdl_result_t *r);
 
+/**
+ * \brief Why the last hdl_resolve() / hdl_client_exchange() of this thread failed, in words, when
+ *        the error code alone does not say it ("is this the HTTP port? the server answered with
+ *        a non-HTTP reply"); "" when there is nothing to add.
+ * \note Per thread; valid until this thread's next call into the client.
+ */
+const char *hdl_client_last_detail(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,8 +30,9 @@ static const conf_key_t schema[] = {
 	 "LMDB directory (created if missing)"},
 	{"workers", CONF_UINT, 0, 1024, "0", false, OFF(workers), 0,
 	 "worker threads; 0 = number of online CPUs"},
-	{"home", CONF_LIST, 0, 0, NULL, false, OFF(home), OFF(n_home),
-	 "prefix homed on this node at start (e.g. 88.100.1); repeat for several"},
+	{"home", CONF_LIST, 0, 0, NULL, true, OFF(home), OFF(n_home),
+	 "prefix homed on this node (e.g. 88.100.1); repeat for several; one no longer listed "
+	 "is unhomed at start or reload"},
 	{"case_sensitive", CONF_BOOL, 0, 0, "no", false, OFF(case_sensitive), 0,
 	 "handle suffixes compare case-sensitively (prefixes always fold)"},
 	{"map_size", CONF_SIZE, 1 * MIB, 64 * TIB, "1g", false, OFF(map_size), 0,

@@ -236,7 +236,7 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	if (slots && !sel->vals)
 		return HDL_ENOMEM;
 
-	uint32_t withheld = 0, max_index = 0;
+	uint32_t max_index = 0;
 	bool has_service = false, index1_used = false;
 	for (uint32_t i = 0; i < count; i++) {
 		raw_value_t v;
@@ -261,7 +261,6 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 			 * later issue, so for now they are left out in both cases.
 			 */
 			(void)public_only;
-			withheld++;
 			continue;
 		}
 		sel->vals[sel->n++] = v.raw;
@@ -293,7 +292,11 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	}
 	if (sel->n == 0 && count > 0) {
 		sel->rcode = HDL_RC_VALUES_NOT_FOUND;
-		sel->message = withheld ? "No readable values" : "No matching values";
+		/*
+		 * One message whether nothing matched or only non-public values did: a different
+		 * text would tell an anonymous client that withheld values exist.
+		 */
+		sel->message = "No matching values";
 		return HDL_EOK;
 	}
 	sel->rcode = HDL_RC_SUCCESS;

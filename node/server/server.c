@@ -20,6 +20,7 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/startup.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -283,6 +284,7 @@ typedef struct server {
 	unsigned n_workers;
 	struct event_base *base;
 	int exit_code;
+	int lock_fd; /**< the database lock (startup_db_lock), held until exit */
 } server_t;
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -312,7 +314,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: changed keys need a restart to take effect: %s", keys);
 	log_set_level(nc.log_level);
 	node_limits_apply(&s->node.limits, &nc);
-	log_notice("configuration reloaded (log level, limits)");
+	if (startup_home_sync(s->node.store, &nc, "reload", err, sizeof(err)) != HDL_EOK)
+		log_err("reload: %s", err);
+	log_notice("configuration reloaded (log level, limits, homed prefixes: %llu)",
+	           (unsigned long long)store_homed_count(s->node.store));
 	conf_free(&nc);
 }
 
@@ -340,7 +345,8 @@ static int store_setup(server_t *s, char *err, size_t errlen)
 	};
 	int ret = store_open(&so, &s->node.store);
 	if (ret != HDL_EOK) {
-		snprintf(err, errlen, "db %s: cannot open store: %s", c->db, hdl_strerror(ret));
+		snprintf(err, errlen, "db %s: cannot open store: %s", c->db,
+		         store_strerror(NULL, ret));
 		return ret;
 	}
 	ret = node_site_build(&s->node, c, (uint32_t)time(NULL));
@@ -350,8 +356,6 @@ static int store_setup(server_t *s, char *err, size_t errlen)
 	}
 	store_batch_t *b = NULL;
 	ret = store_batch_begin(s->node.store, &b);
-	for (unsigned i = 0; ret == HDL_EOK && i < c->n_home; i++)
-		ret = store_batch_home(b, hdl_slice_str(c->home[i]), true);
 	if (ret == HDL_EOK)
 		ret = store_batch_meta_put(b, "site",
 		                           (hdl_slice_t){s->node.site, (uint32_t)s->node.site_len});
@@ -360,10 +364,17 @@ static int store_setup(server_t *s, char *err, size_t errlen)
 	else if (b)
 		store_batch_abort(b);
 	if (ret != HDL_EOK) {
-		snprintf(err, errlen, "db %s: cannot record homed prefixes: %s", c->db,
-		         hdl_strerror(ret));
+		snprintf(err, errlen, "db %s: cannot record the site: %s", c->db,
+		         store_strerror(s->node.store, ret));
 		return ret;
 	}
+	char why[400];
+	ret = startup_home_sync(s->node.store, c, "start", why, sizeof(why));
+	if (ret != HDL_EOK) {
+		snprintf(err, errlen, "db %s: %s", c->db, why);
+		return ret;
+	}
+	(void)startup_report_store(s->node.store, c->db);
 	return HDL_EOK;
 }
 
@@ -406,6 +417,7 @@ int server_run(const server_opts_t *o)
 	memset(&s, 0, sizeof(s));
 	s.opts = o;
 	s.exit_code = 1;
+	s.lock_fd = -1;
 	log_set_thread(-1);
 	if (conf_build(&s.boot, o->conf_path, o->ov, o->n_ov, err, sizeof(err)) != HDL_EOK) {
 		log_err("configuration: %s", err);
@@ -421,6 +433,18 @@ int server_run(const server_opts_t *o)
 	s.n_workers = s.boot.workers ? s.boot.workers : cpu_count();
 	node_limits_apply(&s.node.limits, &s.boot);
 
+	/* one node per database and per address: refuse what another process already holds */
+	bool fresh = false;
+	if (startup_db_check(s.boot.db, &fresh, err, sizeof(err)) != HDL_EOK ||
+	    startup_db_lock(s.boot.db, &s.lock_fd, err, sizeof(err)) != HDL_EOK ||
+	    startup_ports_check(&s.boot, err, sizeof(err)) != HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (fresh)
+		log_notice("db %s holds no store yet: creating an empty one (load handles with "
+		           "`idnode import --db %s FILE`)",
+		           s.boot.db, s.boot.db);
 	if (store_setup(&s, err, sizeof(err)) != HDL_EOK) {
 		log_err("%s", err);
 		goto out;
@@ -496,11 +520,13 @@ int server_run(const server_opts_t *o)
 		}
 		pidfile = true;
 	}
-	log_notice("idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %u homed prefix(es), "
-	           "%llu handles",
-	           s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
-	           s.boot.n_http ? s.boot.http[0] : "off", s.boot.db, s.boot.n_home,
-	           (unsigned long long)store_count(s.node.store));
+	log_notice(
+	    "idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %llu homed prefix(es), "
+	    "%llu handles",
+	    s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
+	    s.boot.n_http ? s.boot.http[0] : "off", s.boot.db,
+	    (unsigned long long)store_homed_count(s.node.store),
+	    (unsigned long long)store_count(s.node.store));
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:
@@ -528,6 +554,8 @@ out:
 	if (s.node.store)
 		store_close(s.node.store);
 	node_site_free(&s.node);
+	if (s.lock_fd >= 0)
+		close(s.lock_fd); /* releases the database lock */
 	if (s.exit_code == 0)
 		log_notice("idnoded stopped");
 	conf_free(&s.boot);

@@ -30,12 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "node/common/log.h"
+#include "node/store/homing.h"
 #include "node/store/store.h"
 #include "proto/wire.h"
 
@@ -46,6 +48,7 @@
 #define STORE_GROW_ATTEMPTS 3u /* sweeps over the readers ... */
 #define STORE_GROW_WAIT_S 2    /* ... each waiting at most this long */
 #define STORE_META_NAME_MAX 256u
+#define STORE_FULL_BELOW (1u << 20) /* free bytes under which a write's EIO means a full disk */
 #define STORE_NAME_MAX (HDL_MAX_HANDLE_LEN + 5u) /* normalized: "0.NA/" + a name without '/' */
 #define STORE_HASH_LEN 32u                         /* SHA-256 at the end of a long key */
 #define STORE_LONG_MARK 0xFFFFFFFFu                /* first U32 of a long-name record */
@@ -99,6 +102,7 @@ struct store {
 	atomic_int growing;         /**< a remap is waiting or running */
 	struct store_reader *readers;
 	struct store_batch batch;   /**< the (single) batch, reused */
+	atomic_bool disk_full;      /**< the last failed write found the file system full */
 };
 
 /* Operation codes of the replay log (distinct from the txlog ops). */
@@ -109,7 +113,10 @@ enum log_op {
 	LOG_HOME = 4,
 	LOG_UNHOME = 5,
 	LOG_META = 6,
+	LOG_META_DEL = 7,
 };
+
+static int write_err(store_t *s, int rc, const char *what);
 
 int store_err_from_mdb(int rc, const char *what)
 {
@@ -284,7 +291,7 @@ static int open_dbis(store_t *s)
 		return store_err_from_mdb(rc == MDB_NOTFOUND ? MDB_INVALID : rc, "mdb_dbi_open");
 	}
 	rc = mdb_txn_commit(txn);
-	return store_err_from_mdb(rc, "mdb_txn_commit (open)");
+	return rc == MDB_SUCCESS ? HDL_EOK : write_err(s, rc, "mdb_txn_commit (open)");
 }
 
 static void refresh_map_size(store_t *s)
@@ -352,8 +359,13 @@ int store_open(const store_opts_t *opts, store_t **out)
 	if (opts->no_sync)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_open(s->env, opts->path, flags, 0640)) != MDB_SUCCESS) {
-		log_err("store: open %s: %s", opts->path, mdb_strerror(rc));
-		ret = rc == ENOENT ? HDL_ENOENT : HDL_ESTORE;
+		if (rc == ENOENT) {
+			log_err("store: open %s: %s", opts->path, mdb_strerror(rc));
+			ret = HDL_ENOENT;
+		} else {
+			(void)write_err(s, rc, "open");
+			ret = store_disk_full(s) ? HDL_ESPACE : HDL_ESTORE;
+		}
 		goto fail;
 	}
 	int mk = mdb_env_get_maxkeysize(s->env);
@@ -366,8 +378,11 @@ int store_open(const store_opts_t *opts, store_t **out)
 	refresh_map_size(s);
 	if (s->map_max < s->map_size)
 		s->map_max = s->map_size;
-	if ((ret = open_dbis(s)) != HDL_EOK)
+	if ((ret = open_dbis(s)) != HDL_EOK) {
+		if (store_disk_full(s))
+			ret = HDL_ESPACE;
 		goto fail;
+	}
 	*out = s;
 	return HDL_EOK;
 fail:
@@ -390,8 +405,11 @@ void store_close(store_t *s)
 		store_reader_free(s->readers);
 	if (s->batch.active)
 		store_batch_abort(&s->batch);
-	if (s->opts.no_sync && !s->opts.read_only)
-		(void)store_err_from_mdb(mdb_env_sync(s->env, 1), "mdb_env_sync");
+	if (s->opts.no_sync && !s->opts.read_only) {
+		int rc = mdb_env_sync(s->env, 1);
+		if (rc != MDB_SUCCESS)
+			(void)write_err(s, rc, "mdb_env_sync");
+	}
 	mdb_env_close(s->env);
 	free(s->batch.log);
 	free(s->batch.rec);
@@ -408,7 +426,11 @@ int store_sync(store_t *s)
 {
 	if (s->opts.read_only)
 		return HDL_EOK;
-	return store_err_from_mdb(mdb_env_sync(s->env, 1), "mdb_env_sync");
+	int rc = mdb_env_sync(s->env, 1);
+	if (rc == MDB_SUCCESS)
+		return HDL_EOK;
+	int ret = write_err(s, rc, "mdb_env_sync");
+	return store_disk_full(s) ? HDL_ESPACE : ret;
 }
 
 uint64_t store_map_size(store_t *s)
@@ -726,6 +748,64 @@ bool store_is_homed(store_reader_t *r, hdl_slice_t prefix)
 	return rc == MDB_SUCCESS;
 }
 
+int store_prefixes_foreach(store_reader_t *r,
+                           int (*cb)(void *ctx, hdl_slice_t prefix, const store_home_rec_t *rec),
+                           void *ctx)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	int ret = HDL_EOK;
+	if (!r->active)
+		return HDL_EINVAL;
+	int rc = mdb_cursor_open(r->txn, r->s->dbi_prefixes, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open prefixes");
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		store_home_rec_t hr;
+		if (k.mv_size == 0 || k.mv_size > STORE_KEY_MAX ||
+		    store_home_rec_decode(d.mv_data, d.mv_size, &hr) != HDL_EOK) {
+			log_err(
+			    "store: skipping an unreadable homed-prefix record %.*s (%zu bytes)",
+			    log_len(k.mv_size), (const char *)k.mv_data, d.mv_size);
+			continue;
+		}
+		if (cb(ctx, (hdl_slice_t){k.mv_data, (uint32_t)k.mv_size}, &hr) != 0)
+			goto out;
+	}
+	if (rc != MDB_NOTFOUND)
+		ret = store_err_from_mdb(rc, "mdb_cursor_get prefixes");
+out:
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+/** Entries of \p dbi in a short read txn (0 on error, logged). */
+static uint64_t dbi_entries(store_t *s, MDB_dbi dbi, const char *what)
+{
+	MDB_stat st;
+	MDB_txn *txn = NULL;
+	uint64_t n = 0;
+	/* readers_mu keeps map_resize away while this short txn is open */
+	pthread_mutex_lock(&s->readers_mu);
+	int rc = reader_txn_begin(s, &txn);
+	if (rc == MDB_SUCCESS) {
+		rc = mdb_stat(txn, dbi, &st);
+		if (rc == MDB_SUCCESS)
+			n = st.ms_entries;
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&s->readers_mu);
+	if (rc != MDB_SUCCESS)
+		(void)store_err_from_mdb(rc, what);
+	return n;
+}
+
+uint64_t store_homed_count(store_t *s)
+{
+	return dbi_entries(s, s->dbi_prefixes, "mdb_stat prefixes");
+}
+
 int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
 {
 	val->p = NULL;
@@ -895,22 +975,7 @@ uint64_t store_txlog_last(store_t *s)
 
 uint64_t store_count(store_t *s)
 {
-	MDB_stat st;
-	MDB_txn *txn = NULL;
-	uint64_t n = 0;
-	/* readers_mu keeps map_resize away while this short txn is open */
-	pthread_mutex_lock(&s->readers_mu);
-	int rc = reader_txn_begin(s, &txn);
-	if (rc == MDB_SUCCESS) {
-		rc = mdb_stat(txn, s->dbi_handles, &st);
-		if (rc == MDB_SUCCESS)
-			n = st.ms_entries;
-		mdb_txn_abort(txn);
-	}
-	pthread_mutex_unlock(&s->readers_mu);
-	if (rc != MDB_SUCCESS)
-		(void)store_err_from_mdb(rc, "mdb_stat");
-	return n;
+	return dbi_entries(s, s->dbi_handles, "mdb_stat");
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -1001,6 +1066,114 @@ static int txlog_append(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slic
 	return rc;
 }
 
+/* ---- disk full ---------------------------------------------------------------------------- */
+
+/** Is the file system holding the store (nearly) out of space? false when it cannot be told. */
+static bool fs_full(const store_t *s)
+{
+	struct statvfs st;
+	if (statvfs(s->opts.path, &st) != 0)
+		return false;
+	/* root may write into the reserved blocks, others only into the available ones */
+	uint64_t blocks = geteuid() == 0 ? (uint64_t)st.f_bfree : (uint64_t)st.f_bavail;
+	return blocks * (uint64_t)st.f_frsize < STORE_FULL_BELOW;
+}
+
+/**
+ * hdl_err_t of a failed LMDB write, naming a full disk: ENOSPC, EDQUOT, or the EIO LMDB gives
+ * for a short write when the file system has no room left (it does not pass ENOSPC through).
+ * \return HDL_ESTORE (store.disk_full set and "disk full" logged), else store_err_from_mdb()
+ */
+static int write_err(store_t *s, int rc, const char *what)
+{
+	if (rc == ENOSPC || rc == EDQUOT || (rc == EIO && fs_full(s))) {
+		atomic_store(&s->disk_full, true);
+		log_err("store: %s: disk full (no space left on the file system holding %s)", what,
+		        s->opts.path);
+		return HDL_ESTORE;
+	}
+	return store_err_from_mdb(rc, what);
+}
+
+bool store_disk_full(store_t *s)
+{
+	return s != NULL && atomic_load(&s->disk_full);
+}
+
+const char *store_strerror(store_t *s, int err)
+{
+	if ((err == HDL_ESPACE && s == NULL) ||
+	    ((err == HDL_ESTORE || err == HDL_ESPACE) && store_disk_full(s)))
+		return "disk full (no space left on the device)";
+	return hdl_strerror(err);
+}
+
+/* ---- homed prefixes ------------------------------------------------------------------------ */
+
+/**
+ * Home (\p home: add the \p src bits) or unhome (clear them; the record goes when no source is
+ * left, or at once for STORE_HOME_ALL) the folded prefix \p key in the batch's txn. The txlog
+ * gets STORE_OP_HOME / STORE_OP_UNHOME when the prefix's homed state changes, nothing otherwise.
+ * \return an mdb rc (MDB_NOTFOUND: an unhome with nothing to clear), -1 when out of memory
+ */
+static int exec_home(store_batch_t *b, bool home, const uint8_t *key, size_t klen, uint32_t src)
+{
+	store_t *s = b->s;
+	MDB_val k = mval(key, klen), d;
+	store_home_rec_t cur = {0, 0};
+	uint8_t enc[STORE_HOME_REC_LEN];
+	int rc = mdb_get(b->txn, s->dbi_prefixes, &k, &d);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return rc;
+	bool was = rc == MDB_SUCCESS, now;
+	if (was && store_home_rec_decode(d.mv_data, d.mv_size, &cur) != HDL_EOK) {
+		log_warn("store: homed prefix %.*s: unreadable record (%zu bytes), rewritten",
+		         (int)klen, (const char *)key, d.mv_size);
+		cur.sources = 0;
+		cur.since = 0;
+	}
+	store_home_rec_t next = cur;
+	if (home) {
+		next.sources |= src;
+		if (!was)
+			next.since = b->now;
+		if (was && next.sources == cur.sources && d.mv_size == STORE_HOME_REC_LEN)
+			return MDB_SUCCESS; /* nothing changes */
+		d = mval(enc, store_home_rec_encode(&next, enc));
+		rc = mdb_put(b->txn, s->dbi_prefixes, &k, &d, 0);
+		now = true;
+	} else {
+		if (!was || (src != STORE_HOME_ALL && !(cur.sources & src)))
+			return MDB_NOTFOUND;
+		next.sources &= ~src;
+		now = src != STORE_HOME_ALL && next.sources != 0;
+		if (now) {
+			d = mval(enc, store_home_rec_encode(&next, enc));
+			rc = mdb_put(b->txn, s->dbi_prefixes, &k, &d, 0);
+		} else {
+			rc = mdb_del(b->txn, s->dbi_prefixes, &k, NULL);
+		}
+	}
+	if (rc == MDB_SUCCESS && was != now && s->opts.txlog) {
+		hdl_slice_t none = {NULL, 0}, name = {key, (uint32_t)klen};
+		rc = txlog_append(b, now ? STORE_OP_HOME : STORE_OP_UNHOME, name, none);
+	}
+	return rc;
+}
+
+/** Map the mdb rc of one batch operation to its hdl_err_t (see exec_op()). */
+static int op_result(store_batch_t *b, int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return HDL_EOK;
+	case -1: return HDL_ENOMEM;
+	case MDB_KEYEXIST: return HDL_EEXIST;
+	case MDB_NOTFOUND: return HDL_ENOENT;
+	case MDB_MAP_FULL: return HDL_ESPACE;
+	default: return write_err(b->s, rc, "mdb_put/mdb_del");
+	}
+}
+
 /**
  * Execute one operation in the current txn.
  * \retval HDL_EOK; HDL_ESPACE = the map is full (txn must be aborted and the batch replayed);
@@ -1017,7 +1190,6 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	MDB_dbi dbi;
 	unsigned flags = 0;
 	MDB_val k, d;
-	uint8_t zero[4] = {0, 0, 0, 0};
 
 	switch (op) {
 	case LOG_PUT:
@@ -1036,12 +1208,15 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	case LOG_HOME:
 	case LOG_UNHOME:
 		klen = prefix_key(s, name, key, sizeof(key));
-		dbi = s->dbi_prefixes;
-		txop = op == LOG_HOME ? STORE_OP_HOME : STORE_OP_UNHOME;
-		val.p = zero;
-		val.len = sizeof(zero);
-		break;
+		if (klen == 0)
+			return HDL_ENAME;
+		if (val.len != 4)
+			return HDL_EINVAL;
+		return op_result(b, exec_home(b, op == LOG_HOME, key, klen,
+		                              (uint32_t)val.p[0] << 24 | (uint32_t)val.p[1] << 16 |
+		                                  (uint32_t)val.p[2] << 8 | val.p[3]));
 	case LOG_META:
+	case LOG_META_DEL:
 		klen = name.len;
 		if (klen == 0 || klen > STORE_META_NAME_MAX)
 			return HDL_EINVAL;
@@ -1054,7 +1229,7 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	if (klen == 0)
 		return HDL_ENAME;
 	k = mval(key, klen);
-	if (op == LOG_DEL || op == LOG_UNHOME) {
+	if (op == LOG_DEL || op == LOG_META_DEL) {
 		rc = mdb_del(b->txn, dbi, &k, NULL);
 	} else if (nlen > s->max_key) {
 		/* long name: U32 marker, STR full normalized name, then the values */
@@ -1072,28 +1247,10 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 		rc = mdb_put(b->txn, dbi, &k, &d, flags);
 	}
 	if (rc == MDB_SUCCESS && txop && s->opts.txlog) {
-		hdl_slice_t logname = name;
-		if (op == LOG_HOME || op == LOG_UNHOME) {
-			logname.p = key;
-			logname.len = (uint32_t)klen;
-		}
 		hdl_slice_t none = {NULL, 0};
-		rc = txlog_append(b, txop, logname, txop == STORE_OP_PUT ? val : none);
-		if (rc == -1)
-			return HDL_ENOMEM;
+		rc = txlog_append(b, txop, name, txop == STORE_OP_PUT ? val : none);
 	}
-	switch (rc) {
-	case MDB_SUCCESS:
-		return HDL_EOK;
-	case MDB_KEYEXIST:
-		return HDL_EEXIST;
-	case MDB_NOTFOUND:
-		return HDL_ENOENT;
-	case MDB_MAP_FULL:
-		return HDL_ESPACE;
-	default:
-		return store_err_from_mdb(rc, "mdb_put/mdb_del");
-	}
+	return op_result(b, rc);
 }
 
 /** Abort the txn, grow the map, begin again and replay the log. Sets b->err on failure. */
@@ -1205,8 +1362,135 @@ int store_batch_del(store_batch_t *b, hdl_slice_t handle)
 
 int store_batch_home(store_batch_t *b, hdl_slice_t prefix, bool home)
 {
-	hdl_slice_t none = {NULL, 0};
-	return batch_op(b, home ? LOG_HOME : LOG_UNHOME, prefix, none);
+	return store_batch_home_src(b, prefix, home, home ? STORE_HOME_ADMIN : STORE_HOME_ALL);
+}
+
+int store_batch_home_src(store_batch_t *b, hdl_slice_t prefix, bool home, uint32_t sources)
+{
+	uint8_t src[4] = {(uint8_t)(sources >> 24), (uint8_t)(sources >> 16),
+	                  (uint8_t)(sources >> 8), (uint8_t)sources};
+	if (sources == 0 || (sources & ~STORE_HOME_ALL) != 0)
+		return HDL_EINVAL;
+	return batch_op(b, home ? LOG_HOME : LOG_UNHOME, prefix, (hdl_slice_t){src, sizeof(src)});
+}
+
+/** Is the folded prefix \p key among the \p n folded keys of \p keys (STORE_KEY_MAX apart)? */
+static bool key_listed(const uint8_t *key, size_t klen, const uint8_t *keys, const size_t *lens,
+                       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lens[i] == klen && memcmp(keys + i * STORE_KEY_MAX, key, klen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/**
+ * The prefixes of the batch's txn that carry \p src and are not among the \p n folded \p keys:
+ * their keys (STORE_KEY_MAX apart) and sources into a new \p *out / \p *outsrc.
+ */
+static int home_stale(store_batch_t *b, uint32_t src, const uint8_t *keys, const size_t *lens,
+                      size_t n, uint8_t **out, uint32_t **outsrc, size_t **outlen, size_t *nout)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	size_t cap = 0;
+	*nout = 0;
+	int rc = mdb_cursor_open(b->txn, b->s->dbi_prefixes, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open prefixes");
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		store_home_rec_t hr;
+		if (store_home_rec_decode(d.mv_data, d.mv_size, &hr) != HDL_EOK ||
+		    !(hr.sources & src) || k.mv_size > STORE_KEY_MAX ||
+		    key_listed(k.mv_data, k.mv_size, keys, lens, n))
+			continue;
+		if (*nout == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			uint8_t *o = realloc(*out, nc * STORE_KEY_MAX);
+			if (o)
+				*out = o;
+			uint32_t *os = realloc(*outsrc, nc * sizeof(uint32_t));
+			if (os)
+				*outsrc = os;
+			size_t *ol = realloc(*outlen, nc * sizeof(size_t));
+			if (ol)
+				*outlen = ol;
+			if (!o || !os || !ol) {
+				mdb_cursor_close(cur);
+				return HDL_ENOMEM;
+			}
+			cap = nc;
+		}
+		memcpy(*out + *nout * STORE_KEY_MAX, k.mv_data, k.mv_size);
+		(*outlen)[*nout] = k.mv_size;
+		(*outsrc)[*nout] = hr.sources;
+		(*nout)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? HDL_EOK : store_err_from_mdb(rc, "mdb_cursor_get prefixes");
+}
+
+int store_batch_home_sync(store_batch_t *b, uint32_t src, const char *const *prefixes, size_t n,
+                          void (*cb)(void *ctx, hdl_slice_t prefix, bool added, uint32_t sources),
+                          void *ctx)
+{
+	uint8_t *keys = NULL, *stale = NULL;
+	size_t *lens = NULL, *stale_len = NULL, nstale = 0;
+	uint32_t *stale_src = NULL;
+	int ret = HDL_EINVAL;
+	if (b == NULL || !b->active || src == 0 || (src & (src - 1)) != 0 ||
+	    (src & ~STORE_HOME_ALL) != 0)
+		return HDL_EINVAL;
+	if (b->err)
+		return b->err;
+	if (b->txn == NULL)
+		return HDL_ESTORE;
+	ret = HDL_ENOMEM;
+	keys = malloc((n ? n : 1) * STORE_KEY_MAX);
+	lens = malloc((n ? n : 1) * sizeof(size_t));
+	if (!keys || !lens)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		lens[i] = prefix_key(b->s, hdl_slice_str(prefixes[i]), keys + i * STORE_KEY_MAX,
+		                     STORE_KEY_MAX);
+		if (lens[i] == 0) {
+			ret = HDL_ENAME;
+			goto out;
+		}
+	}
+	ret = home_stale(b, src, keys, lens, n, &stale, &stale_src, &stale_len, &nstale);
+	for (size_t i = 0; ret == HDL_EOK && i < nstale; i++) {
+		hdl_slice_t p = {stale + i * STORE_KEY_MAX, (uint32_t)stale_len[i]};
+		ret = store_batch_home_src(b, p, false, src);
+		if (ret == HDL_EOK && cb)
+			cb(ctx, p, false, stale_src[i] & ~src);
+	}
+	for (size_t i = 0; ret == HDL_EOK && i < n; i++) {
+		hdl_slice_t p = {keys + i * STORE_KEY_MAX, (uint32_t)lens[i]};
+		MDB_val k = mval(p.p, p.len), d;
+		store_home_rec_t hr = {0, 0};
+		int rc = b->txn ? mdb_get(b->txn, b->s->dbi_prefixes, &k, &d) : MDB_BAD_TXN;
+		if (rc == MDB_SUCCESS &&
+		    store_home_rec_decode(d.mv_data, d.mv_size, &hr) == HDL_EOK &&
+		    (hr.sources & src))
+			continue; /* already there (or listed twice) */
+		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+			ret = store_err_from_mdb(rc, "mdb_get prefixes");
+			break;
+		}
+		ret = store_batch_home_src(b, p, true, src);
+		if (ret == HDL_EOK && cb)
+			cb(ctx, p, true, hr.sources | src);
+	}
+out:
+	free(keys);
+	free(lens);
+	free(stale);
+	free(stale_src);
+	free(stale_len);
+	return ret;
 }
 
 int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val)
@@ -1214,6 +1498,14 @@ int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val)
 	if (name == NULL)
 		return HDL_EINVAL;
 	return batch_op(b, LOG_META, hdl_slice_str(name), val);
+}
+
+int store_batch_meta_del(store_batch_t *b, const char *name)
+{
+	hdl_slice_t none = {NULL, 0};
+	if (name == NULL)
+		return HDL_EINVAL;
+	return batch_op(b, LOG_META_DEL, hdl_slice_str(name), none);
 }
 
 static void batch_release(store_batch_t *b)
@@ -1241,16 +1533,22 @@ int store_batch_commit(store_batch_t *b)
 		if (b->txn)
 			mdb_txn_abort(b->txn);
 		batch_release(b);
+		if (store_disk_full(b->s))
+			return HDL_ESPACE;
 		return ret == HDL_ENOMEM || ret == HDL_ESPACE ? ret : HDL_ESTORE;
 	}
 	for (;;) {
 		int rc = mdb_txn_commit(b->txn);
 		b->txn = NULL;
-		if (rc == MDB_SUCCESS)
+		if (rc == MDB_SUCCESS) {
+			atomic_store(&b->s->disk_full, false);
 			break;
+		}
 		if (rc != MDB_MAP_FULL) {
-			ret = store_err_from_mdb(rc, "mdb_txn_commit");
+			ret = write_err(b->s, rc, "mdb_txn_commit");
 			ret = ret == HDL_EOK ? HDL_ESTORE : ret;
+			if (store_disk_full(b->s))
+				ret = HDL_ESPACE;
 			break;
 		}
 		if ((ret = batch_regrow(b)) != HDL_EOK)

@@ -6,7 +6,9 @@
  * Databases in one environment:
  *  - "handles": key = normalized handle (hdl_name_normalize), value = the handle's values in wire
  *    encoding: U32 count + count x HandleValue (hdl_values_encode), so an answer is mostly a copy.
- *  - "prefixes": key = normalized homed prefix ("88.100.1"), value = flags (reserved, U32 0).
+ *  - "prefixes": key = normalized homed prefix ("88.100.1"), value = who homed it and since when
+ *    (U32 STORE_HOME_* sources + U32 time; node/store/homing.h). A prefix is homed while at least
+ *    one source holds it.
  *  - "meta": node metadata (site info record, serial, keys) by name.
  *  - "txlog": key = U64 big-endian change serial (1, 2, ...), value = one change record
  *    (U8 op, U32 time, STR handle, then for STORE_OP_PUT the U32 count + values) for audit and
@@ -45,6 +47,7 @@
 #include <stdint.h>
 
 #include "hdl/msg.h"
+#include "node/store/homing.h"
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
@@ -63,7 +66,8 @@ typedef struct store_opts {
 
 /**
  * \brief Open (creating the directory and databases unless read_only) an environment.
- * \retval HDL_EOK, HDL_ESTORE (LMDB error, logged), HDL_ENOENT (read_only and missing), HDL_ENOMEM
+ * \retval HDL_EOK, HDL_ESTORE (LMDB error, logged), HDL_ENOENT (read_only and missing), HDL_ENOMEM,
+ *         HDL_ESPACE (the disk is full: store_strerror(NULL, HDL_ESPACE))
  */
 int store_open(const store_opts_t *opts, store_t **out);
 /** \brief Close; end and free every reader first (readers still listed are freed here). */
@@ -130,9 +134,19 @@ int store_batch_begin(store_t *s, store_batch_t **out);
  */
 int store_batch_put(store_batch_t *b, hdl_slice_t handle, hdl_slice_t vals, bool overwrite);
 int store_batch_del(store_batch_t *b, hdl_slice_t handle);
+/**
+ * \brief Home or unhome a prefix as an administrator's request does (opcodes 300/301): home adds
+ *        the STORE_HOME_ADMIN source, unhome removes the prefix whatever homed it. Same as
+ *        store_batch_home_src(b, prefix, home, home ? STORE_HOME_ADMIN : STORE_HOME_ALL).
+ * \retval as store_batch_home_src()
+ */
 int store_batch_home(store_batch_t *b, hdl_slice_t prefix, bool home);
 int store_batch_meta_put(store_batch_t *b, const char *name, hdl_slice_t val);
-/** \brief Commit (grows the map and retries on MDB_MAP_FULL). \retval HDL_EOK, HDL_ESTORE, HDL_ESPACE */
+/**
+ * \brief Commit (grows the map and retries on MDB_MAP_FULL).
+ * \retval HDL_EOK, HDL_ESTORE, HDL_ESPACE (map_size_max reached, or the disk is full:
+ *         store_disk_full())
+ */
 int store_batch_commit(store_batch_t *b);
 void store_batch_abort(store_batch_t *b);
 
@@ -192,5 +206,61 @@ int store_sync(store_t *s);
 
 /** \brief LMDB key limit of this store: longer normalized names take the long-key form. */
 size_t store_max_key(const store_t *s);
+
+/* ---- homed prefixes, import marker, disk full (ops11) ---- */
+
+/**
+ * \brief Home a prefix for \p sources (STORE_HOME_* bits added to the record) or unhome it
+ *        (those bits cleared; the prefix stops being homed when no source is left, at once for
+ *        STORE_HOME_ALL). A txlog record (STORE_OP_HOME / STORE_OP_UNHOME) is written only when
+ *        the prefix's homed state changes.
+ * \retval HDL_EOK, HDL_ENOENT (unhome: the prefix is not homed, or not by \p sources),
+ *         HDL_ENAME (not a prefix), HDL_EINVAL (\p sources 0 or unknown bits), HDL_ESTORE,
+ *         HDL_ENOMEM
+ */
+int store_batch_home_src(store_batch_t *b, hdl_slice_t prefix, bool home, uint32_t sources);
+
+/**
+ * \brief Make the prefixes homed by the single source \p src exactly \p prefixes (n of them):
+ *        \p src is added to each listed prefix and removed from every other prefix that has it
+ *        (a prefix another source still holds stays homed). The node calls it with
+ *        STORE_HOME_CONFIG at start and on reload.
+ * \param cb called for each change after it is made: \p added = \p src was added (false: removed),
+ *        \p sources = the prefix's sources now (0 = no longer homed); may be NULL
+ * \retval HDL_EOK, HDL_ENAME (a listed prefix is invalid; nothing changed), HDL_EINVAL,
+ *         HDL_ESTORE, HDL_ENOMEM
+ */
+int store_batch_home_sync(store_batch_t *b, uint32_t src, const char *const *prefixes, size_t n,
+                          void (*cb)(void *ctx, hdl_slice_t prefix, bool added, uint32_t sources),
+                          void *ctx);
+
+/**
+ * \brief Iterate the homed prefixes in key order (folded, e.g. "88.100.1"); \p cb returns
+ *        non-zero to stop. Unreadable records are logged and skipped.
+ * \retval HDL_EOK, HDL_EINVAL (no snapshot), HDL_ESTORE
+ */
+int store_prefixes_foreach(store_reader_t *r,
+                           int (*cb)(void *ctx, hdl_slice_t prefix, const store_home_rec_t *rec),
+                           void *ctx);
+
+/** \brief Number of homed prefixes (O(1) from LMDB stats; 0 on error, logged). */
+uint64_t store_homed_count(store_t *s);
+
+/** \brief Delete a metadata record. \retval HDL_EOK, HDL_ENOENT, HDL_EINVAL, HDL_ESTORE */
+int store_batch_meta_del(store_batch_t *b, const char *name);
+
+/**
+ * \brief Did the last failed write find the file system full? (ENOSPC, EDQUOT, or the EIO LMDB
+ *        reports for a short write on a full disk.) Cleared by the next successful commit.
+ * \note store_batch_commit(), store_sync() and store_open() answer HDL_ESPACE in that case.
+ */
+bool store_disk_full(store_t *s);
+
+/**
+ * \brief Text for an error of a store call: "disk full (no space left on the device)" when
+ *        \p err comes from a full disk (\p s NULL: a store_open() that returned HDL_ESPACE),
+ *        else hdl_strerror(\p err).
+ */
+const char *store_strerror(store_t *s, int err);
 
 #endif /* HDL_NODE_STORE_STORE_H */

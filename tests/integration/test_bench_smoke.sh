@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Smoke test of the load harness and the benchmark suite: idnode-bench's guard and usage errors,
-# its --json report against a UDP echo server, then `bench/run.sh --smoke` (1000 identifiers,
-# ~1 s per cell; Knot DNS / nginx cells are skipped when those binaries are absent). Bounded to
-# 60 s. Skips (exit 0) when idnoded / idnode are not built.
+# its --json report against a UDP echo server, then `bench/run.sh --smoke` with 200 identifiers
+# and 0.2 s cells (Knot DNS / nginx cells are skipped when those binaries are absent). A few
+# seconds; runs end on request counts where they can, and nothing asserts a rate or a time, so
+# a loaded box makes it slower, never wrong. Skips (exit 0) when idnoded / idnode are not built.
 set -uo pipefail
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
@@ -51,8 +52,10 @@ for _ in $(seq 1 50); do
 done
 PORT=$(awk '/ready/ {print $2}' "$TMP/echo.out")
 [ -n "$PORT" ] || fail "udp_echo did not start"
-timeout 20 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-1000 -d 1 \
-	-n 5000 -c 32 -P "$ECHO_PID" --json >"$TMP/echo.json" || fail "idnode-bench against udp_echo failed"
+# ends after 5000 requests (-d is only a bound); a reply counts as lost after 10 s, not 1 s
+timeout 60 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-1000 -d 30 \
+	-n 5000 -c 32 --timeout 10000 -P "$ECHO_PID" --json >"$TMP/echo.json" ||
+	fail "idnode-bench against udp_echo failed"
 python3 - "$TMP/echo.json" <<'PY' || fail "the --json report is wrong"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -65,22 +68,23 @@ assert sum(c for _, c in d["histogram_ns"]) == 5000
 assert d["server"]["pid"] > 0 and d["server"]["cpu_s"] >= 0
 print("echo report ok:", d["completed"], "replies,", lat["p50"], "us p50")
 PY
-# open loop with a rate: about rate * duration requests
-timeout 20 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-1000 -d 1 \
-	--rate 2000 --json >"$TMP/open.json" || fail "open-loop run failed"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["mode"]=="open" and 1800 <= d["sent"] <= 2200, d["sent"]' "$TMP/open.json" \
-	|| fail "open loop did not send at the rate"
+# open loop with a rate (how many it sends in the time depends on the box: not asserted)
+timeout 20 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-1000 -d 0.5 \
+	--rate 2000 --timeout 10000 --json >"$TMP/open.json" || fail "open-loop run failed"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["mode"]=="open" and 0 < d["completed"] <= d["sent"], d' "$TMP/open.json" \
+	|| fail "the open-loop report is wrong"
 # text report has the dnsperf-style lines
-timeout 20 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-10 -d 0.3 >"$TMP/text.out" \
-	|| fail "text run failed"
+timeout 20 "$BENCH" -s "127.0.0.1:$PORT" --echo-ok --pattern '88.100.1/%s' --range 1-10 -d 10 -n 200 \
+	--timeout 10000 >"$TMP/text.out" || fail "text run failed"
 for w in "Requests   sent" "Responses " "Throughput offered" "p99.9" "Client CPU"; do
 	grep -q "$w" "$TMP/text.out" || fail "text report lacks '$w'"
 done
 kill "$ECHO_PID" && wait "$ECHO_PID" 2>/dev/null
 ECHO_PID=
 
-# 3. the suite, smoke-sized
-timeout 55 bash "$SRC/bench/run.sh" --smoke --build "$BUILD" >"$TMP/suite.out" 2>"$TMP/suite.err"
+# 3. the suite, smoke-sized: 200 identifiers, 0.2 s cells (a bound of minutes, not a budget)
+timeout 300 bash "$SRC/bench/run.sh" --smoke -d 0.2 --warmup 0 --count 200 --build "$BUILD" \
+	>"$TMP/suite.out" 2>"$TMP/suite.err"
 rc=$?
 if [ $rc != 0 ]; then
 	tail -30 "$TMP/suite.err" >&2

@@ -267,13 +267,14 @@ else
 		p=$PORT
 		[ "$tr" = --http ] && p=$HPORT
 		expect_rc 0 "$IDNODE" resolve $tr -s "127.0.0.1:$p" 88.100.1/test
-		grep -qE '^1 +URL  86400  rwr-  http://example.org/$' "$TMP/rc.out" ||
+		# columns aligned: index, type and TTL padded to the widest of the answer
+		grep -qE '^1   URL       86400  rwr-  http://example.org/$' "$TMP/rc.out" ||
 			fail "resolve $tr: URL line: $(cat "$TMP/rc.out")"
-		grep -qE '^100 +HS_ADMIN  86400  rwr-  0.NA/88.100:300 perms=0x0fff$' "$TMP/rc.out" ||
+		grep -qE '^100 HS_ADMIN  86400  rwr-  0.NA/88.100:300 perms=0x0fff$' "$TMP/rc.out" ||
 			fail "resolve $tr: HS_ADMIN line: $(cat "$TMP/rc.out")"
-		grep -qF 'HS_SITE  86400  rwr-  site v2.10 serial=1 primary servers=1 [1 127.0.0.1 tcp/2641 udp/2641] desc=test site' \
+		grep -qF 'HS_SITE   86400  rwr-  site v2.10 serial=1 primary servers=1 [1 127.0.0.1 tcp/2641 udp/2641] desc=test site' \
 			"$TMP/rc.out" || fail "resolve $tr: HS_SITE line: $(cat "$TMP/rc.out")"
-		grep -qE '^3 +BIN  86400  rwr-  hex:0001ff$' "$TMP/rc.out" ||
+		grep -qE '^3   BIN       86400  rwr-  hex:0001ff$' "$TMP/rc.out" ||
 			fail "resolve $tr: binary line: $(cat "$TMP/rc.out")"
 	done
 	expect_rc 0 "$IDNODE" resolve --json -s "127.0.0.1:$PORT" 88.100.1/test

@@ -10,14 +10,7 @@ idnode=$bld/idnode
 
 tmp=$(mktemp -d /tmp/test_import_export.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-check() { # check "description" command...
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else bad "$d"; fi
-}
+. "$src/tests/lib/checks.sh"
 # run a command, capture exit status without tripping set -e
 rc_of() {
 	set +e
@@ -26,13 +19,8 @@ rc_of() {
 	set -e
 	return $rc
 }
-status() {
-	set +e
-	"$@" >/dev/null 2>&1
-	echo $?
-	set -e
-}
 strip_ts() { sed 's/,"timestamp":"[^"]*"//g'; }
+nhandles() { grep -c '^{"handle":' "$1" || true; } # handle lines of an export
 
 # --- gen: deterministic, keys predictable -----------------------------------------------------
 "$idnode" gen --count 2000 --seed 7 >"$tmp/g1.jsonl"
@@ -60,15 +48,20 @@ rc_of "$idnode" import --db "$tmp/d1" --home 88.100.1 "$tmp/g1.jsonl" 2>"$tmp/im
 check "import exits 0" test "$rc" -eq 0
 check "import summary counts" grep -q "import: 2000 records imported, 0 rejected, .* records/s" "$tmp/imp1.err"
 "$idnode" export --db "$tmp/d1" >"$tmp/e1.jsonl"
-check "export writes every record" test "$(wc -l <"$tmp/e1.jsonl")" -eq 2000
-sed 's/^{"handle":"\([^"]*\)".*/\1/' "$tmp/e1.jsonl" | sort >"$tmp/ekeys"
+check "export writes every record" test "$(nhandles "$tmp/e1.jsonl")" -eq 2000
+check "export writes the homed prefix first, as a line import understands" \
+	test "$(head -n 1 "$tmp/e1.jsonl")" = '{"home":"88.100.1"}'
+check "export writes nothing else" test "$(wc -l <"$tmp/e1.jsonl")" -eq 2001
+grep '^{"handle":' "$tmp/e1.jsonl" | sed 's/^{"handle":"\([^"]*\)".*/\1/' | sort >"$tmp/ekeys"
 sort "$tmp/keys" >"$tmp/skeys"
 check "exported handles = imported handles" cmp -s "$tmp/ekeys" "$tmp/skeys"
 rc_of "$idnode" import --db "$tmp/d2" - <"$tmp/e1.jsonl" 2>"$tmp/imp2.err" && rc=0 || rc=$?
 check "re-import of the export from stdin exits 0" test "$rc" -eq 0
 "$idnode" export --db "$tmp/d2" >"$tmp/e2.jsonl"
-check "export of the re-import is identical (timestamps kept)" cmp -s "$tmp/e1.jsonl" "$tmp/e2.jsonl"
-strip_ts <"$tmp/e1.jsonl" | sed 's/^{"handle":"\([^"]*\)","values":/\1 /' | sort >"$tmp/e1.cmp"
+check "export of the re-import is identical (timestamps kept, prefix homed)" cmp -s "$tmp/e1.jsonl" "$tmp/e2.jsonl"
+check "the re-import homed the prefix (source import)" \
+	bash -c "\"$idnode\" prefixes --db '$tmp/d2' | grep -qE '^88\.100\.1 +import '"
+grep '^{"handle":' "$tmp/e1.jsonl" | strip_ts | sed 's/^{"handle":"\([^"]*\)","values":/\1 /' | sort >"$tmp/e1.cmp"
 # the general JSON parser gives the same store content as the fast path
 "$idnode" import --db "$tmp/d3" --slow-json "$tmp/g1.jsonl" 2>/dev/null
 "$idnode" export --db "$tmp/d3" | strip_ts | sed 's/^{"handle":"\([^"]*\)","values":/\1 /' | sort >"$tmp/e3.cmp"
@@ -80,10 +73,11 @@ check "values round-trip unchanged" test "$(grep -F "{\"handle\":\"$h\"" "$tmp/e
 
 # --- prefixes, overwrite ------------------------------------------------------------------------
 "$idnode" gen --prefix 88.100.2 --count 10 | "$idnode" import --db "$tmp/d1" 2>/dev/null
-check "export --prefix selects one prefix" test "$("$idnode" export --db "$tmp/d1" --prefix 88.100.2 | wc -l)" -eq 10
+check "export --prefix selects one prefix (not homed: no home line)" test "$("$idnode" export --db "$tmp/d1" --prefix 88.100.2 | wc -l)" -eq 10
 check "export --prefix is case-insensitive and exact" \
 	test "$("$idnode" export --db "$tmp/d1" --prefix 88.100 | wc -l)" -eq 0
-check "export without --prefix has both" test "$("$idnode" export --db "$tmp/d1" | wc -l)" -eq 2010
+"$idnode" export --db "$tmp/d1" >"$tmp/both.jsonl"
+check "export without --prefix has both" test "$(nhandles "$tmp/both.jsonl")" -eq 2010
 rc_of "$idnode" import --db "$tmp/d1" --no-overwrite "$tmp/g1.jsonl" 2>"$tmp/now.err" && rc=0 || rc=$?
 check "--no-overwrite on existing handles exits 4" test "$rc" -eq 4
 check "--no-overwrite reports 'already exists' with the line" grep -qE "^line [0-9]+: handle 88.100.1/[A-Z]+-[0-9]+-[0-9]+ already exists" "$tmp/now.err"
@@ -149,6 +143,8 @@ check "demo has the prefix handle" grep -q '^{"handle":"0.NA/88.100.1"' "$tmp/de
 check "demo has the admin handle with HS_SECKEY" grep -q '^{"handle":"88.100.1/ADMIN".*"HS_SECKEY"' "$tmp/demo.out"
 check "demo has PUMP-2024-000123" grep -q '^{"handle":"88.100.1/PUMP-2024-000123"' "$tmp/demo.out"
 check "demo has a few hundred identifiers" test "$(wc -l <"$tmp/demo.out")" -ge 200
+check "seeds/demo.jsonl: every line is its own handle (stored = lines)" \
+	test "$(nhandles "$tmp/demo.out")" -eq "$(grep -c . "$src/seeds/demo.jsonl")"
 check "seeds stay small" test "$(du -sk "$src/seeds" | cut -f1)" -lt 300
 for t in "$src"/seeds/templates/*.json; do
 	check "template $(basename "$t") is valid JSON with fields" \
@@ -168,7 +164,7 @@ rc_of "$idnode" import --db "$tmp/dl" --home 88.100.1 "$tmp/long.jsonl" 2>"$tmp/
 check "import of a 1500-byte-suffix handle exits 0" test "$rc" -eq 0
 check "import counts it" grep -q "import: 6 records imported, 0 rejected" "$tmp/long.err"
 "$idnode" export --db "$tmp/dl" >"$tmp/el.jsonl"
-check "export writes every record" test "$(wc -l <"$tmp/el.jsonl")" -eq 6
+check "export writes every record" test "$(nhandles "$tmp/el.jsonl")" -eq 6
 check "export gives the long handle back identically" \
 	test "$(grep -F "{\"handle\":\"$longh\"," "$tmp/el.jsonl" | strip_ts)" = "$longline"
 check "export --prefix finds the long handle" \
@@ -246,8 +242,4 @@ else
 	echo "skip - idnoded not built: no resolve of the long handle"
 fi
 
-if [ "$fails" -ne 0 ]; then
-	echo "$fails check(s) failed"
-	exit 1
-fi
-echo "all checks passed"
+checks_done

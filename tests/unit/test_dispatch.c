@@ -465,19 +465,22 @@ static void test_filters(void **state)
 	static const char *const none[] = {"NOPE"};
 	len = build_resolve("88.100.1/test", NULL, 0, none, 1, HDL_OF_PO, 2, 11, req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
-	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, NULL);
+	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, "No matching values");
 
-	/* only non-public values: withheld with PO set and (no auth yet) with PO clear */
+	/*
+	 * only non-public values: withheld with PO set and (no auth yet) with PO clear, with the
+	 * same message as "nothing matches" (another text would reveal that hidden values exist)
+	 */
 	len = build_resolve("88.100.1/secret", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
-	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, NULL);
+	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, "No matching values");
 	len = build_resolve("88.100.1/secret", NULL, 0, NULL, 0, 0, 2, 11, req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
-	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, NULL);
+	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, "No matching values");
 	static const uint32_t idx300[] = {300};
 	len = build_resolve("88.100.1/test", idx300, 1, NULL, 0, 0, 2, 11, req, sizeof(req));
 	assert_true(ask(req, len, &m) > 0);
-	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, NULL);
+	expect_error(&m, HDL_RC_VALUES_NOT_FOUND, "No matching values");
 
 	/* a handle with no values at all: success, zero values */
 	len = build_resolve("88.100.1/empty", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));

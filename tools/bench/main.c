@@ -18,7 +18,11 @@
 #include "hdl/msg.h"
 #include "tools/bench/bench.h"
 
-#define BENCH_VERSION "0.1"
+#ifdef HDL_VERSION
+#define BENCH_VERSION HDL_VERSION /* the project version (CMake) */
+#else
+#define BENCH_VERSION "0.1.0"
+#endif
 #define EXIT_NOREPLY 1
 #define EXIT_USAGE 2
 #define EXIT_SETUP 3

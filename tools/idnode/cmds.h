@@ -9,6 +9,7 @@
 #define HDL_TOOLS_IDNODE_CMDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define IDNODE_EXIT_OK 0
@@ -22,11 +23,16 @@ int cmd_decode(int argc, char **argv);  /* tools/idnode/decode.c */
 int cmd_import(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
+int cmd_prefixes(int argc, char **argv); /* tools/idnode/prefixes.c */
+int cmd_home(int argc, char **argv);     /* tools/idnode/prefixes.c */
+int cmd_unhome(int argc, char **argv);   /* tools/idnode/prefixes.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;
 /** \brief Print `index  type  ttl  perms  data [refs]` and a newline to stdout. */
 void idnode_print_value(const struct hdl_value *v);
+/** \brief Print \p n values as idnode_print_value() does, with the columns aligned. */
+void idnode_print_values(const struct hdl_value *v, uint32_t n);
 /** \brief Print only the data of \p v, rendered by type (text, HS_ADMIN, HS_SITE, hex...). */
 void idnode_print_data(const struct hdl_value *v);
 
@@ -35,5 +41,41 @@ void idnode_print_data(const struct hdl_value *v);
  * \return false on anything else (sign, junk, overflow)
  */
 bool idnode_parse_u64(const char *s, bool size_suffix, uint64_t *out); /* tools/idnode/util.c */
+
+/* ---- shared by import and the prefix commands (tools/idnode/prefixes.c, seen.c) ---- */
+
+struct store;
+
+/**
+ * \brief Warn on stderr when the store holds the marker of an unfinished import (its source
+ *        file, start time, importer pid and the records it committed).
+ * \param copy when not NULL, receives a malloc'ed copy of the marker record (NULL when none)
+ * \return 1 a marker was found, 0 none, -1 the store could not be read
+ */
+int idnode_mark_report(struct store *s, const char *prog, const char *db, uint8_t **copy,
+                       size_t *copy_len);
+
+/** \brief Warn on stderr when no prefix is homed in the store (the node would answer RC 301). */
+void idnode_warn_unhomed(struct store *s, const char *prog, const char *db);
+
+/** A bounded set of key fingerprints (tools/idnode/seen.c). */
+typedef struct idnode_seen {
+	uint64_t *slots; /**< open addressing; 0 = empty */
+	size_t cap;      /**< slots, a power of two (0 before the first key) */
+	size_t n;        /**< keys remembered */
+	size_t max;      /**< remember at most this many */
+	bool full;       /**< stopped remembering (max reached or out of memory) */
+} idnode_seen_t;
+
+/** \brief An empty set that remembers at most \p max keys (0: none). */
+void idnode_seen_init(idnode_seen_t *s, size_t max);
+/** \brief Release the memory of \p s. */
+void idnode_seen_free(idnode_seen_t *s);
+/**
+ * \brief Remember \p key.
+ * \return 1 it was remembered before, 0 it is new (now remembered), -1 it is not remembered
+ *         (the set is full)
+ */
+int idnode_seen_add(idnode_seen_t *s, const uint8_t *key, size_t len);
 
 #endif

@@ -9,8 +9,18 @@
  * values in wire form (U32 count + values) into a batch buffer, and every --batch records sorts
  * the batch by storage key and writes it in one LMDB transaction (sorted inserts touch each page
  * once). Parsing and writing overlap: a writer thread stores one batch while the main thread fills
- * the other (double buffering). The environment is opened with MDB_NOSYNC and synced once at the end. A handle that
- * appears twice keeps its last line. Values with timestamp 0 get the import time.
+ * the other (double buffering). The environment is opened with MDB_NOSYNC and synced once at the
+ * end. A handle that appears twice keeps its last line; such lines are counted and listed (the
+ * handles of the input are remembered as 8-byte fingerprints, up to --dup-check of them). Values
+ * with timestamp 0 get the import time. A UTF-8 byte order mark before the first line is skipped.
+ *
+ * A line {"home":"88.100.1"} homes that prefix (what `idnode export` writes first for each homed
+ * prefix). Prefixes are homed, source "import", in the transaction that ends the import.
+ *
+ * An import marks the store before its first batch (meta record STORE_META_IMPORT: source file,
+ * start time, pid, records committed so far, updated with every batch) and clears the mark with
+ * its last transaction, so an import that was killed or failed is reported by the next import,
+ * by `idnode prefixes` and by the node at start.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
@@ -40,7 +50,9 @@
 #define IMPORT_READ_BUF (8u << 20)
 #define IMPORT_REJECT_LIST 100u
 #define IMPORT_MAX_PREFIXES 100000u
+#define IMPORT_HOME_SLOTS 262144u /* power of two > 2 * IMPORT_MAX_PREFIXES */
 #define IMPORT_MAX_HOME 256
+#define IMPORT_DUP_CHECK_DEFAULT 12000000u /* handles: at most 128 MiB of fingerprints */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -152,6 +164,7 @@ typedef struct irec {
 	uint32_t val_off, val_len;   /**< U32 count + values */
 	uint64_t line;
 	uint64_t seq;                /**< input order, tie-break: last line wins */
+	bool dup;                    /**< an earlier line of the input gave the same handle */
 } irec_t;
 
 /** One batch of parsed records. */
@@ -182,7 +195,15 @@ typedef struct import {
 	int werr;          /**< fatal store error seen by the writer */
 	uint64_t imported;
 	uint64_t rejected;
-	char **prefixes;  /**< --auto-home: distinct authorities seen */
+	uint64_t committed; /**< records written, repeated handles included (for the marker) */
+	uint64_t replaced;  /**< records written over an earlier line of this input */
+	store_import_mark_t mark; /**< this import's marker (records updated per batch) */
+	/* parser thread only */
+	idnode_seen_t seen;   /**< handles of the input so far (fingerprints) */
+	uint64_t dups;        /**< lines that repeat a handle */
+	bool seen_told;       /**< said that \p seen is full */
+	char **prefixes;      /**< to home: --auto-home authorities and {"home":...} lines */
+	uint32_t *home_slots; /**< hash set over prefixes (index + 1; IMPORT_HOME_SLOTS) */
 	size_t nprefixes;
 	size_t capprefixes;
 	bool fatal;
@@ -213,6 +234,22 @@ static void reject(import_t *im, uint64_t line, const char *fmt, ...)
 			fputs("\r\033[K", stderr);
 		fprintf(stderr, "line %" PRIu64 ": %s\n", line, msg);
 	}
+	pthread_mutex_unlock(&im->mu);
+}
+
+/** Count and (for the first IMPORT_REJECT_LIST) report a line that repeats a handle. */
+static void duplicate(import_t *im, uint64_t line, hdl_slice_t name)
+{
+	im->dups++;
+	if (im->dups > IMPORT_REJECT_LIST)
+		return;
+	pthread_mutex_lock(&im->mu);
+	if (im->tty)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr,
+	        "line %" PRIu64 ": handle %.*s was given before in this input; the last line "
+	        "wins\n",
+	        line, (int)(name.len > 300 ? 300 : name.len), (const char *)name.p);
 	pthread_mutex_unlock(&im->mu);
 }
 
@@ -261,6 +298,51 @@ static int cmp_irec(const void *a, const void *b, void *ctx)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/** Put the import marker \p m into the batch. */
+static int mark_put(store_batch_t *b, const store_import_mark_t *m)
+{
+	uint8_t buf[STORE_IMPORT_SOURCE_MAX + 64];
+	size_t len = 0;
+	int ret = store_import_mark_encode(m, buf, sizeof(buf), &len);
+	if (ret != HDL_EOK)
+		return ret;
+	return store_batch_meta_put(b, STORE_META_IMPORT, (hdl_slice_t){buf, (uint32_t)len});
+}
+
+/** Mark the store before the first batch, in a transaction of its own, synced. */
+static int mark_begin(import_t *im)
+{
+	store_batch_t *b = NULL;
+	int ret = store_batch_begin(im->store, &b);
+	if (ret != HDL_EOK)
+		return ret;
+	ret = mark_put(b, &im->mark);
+	if (ret != HDL_EOK) {
+		store_batch_abort(b);
+		return ret;
+	}
+	ret = store_batch_commit(b);
+	return ret == HDL_EOK ? store_sync(im->store) : ret;
+}
+
+/**
+ * Clear this import's marker in the last transaction \p b. A marker an earlier, unfinished
+ * import had left (\p prev) stays unless it was for this same file (read from standard input:
+ * it stays), so a finished import of another file does not hide it.
+ */
+static int mark_end(import_t *im, store_batch_t *b, const uint8_t *prev, size_t prev_len)
+{
+	store_import_mark_t pm;
+	if (prev != NULL && store_import_mark_decode(prev, prev_len, &pm) == HDL_EOK &&
+	    !(pm.source.len == im->mark.source.len &&
+	      memcmp(pm.source.p, im->mark.source.p, pm.source.len) == 0 &&
+	      !(pm.source.len == 1 && pm.source.p[0] == '-')))
+		return store_batch_meta_put(b, STORE_META_IMPORT,
+		                            (hdl_slice_t){prev, (uint32_t)prev_len});
+	int ret = store_batch_meta_del(b, STORE_META_IMPORT);
+	return ret == HDL_ENOENT ? HDL_EOK : ret;
+}
+
 /** Write one batch in key order (writer thread). \retval HDL_EOK or a fatal store error. */
 static int write_batch(import_t *im, ibatch_t *ib)
 {
@@ -271,7 +353,7 @@ static int write_batch(import_t *im, ibatch_t *ib)
 	int ret = store_batch_begin(im->store, &b);
 	if (ret != HDL_EOK)
 		return ret;
-	uint64_t ok = 0;
+	uint64_t ok = 0, replaced = 0;
 	for (size_t i = 0; i < ib->nrecs; i++) {
 		const irec_t *r = &ib->recs[i];
 		hdl_slice_t name = {ib->data.p + r->name_off, r->name_len};
@@ -279,6 +361,7 @@ static int write_batch(import_t *im, ibatch_t *ib)
 		ret = store_batch_put(b, name, vals, im->overwrite);
 		if (ret == HDL_EOK) {
 			ok++;
+			replaced += r->dup;
 			continue;
 		}
 		if (ret == HDL_EEXIST) {
@@ -290,17 +373,30 @@ static int write_batch(import_t *im, ibatch_t *ib)
 			reject(im, r->line, "%s", hdl_strerror(ret));
 			continue;
 		}
-		fprintf(stderr, "idnode import: store: %s\n", hdl_strerror(ret));
+		fprintf(stderr, "idnode import: store: %s\n", store_strerror(im->store, ret));
+		store_batch_abort(b);
+		return ret;
+	}
+	/* the marker says how far the import got, in the same transaction */
+	pthread_mutex_lock(&im->mu);
+	store_import_mark_t mark = im->mark;
+	mark.records = im->committed + ok;
+	pthread_mutex_unlock(&im->mu);
+	ret = mark_put(b, &mark);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode import: store: %s\n", store_strerror(im->store, ret));
 		store_batch_abort(b);
 		return ret;
 	}
 	ret = store_batch_commit(b);
 	if (ret != HDL_EOK) {
-		fprintf(stderr, "idnode import: commit: %s\n", hdl_strerror(ret));
+		fprintf(stderr, "idnode import: commit: %s\n", store_strerror(im->store, ret));
 		return ret;
 	}
 	pthread_mutex_lock(&im->mu);
-	im->imported += ok;
+	im->imported += ok - replaced;
+	im->replaced += replaced;
+	im->committed += ok;
 	pthread_mutex_unlock(&im->mu);
 	return HDL_EOK;
 }
@@ -373,28 +469,64 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void note_prefix(import_t *im, hdl_slice_t name)
+/** Remember prefix \p auth to home at the end (once). \return false when the list is full */
+static bool add_home(import_t *im, hdl_slice_t auth)
 {
-	hdl_slice_t auth = hdl_name_authority(name);
-	if (auth.len == 0 || auth.len > 255)
-		return;
-	for (size_t i = 0; i < im->nprefixes; i++)
-		if (strlen(im->prefixes[i]) == auth.len &&
-		    hdl_slice_eq_nocase(hdl_slice_str(im->prefixes[i]), auth))
-			return;
+	/* an exact set: slots hold index + 1 into prefixes, hashed on the ASCII-folded prefix */
+	if (im->home_slots == NULL) {
+		im->home_slots = calloc(IMPORT_HOME_SLOTS, sizeof(uint32_t));
+		if (im->home_slots == NULL)
+			return false;
+	}
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (uint32_t i = 0; i < auth.len; i++) {
+		uint8_t c = auth.p[i];
+		h = (h ^ (c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c)) * 0x100000001b3ull;
+	}
+	size_t slot = (size_t)(h ^ h >> 29) & (IMPORT_HOME_SLOTS - 1);
+	for (; im->home_slots[slot]; slot = (slot + 1) & (IMPORT_HOME_SLOTS - 1)) {
+		const char *have = im->prefixes[im->home_slots[slot] - 1];
+		if (strlen(have) == auth.len && hdl_slice_eq_nocase(hdl_slice_str(have), auth))
+			return true;
+	}
 	if (im->nprefixes >= IMPORT_MAX_PREFIXES)
-		return;
+		return false;
 	if (im->nprefixes == im->capprefixes) {
 		size_t n = im->capprefixes ? im->capprefixes * 2 : 16;
 		char **p = realloc(im->prefixes, n * sizeof(*p));
 		if (p == NULL)
-			return;
+			return false;
 		im->prefixes = p;
 		im->capprefixes = n;
 	}
 	char *s = strndup((const char *)auth.p, auth.len);
-	if (s)
-		im->prefixes[im->nprefixes++] = s;
+	if (s == NULL)
+		return false;
+	im->prefixes[im->nprefixes++] = s;
+	im->home_slots[slot] = (uint32_t)im->nprefixes;
+	return true;
+}
+
+static void note_prefix(import_t *im, hdl_slice_t name)
+{
+	hdl_slice_t auth = hdl_name_authority(name);
+	if (auth.len > 0 && auth.len <= 255)
+		(void)add_home(im, auth);
+}
+
+/** A {"home":"PREFIX"} line: remember PREFIX to home at the end. */
+static void home_line(import_t *im, json_t *root, json_t *jhome, uint64_t lineno)
+{
+	const char *p = json_string_value(jhome);
+	size_t n = json_string_length(jhome);
+	bool ok = p != NULL && n > 0 && n <= 255 && json_object_size(root) == 1 &&
+	          hdl_utf8_valid((const uint8_t *)p, n);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (unsigned char)p[i] > 0x20 && p[i] != 0x7f && p[i] != '/';
+	if (!ok)
+		reject(im, lineno, "\"home\" must be the only key, a prefix such as \"88.100.1\"");
+	else if (!add_home(im, (hdl_slice_t){(const uint8_t *)p, (uint32_t)n}))
+		reject(im, lineno, "more than %u prefixes to home", IMPORT_MAX_PREFIXES);
 }
 
 /** Parse one line into the batch. Rejections are reported; returns HDL_ENOMEM only when fatal. */
@@ -423,6 +555,11 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 		}
 		if (!json_is_object(root)) {
 			reject(im, lineno, "not a JSON object");
+			goto out;
+		}
+		json_t *jhome = json_object_get(root, "home");
+		if (jhome != NULL && json_object_get(root, "handle") == NULL) {
+			home_line(im, root, jhome, lineno);
 			goto out;
 		}
 		json_t *jh = json_object_get(root, "handle");
@@ -520,9 +657,23 @@ static int import_line(import_t *im, const uint8_t *line, size_t len, uint64_t l
 	ib->data.len += enc;
 	r->line = lineno;
 	r->seq = im->seq++;
+	r->dup = false;
 	ib->nrecs++;
 	if (im->auto_home)
 		note_prefix(im, name);
+	if (im->overwrite) { /* (with --no-overwrite a repeated handle is refused as existing) */
+		int sr = idnode_seen_add(&im->seen, key, klen);
+		if (sr == 1) {
+			r->dup = true;
+			duplicate(im, lineno, name);
+		} else if (sr < 0 && !im->seen_told) {
+			im->seen_told = true;
+			fprintf(stderr,
+			        "idnode import: remembered %zu handles (--dup-check %zu): later "
+			        "repeats (from line %" PRIu64 " on) are not counted\n",
+			        im->seen.n, im->seen.max, lineno);
+		}
+	}
 out:
 	json_decref(root);
 	return ret;
@@ -540,28 +691,44 @@ static void import_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: idnode import --db DIR [--home PREFIX]... [--auto-home] [--batch N]\n"
-	        "                     [--no-overwrite] [--txlog] [--map-size BYTES] [FILE|-]\n"
+	        "                     [--no-overwrite] [--txlog] [--map-size BYTES] [--dup-check N]\n"
+	        "                     [FILE|-]\n"
 	        "  Loads JSON Lines {\"handle\":\"88.100.1/X\",\"values\":[...]} (Handle.Net REST value\n"
 	        "  form) into the LMDB store at DIR (created if missing). Existing handles are replaced\n"
-	        "  unless --no-overwrite. --home homes PREFIX (repeatable); --auto-home homes every\n"
-	        "  prefix seen. --txlog records each change in the txlog (off for bulk loads).\n"
+	        "  unless --no-overwrite. A handle given twice keeps its last line (such lines are\n"
+	        "  listed and counted; --dup-check N: remember at most N handles for that, default\n"
+	        "  %u, 8 bytes each, 0 = off). --home homes PREFIX (repeatable); --auto-home homes\n"
+	        "  every prefix seen; a line {\"home\":\"PREFIX\"} (as idnode export writes) homes\n"
+	        "  PREFIX. --txlog records each change in the txlog (off for bulk loads).\n"
 	        "  Rejected lines are listed as 'line N: reason' on stderr; exit status 4 if any.\n"
-	        "  --slow-json parses every line with the general JSON parser (for testing).\n");
+	        "  An import that does not finish leaves a mark in the store, reported by the next\n"
+	        "  import, `idnode prefixes` and the node.\n"
+	        "  --slow-json parses every line with the general JSON parser (for testing).\n",
+	        IMPORT_DUP_CHECK_DEFAULT);
 }
 
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"db", required_argument, NULL, 'd'},       {"home", required_argument, NULL, 'H'},
-		{"auto-home", no_argument, NULL, 'A'},      {"batch", required_argument, NULL, 'b'},
-		{"no-overwrite", no_argument, NULL, 'N'},   {"txlog", no_argument, NULL, 'T'},
-		{"map-size", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
-		{"slow-json", no_argument, NULL, 'S'},      {NULL, 0, NULL, 0},
+	    {"db", required_argument, NULL, 'd'},
+	    {"home", required_argument, NULL, 'H'},
+	    {"auto-home", no_argument, NULL, 'A'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"no-overwrite", no_argument, NULL, 'N'},
+	    {"txlog", no_argument, NULL, 'T'},
+	    {"map-size", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"slow-json", no_argument, NULL, 'S'},
+	    {"dup-check", required_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *db = NULL;
 	const char *homes[IMPORT_MAX_HOME];
 	int nhomes = 0;
-	uint64_t batch = IMPORT_BATCH_DEFAULT, map_size = 0;
+	uint64_t batch = IMPORT_BATCH_DEFAULT, map_size = 0, dup_check = IMPORT_DUP_CHECK_DEFAULT;
+	uint8_t *prev_mark = NULL;
+	size_t prev_mark_len = 0;
+	char *source = NULL;
 	bool txlog = false;
 	int c;
 	int rc = IDNODE_EXIT_OK;
@@ -572,7 +739,7 @@ int cmd_import(int argc, char **argv)
 	pthread_mutex_init(&im.mu, NULL);
 	pthread_cond_init(&im.cv, NULL);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:H:Ab:NTm:hS", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:H:Ab:NTm:hSD:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			db = optarg;
@@ -602,6 +769,11 @@ int cmd_import(int argc, char **argv)
 			if (!idnode_parse_u64(optarg, true, &map_size))
 				goto usage;
 			break;
+		case 'D':
+			if (!idnode_parse_u64(optarg, false, &dup_check) ||
+			    dup_check > (1ull << 32))
+				goto usage;
+			break;
 		case 'h':
 			import_usage(stdout);
 			return IDNODE_EXIT_OK;
@@ -628,7 +800,8 @@ int cmd_import(int argc, char **argv)
 	store_opts_t so = {.path = db, .map_size = map_size, .no_sync = true, .txlog = txlog};
 	int ret = store_open(&so, &im.store);
 	if (ret != HDL_EOK) {
-		fprintf(stderr, "idnode import: cannot open store %s: %s\n", db, hdl_strerror(ret));
+		fprintf(stderr, "idnode import: cannot open store %s: %s\n", db,
+		        store_strerror(NULL, ret));
 		if (fd > 0)
 			close(fd);
 		return IDNODE_EXIT_IO;
@@ -644,6 +817,22 @@ int cmd_import(int argc, char **argv)
 	hdl_arena_init(&arena, arena_buf, sizeof(arena_buf), 64u << 20);
 	if (im.bufs[0].recs == NULL || im.bufs[1].recs == NULL || rd.buf == NULL) {
 		fprintf(stderr, "idnode import: out of memory\n");
+		rc = IDNODE_EXIT_IO;
+		goto done;
+	}
+	idnode_seen_init(&im.seen, (size_t)dup_check);
+	/* an earlier import that did not finish is reported; this one marks the store until done */
+	(void)idnode_mark_report(im.store, "idnode import", db, &prev_mark, &prev_mark_len);
+	source = strcmp(file, "-") == 0 ? strdup("-") : realpath(file, NULL);
+	if (source == NULL || strlen(source) > STORE_IMPORT_SOURCE_MAX) {
+		free(source);
+		source = strdup(strcmp(file, "-") == 0 ? "-" : "(a path too long to keep)");
+	}
+	im.mark = (store_import_mark_t){(uint32_t)time(NULL), (uint32_t)getpid(), 0,
+	                                hdl_slice_str(source ? source : "-")};
+	if ((ret = mark_begin(&im)) != HDL_EOK) {
+		fprintf(stderr, "idnode import: cannot mark the store: %s\n",
+		        store_strerror(im.store, ret));
 		rc = IDNODE_EXIT_IO;
 		goto done;
 	}
@@ -673,6 +862,10 @@ int cmd_import(int argc, char **argv)
 			reject(&im, im.lines, "line longer than %u bytes", IMPORT_MAX_LINE);
 			continue;
 		}
+		if (im.lines == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+			line += 3; /* a UTF-8 byte order mark (editors on Windows write one) */
+			len -= 3;
+		}
 		if (blank(line, len))
 			continue;
 		ret = import_line(&im, line, len, im.lines, &arena, now);
@@ -696,26 +889,36 @@ int cmd_import(int argc, char **argv)
 		rc = IDNODE_EXIT_IO;
 		goto done;
 	}
-	if (nhomes > 0 || im.nprefixes > 0) {
+	{
+		/* the last transaction: homed prefixes, and the marker cleared */
 		store_batch_t *b = NULL;
 		ret = store_batch_begin(im.store, &b);
 		for (int i = 0; ret == HDL_EOK && i < nhomes; i++) {
-			ret = store_batch_home(b, hdl_slice_str(homes[i]), true);
+			ret = store_batch_home_src(b, hdl_slice_str(homes[i]), true,
+			                           STORE_HOME_IMPORT);
 			if (ret != HDL_EOK)
-				fprintf(stderr, "idnode import: --home %s: %s\n", homes[i], hdl_strerror(ret));
+				fprintf(stderr, "idnode import: --home %s: %s\n", homes[i],
+				        store_strerror(im.store, ret));
 		}
 		for (size_t i = 0; ret == HDL_EOK && i < im.nprefixes; i++)
-			ret = store_batch_home(b, hdl_slice_str(im.prefixes[i]), true);
+			ret = store_batch_home_src(b, hdl_slice_str(im.prefixes[i]), true,
+			                           STORE_HOME_IMPORT);
+		if (ret == HDL_EOK)
+			ret = mark_end(&im, b, prev_mark, prev_mark_len);
 		if (ret == HDL_EOK)
 			ret = store_batch_commit(b);
 		else if (b)
 			store_batch_abort(b);
 		if (ret != HDL_EOK) {
+			if (ret != HDL_ENAME)
+				fprintf(stderr, "idnode import: %s\n",
+				        store_strerror(im.store, ret));
 			rc = ret == HDL_ENAME ? IDNODE_EXIT_USAGE : IDNODE_EXIT_IO;
 			goto done;
 		}
 	}
-	if (store_sync(im.store) != HDL_EOK) {
+	if ((ret = store_sync(im.store)) != HDL_EOK) {
+		fprintf(stderr, "idnode import: sync: %s\n", store_strerror(im.store, ret));
 		rc = IDNODE_EXIT_IO;
 		goto done;
 	}
@@ -724,9 +927,18 @@ int cmd_import(int argc, char **argv)
 	if (im.rejected > IMPORT_REJECT_LIST)
 		fprintf(stderr, "... %" PRIu64 " more rejected lines not listed\n",
 		        im.rejected - IMPORT_REJECT_LIST);
+	if (im.dups > IMPORT_REJECT_LIST)
+		fprintf(stderr, "... %" PRIu64 " more repeated handles not listed\n",
+		        im.dups - IMPORT_REJECT_LIST);
 	fprintf(stderr,
-	        "import: %" PRIu64 " records imported, %" PRIu64 " rejected, %.2f s, %.0f records/s\n",
-	        im.imported, im.rejected, el, el > 0 ? (double)im.imported / el : 0.0);
+	        "import: %" PRIu64 " records imported, %" PRIu64 " rejected, %" PRIu64
+	        " duplicate%s (the last line wins), %.2f s, %.0f records/s\n",
+	        im.imported, im.rejected, im.dups, im.dups == 1 ? "" : "s", el,
+	        el > 0 ? (double)im.imported / el : 0.0);
+	if (im.nprefixes + (size_t)nhomes > 0)
+		fprintf(stderr, "import: %zu prefix(es) homed (source import)\n",
+		        im.nprefixes + (size_t)nhomes);
+	idnode_warn_unhomed(im.store, "idnode import", db);
 	if (im.rejected)
 		rc = IDNODE_EXIT_DATA;
 done:
@@ -745,6 +957,10 @@ done:
 	for (size_t i = 0; i < im.nprefixes; i++)
 		free(im.prefixes[i]);
 	free(im.prefixes);
+	free(im.home_slots);
+	idnode_seen_free(&im.seen);
+	free(prev_mark);
+	free(source);
 	free(rd.buf);
 	import_reader = NULL;
 	pthread_cond_destroy(&im.cv);
@@ -807,12 +1023,43 @@ static int export_one(void *vctx, hdl_slice_t key, hdl_slice_t vals)
 	return 0;
 }
 
+typedef struct export_home {
+	export_ctx_t *x;
+	hdl_slice_t only; /**< --prefix, or empty for all */
+} export_home_t;
+
+/** One {"home":"PREFIX"} line per homed prefix (under --prefix only that one). */
+static int export_home(void *vctx, hdl_slice_t prefix, const store_home_rec_t *rec)
+{
+	export_home_t *h = vctx;
+	if (h->only.len && !hdl_slice_eq_nocase(h->only, prefix))
+		return 0;
+	json_t *o = json_object();
+	json_t *p = json_stringn((const char *)prefix.p, prefix.len);
+	char *line = NULL;
+	if (o == NULL || p == NULL || json_object_set_new(o, "home", p) != 0 ||
+	    (line = json_dumps(o, JSON_COMPACT)) == NULL) {
+		json_decref(o);
+		h->x->err = HDL_ENOMEM;
+		return 1;
+	}
+	json_decref(o);
+	if (fputs(line, h->x->out) == EOF || fputc('\n', h->x->out) == EOF)
+		h->x->err = HDL_EIO;
+	free(line);
+	return h->x->err != HDL_EOK;
+}
+
 static void export_usage(FILE *f)
 {
-	fprintf(f, "usage: idnode export --db DIR [--prefix PREFIX]\n"
-	           "  Writes every handle of the store (or those under PREFIX/) to stdout as JSON Lines\n"
-	           "  {\"handle\":...,\"values\":[...]}, in storage-key order. Handle names are the\n"
-	           "  normalized storage keys (prefix upper-cased, suffix too unless case-sensitive).\n");
+	fprintf(
+	    f,
+	    "usage: idnode export --db DIR [--prefix PREFIX]\n"
+	    "  Writes every handle of the store (or those under PREFIX/) to stdout as JSON Lines\n"
+	    "  {\"handle\":...,\"values\":[...]}, in storage-key order. Handle names are the\n"
+	    "  normalized storage keys (prefix upper-cased, suffix too unless case-sensitive).\n"
+	    "  Each homed prefix (or PREFIX, when homed) comes first as {\"home\":\"PREFIX\"},\n"
+	    "  which idnode import homes again.\n");
 }
 
 int cmd_export(int argc, char **argv)
@@ -868,7 +1115,10 @@ int cmd_export(int argc, char **argv)
 		rc = IDNODE_EXIT_IO;
 		goto out;
 	}
-	ret = store_foreach(r, hdl_slice_str(prefix), export_one, &x);
+	export_home_t eh = {&x, hdl_slice_str(prefix)};
+	ret = store_prefixes_foreach(r, export_home, &eh);
+	if (ret == HDL_EOK && x.err == HDL_EOK)
+		ret = store_foreach(r, hdl_slice_str(prefix), export_one, &x);
 	store_reader_end(r);
 	if (ret == HDL_ENAME) {
 		fprintf(stderr, "idnode export: invalid prefix '%s'\n", prefix);

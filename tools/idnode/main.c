@@ -8,8 +8,8 @@
 
 #include "tools/idnode/cmds.h"
 
-#ifndef IDNODE_VERSION
-#define IDNODE_VERSION "0.1.0"
+#ifndef HDL_VERSION
+#define HDL_VERSION "0.1.0" /* CMake passes the project version */
 #endif
 
 /*
@@ -46,13 +46,16 @@ static const subcmd_t subcmds[] = {
 	{"import", cmd_import, "load handle records (JSON) into a node database"},
 	{"export", cmd_export, "dump the handle records of a node database as JSON"},
 	{"gen", cmd_gen, "generate test data sets"},
+	{"prefixes", cmd_prefixes, "list the homed prefixes of a node database and who homed them"},
+	{"home", cmd_home, "home prefixes in a node database (works while the node runs)"},
+	{"unhome", cmd_unhome, "unhome prefixes in a node database (works while the node runs)"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: idnode [--help] [--version] <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)
-		fprintf(f, "  %-8s  %s\n", subcmds[i].name, subcmds[i].summary);
+		fprintf(f, "  %-9s %s\n", subcmds[i].name, subcmds[i].summary);
 	fprintf(f, "\nRun `idnode <command> --help` for the options of a command.\n"
 	           "Exit status: 0 ok, 1 not found / error answer, 2 usage, 3 network or I/O,\n"
 	           "4 malformed data.\n");
@@ -70,7 +73,7 @@ int main(int argc, char **argv)
 		return IDNODE_EXIT_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-		printf("idnode " IDNODE_VERSION "\n");
+		printf("idnode " HDL_VERSION "\n");
 		return IDNODE_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)

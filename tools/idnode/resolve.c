@@ -21,6 +21,7 @@
 #include "tools/idnode/cmds.h"
 
 #define RESOLVE_MAX_DATA_SHOW 4096u /**< bytes of value data printed before "..." */
+#define RESOLVE_MAX_TYPE_COL  40u   /**< widest type column (longer types are not padded) */
 
 static void resolve_usage(FILE *f)
 {
@@ -227,17 +228,41 @@ void idnode_print_data(const hdl_value_t *v)
 	print_hex(v->data.p, v->data.len);
 }
 
-void idnode_print_value(const hdl_value_t *v)
+/** Columns print_escaped() takes for \p p (a UTF-8 sequence counts one, an escape its length). */
+static size_t escaped_width(const uint8_t *p, size_t n)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = p[i];
+		if (ch == '\\' || ch == '\n' || ch == '\r' || ch == '\t')
+			w += 2;
+		else if (ch < 0x20 || ch == 0x7F)
+			w += 4;
+		else if ((ch & 0xC0) != 0x80)
+			w++; /* not a continuation byte */
+	}
+	return w;
+}
+
+static void ttl_text(const hdl_value_t *v, char *ttl, size_t cap)
+{
+	if (v->ttl_type == HDL_TTL_ABSOLUTE)
+		snprintf(ttl, cap, "@%" PRIu32, v->ttl);
+	else
+		snprintf(ttl, cap, "%" PRIu32, v->ttl);
+}
+
+/** One value with its index, type and TTL padded to \p wi, \p wt and \p wttl columns. */
+static void print_value_cols(const hdl_value_t *v, int wi, size_t wt, int wttl)
 {
 	char ttl[24];
 
-	if (v->ttl_type == HDL_TTL_ABSOLUTE)
-		snprintf(ttl, sizeof(ttl), "@%" PRIu32, v->ttl);
-	else
-		snprintf(ttl, sizeof(ttl), "%" PRIu32, v->ttl);
-	printf("%-6" PRIu32 " ", v->index);
+	ttl_text(v, ttl, sizeof(ttl));
+	printf("%-*" PRIu32 " ", wi, v->index);
 	print_escaped(v->type.p, v->type.len);
-	printf("  %s  %c%c%c%c  ", ttl, (v->perms & HDL_PERM_ADMIN_READ) ? 'r' : '-',
+	for (size_t w = escaped_width(v->type.p, v->type.len); w < wt; w++)
+		putchar(' ');
+	printf("  %-*s  %c%c%c%c  ", wttl, ttl, (v->perms & HDL_PERM_ADMIN_READ) ? 'r' : '-',
 	       (v->perms & HDL_PERM_ADMIN_WRITE) ? 'w' : '-',
 	       (v->perms & HDL_PERM_PUBLIC_READ) ? 'r' : '-',
 	       (v->perms & HDL_PERM_PUBLIC_WRITE) ? 'w' : '-');
@@ -248,6 +273,32 @@ void idnode_print_value(const hdl_value_t *v)
 		printf(":%" PRIu32, v->refs[i].index);
 	}
 	putchar('\n');
+}
+
+void idnode_print_value(const hdl_value_t *v)
+{
+	print_value_cols(v, 6, 0, 0);
+}
+
+void idnode_print_values(const hdl_value_t *v, uint32_t n)
+{
+	int wi = 1, wttl = 1;
+	size_t wt = 1;
+	char buf[24];
+
+	for (uint32_t i = 0; i < n; i++) {
+		int l = snprintf(buf, sizeof(buf), "%" PRIu32, v[i].index);
+		wi = l > wi ? l : wi;
+		ttl_text(&v[i], buf, sizeof(buf));
+		l = (int)strlen(buf);
+		wttl = l > wttl ? l : wttl;
+		size_t w = escaped_width(v[i].type.p, v[i].type.len);
+		wt = w > wt ? w : wt;
+	}
+	if (wt > RESOLVE_MAX_TYPE_COL)
+		wt = RESOLVE_MAX_TYPE_COL; /* a very long type shifts its own line only */
+	for (uint32_t i = 0; i < n; i++)
+		print_value_cols(&v[i], wi, wt, wttl);
 }
 
 static int print_json(const char *handle, const hdl_msg_t *m)
@@ -466,8 +517,9 @@ int cmd_resolve(int argc, char **argv)
 	}
 	err = hdl_resolve(c, &rq, &res);
 	if (err != HDL_EOK) {
-		fprintf(stderr, "idnode resolve: %s: %s (%s)\n", rq.handle, hdl_strerror(err),
-		        hdl_errname(err));
+		const char *why = hdl_client_last_detail();
+		fprintf(stderr, "idnode resolve: %s: %s (%s)%s%s\n", rq.handle, hdl_strerror(err),
+		        hdl_errname(err), why[0] ? ": " : "", why);
 		ret = exit_for_err(err);
 		goto out;
 	}
@@ -503,8 +555,7 @@ int cmd_resolve(int argc, char **argv)
 			goto out;
 		}
 		if (!json)
-			for (uint32_t i = 0; i < m->u.values.n_values; i++)
-				idnode_print_value(&m->u.values.values[i]);
+			idnode_print_values(m->u.values.values, m->u.values.n_values);
 		ret = IDNODE_EXIT_OK;
 	}
 out:
