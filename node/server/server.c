@@ -20,6 +20,7 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/rrl.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -313,6 +314,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	log_set_level(nc.log_level);
 	node_limits_apply(&s->node.limits, &nc);
 	log_notice("configuration reloaded (log level, limits)");
+	rrl_log_stats(s->node.rrl, "reload");
 	conf_free(&nc);
 }
 
@@ -425,6 +427,10 @@ int server_run(const server_opts_t *o)
 		log_err("%s", err);
 		goto out;
 	}
+	if (rrl_new_from_conf(&s.boot, s.n_workers, &s.node.rrl) != HDL_EOK) {
+		log_err("udp_rrl: cannot set up the rate-limit table");
+		goto out;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -527,6 +533,10 @@ out:
 		unlink(s.boot.pidfile);
 	if (s.node.store)
 		store_close(s.node.store);
+	if (s.node.rrl && s.exit_code == 0)
+		rrl_log_stats(s.node.rrl, "shutdown");
+	rrl_free(s.node.rrl);
+	s.node.rrl = NULL;
 	node_site_free(&s.node);
 	if (s.exit_code == 0)
 		log_notice("idnoded stopped");

@@ -6,6 +6,7 @@ reader and Node, which starts the real idnoded on loopback and stops it by PID.
 """
 import http.client
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -264,3 +265,51 @@ class Node:
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
         finally:
             c.close()
+
+
+def split_request(req):
+    """A whole request as <= 512-byte datagrams, as hdllib sends it: 492 message bytes after each
+    envelope, SequenceNumber 0, 1, ..., TC set when it takes more than one."""
+    body = req[20:]
+    env = bytearray(req[:20])
+    if len(body) > 492:
+        env[2] |= 0x20
+    return [bytes(env[:12]) + struct.pack(">I", k) + bytes(env[16:20]) + body[o:o + 492]
+            for k, o in enumerate(range(0, max(len(body), 1), 492))]
+
+
+def udp_collect(s, rid, timeout=3.0):
+    """Every datagram of the answer to RequestId \\p rid on socket \\p s (other RequestIds are
+    skipped): (the reassembled message with TC and SequenceNumber cleared, [datagrams in
+    sequence order]). Raises socket.timeout when it does not arrive whole in time."""
+    s.settimeout(timeout)
+    pkts, npk = {}, None
+    while npk is None or len(pkts) < npk:
+        p = s.recv(65536)
+        if len(p) < 20 or struct.unpack(">I", p[8:12])[0] != rid:
+            continue
+        seq, mlen = struct.unpack(">II", p[12:20])
+        npk = max(1, (mlen + 491) // 492)
+        pkts[seq] = p
+    env = bytearray(pkts[0][:20])
+    env[2] &= ~0x20 & 0xFF
+    env[12:16] = b"\0\0\0\0"
+    dg = [pkts[k] for k in range(npk)]
+    return bytes(env) + b"".join(p[20:] for p in dg), dg
+
+
+def finish(nodes, tmp, name):
+    """End of a test script: kill any node still running (by PID), show the log tails when a
+    check failed, remove \\p tmp, print the verdict; returns the exit code."""
+    for n in nodes:
+        if n.proc.poll() is None:
+            n.proc.kill()
+            n.proc.wait(5)
+        if FAILS:
+            print("---- idnoded log (tail) ----\n" + n.logtext()[-3000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
