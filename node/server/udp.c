@@ -2,7 +2,7 @@
 /*
  * UDP transport: recvmmsg batches, one reply per request, replies over 512 bytes split into
  * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table
- * (udp_reasm_slots, at most a quarter of it per source address).
+ * (udp_reasm_slots; when it is full, the source holding the most slots loses its oldest).
  *
  * Amplification: an answer is sent over UDP only when it fits the UDP answer cap, the smaller of
  * udp_answer_max_datagrams datagrams and udp_answer_max_ratio times the request's bytes; a larger
@@ -505,18 +505,71 @@ static void slot_release(reasm_slot_t *s)
 	s->r.started = false;
 }
 
+/* A hash of the source address (not the port) of \p a. */
+static uint32_t addr_hash(const struct sockaddr_storage *a)
+{
+	uint32_t h = 2166136261u;
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (a->ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+		n = 4;
+	} else if (a->ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+		n = 16;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+#define REASM_HT 2048u /* >= 2 x the most udp_reasm_slots (1024) */
+
 /*
- * Add one fragment of a multi-packet request. A new request takes a free slot; when none is
- * free it takes the oldest slot of its own source address if that address already holds a
- * quarter of the table, else the oldest slot of all: one source flooding partial requests
- * only ever evicts its own.
+ * The slot a new request takes when every slot is in use: the oldest request of the source
+ * address that holds the most slots. A source flooding partial requests thus evicts its own,
+ * and a source with one request in reassembly loses it only when no source holds two (a flood
+ * from as many addresses as there are slots).
+ */
+static reasm_slot_t *reasm_victim(worker_t *w)
+{
+	struct {
+		const struct sockaddr_storage *addr;
+		unsigned count;
+	} ht[REASM_HT];
+	uint16_t of[1024]; /* slot -> its source's entry in ht */
+	unsigned mask = REASM_HT - 1, n = w->n_reasm < 1024 ? w->n_reasm : 1024;
+	memset(ht, 0, sizeof(ht));
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr_storage *a = &w->reasm[i].peer;
+		unsigned k = addr_hash(a) & mask;
+		while (ht[k].addr && !same_addr(ht[k].addr, a))
+			k = (k + 1) & mask;
+		ht[k].addr = a;
+		ht[k].count++;
+		of[i] = (uint16_t)k;
+	}
+	unsigned most = 0;
+	for (unsigned i = 0; i < n; i++)
+		most = ht[of[i]].count > most ? ht[of[i]].count : most;
+	reasm_slot_t *victim = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		reasm_slot_t *s = &w->reasm[i];
+		if (ht[of[i]].count == most && (!victim || s->started_ms < victim->started_ms))
+			victim = s;
+	}
+	return victim;
+}
+
+/*
+ * Add one fragment of a multi-packet request; a new request takes a free slot, or evicts one
+ * (reasm_victim()).
  */
 static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
                        const udp_src_t *src, const hdl_envelope_t *env, const uint8_t *dg,
                        size_t len)
 {
-	reasm_slot_t *slot = NULL, *free_slot = NULL, *oldest = NULL, *own_oldest = NULL;
-	unsigned own = 0, quota = w->n_reasm / 4 ? w->n_reasm / 4 : 1;
+	reasm_slot_t *slot = NULL, *free_slot = NULL;
 	for (unsigned i = 0; i < w->n_reasm; i++) {
 		reasm_slot_t *s = &w->reasm[i];
 		if (!s->used) {
@@ -529,20 +582,15 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 			slot = s;
 			break;
 		}
-		if (same_addr(&s->peer, peer)) {
-			own++;
-			if (!own_oldest || s->started_ms < own_oldest->started_ms)
-				own_oldest = s;
-		}
-		if (!oldest || s->started_ms < oldest->started_ms)
-			oldest = s;
 	}
 	if (!slot) {
-		slot = own >= quota ? own_oldest : free_slot ? free_slot : oldest;
-		if (slot->used)
-			log_peer(LOG_LVL_NOTICE, "udp reassembly %s; dropping request %u",
-			         own >= quota ? "quota of a source full" : "table full",
+		slot = free_slot;
+		if (!slot) {
+			slot = reasm_victim(w);
+			log_peer(LOG_LVL_NOTICE,
+			         "udp reassembly table full; dropping request %u of the busiest source",
 			         slot->r.request_id);
+		}
 		size_t need = HDL_ENVELOPE_LEN + (size_t)env->msg_len;
 		if (slot->buf_cap < need) {
 			uint8_t *nb = realloc(slot->buf, need);
@@ -695,6 +743,7 @@ int udp_start(worker_t *w)
 {
 	uint32_t slots = NODE_LIMIT(&w->node->limits, udp_reasm_slots);
 	slots = slots ? slots : 16;
+	slots = slots < 1024 ? slots : 1024; /* reasm_victim()'s tables */
 	w->reasm = calloc(slots, sizeof(*w->reasm));
 	w->n_reasm = w->reasm ? slots : 0;
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);

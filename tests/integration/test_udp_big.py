@@ -15,7 +15,6 @@ Then records of 5, 60, 185, 250, 350 and 400 values of 170 bytes resolve with
 redirect with the default caps; the node must stay up throughout (the 65..128-datagram answers
 used to overflow the worker's transmit buffer).
 """
-import json
 import os
 import signal
 import socket
@@ -45,18 +44,8 @@ def value(idx, size):
 def import_data(tmp, db):
     recs = [{"handle": "88.100.1/every",
              "values": [value(first + i, size) for size, n, first in PIECES for i in range(n)]}]
-    for n in (5, 60, 185, 250, 350, 400):
-        recs.append({"handle": "88.100.1/v%d" % n,
-                     "values": [{"index": i + 1, "type": "DESC",
-                                 "data": {"format": "string", "value": ("%d-" % i + "v" * 170)[:170]}}
-                                for i in range(n)]})
-    path = os.path.join(tmp, "data.jsonl")
-    with open(path, "w") as f:
-        for r in recs:
-            f.write(json.dumps(r) + "\n")
-    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
-                         capture_output=True, timeout=120)
-    check(imp.returncode == 0, "import: %s" % imp.stderr.decode(errors="replace"))
+    import_records(tmp, db, recs + [desc_record("88.100.1/v%d" % n, n)
+                                    for n in (5, 60, 185, 250, 350, 400)])
 
 
 def udp_exchange(port, req, timeout=3.0):
@@ -182,10 +171,8 @@ def check_records(node, over_udp):
 
 
 def main():
-    for p in (IDNODED, IDNODE):
-        if not os.access(p, os.X_OK):
-            print("skip: %s not built" % p)
-            return 77
+    if not need_binaries():
+        return 77
     tmp = tempfile.mkdtemp(prefix="idnode-test-udp-big-")
     nodes = []
     try:
