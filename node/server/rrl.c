@@ -52,6 +52,9 @@ typedef struct rrl_ctr {
 	char pad[64 - (RRL_N_COUNTERS * sizeof(uint64_t)) % 64];
 } rrl_ctr_t;
 
+/* ::ffff:0:0/96, the IPv4-mapped IPv6 addresses */
+static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
 typedef struct rrl_net {
 	int family;
 	unsigned len;
@@ -193,20 +196,26 @@ int rrl_whitelist_add(rrl_t *r, int family, const uint8_t addr[16], unsigned len
 	n->family = family;
 	n->len = len;
 	memcpy(n->addr, addr, family == AF_INET ? 4 : 16);
+	if (family == AF_INET6 && len >= 96 && memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0) {
+		/* ::ffff:a.b.c.d/96+n: sources are matched as IPv4 (sa_bytes), so is this */
+		n->family = AF_INET;
+		n->len = len - 96;
+		memmove(n->addr, n->addr + 12, 4);
+		memset(n->addr + 4, 0, 12);
+	}
 	return HDL_EOK;
 }
 
 /* The address bytes of \p sa; IPv4-mapped IPv6 addresses count as IPv4. \return family or 0 */
 static int sa_bytes(const struct sockaddr *sa, const uint8_t **a)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	if (sa->sa_family == AF_INET) {
 		*a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
 		return AF_INET;
 	}
 	if (sa->sa_family == AF_INET6) {
 		const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (memcmp(b, mapped, sizeof(mapped)) == 0) {
+		if (memcmp(b, v4_mapped, sizeof(v4_mapped)) == 0) {
 			*a = b + 12;
 			return AF_INET;
 		}

@@ -167,6 +167,10 @@ static void test_whitelist(void **state)
 	                 HDL_EOK);
 	assert_int_equal(conf_set(&c, "udp_rrl_whitelist", "203.0.113.5", err, sizeof(err)),
 	                 HDL_EOK);
+	/* an IPv4-mapped IPv6 network is an IPv4 one (sources are matched as IPv4) */
+	assert_int_equal(conf_set(&c, "udp_rrl_whitelist", "::ffff:100.64.1.0/120", err,
+	                          sizeof(err)),
+	                 HDL_EOK);
 	rrl_t *r;
 	assert_int_equal(rrl_new_from_conf(&c, 2, &r), HDL_EOK);
 	conf_free(&c);
@@ -175,6 +179,9 @@ static void test_whitelist(void **state)
 	assert_int_equal(passes(r, "::ffff:198.51.100.2", &p, 0, 50), 50);
 	assert_int_equal(passes(r, "2001:db8:ffff::1", &p, 0, 500), 500);
 	assert_int_equal(passes(r, "203.0.113.5", &p, 0, 500), 500);
+	assert_int_equal(passes(r, "100.64.1.99", &p, 0, 50), 50);
+	assert_int_equal(passes(r, "::ffff:100.64.1.98", &p, 0, 50), 50);
+	assert_int_equal(passes(r, "100.64.2.1", &p, 0, 50), 1);
 	/* the same /24 outside the /32, and the neighbours, are limited */
 	assert_int_equal(passes(r, "203.0.113.6", &p, 0, 50), 1);
 	assert_int_equal(passes(r, "198.51.101.1", &p, 0, 50), 1);
