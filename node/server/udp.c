@@ -355,27 +355,28 @@ static size_t answer_cap(const node_limits_t *lim, size_t bytes_in)
 	return cap;
 }
 
+static const char udp_redirect_msg[] = "answer too large for UDP, ask over TCP";
+
 /*
  * The TCP redirect: what tells a client to ask again over TCP, in place of an answer too large
  * for UDP (and of a rate-limited one, "slip").
  *
- * Handle.Net 9.2's client (net.handle.hdllib.HandleResolver, see docs/handle-protocol.md §11.1)
- * ignores TC and has no "truncated" response code. What moves it to TCP at once is an
- * RC_ERROR (2) answer: sendRequestToInterface() turns a response with responseCode == RC_ERROR
- * into a HandleException(SERVER_ERROR); sendRequestToServerByProtocol() passes it up, and the
- * protocol loops of sendRequestToServer() / sendRequestToSite() and
- * HappyEyeballsResolver.sendRequestToSites() catch it and try the next entry of
- * preferredProtocols (UDP, TCP, HTTP), i.e. TCP, after one round trip. A partial answer (only
- * some datagrams) would also end on TCP, but only after sendHdlUdpRequest() has waited out its
- * 500 + 1000 + 1500 ms retry scheme. Any other response code is returned to the caller as the
- * answer. Our own client (client/client.c) falls back to TCP on the same RC_ERROR.
+ * CNRI Handle.Net 9.2's client, net.handle.hdllib.HandleResolver, never looks at TC (its
+ * sendHdlUdpRequest() counts datagrams from MessageLength) and knows no "truncated" response
+ * code. What moves it to TCP at once is an RC_ERROR (2) answer: sendRequestToInterface() turns
+ * a response with responseCode == RC_ERROR into a HandleException(SERVER_ERROR);
+ * sendRequestToServerByProtocol() passes it up, and the protocol loops of
+ * sendRequestToServer() / sendRequestToSite() and HappyEyeballsResolver.sendRequestToSites()
+ * catch it and try the next entry of preferredProtocols (UDP, TCP, HTTP), i.e. TCP, after one
+ * round trip. A partial answer (only some datagrams) would also end on TCP, but only after
+ * sendHdlUdpRequest() has waited out its 500 + 1000 + 1500 ms retry scheme. Any other response
+ * code is returned to the caller as the answer. Our own client (client/client.c) falls back to
+ * TCP on the same RC_ERROR.
  *
  * The reply carries the request's RequestId, opcode and, when asked for, its digest, so that
  * hdllib accepts it as the answer to its request. Built from the raw request: a slipped request
  * is never dispatched. \return reply length in w->out, 0 when none fits \p cap
  */
-static const char udp_redirect_msg[] = "answer too large for UDP, ask over TCP";
-
 static size_t udp_redirect(worker_t *w, const uint8_t *msg, size_t len, const char *text,
                            size_t cap)
 {
