@@ -91,6 +91,30 @@ def plan(node):
     return combos
 
 
+def verdict(k, idx, msg, dg, tcp):
+    """What is wrong with the UDP answer \\p msg in datagrams \\p dg, against the TCP answer
+    \\p tcp to the same request (values \\p idx, \\p k datagrams); None when nothing."""
+    if len(dg) != k:
+        return "%d datagrams" % len(dg)
+    if any(len(p) > 512 for p in dg) or any(len(p) != 512 for p in dg[:-1]):
+        return "datagram sizes %s" % sorted(set(len(p) for p in dg))
+    mlen = len(msg) - 20
+    for seq, p in enumerate(dg):
+        if not (struct.unpack(">III", p[8:20]) == (struct.unpack(">I", msg[8:12])[0], seq, mlen)
+                and bool(p[2] & 0x20) == (k > 1) and p[:2] == msg[:2]):
+            return "envelope of datagram %d" % seq
+    # the TCP answer to the same request (its RequestId put back) is the same message, but
+    # for the expiration (now + 12 h: the second may tick in between)
+    tcp = with_request_id(tcp, struct.unpack(">I", msg[8:12])[0])
+    if not (len(tcp) == len(msg) and tcp[:36] == msg[:36] and tcp[40:] == msg[40:] and
+            abs(struct.unpack(">I", tcp[36:40])[0] - struct.unpack(">I", msg[36:40])[0]) <= 2):
+        return "differs from the TCP answer (%d vs %d bytes)" % (len(msg), len(tcp))
+    r = parse_reply(msg)
+    if r["rc"] != 1 or len(r["values"]) != len(idx):
+        return "not the %d values" % len(idx)
+    return None
+
+
 def check_counts(node, combos, mode, top):
     bad = []
     rid = 100000 if mode == "gso" else 200000
@@ -116,34 +140,71 @@ def check_counts(node, combos, mode, top):
                 break
             except socket.timeout:
                 continue
-        if msg is None:
-            bad.append((k, "no whole UDP answer"))
-            continue
-        if len(dg) != k:
-            bad.append((k, "%d datagrams" % len(dg)))
-            continue
-        if any(len(p) > 512 for p in dg) or any(len(p) != 512 for p in dg[:-1]):
-            bad.append((k, "datagram sizes %s" % sorted(set(len(p) for p in dg))))
-            continue
-        mlen = len(msg) - 20
-        for seq, p in enumerate(dg):
-            ok = (struct.unpack(">III", p[8:20]) == (struct.unpack(">I", msg[8:12])[0], seq, mlen)
-                  and bool(p[2] & 0x20) == (k > 1) and p[:2] == msg[:2])
-            if not ok:
-                bad.append((k, "envelope of datagram %d" % seq))
-                break
-        # the TCP answer to the same request (its RequestId put back) is the same message,
-        # but for the expiration (now + 12 h: the second may tick in between)
-        tcp = with_request_id(tcp, struct.unpack(">I", msg[8:12])[0])
-        same = (len(tcp) == len(msg) and tcp[:36] == msg[:36] and tcp[40:] == msg[40:] and
-                abs(struct.unpack(">I", tcp[36:40])[0] - struct.unpack(">I", msg[36:40])[0]) <= 2)
-        if not same:
-            bad.append((k, "differs from the TCP answer (%d vs %d bytes)" % (len(msg), len(tcp))))
-        elif parse_reply(msg)["rc"] != 1 or len(parse_reply(msg)["values"]) != len(idx):
-            bad.append((k, "not the %d values" % len(idx)))
+        why = verdict(k, idx, msg, dg, tcp) if msg is not None else "no whole UDP answer"
+        if why:
+            bad.append((k, why))
     check(not bad, "%s: every datagram count 1..%d: %s" % (mode, top, bad[:5]))
     check(node.alive(), "%s: node alive after every count" % mode)
     print("%s: %d datagram counts checked, %d bad" % (mode, top, len(bad)))
+
+
+def check_gso_refused(tmp, db, conf, combos):
+    """A kernel that refuses UDP segmentation offload (the gso_refuse.so shim): the GSO sends
+    already queued are sent again datagram by datagram (tx_send_split), later ones go out one
+    datagram a message; every answer must still be whole. The node is stopped while 16
+    requests (2..17 datagrams each) queue up, so that they are answered in one batch."""
+    shim = os.path.join(BUILD, "gso_refuse.so")
+    if not os.path.exists(shim):
+        print("skip: %s not built (GSO refusal)" % shim)
+        return
+    env_old = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    os.environ["LD_PRELOAD"] = shim
+    asan = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    try:
+        node = Node(tmp, db, conf=conf, workers=1)
+    finally:
+        for k, v in env_old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    bad = []
+    try:
+        for rnd in range(3):
+            ks = list(range(2, 18))
+            reqs = {k: resolve_request("88.100.1/every", 300000 + 100 * rnd + k, indexes=combos[k])
+                    for k in ks}
+            tcps = {k: node.tcp(reqs[k], timeout=10) for k in ks}
+            socks = {}
+            for k in ks:
+                socks[k] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks[k].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            node.proc.send_signal(signal.SIGSTOP)
+            try:
+                for k in ks:
+                    socks[k].sendto(reqs[k], ("127.0.0.1", node.port))
+                time.sleep(0.05)
+            finally:
+                node.proc.send_signal(signal.SIGCONT)
+            for k in ks:
+                try:
+                    msg, dg = udp_collect(socks[k], struct.unpack(">I", reqs[k][8:12])[0], 5)
+                    why = verdict(k, combos[k], msg, dg, tcps[k])
+                except socket.timeout:
+                    why = "no whole UDP answer"
+                socks[k].close()
+                if why:
+                    bad.append((rnd, k, why))
+        check("segmentation offload refused" in node.logtext(),
+              "gso refused: the fallback ran (logged)")
+        check(not bad, "gso refused: answers of 2..17 datagrams: %s" % bad[:5])
+        check(node.stop() == 0, "gso-refused node exit 0")
+        print("gso refused: 3 x 16 answers of 2..17 datagrams checked, %d bad" % len(bad))
+    finally:
+        if node.alive():
+            node.proc.kill()
+            node.proc.wait(5)
 
 
 def cli(node, handle, *extra):
@@ -205,6 +266,9 @@ def main():
         check_counts(node, combos, "no-gso", top)
         check(node.stop() == 0, "big-answer node exit 0")
         nodes.remove(node)
+        with open(conf, "a") as f:
+            f.write("udp_gso = yes\n")
+        check_gso_refused(tmp, db, conf, combos)
         # the default caps: the same records reach the client through the TCP redirect
         node = Node(tmp, db, workers=2)
         nodes.append(node)
