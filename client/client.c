@@ -833,7 +833,11 @@ typedef enum udp_outcome {
 	UDP_PARTIAL,     /**< part of a multi-packet answer arrived */
 	UDP_REFUSED,     /**< ICMP port unreachable */
 	UDP_BAD,         /**< an answer of ours arrived but didn't decode */
+	UDP_REDIRECT,    /**< RC_ERROR: the server wants TCP (answer too large, rate-limited) */
 } udp_outcome_t;
+
+/** Receive buffer asked for UDP answers (the kernel caps it at net.core.rmem_max). */
+#define CLIENT_UDP_RCVBUF (4 * 1024 * 1024)
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -904,6 +908,11 @@ static int do_udp(const hdl_client_t *c, const request_t *req, int64_t deadline,
 	if (fd < 0) {
 		ret = err_from_errno(errno);
 		goto fail;
+	}
+	/* A multi-packet answer arrives in one burst: room for all of its datagrams. */
+	{
+		int rb = CLIENT_UDP_RCVBUF;
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
 	}
 	/* connect(): the kernel drops datagrams from other peers and reports ICMP unreachable. */
 	if (connect(fd, (const struct sockaddr *)&ss, sslen) != 0) {
@@ -978,6 +987,18 @@ static int do_udp(const hdl_client_t *c, const request_t *req, int64_t deadline,
 				ret = result_make(raw, len, req, HDL_TRANSPORT_UDP, out);
 				if (ret == HDL_EPROTO)
 					*outcome = UDP_BAD;
+				/*
+				 * RC_ERROR over UDP means "ask again over TCP" (an answer over
+				 * the server's UDP cap, or a rate-limited request), as hdllib's
+				 * HandleResolver takes it: retry on TCP when that is allowed.
+				 */
+				if (ret == HDL_EOK && !c->no_tcp_fallback &&
+				    hdl_result_rcode(*out) == HDL_RC_ERROR) {
+					hdl_result_free(*out);
+					*out = NULL;
+					*outcome = UDP_REDIRECT;
+					ret = HDL_EPROTO;
+				}
 				goto fail;
 			}
 		}
@@ -1082,7 +1103,8 @@ static int send_request(hdl_client_t *c, const request_t *req, hdl_result_t **ou
 	/* A wrong digest is a real answer from the server, not a transport failure. */
 	if (ret == HDL_EDIGEST || ret == HDL_ENOMEM || ret == HDL_EDNS)
 		return ret;
-	/* UDP failed (silent, refused, partial or garbled answer): try TCP with what is left. */
+	/* UDP failed (silent, refused, partial or garbled answer, or a redirect): try TCP with
+	 * what is left. */
 	{
 		int tret = do_tcp(c, req, deadline, out);
 		if (tret == HDL_EOK)

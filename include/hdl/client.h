@@ -59,7 +59,9 @@ void hdl_client_free(hdl_client_t *c);
  *         HDL_MAX_FILTER), HDL_ELIMIT (request over HDL_MAX_MESSAGE_LEN)
  * \note UDP tries wait 500, 1000, 1500 ms (scaled down to 3/5 of the timeout when TCP fallback is
  *       on); TCP then gets the rest. A wrong digest is final; a garbled, partial or missing UDP
- *       answer falls back to TCP. Stray datagrams (other RequestId) are ignored.
+ *       answer falls back to TCP, and so does an RC_ERROR answer over UDP (a server's way to
+ *       say "ask over TCP", as Handle.Net's resolver takes it), unless no_tcp_fallback is set.
+ *       Stray datagrams (other RequestId) are ignored.
  */
 int hdl_resolve(hdl_client_t *c, const hdl_resolve_req_t *req, hdl_result_t **out);
 

@@ -53,6 +53,26 @@ static const conf_key_t schema[] = {
 	 "largest HTTP request body"},
 	{"cache_size", CONF_SIZE, 0, 3 * GIB, "64m", true, OFF(cache_size), 0,
 	 "response cache for UDP/TCP resolutions, split among the workers (0 = off)"},
+	{"udp_gso", CONF_BOOL, 0, 0, "yes", true, OFF(udp_gso), 0,
+	 "send multi-datagram UDP answers with segmentation offload where the kernel has it"},
+	{"udp_answer_max_datagrams", CONF_UINT, 1, HDL_UDP_MAX_PACKETS, "8", true,
+	 OFF(udp_answer_max_datagrams), 0,
+	 "most datagrams of one UDP answer; a larger answer is a redirect to TCP"},
+	{"udp_answer_max_ratio", CONF_UINT, 0, 1000, "10", true, OFF(udp_answer_max_ratio), 0,
+	 "a UDP answer's bytes at most this many times the request's (0 = no ratio cap)"},
+	{"udp_reasm_slots", CONF_UINT, 1, 1024, "16", false, OFF(udp_reasm_slots), 0,
+	 "multi-packet UDP requests being reassembled at once, per worker"},
+	{"udp_rrl_rate", CONF_UINT, 0, 10000000, "1000", true, OFF(udp_rrl_rate), 0,
+	 "UDP answers per second per source prefix (/24, /56); 0 = no rate limiting"},
+	{"udp_rrl_burst", CONF_UINT, 0, 10000000, "2000", true, OFF(udp_rrl_burst), 0,
+	 "answers a prefix may get at once above the rate (token bucket depth; 0 = the rate)"},
+	{"udp_rrl_slip", CONF_UINT, 0, 100, "2", true, OFF(udp_rrl_slip), 0,
+	 "every Nth rate-limited request gets a short redirect to TCP, the rest no answer"},
+	{"udp_rrl_table_size", CONF_UINT, 1024, 16777216, "65536", false, OFF(udp_rrl_table_size),
+	 0, "rate-limit buckets (source prefixes tracked at once), shared by the workers"},
+	{"udp_rrl_whitelist", CONF_NETS, 0, 0, "127.0.0.0/8 ::1/128", false,
+	 OFF(udp_rrl_whitelist), OFF(n_udp_rrl_whitelist),
+	 "networks never rate-limited (ADDR/LEN, several per line; none = no network)"},
 	{"log_level", CONF_LEVEL, 0, 0, "info", true, OFF(log_level), 0,
 	 "err, warn, notice, info or debug"},
 	{"site_serial", CONF_UINT, 0, 65534, "1", false, OFF(site_serial), 0,
@@ -96,7 +116,7 @@ static void list_clear(char ***list, unsigned *n)
 void conf_clear_list(conf_t *c, const char *key)
 {
 	const conf_key_t *k = conf_key_find(key);
-	if (!k || (k->type != CONF_ADDRS && k->type != CONF_LIST))
+	if (!k || (k->type != CONF_ADDRS && k->type != CONF_LIST && k->type != CONF_NETS))
 		return;
 	list_clear((char ***)((char *)c + k->offset), (unsigned *)((char *)c + k->count_offset));
 	c->set_mask_ |= 1ull << key_no(k);
@@ -145,6 +165,74 @@ int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 		return HDL_EOK;
 	}
 	return HDL_EINVAL;
+}
+
+int conf_parse_net(const char *s, int *family, uint8_t addr[16], unsigned *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned max;
+	if (hl == 0 || hl >= sizeof(host))
+		return HDL_EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, host, addr) == 1) {
+		*family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, addr) == 1) {
+		*family = AF_INET6;
+		max = 128;
+	} else {
+		return HDL_EINVAL;
+	}
+	*len = max;
+	if (slash) {
+		const char *p = slash + 1;
+		char *end;
+		if (!isdigit((unsigned char)p[0]) || strlen(p) > 3)
+			return HDL_EINVAL;
+		unsigned long n = strtoul(p, &end, 10);
+		if (*end || n > max)
+			return HDL_EINVAL;
+		*len = (unsigned)n;
+	}
+	/* clear the host bits */
+	for (unsigned bit = *len; bit < max; bit++)
+		addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	return HDL_EOK;
+}
+
+int conf_each_net(const char *s,
+                  void (*fn)(void *arg, int family, const uint8_t addr[16], unsigned len),
+                  void *arg)
+{
+	char tok[INET6_ADDRSTRLEN + 8];
+	int n = 0;
+	if (strcasecmp(s, "none") == 0)
+		return 0;
+	while (*s) {
+		size_t skip = strspn(s, " \t,");
+		s += skip;
+		size_t tl = strcspn(s, " \t,");
+		if (tl == 0)
+			break;
+		if (tl >= sizeof(tok))
+			return -1;
+		memcpy(tok, s, tl);
+		tok[tl] = '\0';
+		s += tl;
+		int fam;
+		uint8_t a[16];
+		unsigned len;
+		if (conf_parse_net(tok, &fam, a, &len) != HDL_EOK)
+			return -1;
+		if (fn)
+			fn(arg, fam, a, len);
+		n++;
+	}
+	return n;
 }
 
 static int parse_uint(const char *v, bool size, uint64_t *out)
@@ -261,11 +349,26 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 		break;
 	}
 	case CONF_ADDRS:
-	case CONF_LIST: {
+	case CONF_LIST:
+	case CONF_NETS: {
 		char ***list = (char ***)field;
 		unsigned *cnt = (unsigned *)((char *)c + k->count_offset);
 		uint64_t bit = 1ull << key_no(k);
-		if (k->type == CONF_ADDRS) {
+		if (k->type == CONF_NETS) {
+			int nn = conf_each_net(v, NULL, NULL);
+			if (nn < 0) {
+				snprintf(err, errlen,
+				         "'%s' is not a list of networks ADDR/LEN (or none)", v);
+				return HDL_ECONF;
+			}
+			if (nn == 0) {
+				/* "none": an empty list */
+				list_clear(list, cnt);
+				if (!from_default)
+					c->set_mask_ |= bit;
+				break;
+			}
+		} else if (k->type == CONF_ADDRS) {
 			struct sockaddr_storage ss;
 			socklen_t sl;
 			if (conf_parse_addr(v, &ss, &sl) != HDL_EOK) {
@@ -321,6 +424,7 @@ void conf_free(conf_t *c)
 	list_clear(&c->listen, &c->n_listen);
 	list_clear(&c->http, &c->n_http);
 	list_clear(&c->home, &c->n_home);
+	list_clear(&c->udp_rrl_whitelist, &c->n_udp_rrl_whitelist);
 	free(c->db);
 	free(c->pidfile);
 	memset(c, 0, sizeof(*c));
@@ -518,6 +622,7 @@ void conf_restart_keys(const conf_t *a, const conf_t *b, char *out, size_t cap)
 		}
 		case CONF_ADDRS:
 		case CONF_LIST:
+		case CONF_NETS:
 			same = list_eq(*(char **const *)fa, *(const unsigned *)((const char *)a +
 			                                                          k->count_offset),
 			               *(char **const *)fb,

@@ -24,6 +24,7 @@ typedef enum conf_type {
 	CONF_LEVEL, /**< log level name */
 	CONF_ADDRS, /**< list of ADDR:PORT ([v6]:PORT for IPv6) */
 	CONF_LIST,  /**< list of strings */
+	CONF_NETS,  /**< list of networks ADDR/LEN (several per line, space/comma separated; none) */
 } conf_type_t;
 
 /** One schema row. */
@@ -59,6 +60,17 @@ typedef struct conf {
 	uint32_t tcp_buffer_max;
 	uint32_t http_max_body;
 	uint32_t cache_size; /**< response cache bytes, shared out among the workers; 0 = off */
+	/* UDP answers, reassembly and response-rate limiting (node/server/udp.c, rrl.c) */
+	bool udp_gso;                      /**< UDP segmentation offload for multi-datagram answers */
+	uint32_t udp_answer_max_datagrams; /**< datagrams of one UDP answer at most */
+	uint32_t udp_answer_max_ratio;     /**< UDP answer bytes <= this x request bytes; 0 = off */
+	uint32_t udp_reasm_slots;          /**< multi-packet UDP requests in reassembly per worker */
+	uint32_t udp_rrl_rate;             /**< answers per second per source prefix; 0 = off */
+	uint32_t udp_rrl_burst;            /**< token bucket depth; 0 = the rate */
+	uint32_t udp_rrl_slip;             /**< every Nth limited request gets a TCP redirect */
+	uint32_t udp_rrl_table_size;       /**< RRL buckets (shared by all workers) */
+	char **udp_rrl_whitelist;          /**< networks never limited (ADDR/LEN, several a line) */
+	unsigned n_udp_rrl_whitelist;
 	int log_level;
 	uint32_t site_serial;
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
@@ -117,6 +129,23 @@ int conf_validate(const conf_t *c, char *err, size_t errlen);
  * \retval HDL_EOK, HDL_EINVAL
  */
 int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/**
+ * \brief Parse one network "ADDR/LEN" (numeric IPv4 with LEN 0..32, or IPv6 with LEN 0..128) or
+ *        a bare address (LEN = 32 or 128). \p addr receives the address with the bits past LEN
+ *        cleared (4 or 16 bytes, network order) and \p family AF_INET or AF_INET6.
+ * \retval HDL_EOK, HDL_EINVAL
+ */
+int conf_parse_net(const char *s, int *family, uint8_t addr[16], unsigned *len);
+
+/**
+ * \brief Call \p fn for each network of a CONF_NETS element (networks separated by spaces or
+ *        commas; "none" holds none). Stops at the first unparsable one.
+ * \return the number of networks, or -1 when one does not parse (\p fn not called for it)
+ */
+int conf_each_net(const char *s, void (*fn)(void *arg, int family, const uint8_t addr[16],
+                                             unsigned len),
+                  void *arg);
 
 /**
  * \brief Names of keys that differ between \p a and \p b and are not reloadable, written

@@ -16,6 +16,7 @@
 
 struct store;
 struct conf;
+struct rrl;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -27,6 +28,14 @@ typedef struct node_limits {
 	_Atomic uint32_t tcp_buffer_max;
 	_Atomic uint32_t http_max_body;
 	_Atomic uint32_t cache_bytes; /**< response cache per worker (cache_size / workers) */
+	/* UDP (udp.c, rrl.c); 0 in udp_answer_max_datagrams means no datagram cap */
+	_Atomic uint32_t udp_gso;                  /**< 1 = segmentation offload allowed */
+	_Atomic uint32_t udp_answer_max_datagrams; /**< most datagrams of one UDP answer */
+	_Atomic uint32_t udp_answer_max_ratio;     /**< answer bytes / request bytes; 0 = off */
+	_Atomic uint32_t udp_reasm_slots;          /**< per worker; read once at start */
+	_Atomic uint32_t udp_rrl_rate;             /**< answers/s per source prefix; 0 = off */
+	_Atomic uint32_t udp_rrl_burst;            /**< token bucket depth; 0 = the rate */
+	_Atomic uint32_t udp_rrl_slip;             /**< every Nth limited request: TCP redirect */
 	_Atomic uint32_t gen; /**< bumped after each reload */
 } node_limits_t;
 
@@ -45,6 +54,7 @@ typedef struct node_shared {
 	hdl_site_t site_info;    /**< the same, as a struct (REST /api/site); arrays owned here */
 	uint8_t *prefix_vals;    /**< U32 1 + one HS_SITE value: answer for 0.NA/<homed prefix> */
 	size_t prefix_vals_len;  /**<   when the store holds no record of its own */
+	struct rrl *rrl;         /**< UDP response-rate limiting, shared by the workers (or NULL) */
 } node_shared_t;
 
 /**

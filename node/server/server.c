@@ -21,6 +21,7 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 #include "node/server/startup.h"
+#include "node/server/rrl.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -318,6 +319,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_err("reload: %s", err);
 	log_notice("configuration reloaded (log level, limits, homed prefixes: %llu)",
 	           (unsigned long long)store_homed_count(s->node.store));
+	rrl_log_stats(s->node.rrl, "reload");
 	conf_free(&nc);
 }
 
@@ -449,6 +451,10 @@ int server_run(const server_opts_t *o)
 		log_err("%s", err);
 		goto out;
 	}
+	if (rrl_new_from_conf(&s.boot, s.n_workers, &s.node.rrl) != HDL_EOK) {
+		log_err("udp_rrl: cannot set up the rate-limit table");
+		goto out;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -553,6 +559,10 @@ out:
 		unlink(s.boot.pidfile);
 	if (s.node.store)
 		store_close(s.node.store);
+	if (s.node.rrl && s.exit_code == 0)
+		rrl_log_stats(s.node.rrl, "shutdown");
+	rrl_free(s.node.rrl);
+	s.node.rrl = NULL;
 	node_site_free(&s.node);
 	if (s.lock_fd >= 0)
 		close(s.lock_fd); /* releases the database lock */

@@ -22,6 +22,15 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	uint32_t workers = c->workers ? c->workers : (cpus > 0 ? (uint32_t)cpus : 1u);
 	atomic_store_explicit(&l->cache_bytes, c->cache_size / workers, memory_order_relaxed);
+	atomic_store_explicit(&l->udp_gso, c->udp_gso ? 1u : 0u, memory_order_relaxed);
+	atomic_store_explicit(&l->udp_answer_max_datagrams, c->udp_answer_max_datagrams,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->udp_answer_max_ratio, c->udp_answer_max_ratio,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->udp_reasm_slots, c->udp_reasm_slots, memory_order_relaxed);
+	atomic_store_explicit(&l->udp_rrl_rate, c->udp_rrl_rate, memory_order_relaxed);
+	atomic_store_explicit(&l->udp_rrl_burst, c->udp_rrl_burst, memory_order_relaxed);
+	atomic_store_explicit(&l->udp_rrl_slip, c->udp_rrl_slip, memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 }
 

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * UDP transport: recvmmsg batches, one reply per request, replies over 512 bytes split into
- * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table.
+ * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table
+ * (udp_reasm_slots; when it is full, the source holding the most slots loses its oldest).
+ *
+ * Amplification: an answer is sent over UDP only when it fits the UDP answer cap, the smaller of
+ * udp_answer_max_datagrams datagrams and udp_answer_max_ratio times the request's bytes; a larger
+ * one is replaced by the TCP redirect (see udp_redirect()). Protocol-error replies are never
+ * larger than the request they refuse. Response-rate limiting per source prefix (rrl.c) runs
+ * before the request is dispatched.
  *
  * Sockets bound to a wildcard address (server.c turns on IP_PKTINFO / IPV6_RECVPKTINFO there)
  * receive each datagram's destination address as a control message and send every reply datagram
@@ -21,7 +28,11 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/rrl.h"
 #include "node/server/worker.h"
+
+/* Monotonic milliseconds, read once per receive batch (RRL buckets). */
+static _Thread_local uint64_t t_now_ms;
 
 /* Source address for a reply: the destination address of the request (pktinfo sockets only). */
 typedef struct udp_src {
@@ -125,6 +136,21 @@ static bool same_peer(const struct sockaddr_storage *a, socklen_t al,
 	return al == bl && memcmp(a, b, al) == 0;
 }
 
+/* Same source address, whatever the port. */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)b)->sin6_addr,
+		              sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
 static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
                        const udp_src_t *src, size_t n)
 {
@@ -159,6 +185,8 @@ static void send_reply(worker_t *w, int fd, const struct sockaddr_storage *peer,
 		unsigned sent = 0;
 		while (sent < batch) {
 			int r = sendmmsg(fd, msgs + sent, batch - sent, MSG_DONTWAIT);
+			if (r < 0 && errno == EINTR)
+				continue;
 			if (r <= 0) {
 				log_peer(LOG_LVL_INFO, "udp send of %u fragments: %s", np,
 				         r < 0 ? strerror(errno) : "nothing sent");
@@ -296,14 +324,151 @@ static void tx_add(worker_t *w, tx_batch_t *tx, const struct sockaddr_storage *p
 	h->msg_controllen = used;
 }
 
-static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
-                   const udp_src_t *src, const uint8_t *msg, size_t len, tx_batch_t *tx)
+static uint32_t rd_be32(const uint8_t *p)
 {
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Datagrams and bytes on the wire (UDP payloads) of an \p n-byte reply. */
+static uint32_t reply_npackets(size_t n)
+{
+	return n <= HDL_UDP_MAX_DGRAM ? 1 : hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
+}
+
+static size_t wire_bytes(size_t n)
+{
+	return n + (size_t)HDL_ENVELOPE_LEN * (reply_npackets(n) - 1);
+}
+
+/* The UDP answer cap for a request of \p bytes_in bytes (UDP payloads). */
+static size_t answer_cap(const node_limits_t *lim, size_t bytes_in)
+{
+	uint32_t maxd = NODE_LIMIT(lim, udp_answer_max_datagrams);
+	uint32_t ratio = NODE_LIMIT(lim, udp_answer_max_ratio);
+	if (maxd == 0 || maxd > HDL_UDP_MAX_PACKETS)
+		maxd = HDL_UDP_MAX_PACKETS;
+	/* n datagrams of at most 512 bytes each <=> at most n * 512 bytes (all but the last full)
+	 */
+	size_t cap = (size_t)maxd * HDL_UDP_MAX_DGRAM;
+	if (ratio && bytes_in * ratio < cap)
+		cap = bytes_in * ratio;
+	return cap;
+}
+
+static const char udp_redirect_msg[] = "answer too large for UDP, ask over TCP";
+
+/*
+ * The TCP redirect: what tells a client to ask again over TCP, in place of an answer too large
+ * for UDP (and of a rate-limited one, "slip").
+ *
+ * CNRI Handle.Net 9.2's client, net.handle.hdllib.HandleResolver, never looks at TC (its
+ * sendHdlUdpRequest() counts datagrams from MessageLength) and knows no "truncated" response
+ * code. What moves it to TCP at once is an RC_ERROR (2) answer: sendRequestToInterface() turns
+ * a response with responseCode == RC_ERROR into a HandleException(SERVER_ERROR);
+ * sendRequestToServerByProtocol() passes it up, and the protocol loops of
+ * sendRequestToServer() / sendRequestToSite() and HappyEyeballsResolver.sendRequestToSites()
+ * catch it and try the next entry of preferredProtocols (UDP, TCP, HTTP), i.e. TCP, after one
+ * round trip. A partial answer (only some datagrams) would also end on TCP, but only after
+ * sendHdlUdpRequest() has waited out its 500 + 1000 + 1500 ms retry scheme. Any other response
+ * code is returned to the caller as the answer. Our own client (client/client.c) falls back to
+ * TCP on the same RC_ERROR.
+ *
+ * The reply carries the request's RequestId, opcode and, when asked for, its digest, so that
+ * hdllib accepts it as the answer to its request. Built from the raw request: a slipped request
+ * is never dispatched. \return reply length in w->out, 0 when none fits \p cap
+ */
+static size_t udp_redirect(worker_t *w, const uint8_t *msg, size_t len, const char *text,
+                           size_t cap)
+{
+	size_t n =
+	    dispatch_error_reply(&w->dctx, msg, len, HDL_RC_ERROR, text, w->out, DISPATCH_OUT_CAP);
+	if (n > cap && text[0])
+		n = dispatch_error_reply(&w->dctx, msg, len, HDL_RC_ERROR, "", w->out,
+		                         DISPATCH_OUT_CAP);
+	return n <= cap ? n : 0;
+}
+
+/*
+ * Make the \p n-byte reply in w->out fit UDP for a request of \p bytes_in bytes: a protocol-level
+ * refusal (RC 4 or 5: the request did not parse, or asks for an operation we do not do) is
+ * rebuilt without its text when it is larger than the request, and dropped when even that is
+ * larger; an answer over the UDP answer cap becomes the TCP redirect. \return the new length
+ */
+static size_t udp_fit(worker_t *w, const uint8_t *msg, size_t len, size_t bytes_in, size_t n)
+{
+	uint32_t rc = n >= HDL_ENVELOPE_LEN + 8 ? rd_be32(w->out + HDL_ENVELOPE_LEN + 4) : 0;
+	if ((rc == HDL_RC_PROTOCOL_ERROR || rc == HDL_RC_OPERATION_NOT_SUPPORTED) && n > bytes_in) {
+		n = dispatch_error_reply(&w->dctx, msg, len, rc, "", w->out, DISPATCH_OUT_CAP);
+		w->dctx.n_errors--; /* the same refusal, counted once */
+		if (n > bytes_in) {
+			log_peer(LOG_LVL_INFO,
+			         "udp: no %zu-byte error reply (RC %u) to a %zu-byte request", n,
+			         rc, bytes_in);
+			w->dctx.n_dropped++;
+			return 0;
+		}
+		return n;
+	}
+	size_t cap = answer_cap(&w->node->limits, bytes_in);
+	if (wire_bytes(n) <= cap)
+		return n;
+	size_t big = n;
+	n = udp_redirect(w, msg, len, udp_redirect_msg, cap);
+	if (n == 0) {
+		log_peer(LOG_LVL_INFO,
+		         "udp: no redirect fits the %zu-byte cap of a %zu-byte request", cap,
+		         bytes_in);
+		return 0;
+	}
+	log_debug("udp: %zu-byte answer over the %zu-byte UDP cap: redirected to TCP", big, cap);
+	rrl_count(w->node->rrl, (unsigned)w->id, RRL_CTR_REDIRECTED);
+	return n;
+}
+
+/* Answer to a rate-limited request that slips: the redirect without text, never to a response. */
+static size_t udp_slip(worker_t *w, const uint8_t *msg, size_t len, size_t bytes_in)
+{
+	if (len < HDL_ENVELOPE_LEN + HDL_HEADER_LEN)
+		return 0; /* no whole header: nothing a client would take for an answer */
+	if (rd_be32(msg + HDL_ENVELOPE_LEN + 4) != 0)
+		return 0; /* a response (non-zero ResponseCode): never answered */
+	return udp_redirect(w, msg, len, "", answer_cap(&w->node->limits, bytes_in));
+}
+
+/*
+ * Rate-limit, dispatch and send the answer to one whole request \p msg (\p len bytes; it came in
+ * \p bytes_in bytes of UDP payload). \p tx: the batch to queue it in, or NULL to send now.
+ */
+static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
+                   const udp_src_t *src, const uint8_t *msg, size_t len, size_t bytes_in,
+                   tx_batch_t *tx)
+{
+	const node_limits_t *lim = &w->node->limits;
+	rrl_verdict_t v = RRL_PASS;
 	size_t n = 0;
-	dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
+	if (w->node->rrl) {
+		rrl_params_t p = {
+		    .rate = NODE_LIMIT(lim, udp_rrl_rate),
+		    .burst = NODE_LIMIT(lim, udp_rrl_burst),
+		    .slip = NODE_LIMIT(lim, udp_rrl_slip),
+		};
+		v = rrl_check(w->node->rrl, (unsigned)w->id, (const struct sockaddr *)peer, &p,
+		              t_now_ms);
+	}
+	if (v == RRL_DROP) {
+		w->dctx.n_dropped++;
+		return;
+	}
+	if (v == RRL_SLIP) {
+		n = udp_slip(w, msg, len, bytes_in);
+	} else {
+		dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
+		if (n)
+			n = udp_fit(w, msg, len, bytes_in, n);
+	}
 	if (n == 0)
 		return;
-	uint32_t np = n <= HDL_UDP_MAX_DGRAM ? 1 : hdl_udp_npackets((uint32_t)(n - HDL_ENVELOPE_LEN));
+	uint32_t np = reply_npackets(n);
 	if (!tx || np > UDP_TX_SLOTS) {
 		send_reply(w, fd, peer, plen, src, n);
 		return;
@@ -315,11 +480,18 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 		tx_add(w, tx, peer, plen, src, n, 1);
 		return;
 	}
-	bool gso = np <= UDP_GSO_MAX && atomic_load_explicit(&udp_gso_ok, memory_order_relaxed);
+	bool gso = np <= UDP_GSO_MAX && NODE_LIMIT(lim, udp_gso) &&
+	           atomic_load_explicit(&udp_gso_ok, memory_order_relaxed);
+	/*
+	 * Datagram k goes to slot base + k. Without GSO each datagram is queued as a message of its
+	 * own (tx_add advances tx->slots by one, to base + k + 1 for the next one); with GSO the
+	 * whole run becomes one message once it is written.
+	 */
+	unsigned base = tx->slots;
 	size_t total = 0;
 	for (uint32_t k = 0; k < np; k++) {
 		size_t pl = hdl_udp_packet(w->out, n, k, true,
-		                           w->udp_tx + (size_t)(tx->slots + k) * HDL_UDP_MAX_DGRAM);
+		                           w->udp_tx + (size_t)(base + k) * HDL_UDP_MAX_DGRAM);
 		if (!gso)
 			tx_add(w, tx, peer, plen, src, pl, 1);
 		total += pl;
@@ -334,12 +506,72 @@ static void slot_release(reasm_slot_t *s)
 	s->r.started = false;
 }
 
+/* A hash of the source address (not the port) of \p a. */
+static uint32_t addr_hash(const struct sockaddr_storage *a)
+{
+	uint32_t h = 2166136261u;
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (a->ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr;
+		n = 4;
+	} else if (a->ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+		n = 16;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+#define REASM_HT 2048u /* >= 2 x the most udp_reasm_slots (1024) */
+
+/*
+ * The slot a new request takes when every slot is in use: the oldest request of the source
+ * address that holds the most slots. A source flooding partial requests thus evicts its own,
+ * and a source with one request in reassembly loses it only when no source holds two (a flood
+ * from as many addresses as there are slots).
+ */
+static reasm_slot_t *reasm_victim(worker_t *w)
+{
+	struct {
+		const struct sockaddr_storage *addr;
+		unsigned count;
+	} ht[REASM_HT];
+	uint16_t of[1024]; /* slot -> its source's entry in ht */
+	unsigned mask = REASM_HT - 1, n = w->n_reasm < 1024 ? w->n_reasm : 1024;
+	memset(ht, 0, sizeof(ht));
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr_storage *a = &w->reasm[i].peer;
+		unsigned k = addr_hash(a) & mask;
+		while (ht[k].addr && !same_addr(ht[k].addr, a))
+			k = (k + 1) & mask;
+		ht[k].addr = a;
+		ht[k].count++;
+		of[i] = (uint16_t)k;
+	}
+	unsigned most = 0;
+	for (unsigned i = 0; i < n; i++)
+		most = ht[of[i]].count > most ? ht[of[i]].count : most;
+	reasm_slot_t *victim = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		reasm_slot_t *s = &w->reasm[i];
+		if (ht[of[i]].count == most && (!victim || s->started_ms < victim->started_ms))
+			victim = s;
+	}
+	return victim;
+}
+
+/*
+ * Add one fragment of a multi-packet request; a new request takes a free slot, or evicts one
+ * (reasm_victim()).
+ */
 static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
                        const udp_src_t *src, const hdl_envelope_t *env, const uint8_t *dg,
                        size_t len)
 {
-	reasm_slot_t *slot = NULL, *free_slot = NULL, *oldest = NULL;
-	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+	reasm_slot_t *slot = NULL, *free_slot = NULL;
+	for (unsigned i = 0; i < w->n_reasm; i++) {
 		reasm_slot_t *s = &w->reasm[i];
 		if (!s->used) {
 			if (!free_slot)
@@ -351,22 +583,27 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 			slot = s;
 			break;
 		}
-		if (!oldest || s->started_ms < oldest->started_ms)
-			oldest = s;
 	}
 	if (!slot) {
-		slot = free_slot ? free_slot : oldest;
-		if (slot->used)
-			log_peer(LOG_LVL_NOTICE, "udp reassembly table full; dropping request %u",
+		slot = free_slot;
+		if (!slot) {
+			slot = reasm_victim(w);
+			log_peer(LOG_LVL_NOTICE,
+			         "udp reassembly table full; dropping request %u of the busiest source",
 			         slot->r.request_id);
-		if (!slot->buf) {
-			slot->buf = malloc(HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN);
-			if (!slot->buf) {
+		}
+		size_t need = HDL_ENVELOPE_LEN + (size_t)env->msg_len;
+		if (slot->buf_cap < need) {
+			uint8_t *nb = realloc(slot->buf, need);
+			if (!nb) {
 				log_err("udp reassembly: out of memory");
+				slot_release(slot);
 				return;
 			}
+			slot->buf = nb;
+			slot->buf_cap = need;
 		}
-		hdl_udp_reasm_init(&slot->r, slot->buf, HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN);
+		hdl_udp_reasm_init(&slot->r, slot->buf, slot->buf_cap);
 		slot->used = true;
 		slot->fd = fd;
 		memcpy(&slot->peer, peer, plen);
@@ -376,8 +613,9 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	int ret = hdl_udp_reasm_add(&slot->r, dg, len);
 	if (ret == 1) {
 		size_t mlen = HDL_ENVELOPE_LEN + (size_t)slot->r.msg_len;
+		size_t bytes_in = mlen + (size_t)HDL_ENVELOPE_LEN * (slot->r.npackets - 1);
 		slot_release(slot);
-		answer(w, fd, peer, plen, src, slot->buf, mlen, NULL);
+		answer(w, fd, peer, plen, src, slot->buf, mlen, bytes_in, NULL);
 	} else if (ret < 0) {
 		log_peer(LOG_LVL_INFO, "udp fragment of request %u rejected: %s", env->request_id,
 		         hdl_strerror(ret));
@@ -402,7 +640,7 @@ static void on_datagram(worker_t *w, int fd, const struct sockaddr_storage *peer
 	    (env.seq == 0 && hdl_udp_npackets(env.msg_len) <= 1))
 		single = true;
 	if (single)
-		answer(w, fd, peer, plen, src, dg, len, tx);
+		answer(w, fd, peer, plen, src, dg, len, len, tx);
 	else
 		reassemble(w, fd, peer, plen, src, &env, dg, len);
 }
@@ -444,6 +682,7 @@ static inline void rx_loop(evutil_socket_t fd, udp_sock_t *us, int pkt_family)
 				log_peer(LOG_LVL_WARN, "udp receive: %s", strerror(errno));
 			break;
 		}
+		t_now_ms = worker_now_ms();
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				log_peer(LOG_LVL_INFO, "udp: dropped datagram over %u bytes",
@@ -498,18 +737,32 @@ static int pktinfo_family(int fd)
 	return 0;
 }
 
+/* Send buffer of a UDP socket: room for the largest answer's datagrams (best effort). */
+#define UDP_SNDBUF (2 * 1024 * 1024)
+
 int udp_start(worker_t *w)
 {
+	uint32_t slots = NODE_LIMIT(&w->node->limits, udp_reasm_slots);
+	slots = slots ? slots : 16;
+	slots = slots < 1024 ? slots : 1024; /* reasm_victim()'s tables */
+	w->reasm = calloc(slots, sizeof(*w->reasm));
+	w->n_reasm = w->reasm ? slots : 0;
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
 	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
 	w->udp_tx = malloc((size_t)UDP_TX_SLOTS * HDL_UDP_MAX_DGRAM);
 	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
-	if (!w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
+	if (!w->reasm || !w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
 		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_udp; i++) {
 		udp_sock_t *us = &w->udp[i];
 		us->fd = w->fds.udp[i];
 		us->w = w;
+		/*
+		 * A multi-datagram answer is queued at once with MSG_DONTWAIT: what does not fit
+		 * the send buffer is lost, so make room for the largest the caps allow.
+		 */
+		int sb = UDP_SNDBUF;
+		(void)setsockopt(us->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
 		int pf = pktinfo_family(us->fd);
 		event_callback_fn cb = pf == AF_INET ? on_readable_pi4
 		                       : pf == AF_INET6 ? on_readable_pi6 : on_readable;
@@ -539,7 +792,7 @@ void udp_stop(worker_t *w)
 
 void udp_reasm_expire(worker_t *w, uint64_t now_ms)
 {
-	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+	for (unsigned i = 0; i < w->n_reasm; i++) {
 		reasm_slot_t *s = &w->reasm[i];
 		if (s->used && now_ms - s->started_ms >= WORKER_REASM_TIMEOUT_MS) {
 			log_peer(LOG_LVL_INFO, "udp: request %u incomplete after %u ms, dropped",
@@ -552,10 +805,13 @@ void udp_reasm_expire(worker_t *w, uint64_t now_ms)
 void udp_free(worker_t *w)
 {
 	udp_stop(w);
-	for (unsigned i = 0; i < WORKER_REASM_SLOTS; i++) {
+	for (unsigned i = 0; w->reasm && i < w->n_reasm; i++) {
 		free(w->reasm[i].buf);
 		w->reasm[i].buf = NULL;
 	}
+	free(w->reasm);
+	w->reasm = NULL;
+	w->n_reasm = 0;
 	free(w->udp);
 	free(w->udp_rx);
 	free(w->frags);

@@ -21,7 +21,6 @@ struct evconnlistener;
 struct http_state;
 struct tcp_conn;
 
-#define WORKER_REASM_SLOTS 8u      /**< concurrent multi-packet UDP requests per worker */
 #define WORKER_REASM_TIMEOUT_MS 5000u
 #define WORKER_UDP_BATCH 16u       /**< datagrams per recvmmsg */
 #define WORKER_UDP_TX 64u          /**< reply datagrams (fragments included) per sendmmsg */
@@ -34,7 +33,8 @@ typedef struct reasm_slot {
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	uint64_t started_ms;
-	uint8_t *buf;
+	uint8_t *buf;    /**< grown to the largest message reassembled in this slot */
+	size_t buf_cap;
 	hdl_udp_reasm_t r;
 } reasm_slot_t;
 
@@ -78,7 +78,8 @@ struct worker {
 	struct tcp_conn *conns; /**< open TCP connections (doubly linked) */
 	unsigned n_conns;
 
-	reasm_slot_t reasm[WORKER_REASM_SLOTS];
+	reasm_slot_t *reasm; /**< udp_reasm_slots multi-packet UDP requests being reassembled */
+	unsigned n_reasm;
 
 	int notify[2];            /**< main -> worker: 'q' = drain and stop */
 	struct event *notify_ev;

@@ -5,11 +5,14 @@ binaries, the capture loader, a minimal Handle message encoder/decoder, free por
 reader and Node, which starts the real idnoded on loopback and stops it by PID.
 """
 import http.client
+import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 SRC = os.environ.get("HDL_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -264,3 +267,169 @@ class Node:
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
         finally:
             c.close()
+
+
+def split_request(req):
+    """A whole request as <= 512-byte datagrams, as hdllib sends it: 492 message bytes after each
+    envelope, SequenceNumber 0, 1, ..., TC set when it takes more than one."""
+    body = req[20:]
+    env = bytearray(req[:20])
+    if len(body) > 492:
+        env[2] |= 0x20
+    return [bytes(env[:12]) + struct.pack(">I", k) + bytes(env[16:20]) + body[o:o + 492]
+            for k, o in enumerate(range(0, max(len(body), 1), 492))]
+
+
+def udp_collect(s, rid, timeout=3.0):
+    """Every datagram of the answer to RequestId \\p rid on socket \\p s (other RequestIds are
+    skipped): (the reassembled message with TC and SequenceNumber cleared, [datagrams in
+    sequence order]). Raises socket.timeout when it does not arrive whole in time."""
+    s.settimeout(timeout)
+    pkts, npk = {}, None
+    while npk is None or len(pkts) < npk:
+        p = s.recv(65536)
+        if len(p) < 20 or struct.unpack(">I", p[8:12])[0] != rid:
+            continue
+        seq, mlen = struct.unpack(">II", p[12:20])
+        npk = max(1, (mlen + 491) // 492)
+        pkts[seq] = p
+    env = bytearray(pkts[0][:20])
+    env[2] &= ~0x20 & 0xFF
+    env[12:16] = b"\0\0\0\0"
+    dg = [pkts[k] for k in range(npk)]
+    return bytes(env) + b"".join(p[20:] for p in dg), dg
+
+
+def finish(nodes, tmp, name):
+    """End of a test script: kill any node still running (by PID), show the log tails when a
+    check failed, remove \\p tmp, print the verdict; returns the exit code. Called from a finally
+    block, it counts an exception on its way out as a failed check."""
+    exc = sys.exc_info()[1]
+    if exc is not None:
+        check(False, "unexpected exception: %r" % exc)
+    for n in nodes:
+        if n.proc.poll() is None:
+            n.proc.kill()
+            n.proc.wait(5)
+        if FAILS:
+            print("---- idnoded log (tail) ----\n" + n.logtext()[-3000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
+
+
+def need_binaries():
+    """False (after saying so) when idnoded or idnode is not built: the script should exit 77."""
+    for p in (IDNODED, IDNODE):
+        if not os.access(p, os.X_OK):
+            print("skip: %s not built" % p)
+            return False
+    return True
+
+
+def rss_kb(pid):
+    """Resident set size of process \\p pid in KiB (0 when unknown)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def legit_client(port, src, stop, result, handle="88.100.1/small", multi_every=0, timeout=1.0,
+                 pause=0.002, gap=0.0):
+    """A legitimate UDP client for flood scenarios: resolves \\p handle from address \\p src one
+    request at a time, \\p pause seconds apart, until the threading.Event \\p stop is set; every
+    \\p multi_every-th request (0 = none) is padded into a two-datagram request, its datagrams
+    \\p gap seconds apart (network jitter). Fills \\p result with sent, answered (RC 1, or 200 for
+    the padded ones, within \\p timeout) and latencies (seconds)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    result.update(sent=0, answered=0, multi=0, latencies=[])
+    rid = 1 << 30
+    try:
+        while not stop.is_set():
+            rid += 1
+            multi = multi_every and result["sent"] % multi_every == 0
+            req = resolve_request(handle, rid, types=["X" * 300, "Y" * 300] if multi else ())
+            t0 = time.time()
+            for k, d in enumerate(split_request(req)):
+                if k and gap:
+                    time.sleep(gap)
+                s.sendto(d, ("127.0.0.1", port))
+            result["sent"] += 1
+            result["multi"] += 1 if multi else 0
+            s.settimeout(timeout)
+            try:
+                while True:
+                    a = s.recv(65536)
+                    if len(a) >= 44 and struct.unpack(">I", a[8:12])[0] == rid:
+                        rc = struct.unpack(">I", a[24:28])[0]
+                        # a padded request matches no value: RC 200 is its right answer
+                        if rc == 1 or (multi and rc == 200):
+                            result["answered"] += 1
+                            result["latencies"].append(time.time() - t0)
+                        break
+                    s.settimeout(max(0.01, timeout - (time.time() - t0)))
+            except socket.timeout:
+                pass
+            stop.wait(pause)
+    finally:
+        s.close()
+
+
+SMALL_RECORD = {"handle": "88.100.1/small", "values": [
+    {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.org/"}}]}
+
+
+def desc_record(handle, n, size=170, fill="v"):
+    """A record of \\p n DESC values of \\p size bytes each."""
+    return {"handle": handle, "values": [
+        {"index": i + 1, "type": "DESC",
+         "data": {"format": "string", "value": ("%d-" % i + fill * size)[:size]}}
+        for i in range(n)]}
+
+
+def import_records(tmp, db, recs):
+    """Load \\p recs (JSON-able records) into the store \\p db with `idnode import`, 88.100.1
+    homed."""
+    path = os.path.join(tmp, "data.jsonl")
+    with open(path, "w") as f:
+        for r in recs:
+            f.write(json.dumps(r) + "\n")
+    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
+                         capture_output=True, timeout=120)
+    check(imp.returncode == 0, "import: %s" % imp.stderr.decode(errors="replace"))
+
+
+def paced(rate, seconds, send, stop=None, tick=None):
+    """Call send(i) for i = 0, 1, ... at \\p rate per second for \\p seconds (or until the
+    threading.Event \\p stop), and tick() between bursts. Returns (calls, elapsed seconds)."""
+    t0 = time.time()
+    i = 0
+    while not (stop and stop.is_set()):
+        now = time.time() - t0
+        if now >= seconds:
+            break
+        due = int(now * rate) + 1
+        while i < due:
+            send(i)
+            i += 1
+        if tick:
+            tick()
+        time.sleep(0.002)
+    return i, time.time() - t0
+
+
+def pct_ms(lat, q):
+    """The \\p q-th percentile of \\p lat (seconds) in milliseconds (0 for none)."""
+    if not lat:
+        return 0.0
+    s = sorted(lat)
+    return 1000 * s[min(len(s) - 1, len(s) * q // 100)]

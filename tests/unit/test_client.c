@@ -44,6 +44,7 @@ enum resp_mode {
 	RM_SHORT,      /**< TCP: half the answer, then close */
 	RM_NOLEN,      /**< HTTP: no Content-Length */
 	RM_404,        /**< HTTP: status 404 */
+	RM_RC_ERROR,   /**< RC 2 (ERROR): idnoded's "answer too large for UDP, ask over TCP" */
 };
 
 #define BIG_LEN 1500u
@@ -117,10 +118,10 @@ static size_t build_answer(const hdl_msg_t *req, int mode, uint8_t *out, size_t 
 		m.rd.p = dig;
 		m.rd.len = (uint32_t)dlen;
 	}
-	if (mode == RM_NOTFOUND) {
-		m.hdr.rcode = HDL_RC_HANDLE_NOT_FOUND;
+	if (mode == RM_NOTFOUND || mode == RM_RC_ERROR) {
+		m.hdr.rcode = mode == RM_NOTFOUND ? HDL_RC_HANDLE_NOT_FOUND : HDL_RC_ERROR;
 		m.kind = HDL_BODY_ERROR;
-		m.u.error.message = hdl_slice_str("no such handle");
+		m.u.error.message = hdl_slice_str(mode == RM_NOTFOUND ? "no such handle" : "use TCP");
 	} else {
 		m.hdr.rcode = HDL_RC_SUCCESS;
 		m.kind = HDL_BODY_VALUES;
@@ -461,6 +462,20 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/**
+ * \brief The responder's counter \p n once it reaches \p want, or after 2 s: the last datagram a
+ *        client sent may still be on its way to the responder thread when the call returns.
+ */
+static unsigned count_settled(_Atomic unsigned *n, unsigned want)
+{
+	int64_t end = mono_ms() + 2000;
+	while (atomic_load(n) < want && mono_ms() < end) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	return atomic_load(n);
+}
+
 /** \brief The two default values must be there, in order. */
 static void check_two_values(hdl_result_t *res)
 {
@@ -752,6 +767,58 @@ static void test_udp_fallback_to_tcp(void **state)
 	hdl_client_free(c);
 }
 
+/*
+ * RC_ERROR over UDP is the server saying "ask over TCP" (idnoded's answer cap and rate-limit
+ * slip; Handle.Net's resolver takes it so): one UDP try, then TCP at once, not after the UDP
+ * retries. UDP only: the RC_ERROR answer is the result.
+ */
+static void test_udp_rc_error_falls_back(void **state)
+{
+	responder_t *r = *state;
+	hdl_client_t *c = mk_client(r, HDL_TRANSPORT_UDP, 3000, false);
+	hdl_resolve_req_t rq;
+	hdl_result_t *res = NULL;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.handle = "88.100.1/test";
+	modes(r, RM_RC_ERROR, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_int_equal(hdl_result_transport(res), HDL_TRANSPORT_TCP);
+	check_two_values(res);
+	assert_int_equal(atomic_load(&r->udp_reqs), 1);
+	assert_int_equal(atomic_load(&r->tcp_reqs), 1);
+	hdl_result_free(res);
+	/* with the digest asked for, the same */
+	rq.digest = true;
+	modes(r, RM_RC_ERROR, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_int_equal(hdl_result_transport(res), HDL_TRANSPORT_TCP);
+	hdl_result_free(res);
+	rq.digest = false;
+	/* TCP down too: its error, not the UDP redirect */
+	modes(r, RM_RC_ERROR, RM_SILENT, RM_SILENT);
+	assert_int_not_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_null(res);
+	hdl_client_free(c);
+	/* UDP only: the RC_ERROR answer itself */
+	c = mk_client(r, HDL_TRANSPORT_UDP, 3000, true);
+	modes(r, RM_RC_ERROR, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_int_equal(hdl_result_transport(res), HDL_TRANSPORT_UDP);
+	assert_int_equal(hdl_result_rcode(res), HDL_RC_ERROR);
+	assert_int_equal(atomic_load(&r->tcp_reqs), 0);
+	hdl_result_free(res);
+	/* other error codes are answers, not redirects */
+	hdl_client_free(c);
+	c = mk_client(r, HDL_TRANSPORT_UDP, 3000, false);
+	modes(r, RM_NOTFOUND, RM_OK, RM_SILENT);
+	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_EOK);
+	assert_int_equal(hdl_result_rcode(res), HDL_RC_HANDLE_NOT_FOUND);
+	assert_int_equal(atomic_load(&r->tcp_reqs), 0);
+	hdl_result_free(res);
+	hdl_client_free(c);
+}
+
 static void test_timeout(void **state)
 {
 	responder_t *r = *state;
@@ -780,7 +847,7 @@ static void test_timeout(void **state)
 	t0 = mono_ms();
 	assert_int_equal(hdl_resolve(c, &rq, &res), HDL_ETIMEDOUT);
 	assert_true(mono_ms() - t0 < 1500);
-	assert_int_equal(atomic_load(&r->udp_reqs), 3);
+	assert_int_equal(count_settled(&r->udp_reqs, 3), 3);
 	assert_int_equal(atomic_load(&r->tcp_reqs), 0);
 	hdl_client_free(c);
 
@@ -985,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(test_udp_garbled_falls_back),
 		cmocka_unit_test(test_udp_multipacket),
 		cmocka_unit_test(test_udp_fallback_to_tcp),
+		cmocka_unit_test(test_udp_rc_error_falls_back),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_request_id_mismatch),

@@ -219,6 +219,129 @@ static void test_addr(void **state)
 	assert_int_equal(conf_parse_addr("", &ss, &sl), HDL_EINVAL);
 }
 
+static void count_net(void *arg, int family, const uint8_t addr[16], unsigned len)
+{
+	(void)family;
+	(void)addr;
+	(void)len;
+	(*(int *)arg)++;
+}
+
+/* The UDP keys: defaults, ranges, the network list type (several per line, "none"). */
+static void test_udp_keys(void **state)
+{
+	conf_t c;
+	char err[256] = "";
+	assert_int_equal(conf_init(&c), HDL_EOK);
+	assert_true(c.udp_gso);
+	assert_int_equal(c.udp_answer_max_datagrams, 8);
+	assert_int_equal(c.udp_answer_max_ratio, 10);
+	assert_int_equal(c.udp_reasm_slots, 16);
+	assert_int_equal(c.udp_rrl_rate, 1000);
+	assert_int_equal(c.udp_rrl_burst, 2000);
+	assert_int_equal(c.udp_rrl_slip, 2);
+	assert_int_equal(c.udp_rrl_table_size, 65536);
+	assert_int_equal(c.n_udp_rrl_whitelist, 1);
+	assert_string_equal(c.udp_rrl_whitelist[0], "127.0.0.0/8 ::1/128");
+	conf_free(&c);
+
+	const char *text =
+	    "udp_gso = no\nudp_answer_max_datagrams = 533\nudp_answer_max_ratio = 0\n"
+	    "udp_rrl_rate = 0\nudp_rrl_slip = 1\n"
+	    "udp_rrl_whitelist = 192.0.2.0/24, 2001:db8::/32\n"
+	    "udp_rrl_whitelist = 198.51.100.7\n";
+	if (load(&c, text, err, sizeof(err)) != HDL_EOK)
+		fail_msg("%s", err);
+	assert_false(c.udp_gso);
+	assert_int_equal(c.udp_answer_max_datagrams, 533);
+	assert_int_equal(c.udp_answer_max_ratio, 0);
+	assert_int_equal(c.udp_rrl_rate, 0);
+	assert_int_equal(c.udp_rrl_slip, 1);
+	/* the file's lines replace the default */
+	assert_int_equal(c.n_udp_rrl_whitelist, 2);
+	int n = 0;
+	for (unsigned i = 0; i < c.n_udp_rrl_whitelist; i++)
+		assert_true(conf_each_net(c.udp_rrl_whitelist[i], count_net, &n) > 0);
+	assert_int_equal(n, 3);
+	conf_free(&c);
+
+	/* none: no network at all */
+	if (load(&c, "udp_rrl_whitelist = none\n", err, sizeof(err)) != HDL_EOK)
+		fail_msg("%s", err);
+	assert_int_equal(c.n_udp_rrl_whitelist, 0);
+	conf_free(&c);
+
+	expect_err("udp_answer_max_datagrams = 0\n",
+	           "udp_answer_max_datagrams: value 0 out of range");
+	expect_err("udp_answer_max_datagrams = 534\n", "out of range 1..533");
+	expect_err("udp_answer_max_ratio = 1001\n",
+	           "udp_answer_max_ratio: value 1001 out of range");
+	expect_err("udp_rrl_table_size = 10\n", "udp_rrl_table_size: value 10 out of range");
+	expect_err("udp_reasm_slots = 0\n", "udp_reasm_slots: value 0 out of range");
+	expect_err("udp_rrl_whitelist = 10.0.0.0/33\n",
+	           "t.conf:1: udp_rrl_whitelist: '10.0.0.0/33'");
+	expect_err("udp_rrl_whitelist = 10.0.0.0/8 bogus\n", "is not a list of networks");
+	expect_err("udp_rrl_whitelist = ::1/129\n", "udp_rrl_whitelist: ");
+	expect_err("udp_rrl_whitelist = 10.0.0.0/\n", "udp_rrl_whitelist: ");
+	expect_err("udp_rrl_whitelist = 10.0.0.0/-1\n", "udp_rrl_whitelist: ");
+
+	/* what is reloadable and what needs a restart */
+	conf_t a, b;
+	assert_int_equal(conf_init(&a), HDL_EOK);
+	if (load(&b,
+	         "udp_rrl_rate = 5\nudp_rrl_whitelist = none\nudp_rrl_table_size = 2048\n"
+	         "udp_gso = no\n",
+	         err, sizeof(err)) != HDL_EOK)
+		fail_msg("%s", err);
+	char keys[256];
+	conf_restart_keys(&a, &b, keys, sizeof(keys));
+	assert_non_null(strstr(keys, "udp_rrl_whitelist"));
+	assert_non_null(strstr(keys, "udp_rrl_table_size"));
+	assert_null(strstr(keys, "udp_rrl_rate"));
+	assert_null(strstr(keys, "udp_gso"));
+	conf_free(&a);
+	conf_free(&b);
+}
+
+static void test_net(void **state)
+{
+	int fam;
+	uint8_t a[16];
+	unsigned len;
+	assert_int_equal(conf_parse_net("192.0.2.77/24", &fam, a, &len), HDL_EOK);
+	assert_int_equal(fam, AF_INET);
+	assert_int_equal(len, 24);
+	static const uint8_t v4[4] = {192, 0, 2, 0}; /* host bits cleared */
+	assert_memory_equal(a, v4, 4);
+	assert_int_equal(conf_parse_net("10.1.2.3", &fam, a, &len), HDL_EOK);
+	assert_int_equal(len, 32);
+	assert_int_equal(conf_parse_net("2001:db8:ab:cdef::1/56", &fam, a, &len), HDL_EOK);
+	assert_int_equal(fam, AF_INET6);
+	assert_int_equal(len, 56);
+	static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0x00, 0xab, 0xcd};
+	assert_memory_equal(a, v6, 16);
+	assert_int_equal(conf_parse_net("0.0.0.0/0", &fam, a, &len), HDL_EOK);
+	assert_int_equal(len, 0);
+	assert_int_equal(conf_parse_net("::/0", &fam, a, &len), HDL_EOK);
+	assert_int_equal(conf_parse_net("1.2.3.4/7", &fam, a, &len), HDL_EOK);
+	assert_int_equal(a[0], 0);
+	static const char *const bad[] = {"",           "/8",          "1.2.3/8",    "1.2.3.4/",
+	                                  "1.2.3.4/33", "1.2.3.4/0x8", "1.2.3.4/+8", "::1/1290",
+	                                  "x::1",       "1.2.3.4/8/8", "1.2.3.4 /8", "[::1]/8"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (conf_parse_net(bad[i], &fam, a, &len) != HDL_EINVAL)
+			fail_msg("'%s' parsed", bad[i]);
+	}
+	assert_int_equal(conf_each_net("none", NULL, NULL), 0);
+	assert_int_equal(conf_each_net("NONE", NULL, NULL), 0);
+	assert_int_equal(conf_each_net(" 1.2.3.4,,::1 \t5.6.7.0/24 ", NULL, NULL), 3);
+	assert_int_equal(conf_each_net("1.2.3.4 none", NULL, NULL), -1);
+	char longtok[128];
+	memset(longtok, '1', sizeof(longtok) - 1);
+	longtok[sizeof(longtok) - 1] = '\0';
+	assert_int_equal(conf_each_net(longtok, NULL, NULL), -1);
+}
+
 /* The shipped sample parses and documents every key of the schema. */
 static void test_sample(void **state)
 {
@@ -259,12 +382,10 @@ static void test_sample(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_lists_and_overrides),
-		cmocka_unit_test(test_addr),
-		cmocka_unit_test(test_sample),
+	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_lists_and_overrides),
+	    cmocka_unit_test(test_addr),     cmocka_unit_test(test_udp_keys),
+	    cmocka_unit_test(test_net),      cmocka_unit_test(test_sample),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

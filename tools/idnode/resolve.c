@@ -27,10 +27,12 @@ static void resolve_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: idnode resolve [-s HOST:PORT] [--udp|--tcp|--http] [-t TYPE]... [-i INDEX]...\n"
-	        "                      [--auth] [--digest] [--timeout MS] [--json] HANDLE\n"
+	        "                      [--auth] [--digest] [--timeout MS] [--no-fallback] [--json]\n"
+	        "                      HANDLE\n"
 	        "  -s, --server HOST:PORT  server (default 127.0.0.1:2641, :8000 with --http);\n"
 	        "                          IPv6 as [::1]:2641\n"
 	        "      --udp | --tcp | --http  transport (default UDP, falling back to TCP)\n"
+	        "      --no-fallback       UDP only: no retry over TCP\n"
 	        "  -t, --type TYPE         only values of this type (repeatable, or TYPE,TYPE)\n"
 	        "  -i, --index N           only the value at this index (repeatable, or N,N)\n"
 	        "      --auth              authoritative (AT flag)\n"
@@ -402,7 +404,8 @@ static int exit_for_err(int err)
 
 int cmd_resolve(int argc, char **argv)
 {
-	enum { OPT_UDP = 256, OPT_TCP, OPT_HTTP, OPT_AUTH, OPT_DIGEST, OPT_TIMEOUT, OPT_JSON };
+	enum { OPT_UDP = 256, OPT_TCP, OPT_HTTP, OPT_AUTH, OPT_DIGEST, OPT_TIMEOUT, OPT_JSON,
+	       OPT_NO_FALLBACK };
 	static const struct option longopts[] = {
 		{"server", required_argument, NULL, 's'},
 		{"type", required_argument, NULL, 't'},
@@ -414,6 +417,7 @@ int cmd_resolve(int argc, char **argv)
 		{"digest", no_argument, NULL, OPT_DIGEST},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"json", no_argument, NULL, OPT_JSON},
+		{"no-fallback", no_argument, NULL, OPT_NO_FALLBACK},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -480,6 +484,9 @@ int cmd_resolve(int argc, char **argv)
 		}
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_NO_FALLBACK:
+			opts.no_tcp_fallback = true;
 			break;
 		case 'h':
 			resolve_usage(stdout);
