@@ -46,6 +46,7 @@ static const subcmd_t subcmds[] = {
 	{"import", cmd_import, "load handle records (JSON) into a node database"},
 	{"export", cmd_export, "dump the handle records of a node database as JSON"},
 	{"gen", cmd_gen, "generate test data sets"},
+	{"audit", cmd_audit, "print the audit trail of a node database"},
 };
 
 static void usage(FILE *f)
