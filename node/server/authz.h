@@ -22,7 +22,7 @@
 
 #include "hdl/msg.h"
 
-#define AUTHZ_DEFAULT_DEPTH 8u   /**< group nesting levels followed by default */
+#define AUTHZ_DEFAULT_DEPTH  8u  /**< group nesting levels followed by default */
 #define AUTHZ_DEFAULT_GROUPS 64u /**< group values looked up per check by default */
 
 /**

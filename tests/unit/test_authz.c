@@ -164,25 +164,26 @@ static authz_t AZ(void)
 
 static void test_bits(void **state)
 {
-	/* the handle's own admin: ADD_VALUE and REMOVE_VALUE only; a second HS_ADMIN with ADD_ADMIN */
+	/* the handle's own admin: ADD_VALUE and REMOVE_VALUE only; a second HS_ADMIN with ADD_ADMIN
+	 */
 	vspec_t vs[] = {
-		admin_v(100, HDL_ADM_ADD_VALUE | HDL_ADM_REMOVE_VALUE, "0.NA/88.100.1", 300),
-		admin_v(101, HDL_ADM_ADD_ADMIN, "0.NA/88.100.1", 300),
-		text_v(1, "URL", "http://example.org/"),
+	    admin_v(100, HDL_ADM_ADD_VALUE | HDL_ADM_REMOVE_VALUE, "0.NA/88.100.1", 300),
+	    admin_v(101, HDL_ADM_ADD_ADMIN, "0.NA/88.100.1", 300),
+	    text_v(1, "URL", "http://example.org/"),
 	};
 	put("88.100.1/x", vs, 3);
 	authz_t az = AZ();
 	assert_int_equal(check(&az, "300:0.NA/88.100.1", "88.100.1/x", HDL_ADM_ADD_VALUE),
 	                 AUTHZ_GRANTED);
-	assert_int_equal(check(&az, "300:0.NA/88.100.1", "88.100.1/x",
-	                       HDL_ADM_ADD_VALUE | HDL_ADM_REMOVE_VALUE),
-	                 AUTHZ_GRANTED);
+	assert_int_equal(
+	    check(&az, "300:0.NA/88.100.1", "88.100.1/x", HDL_ADM_ADD_VALUE | HDL_ADM_REMOVE_VALUE),
+	    AUTHZ_GRANTED);
 	assert_int_equal(check(&az, "300:0.NA/88.100.1", "88.100.1/x", HDL_ADM_ADD_ADMIN),
 	                 AUTHZ_GRANTED);
 	/* every needed bit must be in one HS_ADMIN value: 100 and 101 together do not count */
-	assert_int_equal(check(&az, "300:0.NA/88.100.1", "88.100.1/x",
-	                       HDL_ADM_ADD_VALUE | HDL_ADM_ADD_ADMIN),
-	                 AUTHZ_DENIED);
+	assert_int_equal(
+	    check(&az, "300:0.NA/88.100.1", "88.100.1/x", HDL_ADM_ADD_VALUE | HDL_ADM_ADD_ADMIN),
+	    AUTHZ_DENIED);
 	assert_int_equal(check(&az, "300:0.NA/88.100.1", "88.100.1/x", HDL_ADM_DELETE_HANDLE),
 	                 AUTHZ_DENIED);
 	/* another identity, or another index of the same handle */
@@ -205,8 +206,8 @@ static void test_bits(void **state)
 static void test_index_zero_and_case(void **state)
 {
 	vspec_t vs[] = {
-		admin_v(100, HDL_ADM_ALL, "88.100.1/Admin", 0),
-		admin_v(101, HDL_ADM_ALL, "0.na/88.100.2", 300),
+	    admin_v(100, HDL_ADM_ALL, "88.100.1/Admin", 0),
+	    admin_v(101, HDL_ADM_ALL, "0.na/88.100.2", 300),
 	};
 	put("88.100.1/y", vs, 2);
 	authz_t az = AZ();
@@ -240,7 +241,8 @@ static void test_groups(void **state)
 	const char *g2[] = {"300:88.100.1/user", NULL};
 	vspec_t r[] = {admin_v(100, HDL_ADM_ADD_VALUE, "88.100.1/G1", 200)};
 	vspec_t v1[] = {text_v(1, "URL", "x"), vlist_v(200, g1)};
-	vspec_t v2[] = {vlist_v(200, g2), vlist_v(201, (const char *[]){"1:88.100.1/nobody", NULL})};
+	vspec_t v2[] = {vlist_v(200, g2),
+	                vlist_v(201, (const char *[]){"1:88.100.1/nobody", NULL})};
 	put("88.100.1/rec", r, 1);
 	put("88.100.1/G1", v1, 2);
 	put("88.100.1/G2", v2, 2);
@@ -436,15 +438,15 @@ static void test_parse_and_types(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_bits, setup),
-		cmocka_unit_test_setup(test_index_zero_and_case, setup),
-		cmocka_unit_test_setup(test_groups, setup),
-		cmocka_unit_test_setup(test_group_index_zero_not_followed, setup),
-		cmocka_unit_test_setup(test_cycles_and_bounds, setup),
-		cmocka_unit_test_setup(test_server_admins, setup),
-		cmocka_unit_test_setup(test_missing_and_broken, setup),
-		cmocka_unit_test_setup(test_malformed_values_skipped, setup),
-		cmocka_unit_test(test_parse_and_types),
+	    cmocka_unit_test_setup(test_bits, setup),
+	    cmocka_unit_test_setup(test_index_zero_and_case, setup),
+	    cmocka_unit_test_setup(test_groups, setup),
+	    cmocka_unit_test_setup(test_group_index_zero_not_followed, setup),
+	    cmocka_unit_test_setup(test_cycles_and_bounds, setup),
+	    cmocka_unit_test_setup(test_server_admins, setup),
+	    cmocka_unit_test_setup(test_missing_and_broken, setup),
+	    cmocka_unit_test_setup(test_malformed_values_skipped, setup),
+	    cmocka_unit_test(test_parse_and_types),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
