@@ -10,6 +10,7 @@
 
 #include "hdl/error.h"
 #include "hdl/values.h"
+#include "node/store/store.h"
 #include "proto/wire.h"
 
 /** One group reference waiting to be looked up, with its nesting level. */
@@ -276,4 +277,9 @@ int authz_parse_admin(const char *s, hdl_ref_t *out)
 	out->handle = h;
 	out->index = (uint32_t)idx;
 	return HDL_EOK;
+}
+
+int authz_lookup_reader(void *ctx, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	return store_get(ctx, handle, vals);
 }

@@ -81,6 +81,15 @@ int authz_server_admin(const authz_t *az, hdl_ref_t id, hdl_arena_t *scratch);
 bool authz_ref_matches(hdl_ref_t entry, hdl_ref_t id);
 
 /**
+ * \brief A ready lookup over a read snapshot: \p ctx is a store_reader_t (node/store/store.h)
+ *        between store_reader_begin() and store_reader_end(), as a worker holds one for a
+ *        request (LIST_HANDLES, reading non-public values). The records stay valid until
+ *        store_reader_end().
+ * \retval as store_get()
+ */
+int authz_lookup_reader(void *ctx, hdl_slice_t handle, hdl_slice_t *vals);
+
+/**
  * \brief Parse a configured admin "INDEX:HANDLE" (e.g. "300:0.NA/88.100.1"); \p out->handle
  *        borrows from \p s.
  * \retval HDL_EOK, HDL_EINVAL

@@ -18,6 +18,8 @@
 #include "hdl/msg.h"
 #include "hdl/values.h"
 #include "node/server/authz.h"
+#include "node/store/store.h"
+#include "tests/unit/testutil.h"
 
 /* ---- an in-memory record table ------------------------------------------------------------ */
 
@@ -435,6 +437,47 @@ static void test_parse_and_types(void **state)
 	(void)state;
 }
 
+/** The lookup over a store reader, as workers use it. */
+static void test_over_store_reader(void **state)
+{
+	char dir[] = "/tmp/test_authz.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	store_t *st = NULL;
+	store_opts_t o = {.path = dir};
+	assert_int_equal(store_open(&o, &st), HDL_EOK);
+	const char *g[] = {"300:88.100.1/user", NULL};
+	vspec_t gv[] = {vlist_v(200, g)};
+	vspec_t rv[] = {admin_v(100, HDL_ADM_LIST_HANDLES, "88.100.1/G", 200)};
+	uint8_t gb[1024], rb[1024];
+	hdl_slice_t gs = {gb, (uint32_t)encode(gv, 1, gb, sizeof(gb))};
+	hdl_slice_t rs = {rb, (uint32_t)encode(rv, 1, rb, sizeof(rb))};
+	store_batch_t *b = NULL;
+	assert_int_equal(store_batch_begin(st, &b), HDL_EOK);
+	assert_int_equal(store_batch_put(b, hdl_slice_str("88.100.1/g"), gs, true), HDL_EOK);
+	assert_int_equal(store_batch_put(b, hdl_slice_str("0.NA/88.100.1"), rs, true), HDL_EOK);
+	assert_int_equal(store_batch_commit(b), HDL_EOK);
+	store_reader_t *r = NULL;
+	assert_int_equal(store_reader_new(st, &r), HDL_EOK);
+	assert_int_equal(store_reader_begin(r), HDL_EOK);
+	authz_t az = {.lookup = authz_lookup_reader, .ctx = r};
+	hdl_slice_t prefix_vals;
+	assert_int_equal(store_get(r, hdl_slice_str("0.NA/88.100.1"), &prefix_vals), HDL_EOK);
+	hdl_arena_t a;
+	hdl_arena_init(&a, abuf, sizeof(abuf), 0);
+	/* the store folds the suffix case: "88.100.1/G" finds the record put as "88.100.1/g" */
+	assert_int_equal(
+	    authz_check(&az, ID("300:88.100.1/user"), prefix_vals, HDL_ADM_LIST_HANDLES, &a),
+	    AUTHZ_GRANTED);
+	assert_int_equal(
+	    authz_check(&az, ID("300:88.100.1/user"), prefix_vals, HDL_ADM_READ_VALUE, &a),
+	    AUTHZ_DENIED);
+	hdl_arena_free(&a);
+	store_reader_free(r);
+	store_close(st);
+	rm_env(dir);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +490,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_missing_and_broken, setup),
 	    cmocka_unit_test_setup(test_malformed_values_skipped, setup),
 	    cmocka_unit_test(test_parse_and_types),
+	    cmocka_unit_test(test_over_store_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

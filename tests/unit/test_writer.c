@@ -799,6 +799,15 @@ static void test_modify(void **state)
 	                 HDL_RC_SUCCESS);
 	assert_int_equal(values_op(f, WR_MODIFY_VALUES, "88.100.1/M", NULL, &vb, 0, 0),
 	                 HDL_RC_INVALID_ADMIN);
+	/* the same index twice in one request: the later value wins */
+	vbuf_t twice = {.n = 0};
+	add_text(&twice, 1, "URL", "first");
+	add_text(&twice, 1, "URL", "second");
+	assert_int_equal(values_op(f, WR_MODIFY_VALUES, "88.100.1/M", PREFIX_ADMIN, &twice, 0, 0),
+	                 HDL_RC_SUCCESS);
+	assert_int_equal(get_rec(f->s, "88.100.1/M", &f->arena, &v, &n), HDL_EOK);
+	assert_int_equal(n, 3);
+	assert_true(hdl_slice_eq(find_index(v, n, 1)->data, S("second")));
 }
 
 static void test_home(void **state)
@@ -820,7 +829,8 @@ static void test_home(void **state)
 	j = mkjob(f, WR_HOME, "0.NA/88.100.7", "300:0.NA/88");
 	assert_int_equal(run(f, &j), HDL_RC_SUCCESS);
 	vbuf_t none = {.n = 0};
-	/* the server admin may create anywhere homed */
+	/* no prefix handle 0.NA/88.100.7: only server admins may create under it */
+	assert_int_equal(create(f, "88.100.7/x", PREFIX_ADMIN, &none, 0, 0), HDL_RC_INVALID_ADMIN);
 	assert_int_equal(create(f, "88.100.7/x", "300:0.NA/88", &none, 0, 0), HDL_RC_SUCCESS);
 	j = mkjob(f, WR_UNHOME, "88.100.7", "300:0.NA/88"); /* slash-less: 0.NA/88.100.7 */
 	assert_int_equal(run(f, &j), HDL_RC_SUCCESS);
@@ -1477,7 +1487,7 @@ static void test_growth_in_batch(void **state)
 	/* one batch of 64 jobs: every 4th is refused (not homed), the others bring 16 KiB each */
 	writer_opts_t o = default_opts();
 	o.batch_max = 64;
-	o.batch_wait_us = 5000000; /* the batch closes when all 64 are in */
+	o.batch_wait_us = 30000000; /* the batch closes when all 64 are in */
 	start(f, &o);
 	static char pad[16384];
 	memset(pad, 'b', sizeof(pad) - 1);
