@@ -122,8 +122,6 @@ enum log_op {
 	LOG_HOME = 4,
 	LOG_UNHOME = 5,
 	LOG_META = 6,
-	LOG_AUDIT = 7,       /* name = handle to index under, val = U32 time + record */
-	LOG_AUDIT_PRUNE = 8, /* val = U32 before + U32 max */
 };
 
 int store_err_from_mdb(int rc, const char *what)
@@ -1057,23 +1055,6 @@ static int txlog_append(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slic
 	return rc;
 }
 
-/** An LMDB result of a batch operation as hdl_err_t (see exec_op). */
-static int mdb_result(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS:
-		return HDL_EOK;
-	case MDB_KEYEXIST:
-		return HDL_EEXIST;
-	case MDB_NOTFOUND:
-		return HDL_ENOENT;
-	case MDB_MAP_FULL:
-		return HDL_ESPACE;
-	default:
-		return store_err_from_mdb(rc, "mdb_put/mdb_del");
-	}
-}
-
 /* ---- audit trail (the write path's record of every change) ---------------------------------
  * "audit": key = U64 big-endian (time << 32 | sequence within that second), value = U32 length
  * + the "audit_idx" key of the handle (empty when the entry names no valid handle) + the record
@@ -1082,6 +1063,10 @@ static int mdb_result(int rc)
  * last key's second, so the trail stays in time order and appends at the end.
  * "audit_idx" (MDB_DUPSORT | MDB_DUPFIXED): key = the handle's LMDB key in "handles" (db_key of
  * the normalized name), data = the 8-byte audit keys of its entries, oldest first. */
+
+/* Replay-log codes of the audit trail's operations (after enum log_op's). */
+#define LOG_AUDIT 20       /* name = handle to index under, val = U32 time + record */
+#define LOG_AUDIT_PRUNE 21 /* val = U32 before + U32 max */
 
 /** Append one audit entry (LOG_AUDIT). \return mdb rc, or -1 on ENOMEM */
 static int audit_put(store_batch_t *b, hdl_slice_t handle, hdl_slice_t val)
@@ -1211,11 +1196,6 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 		memcpy(key, name.p, klen);
 		dbi = s->dbi_meta;
 		break;
-	case LOG_AUDIT:
-		rc = audit_put(b, name, val);
-		return rc == -1 ? HDL_ENOMEM : mdb_result(rc);
-	case LOG_AUDIT_PRUNE:
-		return mdb_result(audit_prune(b, val));
 	default:
 		return HDL_EINVAL;
 	}
@@ -1250,7 +1230,36 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 		if (rc == -1)
 			return HDL_ENOMEM;
 	}
-	return mdb_result(rc);
+	switch (rc) {
+	case MDB_SUCCESS:
+		return HDL_EOK;
+	case MDB_KEYEXIST:
+		return HDL_EEXIST;
+	case MDB_NOTFOUND:
+		return HDL_ENOENT;
+	case MDB_MAP_FULL:
+		return HDL_ESPACE;
+	default:
+		return store_err_from_mdb(rc, "mdb_put/mdb_del");
+	}
+}
+
+/**
+ * Execute one logged operation: the audit trail's own (handled here, so exec_op stays about
+ * handles, prefixes and meta) or exec_op's. Same results as exec_op.
+ */
+static int exec_any(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
+{
+	int rc;
+	if (op == LOG_AUDIT)
+		rc = audit_put(b, name, val);
+	else if (op == LOG_AUDIT_PRUNE)
+		rc = audit_prune(b, val);
+	else
+		return exec_op(b, op, name, val);
+	if (rc == -1)
+		return HDL_ENOMEM;
+	return rc == MDB_MAP_FULL ? HDL_ESPACE : store_err_from_mdb(rc, "audit trail");
 }
 
 /** Abort the batch's txn, and with it the child of an open savepoint. */
@@ -1276,7 +1285,7 @@ static int replay(store_batch_t *b, size_t from, size_t to)
 		hdl_slice_t name = {p + 9, nl};
 		hdl_slice_t val = {p + 9 + nl, vl};
 		pos += 9 + (size_t)nl + vl;
-		int ret = exec_op(b, op, name, val);
+		int ret = exec_any(b, op, name, val);
 		if (ret != HDL_EOK)
 			return ret;
 	}
@@ -1366,7 +1375,7 @@ static int batch_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t 
 		return HDL_ESTORE;
 	int ret;
 	for (;;) {
-		ret = exec_op(b, op, name, val);
+		ret = exec_any(b, op, name, val);
 		if (ret != HDL_ESPACE)
 			break;
 		if (batch_regrow(b) != HDL_EOK)
@@ -1433,14 +1442,16 @@ int store_batch_commit(store_batch_t *b)
 	int ret = b->err;
 	if (ret == HDL_EOK && b->txn == NULL)
 		ret = HDL_ESTORE;
-	if (ret == HDL_EOK && b->sp) {
+	if (b->sp) {
 		log_err("store: batch committed with a savepoint open");
-		ret = HDL_EINVAL;
+		store_batch_abort(b);
+		return HDL_EINVAL;
 	}
 	if (ret != HDL_EOK) {
-		batch_txn_abort(b);
+		if (b->txn)
+			mdb_txn_abort(b->txn);
 		batch_release(b);
-		return ret == HDL_ENOMEM || ret == HDL_ESPACE || ret == HDL_EINVAL ? ret : HDL_ESTORE;
+		return ret == HDL_ENOMEM || ret == HDL_ESPACE ? ret : HDL_ESTORE;
 	}
 	for (;;) {
 		int rc = mdb_txn_commit(b->txn);
@@ -1455,7 +1466,10 @@ int store_batch_commit(store_batch_t *b)
 		if ((ret = batch_regrow(b)) != HDL_EOK)
 			break;
 	}
-	batch_txn_abort(b);
+	if (b->txn) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+	}
 	batch_release(b);
 	return ret;
 }
