@@ -400,6 +400,11 @@ static int writable(jctx_t *c, hdl_slice_t name)
 	                                    : audit_indexes(c, j->values, NULL, j->n_values);
 	if (ret != HDL_EOK)
 		return ret;
+	if (j->n_values > HDL_MAX_VALUES || j->n_indexes > HDL_MAX_VALUES) {
+		/* the message decoder never gives more; the checks below are quadratic in them */
+		refuse(c, HDL_RC_INVALID_VALUE, "Too many values (at most %u)", HDL_MAX_VALUES);
+		return 0;
+	}
 	if (!name_ok(c, name))
 		return 0;
 	ret = check_homed(c->b, name);

@@ -478,6 +478,12 @@ static void test_create_limits(void **state)
 	vbuf_t none = {.n = 0};
 	assert_int_equal(create(f, longname, PREFIX_ADMIN, &none, WR_F_MINT, 0),
 	                 HDL_RC_INVALID_HANDLE);
+	/* more values or indexes than a message can hold */
+	wr_job_t many = mkjob(f, WR_REMOVE_VALUES, "88.100.1/big", PREFIX_ADMIN);
+	static uint32_t idx[HDL_MAX_VALUES + 1];
+	many.indexes = idx;
+	many.n_indexes = HDL_MAX_VALUES + 1;
+	assert_int_equal(run(f, &many), HDL_RC_INVALID_VALUE);
 	/* an unknown operation */
 	wr_job_t j = mkjob(f, (wr_op_t)99, "88.100.1/big", PREFIX_ADMIN);
 	assert_int_equal(run(f, &j), HDL_RC_OPERATION_NOT_SUPPORTED);
