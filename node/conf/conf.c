@@ -79,6 +79,29 @@ static const conf_key_t schema[] = {
 	 "serial number of this node's HS_SITE record"},
 	{"pidfile", CONF_STR, 0, 0, "", false, OFF(pidfile), 0,
 	 "write the process id here (empty = none)"},
+	/* write path: node/server/writer.h, docs/registration.md */
+	{"write_queue_max", CONF_UINT, 1, 1000000, "10000", false, OFF(write_queue_max), 0,
+	 "admin requests waiting for the writer at most; beyond it RC 3 (server busy)"},
+	{"write_batch_max", CONF_UINT, 1, 100000, "512", false, OFF(write_batch_max), 0,
+	 "admin requests committed together at most (one group commit)"},
+	{"write_batch_wait_us", CONF_UINT, 0, 1000000, "0", false, OFF(write_batch_wait_us), 0,
+	 "wait this long after a batch's first request for more (0 = take what is queued)"},
+	{"write_sync", CONF_STR, 0, 0, "full", false, OFF(write_sync), 0,
+	 "full: fsync before answering; periodic: fsync every write_sync_interval_ms"},
+	{"write_sync_interval_ms", CONF_UINT, 10, 60000, "1000", false,
+	 OFF(write_sync_interval_ms), 0, "periodic sync: the most time an answered change may be lost"},
+	{"write_max_record", CONF_SIZE, 1 * KIB, HDL_MAX_MESSAGE_LEN - 4096, "252k", false,
+	 OFF(write_max_record), 0, "largest handle record a change may produce (encoded values)"},
+	{"server_admin", CONF_LIST, 0, 0, NULL, false, OFF(server_admin), OFF(n_server_admin),
+	 "INDEX:HANDLE of a server admin (full access, home/unhome); repeat for several"},
+	{"audit_retention_days", CONF_UINT, 0, 36500, "183", false, OFF(audit_retention_days), 0,
+	 "keep audit entries this long (0 = forever; 6 months is the legal minimum in China)"},
+	{"audit_prune_step", CONF_UINT, 1, 100000, "1000", false, OFF(audit_prune_step), 0,
+	 "audit entries removed per retention step (one step per second at most)"},
+	{"authz_max_depth", CONF_UINT, 1, 64, "8", false, OFF(authz_max_depth), 0,
+	 "HS_VLIST admin group nesting followed when authorizing"},
+	{"authz_max_groups", CONF_UINT, 1, 4096, "64", false, OFF(authz_max_groups), 0,
+	 "admin group values looked up per authorization at most"},
 };
 /* clang-format on */
 
@@ -297,6 +320,25 @@ static bool prefix_ok(const char *v)
 	return true;
 }
 
+/** "INDEX:HANDLE": decimal index, a colon, a handle without control characters. */
+static bool admin_ok(const char *v)
+{
+	const char *colon = strchr(v, ':');
+	if (colon == NULL || colon == v || colon - v > 10 || colon[1] == '\0' ||
+	    strlen(colon + 1) > HDL_MAX_HANDLE_LEN)
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long long idx = strtoull(v, &end, 10);
+	if (errno || end != colon || !isdigit((unsigned char)v[0]) || idx > UINT32_MAX)
+		return false;
+	for (const char *p = colon + 1; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	}
+	return hdl_utf8_valid((const uint8_t *)colon + 1, strlen(colon + 1));
+}
+
 static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
                    size_t errlen)
 {
@@ -376,6 +418,12 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 				         "'%s' is not ADDR:PORT (numeric IPv4, or [IPv6]:PORT)", v);
 				return HDL_ECONF;
 			}
+		} else if (k->offset == OFF(server_admin)) {
+			if (!admin_ok(v)) {
+				snprintf(err, errlen, "'%s' is not INDEX:HANDLE (e.g. 300:0.NA/88.100.1)",
+				         v);
+				return HDL_ECONF;
+			}
 		} else if (!prefix_ok(v)) {
 			snprintf(err, errlen, "'%s' is not a prefix (no spaces or '/')", v);
 			return HDL_ECONF;
@@ -427,6 +475,8 @@ void conf_free(conf_t *c)
 	list_clear(&c->udp_rrl_whitelist, &c->n_udp_rrl_whitelist);
 	free(c->db);
 	free(c->pidfile);
+	free(c->write_sync);
+	list_clear(&c->server_admin, &c->n_server_admin);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -579,6 +629,12 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 	}
 	if (!c->db || !c->db[0]) {
 		snprintf(err, errlen, "db: a database directory is needed");
+		return HDL_ECONF;
+	}
+	if (!c->write_sync ||
+	    (strcmp(c->write_sync, "full") != 0 && strcmp(c->write_sync, "periodic") != 0)) {
+		snprintf(err, errlen, "write_sync: '%s' is not full or periodic",
+		         c->write_sync ? c->write_sync : "");
 		return HDL_ECONF;
 	}
 	for (unsigned i = 0; i < c->n_listen; i++) {

@@ -73,6 +73,19 @@ typedef struct conf {
 	unsigned n_udp_rrl_whitelist;
 	int log_level;
 	uint32_t site_serial;
+	/* write path (node/server/writer.h) */
+	uint32_t write_queue_max;       /**< admin requests waiting for the writer */
+	uint32_t write_batch_max;       /**< requests per group commit */
+	uint32_t write_batch_wait_us;   /**< wait after a batch's first request */
+	char *write_sync;               /**< "full" or "periodic" */
+	uint32_t write_sync_interval_ms; /**< periodic: fsync period */
+	uint32_t write_max_record;      /**< encoded values of one handle at most */
+	char **server_admin;            /**< "INDEX:HANDLE" identities with full access */
+	unsigned n_server_admin;
+	uint32_t audit_retention_days;  /**< 0 = keep the audit trail forever */
+	uint32_t audit_prune_step;      /**< audit entries removed per step */
+	uint32_t authz_max_depth;       /**< HS_VLIST nesting followed */
+	uint32_t authz_max_groups;      /**< group values looked up per authorization */
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
 	uint64_t set_mask_;
 } conf_t;

@@ -14,7 +14,12 @@
  *
  * A batch closes after writer_opts_t.batch_max jobs or batch_wait_us microseconds after its first
  * job, whichever comes first; it is then committed and (sync = full) fsync'ed before any done()
- * of the batch is called.
+ * of the batch is called. Jobs that arrive while a batch commits form the next one, so under load
+ * batches grow by themselves even with batch_wait_us = 0.
+ *
+ * What each operation checks, in which order, and the response code of each refusal follow
+ * Handle.Net 9's HandleServer: docs/registration.md, "Semantics". Between batches the writer
+ * removes audit entries older than the retention time in small bounded steps.
  */
 #ifndef HDL_NODE_SERVER_WRITER_H
 #define HDL_NODE_SERVER_WRITER_H
@@ -27,6 +32,7 @@
 #include "hdl/msg.h"
 
 struct store;
+struct conf;
 
 typedef struct writer writer_t;
 
@@ -107,11 +113,32 @@ typedef struct writer_opts {
 	unsigned sync_interval_ms; /**< WR_SYNC_PERIODIC */
 	const char *const *server_admins; /**< "INDEX:HANDLE" identities with full access */
 	unsigned n_server_admins;
+	uint32_t max_record_len;   /**< encoded values of one handle at most (0 = 258048) */
+	uint32_t audit_retention_s; /**< prune audit entries older than this (0 = keep forever) */
+	unsigned audit_prune_step; /**< audit entries removed per step at most (0 = 1000) */
+	unsigned audit_prune_interval_ms; /**< between two steps (0 = 1000; a full step: at once) */
+	unsigned authz_max_depth;  /**< HS_VLIST nesting followed (0 = AUTHZ_DEFAULT_DEPTH) */
+	unsigned authz_max_groups; /**< group values looked up per check (0 = AUTHZ_DEFAULT_GROUPS) */
 } writer_opts_t;
 
+/** Counters since writer_start() (writer_stats()). */
+typedef struct writer_stats {
+	uint64_t batches;      /**< transactions committed or failed */
+	uint64_t jobs;         /**< jobs finished (done() called) */
+	uint64_t applied;      /**< jobs answered RC_SUCCESS */
+	uint64_t refused;      /**< jobs answered with a refusal code (nothing written) */
+	uint64_t failed;       /**< jobs answered RC_ERROR because their batch failed */
+	uint64_t rejected;     /**< writer_submit() answers HDL_EAGAIN (queue full) */
+	unsigned max_batch;    /**< most jobs in one batch */
+	uint64_t batch_hist[8]; /**< batches of 1, 2-3, 4-7, ..., 64-127, >= 128 jobs */
+	uint64_t pruned;       /**< audit entries removed by retention */
+	uint64_t syncs;        /**< fsyncs of sync = periodic */
+} writer_stats_t;
+
 /**
- * \brief Start the writer thread on \p s.
- * \retval HDL_EOK, HDL_ENOMEM, HDL_ESTORE
+ * \brief Start the writer thread on \p s. The options are copied.
+ * \retval HDL_EOK, HDL_ENOMEM, HDL_ESTORE, HDL_EINVAL (a bad server admin, queue_max or
+ *         batch_max 0)
  */
 int writer_start(struct store *s, const writer_opts_t *o, writer_t **out);
 
@@ -127,5 +154,14 @@ unsigned writer_depth(const writer_t *w);
 
 /** \brief Finish every queued job (their done() is called), then stop and free the writer. */
 void writer_stop(writer_t *w);
+
+/** \brief A snapshot of the counters (any thread). */
+void writer_stats(writer_t *w, writer_stats_t *out);
+
+/**
+ * \brief Writer options from the node configuration (the write_*, server_admin, audit_* and
+ *        authz_* keys). \p o borrows the server admin strings from \p c.
+ */
+void writer_opts_from_conf(const struct conf *c, writer_opts_t *o);
 
 #endif /* HDL_NODE_SERVER_WRITER_H */

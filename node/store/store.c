@@ -83,6 +83,16 @@ struct store_batch {
 	uint8_t *lrec;    /**< long-name record scratch (marker + name + values) */
 	size_t lrec_cap;
 	hdl_arena_t arena; /**< scratch for validating values */
+	/* savepoint: while open, txn is a child of ptxn (see store_batch_savepoint) */
+	MDB_txn *ptxn;       /**< the batch's own txn while a savepoint is open */
+	bool sp;             /**< a savepoint is open */
+	size_t sp_log;       /**< replay log length when it was opened */
+	uint64_t sp_serial;  /**< txlog serial when it was opened */
+	uint64_t sp_audit;   /**< audit_last when it was opened */
+	uint64_t audit_last; /**< last audit key in this txn: time << 32 | sequence */
+	unsigned pruned;     /**< entries removed by the last LOG_AUDIT_PRUNE */
+	uint8_t *arec;       /**< audit value scratch */
+	size_t arec_cap;
 };
 
 struct store {
@@ -91,6 +101,9 @@ struct store {
 	MDB_dbi dbi_prefixes;
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_txlog;
+	MDB_dbi dbi_audit;     /**< audit trail (see "audit trail" below) */
+	MDB_dbi dbi_audit_idx; /**< audit entries by handle */
+	bool has_audit;        /**< false: a read-only open of a store without an audit trail */
 	store_opts_t opts;  /**< copy; path points to path_buf */
 	char *path_buf;
 	uint64_t map_size;  /**< current map size */
@@ -290,6 +303,16 @@ static int open_dbis(store_t *s)
 		mdb_txn_abort(txn);
 		return store_err_from_mdb(rc == MDB_NOTFOUND ? MDB_INVALID : rc, "mdb_dbi_open");
 	}
+	/* The audit trail came later: a read-only open of an older store goes on without it. */
+	rc = mdb_dbi_open(txn, "audit", dflags, &s->dbi_audit);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_dbi_open(txn, "audit_idx", dflags | MDB_DUPSORT | MDB_DUPFIXED,
+		                  &s->dbi_audit_idx);
+	if (rc != MDB_SUCCESS && !(rc == MDB_NOTFOUND && s->opts.read_only)) {
+		mdb_txn_abort(txn);
+		return store_err_from_mdb(rc, "mdb_dbi_open audit");
+	}
+	s->has_audit = rc == MDB_SUCCESS;
 	rc = mdb_txn_commit(txn);
 	return rc == MDB_SUCCESS ? HDL_EOK : write_err(s, rc, "mdb_txn_commit (open)");
 }
@@ -414,6 +437,7 @@ void store_close(store_t *s)
 	free(s->batch.log);
 	free(s->batch.rec);
 	free(s->batch.lrec);
+	free(s->batch.arec);
 	hdl_arena_free(&s->batch.arena);
 	pthread_mutex_destroy(&s->write_mu);
 	pthread_mutex_destroy(&s->readers_mu);
@@ -657,28 +681,28 @@ static int log_len(size_t n)
 }
 
 /**
- * Find a handle's record in the reader's snapshot.
+ * Find a handle's record in \p txn (a reader's snapshot or a write batch's txn).
  * \retval HDL_EOK (*vals = the values part, not checked yet), HDL_ENOENT, HDL_ESTORE (LMDB error
  *         or a corrupted long-name header, logged)
  */
-static int lookup(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+static int lookup_txn(store_t *s, MDB_txn *txn, hdl_slice_t handle, hdl_slice_t *vals)
 {
 	uint8_t norm[STORE_NAME_MAX];
 	uint8_t key[STORE_KEY_MAX];
 	vals->p = NULL;
 	vals->len = 0;
-	size_t nlen = store_key(r->s, handle, norm, sizeof(norm));
+	size_t nlen = store_key(s, handle, norm, sizeof(norm));
 	if (nlen == 0)
 		return HDL_ENOENT;
-	size_t klen = db_key(r->s, norm, nlen, key);
+	size_t klen = db_key(s, norm, nlen, key);
 	if (klen == 0)
 		return HDL_ESTORE;
 	MDB_val k = mval(key, klen), d;
-	int rc = mdb_get(r->txn, r->s->dbi_handles, &k, &d);
+	int rc = mdb_get(txn, s->dbi_handles, &k, &d);
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_get handles");
 	hdl_slice_t want = {norm, (uint32_t)nlen}, name;
-	int ret = record_split(r->s, &k, &d, want, &name, vals);
+	int ret = record_split(s, &k, &d, want, &name, vals);
 	if (ret == HDL_EMALF) {
 		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%zu bytes): bad long-name header",
 		         log_len(nlen), (const char *)norm, d.mv_size);
@@ -688,6 +712,23 @@ static int lookup(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
 		log_peer(LOG_LVL_WARN, "store: %.*s: its key holds another name (SHA-256 collision?)",
 		         log_len(nlen), (const char *)norm);
 	return ret;
+}
+
+static int lookup(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	return lookup_txn(r->s, r->txn, handle, vals);
+}
+
+/** Give \p v as \p *vals once its structure checks out (else log, HDL_ESTORE). */
+static int shape_checked(hdl_slice_t handle, hdl_slice_t v, hdl_slice_t *vals)
+{
+	if (check_shape(v.p, v.len) != HDL_EOK) {
+		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%u bytes)",
+		         log_len(handle.len), (const char *)handle.p, (unsigned)v.len);
+		return HDL_ESTORE;
+	}
+	*vals = v;
+	return HDL_EOK;
 }
 
 int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
@@ -700,13 +741,7 @@ int store_get(store_reader_t *r, hdl_slice_t handle, hdl_slice_t *vals)
 	int ret = lookup(r, handle, &v);
 	if (ret != HDL_EOK)
 		return ret;
-	if (check_shape(v.p, v.len) != HDL_EOK) {
-		log_peer(LOG_LVL_ERR, "store: corrupted record for %.*s (%u bytes)",
-		         log_len(handle.len), (const char *)handle.p, (unsigned)v.len);
-		return HDL_ESTORE;
-	}
-	*vals = v;
-	return HDL_EOK;
+	return shape_checked(handle, v, vals);
 }
 
 int store_get_values(store_reader_t *r, hdl_slice_t handle, hdl_arena_t *a, hdl_value_t **vals,
@@ -878,6 +913,11 @@ static uint64_t be64(const uint8_t *p)
 	return v;
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static void put_be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--) {
@@ -939,25 +979,31 @@ out:
 	return ret;
 }
 
-/** Last txlog serial visible in \p txn (0 when empty). */
-static int txlog_last(store_t *s, MDB_txn *txn, uint64_t *serial)
+/** Last key of \p dbi in \p txn, a U64 big-endian (0 when empty): txlog and audit. */
+static int last_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *last)
 {
 	MDB_cursor *cur = NULL;
-	*serial = 0;
-	int rc = mdb_cursor_open(txn, s->dbi_txlog, &cur);
+	*last = 0;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc != MDB_SUCCESS)
-		return store_err_from_mdb(rc, "mdb_cursor_open txlog");
+		return store_err_from_mdb(rc, "mdb_cursor_open (last key)");
 	MDB_val k, d;
 	rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
 	mdb_cursor_close(cur);
 	if (rc == MDB_NOTFOUND)
 		return HDL_EOK;
 	if (rc != MDB_SUCCESS)
-		return store_err_from_mdb(rc, "mdb_cursor_get txlog");
+		return store_err_from_mdb(rc, "mdb_cursor_get (last key)");
 	if (k.mv_size != 8)
 		return HDL_ESTORE;
-	*serial = be64(k.mv_data);
+	*last = be64(k.mv_data);
 	return HDL_EOK;
+}
+
+/** Last txlog serial visible in \p txn (0 when empty). */
+static int txlog_last(store_t *s, MDB_txn *txn, uint64_t *serial)
+{
+	return last_key(txn, s->dbi_txlog, serial);
 }
 
 uint64_t store_txlog_last(store_t *s)
@@ -1002,6 +1048,12 @@ static int batch_txn_begin(store_batch_t *b)
 			return ret;
 		}
 	}
+	int ret = last_key(b->txn, s->dbi_audit, &b->audit_last);
+	if (ret != HDL_EOK) {
+		mdb_txn_abort(b->txn);
+		b->txn = NULL;
+		return ret;
+	}
 	return HDL_EOK;
 }
 
@@ -1016,6 +1068,8 @@ int store_batch_begin(store_t *s, store_batch_t **out)
 	b->err = HDL_EOK;
 	b->log_len = 0;
 	b->serial = 0;
+	b->sp = false;
+	b->ptxn = NULL;
 	b->now = (uint32_t)time(NULL);
 	int ret = batch_txn_begin(b);
 	if (ret != HDL_EOK) {
@@ -1174,6 +1228,100 @@ static int op_result(store_batch_t *b, int rc)
 	}
 }
 
+/* ---- audit trail (the write path's record of every change) ---------------------------------
+ * "audit": key = U64 big-endian (time << 32 | sequence within that second), value = U32 length
+ * + the "audit_idx" key of the handle (empty when the entry names no valid handle) + the record
+ * (node/store/audit.h encodes it; the store does not look inside). Keys are handed out in
+ * increasing order: an entry whose time is before the last key's (the clock went back) takes the
+ * last key's second, so the trail stays in time order and appends at the end.
+ * "audit_idx" (MDB_DUPSORT | MDB_DUPFIXED): key = the handle's LMDB key in "handles" (db_key of
+ * the normalized name), data = the 8-byte audit keys of its entries, oldest first. */
+
+/* Replay-log codes of the audit trail's operations (after enum log_op's). */
+#define LOG_AUDIT 20       /* name = handle to index under, val = U32 time + record */
+#define LOG_AUDIT_PRUNE 21 /* val = U32 before + U32 max */
+
+/** Append one audit entry (LOG_AUDIT). \return mdb rc, or -1 on ENOMEM */
+static int audit_put(store_batch_t *b, hdl_slice_t handle, hdl_slice_t val)
+{
+	store_t *s = b->s;
+	uint8_t norm[STORE_NAME_MAX];
+	uint8_t ik[STORE_KEY_MAX];
+	size_t iklen = 0;
+	if (val.len < 4)
+		return MDB_BAD_VALSIZE;
+	uint32_t t = be32(val.p);
+	hdl_slice_t rec = {val.p + 4, val.len - 4};
+	size_t nlen = handle.len ? store_key(s, handle, norm, sizeof(norm)) : 0;
+	if (nlen > 0 && (iklen = db_key(s, norm, nlen, ik)) == 0)
+		return MDB_INCOMPATIBLE; /* the key digest failed (logged) */
+	uint32_t lt = (uint32_t)(b->audit_last >> 32), lseq = (uint32_t)b->audit_last;
+	uint64_t id;
+	if (b->audit_last == 0 || t > lt)
+		id = (uint64_t)t << 32;
+	else if (lseq < UINT32_MAX)
+		id = (uint64_t)lt << 32 | (lseq + 1u);
+	else
+		id = ((uint64_t)lt + 1u) << 32;
+	if (grow_buf(&b->arec, &b->arec_cap, 4 + iklen + rec.len) != HDL_EOK)
+		return -1;
+	wire_wr_t wr = wire_wr_init(b->arec, b->arec_cap);
+	wire_wr_lbytes(&wr, ik, (uint32_t)iklen);
+	wire_wr_bytes(&wr, rec.p, rec.len);
+	uint8_t kb[8];
+	put_be64(kb, id);
+	MDB_val k = mval(kb, 8), d = mval(b->arec, wr.pos);
+	int rc = mdb_put(b->txn, s->dbi_audit, &k, &d, MDB_APPEND);
+	if (rc == MDB_SUCCESS && iklen > 0) {
+		MDB_val xk = mval(ik, iklen), xd = mval(kb, 8);
+		rc = mdb_put(b->txn, s->dbi_audit_idx, &xk, &xd, 0);
+	}
+	if (rc == MDB_SUCCESS)
+		b->audit_last = id;
+	return rc;
+}
+
+/** Remove up to max of the oldest entries older than before (LOG_AUDIT_PRUNE). \return mdb rc */
+static int audit_prune(store_batch_t *b, hdl_slice_t val)
+{
+	store_t *s = b->s;
+	MDB_cursor *cur = NULL;
+	b->pruned = 0;
+	if (val.len != 8)
+		return MDB_BAD_VALSIZE;
+	uint32_t before = be32(val.p), max = be32(val.p + 4);
+	int rc = mdb_cursor_open(b->txn, s->dbi_audit, &cur);
+	if (rc != MDB_SUCCESS)
+		return rc;
+	MDB_val k, d;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	while (rc == MDB_SUCCESS && b->pruned < max) {
+		if (k.mv_size != 8) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if ((uint32_t)(be64(k.mv_data) >> 32) >= before)
+			break;
+		wire_rd_t rd = wire_rd_init(d.mv_data, d.mv_size);
+		hdl_slice_t ik = wire_rd_lbytes(&rd, STORE_KEY_MAX);
+		if (!rd.err && ik.len > 0) {
+			uint8_t kb[8];
+			memcpy(kb, k.mv_data, 8);
+			MDB_val xk = mval(ik.p, ik.len), xd = mval(kb, 8);
+			rc = mdb_del(b->txn, s->dbi_audit_idx, &xk, &xd);
+			if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+				break;
+		}
+		rc = mdb_cursor_del(cur, 0);
+		if (rc != MDB_SUCCESS)
+			break;
+		b->pruned++;
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT); /* after a delete: the one that followed */
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
 /**
  * Execute one operation in the current txn.
  * \retval HDL_EOK; HDL_ESPACE = the map is full (txn must be aborted and the batch replayed);
@@ -1253,15 +1401,64 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	return op_result(b, rc);
 }
 
-/** Abort the txn, grow the map, begin again and replay the log. Sets b->err on failure. */
+/**
+ * Execute one logged operation: the audit trail's own (handled here, so exec_op stays about
+ * handles, prefixes and meta) or exec_op's. Same results as exec_op.
+ */
+static int exec_any(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
+{
+	int rc;
+	if (op == LOG_AUDIT)
+		rc = audit_put(b, name, val);
+	else if (op == LOG_AUDIT_PRUNE)
+		rc = audit_prune(b, val);
+	else
+		return exec_op(b, op, name, val);
+	if (rc == -1)
+		return HDL_ENOMEM;
+	return rc == MDB_MAP_FULL ? HDL_ESPACE : store_err_from_mdb(rc, "audit trail");
+}
+
+/** Abort the batch's txn, and with it the child of an open savepoint. */
+static void batch_txn_abort(store_batch_t *b)
+{
+	MDB_txn *root = b->sp ? b->ptxn : b->txn;
+	if (root)
+		mdb_txn_abort(root);
+	b->txn = NULL;
+	b->ptxn = NULL;
+}
+
+/** Execute the replay log's entries in [from, to) in the current txn. */
+static int replay(store_batch_t *b, size_t from, size_t to)
+{
+	size_t pos = from;
+	while (pos < to) {
+		const uint8_t *p = b->log + pos;
+		uint8_t op = p[0];
+		uint32_t nl, vl;
+		memcpy(&nl, p + 1, 4);
+		memcpy(&vl, p + 5, 4);
+		hdl_slice_t name = {p + 9, nl};
+		hdl_slice_t val = {p + 9 + nl, vl};
+		pos += 9 + (size_t)nl + vl;
+		int ret = exec_any(b, op, name, val);
+		if (ret != HDL_EOK)
+			return ret;
+	}
+	return HDL_EOK;
+}
+
+/**
+ * Abort the txn, grow the map, begin again and replay the log. With a savepoint open, the log up
+ * to the savepoint goes into the new txn and the rest into a new child, so a later rollback still
+ * undoes exactly the savepoint's operations. Sets b->err on failure.
+ */
 static int batch_regrow(store_batch_t *b)
 {
 	store_t *s = b->s;
 	for (;;) {
-		if (b->txn) {
-			mdb_txn_abort(b->txn);
-			b->txn = NULL;
-		}
+		batch_txn_abort(b);
 		uint64_t cur = s->map_size;
 		if (cur >= s->map_max) {
 			log_err("store: map full at map_size_max (%llu bytes)",
@@ -1273,28 +1470,34 @@ static int batch_regrow(store_batch_t *b)
 		if (ret != HDL_EOK)
 			return b->err = ret;
 		log_notice("store: map grown to %llu bytes", (unsigned long long)s->map_size);
-		if ((ret = batch_txn_begin(b)) != HDL_EOK)
+		bool sp = b->sp;
+		b->sp = false; /* the txn being rebuilt is the batch's own */
+		if ((ret = batch_txn_begin(b)) != HDL_EOK) {
+			b->sp = sp;
 			return b->err = ret;
-		/* replay */
-		size_t pos = 0;
-		ret = HDL_EOK;
-		while (pos < b->log_len) {
-			const uint8_t *p = b->log + pos;
-			uint8_t op = p[0];
-			uint32_t nl, vl;
-			memcpy(&nl, p + 1, 4);
-			memcpy(&vl, p + 5, 4);
-			hdl_slice_t name = {p + 9, nl};
-			hdl_slice_t val = {p + 9 + nl, vl};
-			pos += 9 + (size_t)nl + vl;
-			ret = exec_op(b, op, name, val);
-			if (ret != HDL_EOK)
-				break;
 		}
+		size_t mid = sp ? b->sp_log : b->log_len;
+		ret = replay(b, 0, mid);
+		if (ret == HDL_EOK && sp) {
+			MDB_txn *child = NULL;
+			int rc = mdb_txn_begin(s->env, b->txn, 0, &child);
+			if (rc != MDB_SUCCESS) {
+				ret = store_err_from_mdb(rc, "mdb_txn_begin (savepoint)");
+			} else {
+				b->ptxn = b->txn;
+				b->txn = child;
+				b->sp_serial = b->serial;
+				b->sp_audit = b->audit_last;
+				ret = replay(b, mid, b->log_len);
+			}
+		}
+		b->sp = sp && b->ptxn != NULL;
 		if (ret == HDL_ESPACE)
 			continue; /* still too small: grow again */
 		if (ret != HDL_EOK) {
 			log_err("store: batch replay failed: %s", hdl_strerror(ret));
+			batch_txn_abort(b);
+			b->sp = sp;
 			return b->err = HDL_ESTORE;
 		}
 		return HDL_EOK;
@@ -1329,7 +1532,7 @@ static int batch_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t 
 		return HDL_ESTORE;
 	int ret;
 	for (;;) {
-		ret = exec_op(b, op, name, val);
+		ret = exec_any(b, op, name, val);
 		if (ret != HDL_ESPACE)
 			break;
 		if (batch_regrow(b) != HDL_EOK)
@@ -1511,6 +1714,8 @@ int store_batch_meta_del(store_batch_t *b, const char *name)
 static void batch_release(store_batch_t *b)
 {
 	b->txn = NULL;
+	b->ptxn = NULL;
+	b->sp = false;
 	b->active = false;
 	b->log_len = 0;
 	/* don't keep a huge replay log around after a bulk batch */
@@ -1529,6 +1734,11 @@ int store_batch_commit(store_batch_t *b)
 	int ret = b->err;
 	if (ret == HDL_EOK && b->txn == NULL)
 		ret = HDL_ESTORE;
+	if (b->sp) {
+		log_err("store: batch committed with a savepoint open");
+		store_batch_abort(b);
+		return HDL_EINVAL;
+	}
 	if (ret != HDL_EOK) {
 		if (b->txn)
 			mdb_txn_abort(b->txn);
@@ -1566,7 +1776,218 @@ void store_batch_abort(store_batch_t *b)
 {
 	if (b == NULL || !b->active)
 		return;
+	batch_txn_abort(b);
+	batch_release(b);
+}
+
+/* ---- write-path additions: reads in the write txn, savepoints, audit trail ------------------ */
+
+int store_batch_failed(const store_batch_t *b)
+{
+	if (b == NULL || !b->active)
+		return HDL_EINVAL;
+	if (b->err)
+		return b->err;
+	return b->txn == NULL ? HDL_ESTORE : HDL_EOK;
+}
+
+int store_batch_get(store_batch_t *b, hdl_slice_t handle, hdl_slice_t *vals)
+{
+	hdl_slice_t v;
+	vals->p = NULL;
+	vals->len = 0;
+	int usable = store_batch_failed(b);
+	if (usable != HDL_EOK)
+		return usable;
+	int ret = lookup_txn(b->s, b->txn, handle, &v);
+	if (ret != HDL_EOK)
+		return ret;
+	return shape_checked(handle, v, vals);
+}
+
+int store_batch_is_homed(store_batch_t *b, hdl_slice_t prefix)
+{
+	uint8_t key[STORE_KEY_MAX];
+	int usable = store_batch_failed(b);
+	if (usable != HDL_EOK)
+		return usable;
+	size_t klen = prefix_key(b->s, prefix, key, sizeof(key));
+	if (klen == 0)
+		return HDL_ENOENT;
+	MDB_val k = mval(key, klen), d;
+	return store_err_from_mdb(mdb_get(b->txn, b->s->dbi_prefixes, &k, &d), "mdb_get prefixes");
+}
+
+int store_batch_savepoint(store_batch_t *b)
+{
+	if (b != NULL && b->sp)
+		return HDL_EINVAL;
+	int usable = store_batch_failed(b);
+	if (usable != HDL_EOK)
+		return usable;
+	MDB_txn *child = NULL;
+	int rc = mdb_txn_begin(b->s->env, b->txn, 0, &child);
+	if (rc != MDB_SUCCESS) {
+		int ret = store_err_from_mdb(rc, "mdb_txn_begin (savepoint)");
+		return b->err = ret == HDL_ENOMEM ? ret : HDL_ESTORE;
+	}
+	b->ptxn = b->txn;
+	b->txn = child;
+	b->sp = true;
+	b->sp_log = b->log_len;
+	b->sp_serial = b->serial;
+	b->sp_audit = b->audit_last;
+	return HDL_EOK;
+}
+
+int store_batch_release(store_batch_t *b)
+{
+	if (b == NULL || !b->active || !b->sp)
+		return HDL_EINVAL;
+	if (b->err || b->txn == NULL) {
+		store_batch_rollback(b);
+		return b->err ? b->err : HDL_ESTORE;
+	}
+	int rc = mdb_txn_commit(b->txn); /* frees the child, also on failure */
+	b->txn = b->ptxn;
+	b->ptxn = NULL;
+	b->sp = false;
+	if (rc == MDB_SUCCESS)
+		return HDL_EOK;
+	if (rc == MDB_MAP_FULL) /* its operations are in the log: rebuild with them */
+		return batch_regrow(b) == HDL_EOK ? HDL_EOK : b->err;
+	int ret = store_err_from_mdb(rc, "mdb_txn_commit (savepoint)");
+	return b->err = ret == HDL_ENOMEM ? ret : HDL_ESTORE;
+}
+
+void store_batch_rollback(store_batch_t *b)
+{
+	if (b == NULL || !b->active || !b->sp)
+		return;
 	if (b->txn)
 		mdb_txn_abort(b->txn);
-	batch_release(b);
+	b->txn = b->ptxn;
+	b->ptxn = NULL;
+	b->sp = false;
+	b->log_len = b->sp_log;
+	b->serial = b->sp_serial;
+	b->audit_last = b->sp_audit;
+}
+
+int store_batch_audit(store_batch_t *b, uint32_t time, hdl_slice_t handle, hdl_slice_t rec)
+{
+	uint8_t stack[1024];
+	uint8_t *buf = stack;
+	if (b == NULL || rec.len > STORE_AUDIT_REC_MAX)
+		return HDL_EINVAL;
+	size_t need = 4 + (size_t)rec.len;
+	if (need > sizeof(stack) && (buf = malloc(need)) == NULL)
+		return HDL_ENOMEM;
+	wire_wr_t wr = wire_wr_init(buf, need);
+	wire_wr_u32(&wr, time);
+	wire_wr_bytes(&wr, rec.p, rec.len);
+	hdl_slice_t val = {buf, (uint32_t)wr.pos};
+	int ret = batch_op(b, LOG_AUDIT, handle, val);
+	if (buf != stack)
+		free(buf);
+	return ret;
+}
+
+int store_batch_audit_prune(store_batch_t *b, uint32_t before, unsigned max, unsigned *pruned)
+{
+	uint8_t v[8];
+	*pruned = 0;
+	wire_wr_t wr = wire_wr_init(v, sizeof(v));
+	wire_wr_u32(&wr, before);
+	wire_wr_u32(&wr, max);
+	hdl_slice_t none = {NULL, 0}, val = {v, 8};
+	int ret = batch_op(b, LOG_AUDIT_PRUNE, none, val);
+	if (ret == HDL_EOK)
+		*pruned = b->pruned;
+	return ret;
+}
+
+/** Split an "audit" value into its record (the index key in front is the store's). */
+static int audit_value(const MDB_val *d, hdl_slice_t *rec)
+{
+	wire_rd_t rd = wire_rd_init(d->mv_data, d->mv_size);
+	(void)wire_rd_lbytes(&rd, STORE_KEY_MAX);
+	*rec = wire_rd_bytes(&rd, wire_rd_left(&rd));
+	return rd.err ? HDL_ESTORE : HDL_EOK;
+}
+
+int store_audit_foreach(store_reader_t *r, uint32_t since, hdl_slice_t handle,
+                        int (*cb)(void *ctx, uint64_t id, hdl_slice_t rec), void *ctx)
+{
+	store_t *s = r->s;
+	MDB_cursor *cur = NULL;
+	uint8_t kb[8];
+	int ret = HDL_EOK;
+	if (!r->active)
+		return HDL_EINVAL;
+	if (!s->has_audit)
+		return HDL_EOK;
+	put_be64(kb, (uint64_t)since << 32);
+	bool by_handle = handle.len > 0;
+	uint8_t norm[STORE_NAME_MAX], ik[STORE_KEY_MAX];
+	size_t iklen = 0;
+	if (by_handle) {
+		size_t nlen = store_key(s, handle, norm, sizeof(norm));
+		if (nlen == 0)
+			return HDL_ENAME;
+		if ((iklen = db_key(s, norm, nlen, ik)) == 0)
+			return HDL_ESTORE;
+	}
+	int rc = mdb_cursor_open(r->txn, by_handle ? s->dbi_audit_idx : s->dbi_audit, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open audit");
+	MDB_val k, d;
+	if (by_handle) {
+		k = mval(ik, iklen);
+		d = mval(kb, 8);
+		rc = mdb_cursor_get(cur, &k, &d, MDB_GET_BOTH_RANGE);
+	} else {
+		k = mval(kb, 8);
+		rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	}
+	while (rc == MDB_SUCCESS) {
+		MDB_val ak = by_handle ? d : k, av = d;
+		if (ak.mv_size != 8) {
+			ret = HDL_ESTORE;
+			break;
+		}
+		if (by_handle) {
+			rc = mdb_get(r->txn, s->dbi_audit, &ak, &av);
+			if (rc != MDB_SUCCESS) {
+				ret = store_err_from_mdb(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc,
+				                         "mdb_get audit");
+				break;
+			}
+		}
+		hdl_slice_t rec;
+		if (audit_value(&av, &rec) != HDL_EOK) {
+			ret = HDL_ESTORE;
+			break;
+		}
+		if (cb(ctx, be64(ak.mv_data), rec) != 0)
+			goto out;
+		rc = mdb_cursor_get(cur, &k, &d, by_handle ? MDB_NEXT_DUP : MDB_NEXT);
+	}
+	if (ret == HDL_EOK && rc != MDB_NOTFOUND)
+		ret = store_err_from_mdb(rc, "mdb_cursor_get audit");
+	if (ret != HDL_EOK)
+		log_err("store: audit trail unreadable: %s", hdl_strerror(ret));
+out:
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+int store_set_no_sync(store_t *s, bool on)
+{
+	if (s->opts.read_only)
+		return HDL_EINVAL;
+	int rc = mdb_env_set_flags(s->env, MDB_NOSYNC, on ? 1 : 0);
+	if (rc == MDB_SUCCESS)
+		s->opts.no_sync = on;
+	return store_err_from_mdb(rc, "mdb_env_set_flags");
 }

@@ -13,6 +13,8 @@
  *  - "txlog": key = U64 big-endian change serial (1, 2, ...), value = one change record
  *    (U8 op, U32 time, STR handle, then for STORE_OP_PUT the U32 count + values) for audit and
  *    replication. Written only when store_opts_t.txlog is set.
+ *  - "audit", "audit_idx": the audit trail of the write path and its index by handle (see
+ *    store_batch_audit() and the layout notes in store.c).
  *
  * Long names: a normalized name of up to store_max_key() bytes (LMDB's key limit, 511 on Debian)
  * is its own key and its record is exactly the values, as above. A longer one (handle names go
@@ -262,5 +264,93 @@ bool store_disk_full(store_t *s);
  *        else hdl_strerror(\p err).
  */
 const char *store_strerror(store_t *s, int err);
+
+/* ---- write-path additions: reads inside the write txn, savepoints, audit trail ------------- */
+
+/**
+ * \brief Look up a handle inside the batch's write txn: sees the batch's own changes (and those
+ *        of an open savepoint). The record's structure is checked as in store_get().
+ * \note \p *vals points into LMDB memory that the next write of this batch may move or free
+ *       (and a map growth always does): copy what you need before the next store_batch_* call.
+ * \retval HDL_EOK, HDL_ENOENT, HDL_ESTORE, HDL_EINVAL (no active batch), or the batch's sticky
+ *         error
+ */
+int store_batch_get(store_batch_t *b, hdl_slice_t handle, hdl_slice_t *vals);
+
+/**
+ * \brief Is \p prefix homed, as the write txn sees it?
+ * \retval HDL_EOK (homed), HDL_ENOENT (not homed or not a valid prefix), HDL_ESTORE, HDL_EINVAL
+ */
+int store_batch_is_homed(store_batch_t *b, hdl_slice_t prefix);
+
+/**
+ * \brief Open a savepoint: an LMDB nested txn; the batch's operations go into it until
+ *        store_batch_release() keeps them or store_batch_rollback() undoes them (txlog and audit
+ *        serials included). One level only.
+ * \note Map growth (MDB_MAP_FULL) inside a savepoint replays the batch's kept operations into a
+ *       fresh txn and the savepoint's own into a fresh child, so a rollback after a growth still
+ *       undoes exactly the savepoint's operations, and a replay reproduces exactly what was kept:
+ *       operations rolled back are gone from the replay log too.
+ * \retval HDL_EOK, HDL_EINVAL (no batch, or a savepoint is already open), HDL_ESTORE, HDL_ENOMEM
+ */
+int store_batch_savepoint(store_batch_t *b);
+/**
+ * \brief Keep the savepoint's operations in the batch (merge the child txn into its parent).
+ * \retval HDL_EOK; on failure (HDL_ESTORE, HDL_ENOMEM, HDL_ESPACE) the batch has failed (its
+ *         commit will report it)
+ */
+int store_batch_release(store_batch_t *b);
+/** \brief Undo every operation since store_batch_savepoint() (no-op without a savepoint). */
+void store_batch_rollback(store_batch_t *b);
+
+/**
+ * \brief The batch's sticky error: HDL_EOK while it can still commit; otherwise the error its
+ *        commit will return (a failed map growth, an LMDB error, out of memory). An operation
+ *        refused with HDL_EEXIST, HDL_ENOENT, HDL_EMALF or a corrupted record read leaves the
+ *        batch usable.
+ */
+int store_batch_failed(const store_batch_t *b);
+
+/** Largest audit record store_batch_audit() takes. */
+#define STORE_AUDIT_REC_MAX (64u * 1024u)
+
+/**
+ * \brief Append an audit entry in the batch's txn (so it commits or rolls back with the change it
+ *        describes). The record is opaque to the store (node/store/audit.h encodes it).
+ * \param time Unix seconds; the entry's key is (time, sequence), kept increasing: an entry older
+ *        than the last one (the clock went back) is filed under the last one's second
+ * \param handle indexes the entry for store_audit_foreach() by handle (empty or not a valid name:
+ *        unindexed)
+ * \retval HDL_EOK, HDL_EINVAL (no batch, record over STORE_AUDIT_REC_MAX), HDL_ENOMEM,
+ *         HDL_ESTORE, HDL_ESPACE
+ */
+int store_batch_audit(store_batch_t *b, uint32_t time, hdl_slice_t handle, hdl_slice_t rec);
+
+/**
+ * \brief Delete at most \p max of the oldest audit entries filed before \p before (Unix
+ *        seconds), and their index entries: one bounded retention step.
+ * \param[out] pruned entries deleted (fewer than \p max: nothing older is left)
+ * \retval HDL_EOK, HDL_ESTORE, HDL_ESPACE, HDL_ENOMEM, HDL_EINVAL
+ */
+int store_batch_audit_prune(store_batch_t *b, uint32_t before, unsigned max, unsigned *pruned);
+
+/**
+ * \brief Iterate audit entries filed at or after \p since (Unix seconds), oldest first; with a
+ *        non-empty \p handle only that handle's entries (by its normalized name; for names
+ *        longer than store_max_key() a SHA-256 collision could add another name's entries, so
+ *        callers compare the record's handle). \p cb gets the entry's id (time << 32 | sequence)
+ *        and the record; it returns non-zero to stop. A store opened read-only that has no audit
+ *        trail yet iterates nothing.
+ * \retval HDL_EOK, HDL_EINVAL (no snapshot), HDL_ENAME (\p handle invalid), HDL_ESTORE
+ */
+int store_audit_foreach(store_reader_t *r, uint32_t since, hdl_slice_t handle,
+                        int (*cb)(void *ctx, uint64_t id, hdl_slice_t rec), void *ctx);
+
+/**
+ * \brief Switch fsync at commit off (\p on) or back on (MDB_NOSYNC at run time): the writer's
+ *        `sync = periodic` mode, which calls store_sync() on its own schedule.
+ * \note Only between batches. \retval HDL_EOK, HDL_EINVAL (read-only store), HDL_ESTORE
+ */
+int store_set_no_sync(store_t *s, bool on);
 
 #endif /* HDL_NODE_STORE_STORE_H */

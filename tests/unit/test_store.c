@@ -23,6 +23,7 @@
 #include "hdl/msg.h"
 #include "node/store/jsonl.h"
 #include "node/store/store.h"
+#include "tests/unit/testutil.h"
 #include "proto/json.h"
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
@@ -31,16 +32,6 @@ typedef struct fix {
 	char dir[64];
 	store_t *s;
 } fix_t;
-
-static void rm_env(const char *dir)
-{
-	char p[128];
-	snprintf(p, sizeof(p), "%s/data.mdb", dir);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/lock.mdb", dir);
-	unlink(p);
-	rmdir(dir);
-}
 
 static store_t *open_store(fix_t *f, uint64_t map, bool txlog, bool case_sensitive)
 {

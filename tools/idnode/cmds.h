@@ -26,6 +26,7 @@ int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
 int cmd_prefixes(int argc, char **argv); /* tools/idnode/prefixes.c */
 int cmd_home(int argc, char **argv);     /* tools/idnode/prefixes.c */
 int cmd_unhome(int argc, char **argv);   /* tools/idnode/prefixes.c */
+int cmd_audit(int argc, char **argv);   /* tools/idnode/audit.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;

@@ -21,6 +21,9 @@
  * start time, pid, records committed so far, updated with every batch) and clears the mark with
  * its last transaction, so an import that was killed or failed is reported by the next import,
  * by `idnode prefixes` and by the node at start.
+ *
+ * Each batch also files one audit entry (node/store/audit.h, op IMPORT: the source, the count,
+ * the first and last handle, a SHA-256 of what was written) in its own transaction.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,6 +44,7 @@
 
 #include "hdl/error.h"
 #include "hdl/msg.h"
+#include "node/store/audit.h"
 #include "node/store/jsonl.h"
 #include "node/store/store.h"
 #include "proto/json.h"
@@ -180,6 +185,7 @@ typedef struct import {
 	bool overwrite;
 	bool auto_home;
 	bool slow_json;   /**< always use jansson (testing the fast path) */
+	const char *source; /**< the input, for the audit trail */
 	ibatch_t bufs[2];
 	ibatch_t *cur;    /**< the batch the parser fills */
 	uint64_t seq;
@@ -343,16 +349,61 @@ static int mark_end(import_t *im, store_batch_t *b, const uint8_t *prev, size_t 
 	return ret == HDL_ENOENT ? HDL_EOK : ret;
 }
 
+/**
+ * The audit entry of one batch (node/store/audit.h): op IMPORT, the source, the records written,
+ * the first and last handle, and a SHA-256 over what was written (STR name + record, in order).
+ */
+static int audit_batch(import_t *im, store_batch_t *b, uint64_t ok, hdl_slice_t first,
+                       hdl_slice_t last, EVP_MD_CTX *md)
+{
+	char msg[AUDIT_MESSAGE_MAX];
+	audit_rec_t ar;
+	memset(&ar, 0, sizeof(ar));
+	unsigned int dl = 0;
+	if (EVP_DigestFinal_ex(md, ar.after, &dl) != 1 || dl != AUDIT_DIGEST_LEN)
+		return HDL_ENOMEM;
+	snprintf(msg, sizeof(msg), "idnode import %.300s (uid %u): %.*s .. %.*s", im->source,
+	         (unsigned)getuid(), first.len > 300 ? 300 : (int)first.len, (const char *)first.p,
+	         last.len > 300 ? 300 : (int)last.len, (const char *)last.p);
+	ar.time = (uint32_t)time(NULL);
+	ar.op = AUDIT_OP_IMPORT;
+	ar.transport = AUDIT_T_LOCAL;
+	ar.rcode = HDL_RC_SUCCESS;
+	ar.flags = im->overwrite ? 1u : 0u; /* WR_F_OVERWRITE */
+	ar.has_after = true;
+	ar.message = hdl_slice_str(msg);
+	ar.count = ok;
+	return audit_write(b, &ar);
+}
+
+/** Feed one written record to the batch digest. */
+static void digest_rec(EVP_MD_CTX *md, hdl_slice_t name, hdl_slice_t vals)
+{
+	uint8_t len[4] = {(uint8_t)(name.len >> 24), (uint8_t)(name.len >> 16),
+	                  (uint8_t)(name.len >> 8), (uint8_t)name.len};
+	EVP_DigestUpdate(md, len, 4);
+	EVP_DigestUpdate(md, name.p, name.len);
+	EVP_DigestUpdate(md, vals.p, vals.len);
+}
+
 /** Write one batch in key order (writer thread). \retval HDL_EOK or a fatal store error. */
 static int write_batch(import_t *im, ibatch_t *ib)
 {
 	store_batch_t *b = NULL;
 	if (ib->nrecs == 0)
 		return HDL_EOK;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return HDL_ENOMEM;
+	}
+	hdl_slice_t first = {NULL, 0}, last = {NULL, 0};
 	qsort_r(ib->recs, ib->nrecs, sizeof(irec_t), cmp_irec, ib->data.p);
 	int ret = store_batch_begin(im->store, &b);
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
+		EVP_MD_CTX_free(md);
 		return ret;
+	}
 	uint64_t ok = 0, replaced = 0;
 	for (size_t i = 0; i < ib->nrecs; i++) {
 		const irec_t *r = &ib->recs[i];
@@ -362,6 +413,10 @@ static int write_batch(import_t *im, ibatch_t *ib)
 		if (ret == HDL_EOK) {
 			ok++;
 			replaced += r->dup;
+			digest_rec(md, name, vals);
+			if (first.p == NULL)
+				first = name;
+			last = name;
 			continue;
 		}
 		if (ret == HDL_EEXIST) {
@@ -385,6 +440,14 @@ static int write_batch(import_t *im, ibatch_t *ib)
 	ret = mark_put(b, &mark);
 	if (ret != HDL_EOK) {
 		fprintf(stderr, "idnode import: store: %s\n", store_strerror(im->store, ret));
+		store_batch_abort(b);
+		EVP_MD_CTX_free(md);
+		return ret;
+	}
+	ret = ok > 0 ? audit_batch(im, b, ok, first, last, md) : HDL_EOK;
+	EVP_MD_CTX_free(md);
+	if (ret != HDL_EOK) {
+		fprintf(stderr, "idnode import: audit entry: %s\n", hdl_strerror(ret));
 		store_batch_abort(b);
 		return ret;
 	}
@@ -784,6 +847,7 @@ int cmd_import(int argc, char **argv)
 	if (db == NULL || argc - optind > 1)
 		goto usage;
 	const char *file = optind < argc ? argv[optind] : "-";
+	im.source = strcmp(file, "-") == 0 ? "(stdin)" : file;
 
 	int fd = 0;
 	if (strcmp(file, "-") != 0) {

@@ -49,6 +49,7 @@ static const subcmd_t subcmds[] = {
 	{"prefixes", cmd_prefixes, "list the homed prefixes of a node database and who homed them"},
 	{"home", cmd_home, "home prefixes in a node database (works while the node runs)"},
 	{"unhome", cmd_unhome, "unhome prefixes in a node database (works while the node runs)"},
+	{"audit", cmd_audit, "print the audit trail of a node database"},
 };
 
 static void usage(FILE *f)
