@@ -25,7 +25,7 @@
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "hdl/values.h"
-#include "tests/lib/capture.h"
+#include "tests/lib/testfiles.h"
 
 #define MAXFRAME 8192
 
@@ -45,14 +45,9 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 
 static EVP_PKEY *load_key(const char *rel, const char *pass)
 {
-	size_t len = 0;
-	uint8_t *buf = file_load(rel, &len);
-	EVP_PKEY *k = NULL;
-	assert_non_null(buf);
-	assert_int_equal(hdl_privkey_decode(buf, len, hdl_slice_str(pass ? pass : ""), &k),
-	                 HDL_EOK);
-	free(buf);
-	assert_non_null(k);
+	EVP_PKEY *k = key_load(rel, pass);
+	if (!k)
+		fail_msg("cannot load %s", rel);
 	return k;
 }
 

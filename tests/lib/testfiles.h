@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * \file
- * \brief Test helpers: read a capture (`xxd -g1` dump under tests/captures/) or a raw file under
- *        tests/ into memory. Header-only; for cmocka tests (HDL_SOURCE_DIR from CMake).
+ * \brief Test helpers: read a capture (`xxd -g1` dump under tests/captures/), a raw file under
+ *        tests/, or a test key into memory. Header-only (HDL_SOURCE_DIR from CMake).
  */
-#ifndef HDL_TESTS_LIB_CAPTURE_H
-#define HDL_TESTS_LIB_CAPTURE_H
+#ifndef HDL_TESTS_LIB_TESTFILES_H
+#define HDL_TESTS_LIB_TESTFILES_H
 
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "hdl/auth.h"
+#include "hdl/error.h"
 
 #ifndef HDL_SOURCE_DIR
 #define HDL_SOURCE_DIR "."
@@ -81,4 +84,20 @@ static inline uint8_t *file_load(const char *rel, size_t *len)
 	return buf;
 }
 
-#endif /* HDL_TESTS_LIB_CAPTURE_H */
+/**
+ * \brief The private key in HDL_SOURCE_DIR/\p rel (any format hdl_privkey_decode reads).
+ * \return the key (EVP_PKEY_free it), or NULL
+ */
+static inline EVP_PKEY *key_load(const char *rel, const char *pass)
+{
+	size_t len = 0;
+	uint8_t *buf = file_load(rel, &len);
+	EVP_PKEY *k = NULL;
+
+	if (buf && hdl_privkey_decode(buf, len, hdl_slice_str(pass ? pass : ""), &k) != HDL_EOK)
+		k = NULL;
+	free(buf);
+	return k;
+}
+
+#endif /* HDL_TESTS_LIB_TESTFILES_H */
