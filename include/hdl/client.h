@@ -92,7 +92,8 @@ void hdl_result_free(hdl_result_t *r);
 
 /* ---- administration: authenticated requests and IDIS sessions ------------------------------ */
 
-struct hdl_auth; /* include/hdl/auth.h */
+struct hdl_auth;    /* include/hdl/auth.h */
+struct evp_pkey_st; /* OpenSSL EVP_PKEY */
 
 /** Where the OC 200 answer to a challenge goes. */
 typedef enum hdl_answer_via {
@@ -172,6 +173,31 @@ uint32_t hdl_session_id(const hdl_session_t *s);
 
 /** \brief Close the connection and free \p s (NULL is fine). */
 void hdl_session_close(hdl_session_t *s);
+
+/* ---- credentials from files (client/keyfile.c) --------------------------------------------- */
+
+/**
+ * \brief Read a private key file: PEM (PKCS#8 or traditional, maybe encrypted), DER, or the CNRI
+ *        private key format (admpriv.bin, maybe encrypted). The passphrase is the first line of
+ *        \p pass_file, or when that is NULL the value of the environment variable \p pass_env
+ *        (NULL or unset: none). Never take a passphrase from the command line.
+ * \retval HDL_EOK (\p *out: EVP_PKEY_free it), HDL_ENOENT, HDL_EIO (unreadable), HDL_ELIMIT
+ *         (a file over 1 MiB), and the errors of hdl_privkey_decode() (HDL_EAUTH: passphrase
+ *         missing or wrong)
+ */
+int hdl_privkey_load(const char *path, const char *pass_file, const char *pass_env,
+                     struct evp_pkey_st **out);
+
+/**
+ * \brief Read an HS_SECKEY secret from \p path: the file's bytes, one trailing newline (LF or
+ *        CRLF) removed.
+ * \retval HDL_EOK (\p *out: free with hdl_secret_free), HDL_ENOENT, HDL_EIO, HDL_ELIMIT,
+ *         HDL_ENOMEM
+ */
+int hdl_secret_load(const char *path, uint8_t **out, size_t *outlen);
+
+/** \brief Cleanse and free a secret from hdl_secret_load(). */
+void hdl_secret_free(uint8_t *p, size_t len);
 
 #ifdef __cplusplus
 }

@@ -91,12 +91,14 @@ typedef struct mock {
 /* ---- mock server ------------------------------------------------------------------------------
  */
 
+/** Encode and send \p m; a client that hung up (the tests that stop early) is not an error. */
 static void mock_send(mconn_t *cn, hdl_msg_t *m)
 {
 	uint8_t out[MOCK_BUF];
 	size_t n = 0;
-	assert_int_equal(hdl_msg_encode(m, out, sizeof(out), &n), HDL_EOK);
-	assert_int_equal(send(cn->fd, out, n, MSG_NOSIGNAL), (ssize_t)n);
+	if (hdl_msg_encode(m, out, sizeof(out), &n) != HDL_EOK)
+		abort(); /* a bug in the mock itself */
+	(void)send(cn->fd, out, n, MSG_NOSIGNAL);
 }
 
 /** A response to \p req: negotiated version, its RequestId and opcode, expiration ahead. */
