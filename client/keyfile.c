@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * \file
- * \brief Credentials from files: private keys (any format hdl_privkey_decode reads) with a
+ * \brief Credentials from files and arguments: private keys (any format hdl_privkey_decode reads) with a
  *        passphrase from a file or an environment variable (never the command line), and
- *        HS_SECKEY secrets. Buffers that held secrets are cleansed before they are freed.
+ *        HS_SECKEY secrets, and the identity "INDEX:HANDLE". Buffers that held secrets are cleansed before they are freed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -131,4 +131,26 @@ int hdl_privkey_load(const char *path, const char *pass_file, const char *pass_e
 	if (pass)
 		OPENSSL_clear_free(pass, plen);
 	return ret;
+}
+
+int hdl_identity_parse(const char *s, uint32_t *index, char **handle)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	unsigned long long idx;
+	char *end = NULL;
+
+	*handle = NULL;
+	if (!colon || colon == s || s[0] < '0' || s[0] > '9' || !colon[1])
+		return HDL_EINVAL;
+	errno = 0;
+	idx = strtoull(s, &end, 10);
+	if (errno || end != colon || idx > UINT32_MAX)
+		return HDL_EINVAL;
+	if (hdl_name_check((const uint8_t *)colon + 1, strlen(colon + 1)) != HDL_EOK)
+		return HDL_ENAME;
+	*handle = strdup(colon + 1);
+	if (!*handle)
+		return HDL_ENOMEM;
+	*index = (uint32_t)idx;
+	return HDL_EOK;
 }

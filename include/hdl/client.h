@@ -199,6 +199,13 @@ int hdl_secret_load(const char *path, uint8_t **out, size_t *outlen);
 /** \brief Cleanse and free a secret from hdl_secret_load(). */
 void hdl_secret_free(uint8_t *p, size_t len);
 
+/**
+ * \brief Parse an identity "INDEX:HANDLE" (e.g. "300:0.NA/88.100", what --auth takes).
+ * \param[out] handle a copy of HANDLE (free it)
+ * \retval HDL_EOK, HDL_EINVAL (no colon, no or a bad index), HDL_ENAME (bad handle), HDL_ENOMEM
+ */
+int hdl_identity_parse(const char *s, uint32_t *index, char **handle);
+
 #ifdef __cplusplus
 }
 #endif

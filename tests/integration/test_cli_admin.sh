@@ -14,23 +14,7 @@ set -u
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
 IDNODE=$BUILD/idnode
-TMP=$(mktemp -d)
-MOCK_PID=
-fails=0
-
-cleanup() {
-	if [ -n "$MOCK_PID" ]; then
-		kill "$MOCK_PID" 2>/dev/null
-		wait "$MOCK_PID" 2>/dev/null
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
+. "$SRC/tests/lib/mock_admin.sh"
 
 if ! command -v openssl >/dev/null 2>&1; then
 	echo "skipped: openssl CLI not found"
@@ -55,18 +39,9 @@ if [ -n "${HDL_ADMIN_SERVER:-}" ]; then
 else
 	LOG=$TMP/mock.log
 	: >"$LOG"
-	python3 "$SRC/tests/lib/mock_admin.py" --secret "$TMP/secret" --pubkey "$TMP/adm.pub.pem" \
-		--pubkey "$SRC/tests/data/admpub.bin.pem" --log "$LOG" --port-file "$TMP/port" &
-	MOCK_PID=$!
-	for _ in $(seq 100); do
-		[ -s "$TMP/port" ] && break
-		sleep 0.1
-	done
-	[ -s "$TMP/port" ] || {
-		echo "FAIL: mock did not start" >&2
-		exit 1
-	}
-	SERVER=127.0.0.1:$(cat "$TMP/port")
+	mock_start --secret "$TMP/secret" --pubkey "$TMP/adm.pub.pem" \
+		--pubkey "$SRC/tests/data/admpub.bin.pem" --log "$LOG"
+	SERVER=$MOCK_ADDR
 fi
 
 SEC=(-s "$SERVER" --auth 300:0.NA/88.100 --seckey-file "$TMP/secret" --timeout 10000)
@@ -209,8 +184,4 @@ for c in delete add modify remove list home unhome; do
 	run "$c-help" 0 "$c" --help
 done
 
-if [ "$fails" -ne 0 ]; then
-	echo "$fails failure(s)" >&2
-	exit 1
-fi
-echo "test_cli_admin: all passed"
+finish test_cli_admin

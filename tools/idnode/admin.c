@@ -189,22 +189,9 @@ static void cli_free(admin_cli_t *o)
 /** \brief --auth INDEX:HANDLE. \retval 0 ok, -1 bad */
 static int parse_auth(admin_cli_t *o)
 {
-	const char *colon = strchr(o->auth, ':');
-	uint64_t idx;
-	char num[16];
-
-	if (!colon || colon == o->auth || (size_t)(colon - o->auth) >= sizeof(num) || !colon[1])
-		return -1;
-	memcpy(num, o->auth, (size_t)(colon - o->auth));
-	num[colon - o->auth] = '\0';
-	if (!idnode_parse_u64(num, false, &idx) || idx > UINT32_MAX)
-		return -1;
-	o->id_handle = strdup(colon + 1);
-	if (!o->id_handle ||
-	    hdl_name_check((const uint8_t *)o->id_handle, strlen(o->id_handle)) != HDL_EOK)
+	if (hdl_identity_parse(o->auth, &o->cred.id_index, &o->id_handle) != HDL_EOK)
 		return -1;
 	o->cred.id_handle = hdl_slice_str(o->id_handle);
-	o->cred.id_index = (uint32_t)idx;
 	o->cred.seckey_alg = HDL_MAC_AUTO;
 	return 0;
 }
