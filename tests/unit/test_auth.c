@@ -670,6 +670,7 @@ static void test_privkey_files(void **state)
 	    {"tests/data/admpriv-aes.bin", "p\xc3\xa4sswort"}, /* hdllib's default encryption */
 	    {"tests/data/admpriv-3des.bin", "test passphrase"},
 	    {"tests/data/admpriv-des.bin", "test passphrase"},
+	    {"tests/data/admpriv-desecb.bin", "test passphrase"},
 	};
 	EVP_PKEY *pub = load_pub("tests/data/admpub.bin");
 	EVP_PKEY *pub2 = load_pub("tests/data/admpub.pem");
