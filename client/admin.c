@@ -278,7 +278,8 @@ int hdl_client_admin(hdl_client_t *c, hdl_msg_t *req, const hdl_admin_opts_t *o,
 
 	if (out)
 		*out = NULL;
-	if (!c || !req || !out)
+	/* admin goes over TCP to the client's address: not to an HTTP port */
+	if (!c || !req || !out || hdl_cli_transport(c) == HDL_TRANSPORT_HTTP)
 		return HDL_EINVAL;
 	fd = hdl_cli_connect(c, hdl_cli_deadline(c));
 	if (fd < 0)
@@ -304,7 +305,7 @@ int hdl_session_open(hdl_client_t *c, const hdl_auth_t *auth, hdl_session_t **ou
 		*out = NULL;
 	if (reply)
 		*reply = NULL;
-	if (!c || !auth || !out)
+	if (!c || !auth || !out || hdl_cli_transport(c) == HDL_TRANSPORT_HTTP)
 		goto out;
 	ret = HDL_ENOMEM;
 	s = calloc(1, sizeof(*s));

@@ -1123,6 +1123,11 @@ int64_t hdl_cli_now_ms(void)
 	return now_ms();
 }
 
+hdl_transport_t hdl_cli_transport(const hdl_client_t *c)
+{
+	return c->transport;
+}
+
 int64_t hdl_cli_deadline(const hdl_client_t *c)
 {
 	return now_ms() + c->timeout_ms;

@@ -16,6 +16,8 @@
 
 /** \brief Monotonic milliseconds. */
 int64_t hdl_cli_now_ms(void);
+/** \brief The transport the client was made for. */
+hdl_transport_t hdl_cli_transport(const hdl_client_t *c);
 /** \brief Now plus the client's whole-request timeout. */
 int64_t hdl_cli_deadline(const hdl_client_t *c);
 /** \brief A fresh random positive RequestId. */

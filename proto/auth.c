@@ -197,8 +197,8 @@ int hdl_seckey_resp_decode(const uint8_t *p, size_t len, bool old_format, hdl_se
 			return HDL_EMALF;
 	} else {
 		size_t ml = mac_len(out->alg);
-		/* mac_len(0x00) is 16: hdllib's doMac takes 0x00 + 16 bytes as MD5 too */
-		if (ml == 0)
+		/* 0x00 is the 2.0 form, which has no algorithm byte: not valid here */
+		if (ml == 0 || out->alg == HDL_MAC_OLD_MD5)
 			return HDL_EMALF;
 		if (wire_rd_left(&rd) < ml)
 			return HDL_ETRUNC;

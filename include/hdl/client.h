@@ -125,7 +125,8 @@ void hdl_admin_request_init(hdl_msg_t *m, uint32_t opcode);
 
 /**
  * \brief Send an administrative request (create, delete, add, modify, remove, list, home,
- *        unhome, or any other) over TCP, whatever the client's transport. On RC 402 the
+ *        unhome, or any other) over TCP to the client's host and port (a UDP or TCP client;
+ *        an HTTP client is refused with HDL_EINVAL). On RC 402 the
  *        challenge's digest must be of the request we sent (else HDL_EDIGEST and nothing is
  *        signed); the answer (OC 200 with the challenge's SessionId) goes on a new connection or
  *        the same one (o->answer_via), and its reply, with every part of a streamed (CN) answer,

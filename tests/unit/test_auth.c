@@ -387,6 +387,8 @@ static void test_seckey_malformed(void **state)
 	assert_int_equal(hdl_seckey_resp_decode(b, 22, false, &r), HDL_EMALF);
 	b[0] = 0x05;
 	assert_int_equal(hdl_seckey_resp_decode(b, 21, false, &r), HDL_EMALF);
+	b[0] = HDL_MAC_OLD_MD5; /* the 2.0 form has no algorithm byte */
+	assert_int_equal(hdl_seckey_resp_decode(b, 17, false, &r), HDL_EMALF);
 	assert_int_equal(hdl_seckey_resp_decode(b, 0, false, &r), HDL_ETRUNC);
 	/* protocol 2.0: the bare MD5 */
 	assert_int_equal(hdl_seckey_resp_decode(b, 16, true, &r), HDL_EOK);

@@ -591,6 +591,14 @@ static void test_admin_refusals(void **state)
 		hdl_client_free(c);
 	}
 	assert_int_equal(hdl_client_admin(NULL, &m, &o, &r), HDL_EINVAL);
+	{
+		hdl_client_opts_t co = {.host = "127.0.0.1", .transport = HDL_TRANSPORT_HTTP};
+		hdl_session_t *s = NULL;
+		assert_int_equal(hdl_client_new(&co, &c), HDL_EOK);
+		assert_int_equal(hdl_client_admin(c, &m, &o, &r), HDL_EINVAL);
+		assert_int_equal(hdl_session_open(c, &good, &s, NULL), HDL_EINVAL);
+		hdl_client_free(c);
+	}
 }
 
 static int count_part(const hdl_msg_t *m, void *ctx)
