@@ -68,7 +68,7 @@ report 'd["rcodes"] == {"HANDLE_NOT_FOUND": 20, "SUCCESS": 280}'
 bench open 0 --op create --pattern '88.100.1/o%s' --range 1-10 -d 20
 report 'd["rcodes"] == {"AUTHENTICATION_NEEDED": 10} and d["write"]["auth"] == "none"'
 bench refused-login 1 --op create --auth 300:0.NA/88.100 --seckey-file "$TMP/wrong" \
-	--pattern '88.100.1/r%s' --range 1-10 -d 1.5
+	--seckey-alg hmac-sha256 --conns 1 --depth 1 --pattern '88.100.1/r%s' --range 1-10 -d 3
 report 'd["completed"] == 0 and d["write"]["auth_failures"] >= 1 and d["write"]["logins"] == 0'
 
 # 5. usage (exit 2) and setup (exit 3) errors
