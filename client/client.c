@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/internal.h"
 #include "hdl/client.h"
 #include "hdl/error.h"
 #include "hdl/msg.h"
@@ -58,6 +59,7 @@ struct hdl_result {
 	hdl_arena_t arena;
 	hdl_msg_t msg;
 	hdl_transport_t transport;
+	struct hdl_result *next; /**< the next message of a streamed (CN) answer */
 };
 
 /** One encoded request and what the answer must match. */
@@ -242,11 +244,13 @@ hdl_transport_t hdl_result_transport(const hdl_result_t *r)
 
 void hdl_result_free(hdl_result_t *r)
 {
-	if (!r)
-		return;
-	hdl_arena_free(&r->arena);
-	free(r->raw);
-	free(r);
+	while (r) {
+		hdl_result_t *next = r->next;
+		hdl_arena_free(&r->arena);
+		free(r->raw);
+		free(r);
+		r = next;
+	}
 }
 
 /**
@@ -1211,4 +1215,70 @@ fail:
 	free(types);
 	free(indexes);
 	return ret;
+}
+
+/* ---- for the other client modules (client/internal.h) ------------------------------------- */
+
+int64_t hdl_cli_now_ms(void)
+{
+	return now_ms();
+}
+
+hdl_transport_t hdl_cli_transport(const hdl_client_t *c)
+{
+	return c->transport;
+}
+
+int64_t hdl_cli_deadline(const hdl_client_t *c)
+{
+	return now_ms() + c->timeout_ms;
+}
+
+uint32_t hdl_cli_request_id(void)
+{
+	return random_request_id();
+}
+
+int hdl_cli_connect(const hdl_client_t *c, int64_t deadline)
+{
+	return connect_any(c, deadline);
+}
+
+int hdl_cli_send(int fd, const uint8_t *p, size_t len, int64_t deadline)
+{
+	return send_all(fd, p, len, deadline);
+}
+
+int hdl_cli_read_frame(int fd, int64_t deadline, uint8_t **out, size_t *outlen)
+{
+	return read_frame(fd, deadline, out, outlen);
+}
+
+int hdl_cli_encode(const hdl_msg_t *m, uint8_t **out, size_t *outlen)
+{
+	return encode_alloc(m, out, outlen);
+}
+
+int hdl_cli_result(uint8_t *raw, size_t len, const uint8_t *frame, size_t flen,
+                   uint32_t request_id, uint32_t opcode, bool digest, hdl_result_t **out)
+{
+	request_t req;
+
+	memset(&req, 0, sizeof(req));
+	req.frame = frame;
+	req.len = flen;
+	req.request_id = request_id;
+	req.opcode = opcode;
+	req.digest = digest;
+	return result_make(raw, len, &req, HDL_TRANSPORT_TCP, out);
+}
+
+void hdl_cli_result_link(hdl_result_t *prev, hdl_result_t *r)
+{
+	prev->next = r;
+}
+
+const hdl_result_t *hdl_result_next(const hdl_result_t *r)
+{
+	return r ? r->next : NULL;
 }

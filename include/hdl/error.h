@@ -41,7 +41,8 @@ extern "C" {
 	X(HDL_EPROTO, -1013, "protocol error in reply")                     \
 	X(HDL_ERCODE, -1014, "server answered with an error response code") \
 	X(HDL_ECONF, -1015, "configuration error")                          \
-	X(HDL_EDIGEST, -1016, "digest mismatch")
+	X(HDL_EDIGEST, -1016, "digest mismatch")                            \
+	X(HDL_EAUTH, -1017, "authentication failed")
 
 typedef enum hdl_err {
 #define HDL_ERR_ENUM_(name, val, str) name = (val),

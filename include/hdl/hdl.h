@@ -6,4 +6,5 @@
 #include "hdl/msg.h"
 #include "hdl/values.h"
 #include "hdl/client.h"
+#include "hdl/auth.h"
 #endif

@@ -73,29 +73,35 @@ def parse_reply(b):
         hl = struct.unpack(">I", body[pos:pos + 4])[0]
         r["handle"] = body[pos + 4:pos + 4 + hl].decode()
         pos += 4 + hl
-        n = struct.unpack(">I", body[pos:pos + 4])[0]
-        pos += 4
-        vals = []
-        for _ in range(n):
-            idx, ts, ttlt, ttl, perms = struct.unpack(">IIBIB", body[pos:pos + 14])
-            pos += 14
-            tl = struct.unpack(">I", body[pos:pos + 4])[0]
-            typ = body[pos + 4:pos + 4 + tl].decode()
-            pos += 4 + tl
-            dl = struct.unpack(">I", body[pos:pos + 4])[0]
-            data = body[pos + 4:pos + 4 + dl]
-            pos += 4 + dl
-            nr = struct.unpack(">I", body[pos:pos + 4])[0]
-            pos += 4
-            for _ in range(nr):
-                rl = struct.unpack(">I", body[pos:pos + 4])[0]
-                pos += 4 + rl + 4
-            vals.append((idx, typ, data))
-        r["values"] = vals
+        vals, pos = parse_values(body, pos)
+        r["values"] = [v[:3] for v in vals]
     elif rc != 1:
         ml = struct.unpack(">I", body[pos:pos + 4])[0] if len(body) >= pos + 4 else 0
         r["message"] = body[pos + 4:pos + 4 + ml].decode(errors="replace")
     return r
+
+
+def parse_values(body, pos):
+    """U32 count + handle values at body[pos:]: ([(index, type, data, perms)...], end)."""
+    n = struct.unpack(">I", body[pos:pos + 4])[0]
+    pos += 4
+    vals = []
+    for _ in range(n):
+        idx, ts, ttlt, ttl, perms = struct.unpack(">IIBIB", body[pos:pos + 14])
+        pos += 14
+        tl = struct.unpack(">I", body[pos:pos + 4])[0]
+        typ = body[pos + 4:pos + 4 + tl].decode()
+        pos += 4 + tl
+        dl = struct.unpack(">I", body[pos:pos + 4])[0]
+        data = body[pos + 4:pos + 4 + dl]
+        pos += 4 + dl
+        nr = struct.unpack(">I", body[pos:pos + 4])[0]
+        pos += 4
+        for _ in range(nr):
+            rl = struct.unpack(">I", body[pos:pos + 4])[0]
+            pos += 4 + rl + 4
+        vals.append((idx, typ, data, perms))
+    return vals, pos
 
 
 def resolve_request(handle, rid, types=(), indexes=(), flags=0x19000000, version=(2, 11)):

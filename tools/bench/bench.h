@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 /* ---- histogram (hist.c) ------------------------------------------------------------------ */
@@ -217,6 +218,94 @@ long bk_parse_stream(bk_proto_t p, const uint8_t *buf, size_t len, bk_reply_t *r
 /** \brief Name of a reply code for printing ("SUCCESS", "HTTP_200", "NXDOMAIN"). */
 const char *bk_code_name(bk_proto_t p, uint32_t code, bool echo, char *buf, size_t cap);
 
+/* ---- write modes (write.c) --------------------------------------------------------------- */
+
+struct hdl_auth;
+struct hdl_arena;
+
+/** What a write run sends: one admin request per key, authenticated as asked. */
+typedef struct bk_write {
+	uint32_t opcode;              /**< HDL_OC_CREATE_HANDLE, _MODIFY_VALUE or _DELETE_HANDLE */
+	bool overwrite;               /**< create: OVRW (re-creating a handle succeeds) */
+	bool login;                   /**< IDIS login (OC 2001) once per connection */
+	bool per_request;             /**< answer the challenge of every request (no login) */
+	const struct hdl_auth *auth;  /**< credentials, or NULL (an open server) */
+	size_t value_size;            /**< bytes of the URL value's data (at least the URL) */
+	uint64_t *next_key;           /**< create / delete: each key once, in order (atomic) */
+} bk_write_t;
+
+/** Where a connection's IDIS login stands. */
+enum bk_login_state {
+	BK_LOGIN_NONE = 0, /**< no login (resolution, or per-request auth) */
+	BK_LOGIN_SENT,     /**< OC 2001 sent, waiting for the challenge */
+	BK_LOGIN_ANSWERED, /**< OC 200 sent, waiting for the result */
+	BK_LOGIN_READY,    /**< logged in: requests may go */
+};
+
+/**
+ * \brief Parse "create", "modify" or "delete" into \p opcode.
+ * \retval 0 ok, -1 unknown
+ */
+int bk_write_op_parse(const char *s, uint32_t *opcode);
+/** \brief Name of a write opcode for the report ("create" ...). */
+const char *bk_write_op_name(uint32_t opcode);
+/**
+ * \brief The admin request for \p key (RequestId \p id, SessionId \p session): create gives the
+ *        handle one URL value at index 1, modify replaces index 1, delete deletes the handle.
+ * \return bytes written, 0 when it does not fit \p cap
+ */
+size_t bk_write_build(const bk_write_t *w, const char *key, size_t klen, uint32_t id,
+                      uint32_t session, uint8_t *out, size_t cap);
+/**
+ * \brief The IDIS login (OC 2001: identity, client-chosen \p session, 2.10, REC | RD, no
+ *        credential section).
+ * \return bytes written, 0 when it does not fit
+ */
+size_t bk_login_build(const bk_write_t *w, uint32_t session, uint32_t id, uint8_t *out,
+                      size_t cap);
+/**
+ * \brief Answer the RC 402 challenge in \p msg (a whole frame) with OC 200 under the same
+ *        RequestId and the challenge's SessionId.
+ * \return bytes written to \p out, 0 when \p msg is no usable challenge, there are no
+ *         credentials, or it does not fit
+ */
+size_t bk_write_answer(const bk_write_t *w, struct hdl_arena *a, const uint8_t *msg, size_t len,
+                       uint8_t *out, size_t cap);
+
+/** Write-mode options as given on the command line (main.c fills it, write.c checks it). */
+typedef struct bk_write_args {
+	const char *op;           /**< --op: create / modify / delete, NULL = resolution */
+	const char *auth;         /**< --auth INDEX:HANDLE */
+	const char *seckey_file;  /**< --seckey-file */
+	const char *privkey_file; /**< --privkey */
+	const char *pass_file;    /**< --passphrase-file */
+	const char *seckey_alg;   /**< --seckey-alg */
+	bool per_request;         /**< --auth-per-request */
+	bool overwrite;           /**< --overwrite */
+	unsigned long long value_size; /**< --value-size */
+} bk_write_args_t;
+
+/** A write run's own state (credentials, the key counter); see bk_write_setup(). */
+typedef struct bk_write_ctx bk_write_ctx_t;
+
+struct bk_conf;
+struct bk_result;
+
+/**
+ * \brief Check the write options against the run (TCP, no --new-conn), load the credentials and
+ *        point c->write at the write description. Nothing happens without --op.
+ * \retval 0 ok (\p *out NULL without --op), -1 usage error, -2 a credential file could not be
+ *         read or decoded (message in \p err)
+ */
+int bk_write_setup(const bk_write_args_t *a, struct bk_conf *c, bk_write_ctx_t **out, char *err,
+                   size_t errlen);
+/** \brief Free what bk_write_setup() made (NULL is fine). */
+void bk_write_free(bk_write_ctx_t *x);
+/** \brief The write lines of the text report: durable acks/s and the authentication counters. */
+void bk_write_print_text(FILE *f, const bk_write_t *w, const struct bk_result *r);
+/** \brief The "write" member of the JSON report (with a leading comma). */
+void bk_write_print_json(FILE *f, const bk_write_t *w, const struct bk_result *r);
+
 /* ---- engine (engine.c) ------------------------------------------------------------------- */
 
 #define BK_MAX_CODES 1024u
@@ -244,6 +333,7 @@ typedef struct bk_conf {
 	bool verify;       /**< fully decode Handle replies with hdl_msg_decode */
 	uint64_t seed;
 	int server_pid;    /**< 0 = none */
+	const bk_write_t *write; /**< write mode (TCP only), NULL = resolution */
 } bk_conf_t;
 
 /** Results of one run. */
@@ -267,6 +357,9 @@ typedef struct bk_result {
 	long srv_rss_file_kb;         /**< server RssFile at the end, -1 unknown */
 	double cli_cpu;               /**< this process's CPU seconds over the run */
 	uint64_t req_bytes, rep_bytes; /**< bytes sent / received (measured phase) */
+	uint64_t challenges;           /**< write modes: RC 402 challenges answered per request */
+	uint64_t logins;               /**< write modes: IDIS logins that succeeded */
+	uint64_t auth_failures;        /**< write modes: logins refused or unanswerable challenges */
 } bk_result_t;
 
 /**

@@ -55,6 +55,7 @@ typedef struct slot {
 	uint16_t pkts;     /* datagrams received */
 	uint8_t state;
 	uint8_t measured;
+	uint8_t answered;  /* write modes: its challenge was answered */
 } slot_t;
 
 typedef struct conn {
@@ -63,6 +64,10 @@ typedef struct conn {
 	uint32_t outstanding;
 	uint64_t retry_at; /* closed: earliest reconnect */
 	bool ever_open;
+	/* write modes: the IDIS login of this connection (enum bk_login_state) */
+	uint8_t login;
+	uint32_t session;
+	uint64_t login_deadline;
 	/* stream */
 	uint8_t *rx;
 	size_t rxlen;
@@ -105,6 +110,7 @@ typedef struct worker {
 	struct mmsghdr rmm[UDP_BATCH];
 	struct iovec riov[UDP_BATCH];
 	uint64_t measured_issued;
+	bool exhausted; /* write modes: every key was sent once */
 	atomic_int *done_sending;
 	pthread_t th;
 	char err[160];
@@ -195,6 +201,7 @@ static void conn_close(worker_t *w, conn_t *cn, bool error)
 	cn->rxlen = cn->txlen = cn->txoff = 0;
 	cn->fhead = cn->fcount = 0;
 	cn->nb = 0;
+	cn->login = BK_LOGIN_NONE;
 	if (error)
 		w->res.conn_errors++;
 	cn->retry_at = bk_now_ns() + (error ? 10000000ull : 0);
@@ -251,12 +258,91 @@ static int conn_open(worker_t *w, conn_t *cn)
 	return 0;
 }
 
+/* ---- write modes: the IDIS login of a connection, per-request challenges (write.c) ---- */
+
+/* True while a connection's login has not finished: no requests may go on it yet. */
+static bool bk_login_pending(const bk_conf_t *c, const conn_t *cn)
+{
+	return c->write && c->write->login && cn->login != BK_LOGIN_READY;
+}
+
+/* A connection just opened: send the login first (write modes with --auth). */
+static void bk_login_start(worker_t *w, conn_t *cn)
+{
+	const bk_conf_t *c = w->c;
+	size_t n;
+	if (!c->write || !c->write->login)
+		return;
+	cn->session = (uint32_t)(bk_rng_next(&w->rng) & 0x7FFFFFFFu) | 1u;
+	n = bk_login_build(c->write, cn->session, cn->session, cn->tx + cn->txlen,
+	                   STREAM_TX_CAP - cn->txlen);
+	cn->txlen += n;
+	cn->login = BK_LOGIN_SENT;
+	cn->login_deadline = bk_now_ns() + w->timeout;
+}
+
+/* A frame on a connection whose login is under way: the challenge, then the result. */
+static void bk_login_step(worker_t *w, conn_t *cn, const bk_reply_t *r)
+{
+	const bk_write_t *wr = w->c->write;
+	if (cn->login == BK_LOGIN_SENT && r->code == HDL_RC_AUTHENTICATION_NEEDED) {
+		size_t n = bk_write_answer(wr, &w->arena, r->msg, r->msg_len, cn->tx + cn->txlen,
+		                           STREAM_TX_CAP - cn->txlen);
+		if (n) {
+			cn->txlen += n;
+			cn->login = BK_LOGIN_ANSWERED;
+			return;
+		}
+	} else if (cn->login == BK_LOGIN_ANSWERED && r->code == HDL_RC_SUCCESS) {
+		cn->login = BK_LOGIN_READY;
+		w->res.logins++;
+		return;
+	}
+	/* refused, or nothing we can answer: drop the connection and retry it later */
+	w->res.auth_failures++;
+	conn_close(w, cn, true);
+	cn->retry_at = bk_now_ns() + NS;
+}
+
+/* Per-request authentication: answer slot si's RC 402 on its connection and keep it waiting.
+ * \return true when answered (the slot stays out), false to complete it as it is. */
+static bool bk_answer_challenge(worker_t *w, conn_t *cn, uint32_t si, const bk_reply_t *r)
+{
+	const bk_write_t *wr = w->c->write;
+	slot_t *s = &w->slots[si];
+	size_t n;
+	if (!wr || r->code != HDL_RC_AUTHENTICATION_NEEDED || s->answered || !wr->auth)
+		return false;
+	n = bk_write_answer(wr, &w->arena, r->msg, r->msg_len, cn->tx + cn->txlen,
+	                    STREAM_TX_CAP - cn->txlen);
+	if (n == 0) {
+		w->res.auth_failures++;
+		return false;
+	}
+	cn->txlen += n;
+	s->answered = 1;
+	cn->fifo[(cn->fhead + cn->fcount) % cn->fcap] = si; /* its reply comes after the others */
+	cn->fcount++;
+	if (s->measured)
+		w->res.challenges++;
+	return true;
+}
+
 /* ---- slots and keys ---- */
 
 static size_t pick_key(worker_t *w, char *out, size_t cap)
 {
 	const bk_keys_t *k = w->c->keys;
 	uint64_t i;
+	if (w->c->write && w->c->write->next_key) {
+		/* create / delete: every key once, in order, shared by the workers */
+		i = __atomic_fetch_add(w->c->write->next_key, 1, __ATOMIC_RELAXED);
+		if (i >= k->n) {
+			w->exhausted = true;
+			return 0;
+		}
+		return bk_key_get(k, i, out, cap);
+	}
 	if (w->c->zipf_s > 0.0)
 		i = bk_zipf_spread(bk_zipf_next(&w->zipf, &w->rng), k->n, w->zmult);
 	else
@@ -315,7 +401,7 @@ static bool issue(worker_t *w, uint64_t t_intended, uint64_t now)
 			unsigned j = (w->rr + k) % w->nconns;
 			conn_t *cn = &w->conns[j];
 			if (cn->state != C_CLOSED && cn->outstanding < c->depth
-			    && cn->txlen + REQ_MAX <= STREAM_TX_CAP) {
+			    && cn->txlen + REQ_MAX <= STREAM_TX_CAP && !bk_login_pending(c, cn)) {
 				ci = j;
 				break;
 			}
@@ -331,7 +417,10 @@ static bool issue(worker_t *w, uint64_t t_intended, uint64_t now)
 	size_t kl = pick_key(w, key, sizeof(key));
 	uint32_t id = make_id(w, si);
 	size_t len = 0;
-	if (kl) {
+	if (kl && c->write) {
+		len = bk_write_build(c->write, key, kl, id, cn->session, cn->tx + cn->txlen,
+		                     STREAM_TX_CAP - cn->txlen);
+	} else if (kl) {
 		if (!w->stream) {
 			len = bk_build(c->tmpl, key, kl, id, cn->dg[cn->nb], HDL_UDP_MAX_DGRAM);
 		} else {
@@ -341,6 +430,8 @@ static bool issue(worker_t *w, uint64_t t_intended, uint64_t now)
 	if (len == 0) {
 		/* a key we cannot encode: count it as malformed on our side and drop it */
 		w->freel[w->nfree++] = si;
+		if (w->exhausted)
+			return false;
 		w->res.malformed++;
 		return true;
 	}
@@ -361,6 +452,7 @@ static bool issue(worker_t *w, uint64_t t_intended, uint64_t now)
 	s->conn = ci;
 	s->pkts = 0;
 	s->code = 0;
+	s->answered = 0;
 	s->measured = t_intended >= w->t_measure;
 	cn->outstanding++;
 	if (s->measured) {
@@ -445,6 +537,8 @@ static void on_reply(worker_t *w, uint32_t ci, const bk_reply_t *r, size_t bytes
 			slot_drop(w, si);
 			return;
 		}
+		if (bk_answer_challenge(w, cn, si, r))
+			return; /* the slot waits for the reply to its answer */
 	} else {
 		if (r->bad) {
 			w->res.malformed++;
@@ -614,6 +708,12 @@ static void stream_read(worker_t *w, uint32_t ci)
 				return;
 			}
 			off += (size_t)fl;
+			if (bk_login_pending(w->c, cn)) {
+				bk_login_step(w, cn, &r);
+				if (cn->state == C_CLOSED)
+					return;
+				continue;
+			}
 			on_reply(w, ci, &r, (size_t)fl, now);
 			if (cn->state == C_CLOSED) /* new-conn mode closed it after the reply */
 				return;
@@ -638,6 +738,7 @@ static void check_connected(worker_t *w, uint32_t ci)
 		return;
 	}
 	cn->state = C_OPEN;
+	bk_login_start(w, cn);
 }
 
 static void expire(worker_t *w, uint64_t now)
@@ -660,6 +761,14 @@ static void expire(worker_t *w, uint64_t now)
 		w->freel[w->nfree++] = i;
 		if (w->conns[s->conn].outstanding)
 			w->conns[s->conn].outstanding--;
+	}
+	for (unsigned j = 0; w->c->write && j < w->nconns; j++) {
+		conn_t *cn = &w->conns[j];
+		if (cn->state == C_OPEN && bk_login_pending(w->c, cn) && now > cn->login_deadline) {
+			w->res.auth_failures++;
+			conn_close(w, cn, true);
+			cn->retry_at = now + NS; /* no answer to the login: back off */
+		}
 	}
 	if (w->stream && !w->c->new_conn)
 		for (unsigned j = 0; j < w->nconns; j++) {
@@ -685,7 +794,8 @@ static void *worker_main(void *arg)
 	uint64_t drain_until = 0;
 	for (;;) {
 		uint64_t now = bk_now_ns();
-		if (sending && (now >= w->t_end || (w->quota && w->measured_issued >= w->quota))) {
+		if (sending && (now >= w->t_end || (w->quota && w->measured_issued >= w->quota)
+		                || w->exhausted)) {
 			sending = false;
 			if (c->rate > 0.0 && w->next < w->t_end && !(w->quota && w->measured_issued >= w->quota)) {
 				uint64_t from = w->next > w->t_measure ? w->next : w->t_measure;
@@ -697,7 +807,8 @@ static void *worker_main(void *arg)
 		if (!sending && (outstanding(w) == 0 || now >= drain_until))
 			break;
 		bool blocked = false; /* no slot or connection free: wait for a reply */
-		if (sending) {
+		/* writes take each key once: none may go before the run starts (unmeasured) */
+		if (sending && !(c->write && now < w->t_start)) {
 			if (c->rate > 0.0) {
 				while (w->next <= now && w->next < w->t_end) {
 					if (w->quota && w->next >= w->t_measure && w->measured_issued >= w->quota)
@@ -957,6 +1068,9 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 		bk_proc_rss(c->server_pid, &res->srv_rss_anon_kb, &res->srv_rss_file_kb);
 	for (unsigned i = 0; i < nt; i++)
 		pthread_join(ws[i].th, NULL);
+	/* writes: acks/s over the time to the last ack (the run ends when the keys run out) */
+	if (c->write && atomic_load(&done_sending) >= (int)nt)
+		m1 = bk_now_ns();
 	res->elapsed = (double)(m1 - m0) / 1e9;
 	if (res->elapsed <= 0.0)
 		res->elapsed = 1e-9;
@@ -975,6 +1089,9 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 		res->codes_other += r->codes_other;
 		res->req_bytes += r->req_bytes;
 		res->rep_bytes += r->rep_bytes;
+		res->challenges += r->challenges;
+		res->logins += r->logins;
+		res->auth_failures += r->auth_failures;
 		for (unsigned k = 0; k < BK_MAX_CODES; k++)
 			res->codes[k] += r->codes[k];
 		bh_merge(res->hist, &ws[i].hist);

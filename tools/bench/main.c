@@ -41,6 +41,7 @@ typedef struct opts {
 	double max_loss;
 	double ramp_step;
 	bk_conf_t c;
+	bk_write_args_t wa; /**< write modes (write.c) */
 } opts_t;
 
 static void usage(FILE *f)
@@ -73,7 +74,18 @@ static void usage(FILE *f)
 	        "other:\n"
 	        "  --echo-ok         count echoed requests as replies (UDP echo ceiling)\n"
 	        "  --verify          decode every Handle reply fully (counts malformed ones)\n"
-	        "  --seed N, --host NAME (HTTP Host), --allow-remote (targets off loopback)\n");
+	        "  --seed N, --host NAME (HTTP Host), --allow-remote (targets off loopback)\n"
+	        "writes (TCP; see bench/README.md):\n"
+	        "  --op create|modify|delete   admin requests instead of resolutions; create and\n"
+	        "                    delete take each key once, in order; modify picks keys as reads do\n"
+	        "  --auth INDEX:HANDLE  identity; with --seckey-file F or --privkey F\n"
+	        "                    [--passphrase-file P] (else $IDNODE_PASSPHRASE): log in once per\n"
+	        "                    connection (IDIS OC 2001), or with --auth-per-request answer the\n"
+	        "                    challenge of every request on its connection\n"
+	        "  --seckey-alg A    HS_SECKEY answer: pbkdf2 (default, as hdllib), hmac-sha256,\n"
+	        "                    hmac-sha1, sha256, sha1, md5\n"
+	        "  --value-size N    bytes of the URL value of create / modify (default: the URL)\n"
+	        "  --overwrite       create with OVRW (re-creating a handle succeeds)\n");
 }
 
 static bool parse_double(const char *s, double lo, double hi, double *out)
@@ -102,7 +114,8 @@ static bool parse_uns(const char *s, unsigned long long lo, unsigned long long h
 enum {
 	O_PROTO = 256, O_JSON, O_CONNS, O_DEPTH, O_NEWCONN, O_CLOSED, O_RAMP, O_MAXLOSS, O_ZIPF,
 	O_MISS, O_TIMEOUT, O_ALLOW, O_TYPE, O_PATTERN, O_RANGE, O_RATE, O_WARMUP, O_ECHO, O_VERIFY,
-	O_SEED, O_HOST, O_RAMPSTEP, O_VERSION,
+	O_SEED, O_HOST, O_RAMPSTEP, O_VERSION, O_OP, O_AUTH, O_SECKEY, O_PRIVKEY, O_PASSFILE,
+	O_PERREQ, O_SECALG, O_VSIZE, O_OVERWRITE,
 };
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -132,6 +145,15 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		{"host", required_argument, NULL, O_HOST},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
+		{"op", required_argument, NULL, O_OP},
+		{"auth", required_argument, NULL, O_AUTH},
+		{"seckey-file", required_argument, NULL, O_SECKEY},
+		{"privkey", required_argument, NULL, O_PRIVKEY},
+		{"passphrase-file", required_argument, NULL, O_PASSFILE},
+		{"auth-per-request", no_argument, NULL, O_PERREQ},
+		{"seckey-alg", required_argument, NULL, O_SECALG},
+		{"value-size", required_argument, NULL, O_VSIZE},
+		{"overwrite", no_argument, NULL, O_OVERWRITE},
 		{NULL, 0, NULL, 0},
 	};
 	bk_conf_t *c = &o->c;
@@ -239,6 +261,18 @@ static int parse_args(int argc, char **argv, opts_t *o)
 			c->seed = u;
 			break;
 		case O_HOST: o->host_hdr = optarg; break;
+		case O_OP: o->wa.op = optarg; break;
+		case O_AUTH: o->wa.auth = optarg; break;
+		case O_SECKEY: o->wa.seckey_file = optarg; break;
+		case O_PRIVKEY: o->wa.privkey_file = optarg; break;
+		case O_PASSFILE: o->wa.pass_file = optarg; break;
+		case O_PERREQ: o->wa.per_request = true; break;
+		case O_SECALG: o->wa.seckey_alg = optarg; break;
+		case O_VSIZE:
+			if (!parse_uns(optarg, 0, 65536, &o->wa.value_size))
+				goto bad;
+			break;
+		case O_OVERWRITE: o->wa.overwrite = true; break;
 		default: goto usage;
 		}
 	}
@@ -407,6 +441,8 @@ static void print_text(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 		}
 	}
 	printf("Client CPU  %.2f cpu-s\n", r->cli_cpu);
+	if (c->write)
+		bk_write_print_text(stdout, c->write, r);
 	if (nsteps) {
 		printf("Ramp (max loss %.2f%%):", o->max_loss);
 		for (size_t i = 0; i < nsteps; i++)
@@ -489,6 +525,8 @@ static void print_json(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 	}
 	fprintf(f, "\"client_cpu_s\":%.3f,\"request_bytes\":%" PRIu64 ",\"reply_bytes\":%" PRIu64,
 	        r->cli_cpu, r->req_bytes, r->rep_bytes);
+	if (c->write)
+		bk_write_print_json(f, c->write, r);
 	if (o->ramp) {
 		bool capped = false;
 		for (size_t i = 0; i < nsteps; i++)
@@ -572,6 +610,7 @@ int main(int argc, char **argv)
 	char err[512];
 	bk_keys_t keys;
 	bk_tmpl_t tmpl;
+	bk_write_ctx_t *wctx = NULL;
 	int ret = EXIT_SETUP;
 	if (parse_args(argc, argv, &o) != 0)
 		return EXIT_USAGE;
@@ -600,6 +639,14 @@ int main(int argc, char **argv)
 	}
 	o.c.keys = &keys;
 	o.c.tmpl = &tmpl;
+	{
+		int wr = bk_write_setup(&o.wa, &o.c, &wctx, err, sizeof(err));
+		if (wr != 0) {
+			fprintf(stderr, "idnode-bench: %s\n", err);
+			ret = wr == -1 ? EXIT_USAGE : EXIT_SETUP;
+			goto out;
+		}
+	}
 	{
 		char k0[BK_KEY_MAX];
 		uint8_t probe[3 * BK_KEY_MAX + 2600];
@@ -658,6 +705,7 @@ int main(int argc, char **argv)
 	free(hist);
 	free(scratch);
 out:
+	bk_write_free(wctx);
 	bk_keys_free(&keys);
 	return ret;
 }

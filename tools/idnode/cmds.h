@@ -24,9 +24,20 @@ int cmd_import(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
 int cmd_prefixes(int argc, char **argv); /* tools/idnode/prefixes.c */
-int cmd_home(int argc, char **argv);     /* tools/idnode/prefixes.c */
-int cmd_unhome(int argc, char **argv);   /* tools/idnode/prefixes.c */
 int cmd_audit(int argc, char **argv);   /* tools/idnode/audit.c */
+
+/* Authenticated administration over the network (tools/idnode/admin.c) and keys (keygen.c). */
+int cmd_create(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_modify(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_home_net(int argc, char **argv);   /**< `home` without --db: OC 300 HOME_NA */
+int cmd_unhome_net(int argc, char **argv); /**< `unhome` without --db: OC 301 UNHOME_NA */
+int cmd_home_db(int argc, char **argv);    /**< `home --db DIR`: the offline form (prefixes.c) */
+int cmd_unhome_db(int argc, char **argv);  /**< `unhome --db DIR`: the offline form (prefixes.c) */
+int cmd_keygen(int argc, char **argv);
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;
@@ -42,6 +53,19 @@ void idnode_print_data(const struct hdl_value *v);
  * \return false on anything else (sign, junk, overflow)
  */
 bool idnode_parse_u64(const char *s, bool size_suffix, uint64_t *out); /* tools/idnode/util.c */
+/**
+ * \brief Split HOST[:PORT], [V6]:PORT, [V6] or a bare IPv6 address into \p host and \p port
+ *        (\p port is left alone when none is given).
+ * \retval 0 ok, -1 invalid
+ */
+int idnode_parse_server(const char *s, char *host, size_t hostcap, uint16_t *port);
+/**
+ * \brief Append the indexes of a list "N[,N...]" to \p *idx (realloc'd), at most \p max in all.
+ * \retval 0 ok, -1 bad list, over \p max, or out of memory
+ */
+int idnode_parse_indexes(const char *arg, uint32_t max, uint32_t **idx, uint32_t *n);
+/** \brief Exit status for a library error: 2 bad arguments, 4 malformed data, 3 the rest. */
+int idnode_exit_for_err(int err);
 
 /* ---- shared by import and the prefix commands (tools/idnode/prefixes.c, seen.c) ---- */
 

@@ -3,6 +3,7 @@
  * \file
  * \brief `idnode` CLI: dispatch over the subcommands declared in cmds.h.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,25 @@ __attribute__((weak)) int cmd_gen(int argc, char **argv)
 	return IDNODE_EXIT_USAGE;
 }
 
+/** \brief True when the arguments hold --db (then home/unhome take their offline form). */
+static bool has_db(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--db") == 0 || strncmp(argv[i], "--db=", 5) == 0)
+			return true;
+	return false;
+}
+
+static int cmd_home(int argc, char **argv)
+{
+	return has_db(argc, argv) ? cmd_home_db(argc, argv) : cmd_home_net(argc, argv);
+}
+
+static int cmd_unhome(int argc, char **argv)
+{
+	return has_db(argc, argv) ? cmd_unhome_db(argc, argv) : cmd_unhome_net(argc, argv);
+}
+
 typedef struct subcmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -47,9 +67,16 @@ static const subcmd_t subcmds[] = {
 	{"export", cmd_export, "dump the handle records of a node database as JSON"},
 	{"gen", cmd_gen, "generate test data sets"},
 	{"prefixes", cmd_prefixes, "list the homed prefixes of a node database and who homed them"},
-	{"home", cmd_home, "home prefixes in a node database (works while the node runs)"},
-	{"unhome", cmd_unhome, "unhome prefixes in a node database (works while the node runs)"},
 	{"audit", cmd_audit, "print the audit trail of a node database"},
+	{"create", cmd_create, "create a handle (authenticated, over TCP)"},
+	{"delete", cmd_delete, "delete a handle (authenticated)"},
+	{"add", cmd_add, "add values to a handle (authenticated)"},
+	{"modify", cmd_modify, "replace values of a handle by index (authenticated)"},
+	{"remove", cmd_remove, "remove values of a handle by index (authenticated)"},
+	{"list", cmd_list, "list the handles under a prefix (authenticated)"},
+	{"home", cmd_home, "home a prefix: on a server (OC 300), or with --db in a database"},
+	{"unhome", cmd_unhome, "unhome a prefix: on a server (OC 301), or with --db in a database"},
+	{"keygen", cmd_keygen, "make a key pair for HS_PUBKEY authentication"},
 };
 
 static void usage(FILE *f)

@@ -314,12 +314,12 @@ out:
 	return rc;
 }
 
-int cmd_home(int argc, char **argv)
+int cmd_home_db(int argc, char **argv)
 {
 	return home_cmd(argc, argv, true);
 }
 
-int cmd_unhome(int argc, char **argv)
+int cmd_unhome_db(int argc, char **argv)
 {
 	return home_cmd(argc, argv, false);
 }

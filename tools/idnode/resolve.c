@@ -43,53 +43,6 @@ static void resolve_usage(FILE *f)
 	        "4 malformed answer.\n");
 }
 
-/**
- * \brief Split HOST[:PORT], [V6]:PORT, [V6] or a bare IPv6 address into \p host and \p port.
- * \retval 0 ok, -1 invalid
- */
-static int parse_server(const char *s, char *host, size_t hostcap, uint16_t *port)
-{
-	const char *hs = s, *he, *ps = NULL;
-
-	if (s[0] == '[') {
-		hs = s + 1;
-		he = strchr(hs, ']');
-		if (!he)
-			return -1;
-		if (he[1] == ':')
-			ps = he + 2;
-		else if (he[1] != '\0')
-			return -1;
-	} else {
-		const char *c1 = strchr(s, ':');
-		if (c1 && strchr(c1 + 1, ':')) {
-			he = s + strlen(s); /* bare IPv6 address, no port */
-		} else if (c1) {
-			he = c1;
-			ps = c1 + 1;
-		} else {
-			he = s + strlen(s);
-		}
-	}
-	if (he == hs || (size_t)(he - hs) >= hostcap)
-		return -1;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	if (ps) {
-		char *end;
-		unsigned long v;
-
-		if (!*ps)
-			return -1;
-		errno = 0;
-		v = strtoul(ps, &end, 10);
-		if (errno || *end || v == 0 || v > 65535)
-			return -1;
-		*port = (uint16_t)v;
-	}
-	return 0;
-}
-
 static void print_escaped(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -358,50 +311,6 @@ static int add_types(const char *arg, char ***types, uint32_t *n)
 	return 0;
 }
 
-static int add_indexes(const char *arg, uint32_t **idx, uint32_t *n)
-{
-	const char *p = arg;
-
-	while (*p) {
-		char *end;
-		unsigned long v;
-		uint32_t *t;
-
-		if (*p < '0' || *p > '9' || *n >= HDL_MAX_FILTER)
-			return -1;
-		errno = 0;
-		v = strtoul(p, &end, 10);
-		if (errno || v > UINT32_MAX || (*end && *end != ','))
-			return -1;
-		t = realloc(*idx, (*n + 1) * sizeof(**idx));
-		if (!t)
-			return -1;
-		*idx = t;
-		t[(*n)++] = (uint32_t)v;
-		p = *end ? end + 1 : end;
-		if (*end == ',' && !*p)
-			return -1;
-	}
-	return 0;
-}
-
-static int exit_for_err(int err)
-{
-	switch (err) {
-	case HDL_EINVAL:
-	case HDL_ENAME:
-	case HDL_EUTF8:
-		return IDNODE_EXIT_USAGE;
-	case HDL_EPROTO:
-	case HDL_EDIGEST:
-	case HDL_EMALF:
-	case HDL_ETRUNC:
-		return IDNODE_EXIT_DATA;
-	default:
-		return IDNODE_EXIT_IO;
-	}
-}
-
 int cmd_resolve(int argc, char **argv)
 {
 	enum { OPT_UDP = 256, OPT_TCP, OPT_HTTP, OPT_AUTH, OPT_DIGEST, OPT_TIMEOUT, OPT_JSON,
@@ -451,7 +360,7 @@ int cmd_resolve(int argc, char **argv)
 			}
 			break;
 		case 'i':
-			if (add_indexes(optarg, &indexes, &n_indexes) != 0) {
+			if (idnode_parse_indexes(optarg, HDL_MAX_FILTER, &indexes, &n_indexes) != 0) {
 				fprintf(stderr, "idnode resolve: bad index list '%s'\n", optarg);
 				goto out;
 			}
@@ -505,7 +414,7 @@ int cmd_resolve(int argc, char **argv)
 		resolve_usage(stderr);
 		goto out;
 	}
-	if (server && parse_server(server, host, sizeof(host), &opts.port) != 0) {
+	if (server && idnode_parse_server(server, host, sizeof(host), &opts.port) != 0) {
 		fprintf(stderr, "idnode resolve: bad server '%s' (HOST:PORT or [V6]:PORT)\n", server);
 		goto out;
 	}
@@ -519,7 +428,7 @@ int cmd_resolve(int argc, char **argv)
 	err = hdl_client_new(&opts, &c);
 	if (err != HDL_EOK) {
 		fprintf(stderr, "idnode resolve: %s\n", hdl_strerror(err));
-		ret = exit_for_err(err);
+		ret = idnode_exit_for_err(err);
 		goto out;
 	}
 	err = hdl_resolve(c, &rq, &res);
@@ -527,7 +436,7 @@ int cmd_resolve(int argc, char **argv)
 		const char *why = hdl_client_last_detail();
 		fprintf(stderr, "idnode resolve: %s: %s (%s)%s%s\n", rq.handle, hdl_strerror(err),
 		        hdl_errname(err), why[0] ? ": " : "", why);
-		ret = exit_for_err(err);
+		ret = idnode_exit_for_err(err);
 		goto out;
 	}
 	{
