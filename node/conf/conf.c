@@ -13,6 +13,7 @@
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "node/common/log.h"
+#include "node/resolver/upconf.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -21,6 +22,9 @@
 #define TIB (1024ull * GIB)
 
 /* clang-format off */
+/* rows leave the optional check callback out */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const conf_key_t schema[] = {
 	{"listen", CONF_ADDRS, 0, 0, "127.0.0.1:2641", false, OFF(listen), OFF(n_listen),
 	 "UDP+TCP address ADDR:PORT, [IPv6]:PORT for IPv6; repeat for several"},
@@ -58,7 +62,43 @@ static const conf_key_t schema[] = {
 	 "serial number of this node's HS_SITE record"},
 	{"pidfile", CONF_STR, 0, 0, "", false, OFF(pidfile), 0,
 	 "write the process id here (empty = none)"},
+	/* upstream servers (node/resolver/upconf.h, docs/delegation.md) */
+	{"upstream", CONF_LIST, 0, 0, NULL, false, OFF(upstream), OFF(n_upstream),
+	 "NAME HOST:PORT [transport=tls|https|http|tcp|udp] [sni=] [ca=] [cert= key=] [pin=] "
+	 "[verify=] [pipeline=]; repeat for several", ups_conf_check_upstream},
+	{"forward", CONF_LIST, 0, 0, NULL, false, OFF(forward), OFF(n_forward),
+	 "PREFIX (or *) NAME [NAME...]: resolve that prefix at those upstreams", ups_conf_check_forward},
+	{"dns_server", CONF_LIST, 0, 0, NULL, false, OFF(dns_server), OFF(n_dns_server),
+	 "DNS server ADDR:PORT for upstream host names; none = /etc/resolv.conf",
+	 ups_conf_check_dns_server},
+	{"upstream_timeout_ms", CONF_UINT, 100, 600000, "5000", false, OFF(upstream_timeout_ms), 0,
+	 "deadline of one upstream query, failovers included"},
+	{"upstream_try_timeout_ms", CONF_UINT, 50, 600000, "2000", false,
+	 OFF(upstream_try_timeout_ms), 0, "time one upstream gets before the next is tried"},
+	{"upstream_connect_timeout_ms", CONF_UINT, 50, 600000, "3000", false,
+	 OFF(upstream_connect_timeout_ms), 0, "TCP connect plus TLS handshake"},
+	{"upstream_idle_timeout_ms", CONF_UINT, 100, 3600000, "30000", false,
+	 OFF(upstream_idle_timeout_ms), 0, "close an upstream connection idle this long"},
+	{"upstream_max_conns_per_server", CONF_UINT, 1, 1024, "4", false,
+	 OFF(upstream_max_conns_per_server), 0, "connections to one upstream server, per worker"},
+	{"upstream_max_conns", CONF_UINT, 1, 100000, "256", false, OFF(upstream_max_conns), 0,
+	 "upstream connections in all, per worker"},
+	{"upstream_max_queries", CONF_UINT, 1, 1000000, "4096", false, OFF(upstream_max_queries), 0,
+	 "upstream queries running at once, per worker"},
+	{"upstream_max_servers", CONF_UINT, 1, 65536, "1024", false, OFF(upstream_max_servers), 0,
+	 "upstream servers remembered (RTT, health, TLS session), per worker"},
+	{"upstream_max_reply", CONF_SIZE, 1 * KIB, HDL_MAX_MESSAGE_LEN, "256k", false,
+	 OFF(upstream_max_reply), 0, "largest upstream reply accepted (bytes after the envelope)"},
+	{"upstream_fail_threshold", CONF_UINT, 1, 1000, "3", false, OFF(upstream_fail_threshold), 0,
+	 "consecutive failures that mark an upstream server down"},
+	{"upstream_backoff_max_ms", CONF_UINT, 1000, 3600000, "60000", false,
+	 OFF(upstream_backoff_max_ms), 0, "longest time a failing upstream server is left alone"},
+	{"upstream_udp_retry_ms", CONF_UINT, 50, 60000, "500", false, OFF(upstream_udp_retry_ms), 0,
+	 "first UDP retransmission to an upstream; then 2x, 3x ..."},
+	{"dns_cache_size", CONF_UINT, 1, 1000000, "1024", false, OFF(dns_cache_size), 0,
+	 "upstream host names cached (and being resolved), per worker"},
 };
+#pragma GCC diagnostic pop
 /* clang-format on */
 
 #define N_SCHEMA (sizeof(schema) / sizeof(schema[0]))
@@ -215,6 +255,9 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 	uint64_t n = 0;
 	int ret = HDL_EOK;
 
+	if (k->check && k->check(v, err, errlen) != HDL_EOK)
+		return HDL_ECONF;
+
 	switch (k->type) {
 	case CONF_STR: {
 		char *dup = strdup(v);
@@ -272,7 +315,7 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 				         "'%s' is not ADDR:PORT (numeric IPv4, or [IPv6]:PORT)", v);
 				return HDL_ECONF;
 			}
-		} else if (!prefix_ok(v)) {
+		} else if (!k->check && !prefix_ok(v)) {
 			snprintf(err, errlen, "'%s' is not a prefix (no spaces or '/')", v);
 			return HDL_ECONF;
 		}
@@ -320,6 +363,9 @@ void conf_free(conf_t *c)
 	list_clear(&c->listen, &c->n_listen);
 	list_clear(&c->http, &c->n_http);
 	list_clear(&c->home, &c->n_home);
+	list_clear(&c->upstream, &c->n_upstream);
+	list_clear(&c->forward, &c->n_forward);
+	list_clear(&c->dns_server, &c->n_dns_server);
 	free(c->db);
 	free(c->pidfile);
 	memset(c, 0, sizeof(*c));
@@ -484,7 +530,7 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 			}
 		}
 	}
-	return HDL_EOK;
+	return ups_conf_validate(c, err, errlen);
 }
 
 static bool list_eq(char **a, unsigned na, char **b, unsigned nb)
