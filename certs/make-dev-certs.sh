@@ -21,14 +21,10 @@ if [ $# -lt 1 ] || [ "${1:0:1}" = "-" ]; then
 fi
 out=$1
 shift
-mkdir -p "$out"
-umask 077
-work=$(mktemp -d "$out/.work.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 
 san="DNS:localhost,IP:127.0.0.1,IP:::1"
 for n in "$@"; do
-	if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then
+	if [[ $n =~ ^[0-9.]+$ || $n =~ ^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$ ]]; then
 		san+=",IP:$n"
 	elif [[ $n =~ ^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
 		san+=",DNS:$n"
@@ -37,6 +33,11 @@ for n in "$@"; do
 		exit 2
 	fi
 done
+
+mkdir -p "$out"
+umask 077
+work=$(mktemp -d "$out/.work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 
 newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 

@@ -47,11 +47,11 @@ struct dns_wait {
 
 struct dns_entry {
 	dns_t *d;
-	dns_entry_t *hnext;        /**< hash chain */
+	dns_entry_t *hnext;         /**< hash chain */
 	dns_entry_t *lprev, *lnext; /**< LRU list, most recent first */
 	entry_state_t state;
-	bool starting;   /**< inside ares_getaddrinfo(): an answer now is returned, not notified */
-	bool notifying;  /**< callbacks running: not to be evicted */
+	bool starting;  /**< inside ares_getaddrinfo(): an answer now is returned, not notified */
+	bool notifying; /**< callbacks running: not to be evicted */
 	dns_addrs_t a;
 	uint64_t fail_until_ms;
 	dns_wait_t *waiters;
@@ -334,8 +334,7 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
 
 /* ---- API -------------------------------------------------------------------------------- */
 
-int dns_new(struct event_base *base, const dns_conf_t *conf, dns_t **out, char *err,
-            size_t errlen)
+int dns_new(struct event_base *base, const dns_conf_t *conf, dns_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!base || !conf || conf->cache_size == 0 || conf->timeout_ms == 0) {
@@ -434,8 +433,7 @@ void dns_free(dns_t *d)
 	free(d);
 }
 
-int dns_lookup(dns_t *d, const char *name, dns_cb_t cb, void *arg, dns_addrs_t *now,
-               dns_wait_t **w)
+int dns_lookup(dns_t *d, const char *name, dns_cb_t cb, void *arg, dns_addrs_t *now, dns_wait_t **w)
 {
 	*w = NULL;
 	if (!dns_name_ok(name))

@@ -18,10 +18,10 @@
 
 struct event_base;
 
-#define DNS_MAX_ADDRS 8u        /**< addresses kept per name */
-#define DNS_NAME_MAX 253u       /**< longest name */
-#define DNS_NEG_TTL_MS 5000u    /**< how long a failed lookup is remembered */
-#define DNS_MAX_WAITERS 1024u   /**< lookups waiting on one name */
+#define DNS_MAX_ADDRS   8u    /**< addresses kept per name */
+#define DNS_NAME_MAX    253u  /**< longest name */
+#define DNS_NEG_TTL_MS  5000u /**< how long a failed lookup is remembered */
+#define DNS_MAX_WAITERS 1024u /**< lookups waiting on one name */
 
 /** Configuration of a resolver. */
 typedef struct dns_conf {
@@ -58,8 +58,7 @@ typedef void (*dns_cb_t)(void *arg, int status, const dns_addrs_t *a);
  * \param err reason on failure
  * \retval HDL_EOK, HDL_EDNS (c-ares refused the options or the servers), HDL_EINVAL, HDL_ENOMEM
  */
-int dns_new(struct event_base *base, const dns_conf_t *conf, dns_t **out, char *err,
-            size_t errlen);
+int dns_new(struct event_base *base, const dns_conf_t *conf, dns_t **out, char *err, size_t errlen);
 /** \brief Free the resolver; lookups still waiting are dropped without their callbacks. */
 void dns_free(dns_t *d);
 
@@ -79,11 +78,11 @@ void dns_cancel(dns_wait_t *w);
 
 /** Counters. */
 typedef struct dns_stats {
-	uint64_t lookups;   /**< dns_lookup() calls */
-	uint64_t hits;      /**< answered from the cache */
-	uint64_t queries;   /**< c-ares lookups started */
-	uint64_t failures;  /**< c-ares lookups that failed */
-	unsigned cached;    /**< names in the cache now */
+	uint64_t lookups;  /**< dns_lookup() calls */
+	uint64_t hits;     /**< answered from the cache */
+	uint64_t queries;  /**< c-ares lookups started */
+	uint64_t failures; /**< c-ares lookups that failed */
+	unsigned cached;   /**< names in the cache now */
 } dns_stats_t;
 
 /** \brief Copy the counters. */

@@ -18,8 +18,8 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 
-#define TOKENS_MAX 16u
-#define DNS_MAX_TTL_S 3600u
+#define TOKENS_MAX     16u
+#define DNS_MAX_TTL_S  3600u
 #define DNS_TIMEOUT_MS 2000u
 
 /* Split \p v at blanks into \p tok (pointers into \p buf). \return tokens, or -1 when too many */
@@ -118,8 +118,8 @@ int ups_conf_parse_upstream(const char *v, ups_conf_upstream_t *u, char *err, si
 		return HDL_ECONF;
 	}
 	unsigned seen = 0;
-	static const char *const keys[] = {"transport", "sni", "ca", "cert", "key", "pin",
-	                                   "verify", "pipeline"};
+	static const char *const keys[] = {"transport", "sni", "ca",     "cert",
+	                                   "key",       "pin", "verify", "pipeline"};
 	for (int i = 2; i < n; i++) {
 		char *eq = strchr(tok[i], '=');
 		unsigned k = 0;
@@ -143,14 +143,16 @@ int ups_conf_parse_upstream(const char *v, ups_conf_upstream_t *u, char *err, si
 		switch (k) {
 		case 0:
 			if (ups_transport_parse(val, &u->target.transport) != HDL_EOK) {
-				snprintf(err, errlen, "transport: '%s' is not tls, https, http, tcp or udp",
+				snprintf(err, errlen,
+				         "transport: '%s' is not tls, https, http, tcp or udp",
 				         val);
 				r = HDL_ECONF;
 			}
 			break;
 		case 1:
 			if (strlen(val) > UPS_HOST_MAX || !host_ok(val)) {
-				snprintf(err, errlen, "sni: '%s' is not a host name or address", val);
+				snprintf(err, errlen, "sni: '%s' is not a host name or address",
+				         val);
 				r = HDL_ECONF;
 			} else {
 				strcpy(u->target.name, val);
@@ -161,7 +163,8 @@ int ups_conf_parse_upstream(const char *v, ups_conf_upstream_t *u, char *err, si
 		case 4: r = file_opt("key", val, u->key, err, errlen); break;
 		case 5:
 			if (!pin_parse(val, u->pin)) {
-				snprintf(err, errlen, "pin: '%s' is not sha256:BASE64 of 32 bytes", val);
+				snprintf(err, errlen, "pin: '%s' is not sha256:BASE64 of 32 bytes",
+				         val);
 				r = HDL_ECONF;
 			}
 			u->has_pin = true;
@@ -193,8 +196,9 @@ int ups_conf_parse_upstream(const char *v, ups_conf_upstream_t *u, char *err, si
 	}
 	bool tls = ups_transport_is_tls(u->target.transport);
 	if (!tls && (seen & 0x7eu)) {
-		snprintf(err, errlen, "sni=, ca=, cert=, key=, pin= and verify= need transport=tls "
-		                      "or https");
+		snprintf(err, errlen,
+		         "sni=, ca=, cert=, key=, pin= and verify= need transport=tls "
+		         "or https");
 		return HDL_ECONF;
 	}
 	if ((seen & (1u << 7)) && u->target.transport != UPS_TLS &&

@@ -21,11 +21,12 @@
 #include "node/resolver/dns.h"
 #include "node/resolver/upstream.h"
 
-#define UPS_NAME_MAX 63u       /**< longest upstream name */
-#define UPS_FORWARD_NAMES 8u   /**< upstreams one forward rule may list */
-#define UPS_PATH_MAX 1024u     /**< longest file name in an upstream line */
-#define UPS_PREFIX_MAX 255u    /**< longest prefix in a forward rule */
-#define UPS_DEFAULT_TLS_PORT 2642u /**< the TLS stream port idnode listens on (docs/delegation.md) */
+#define UPS_NAME_MAX      63u   /**< longest upstream name */
+#define UPS_FORWARD_NAMES 8u    /**< upstreams one forward rule may list */
+#define UPS_PATH_MAX      1024u /**< longest file name in an upstream line */
+#define UPS_PREFIX_MAX    255u  /**< longest prefix in a forward rule */
+#define UPS_DEFAULT_TLS_PORT \
+	2642u /**< the TLS stream port idnode listens on (docs/delegation.md) */
 
 /** One parsed `upstream` line. */
 typedef struct ups_conf_upstream {
@@ -59,7 +60,8 @@ int ups_conf_parse_forward(const char *v, ups_conf_forward_t *out, char *err, si
 int ups_conf_check_upstream(const char *v, char *err, size_t errlen);
 /** \brief conf_key_t check of `forward` lines. \retval HDL_EOK, HDL_ECONF */
 int ups_conf_check_forward(const char *v, char *err, size_t errlen);
-/** \brief conf_key_t check of `dns_server` lines (ADDR:PORT, numeric). \retval HDL_EOK, HDL_ECONF */
+/** \brief conf_key_t check of `dns_server` lines (ADDR:PORT, numeric). \retval HDL_EOK, HDL_ECONF
+ */
 int ups_conf_check_dns_server(const char *v, char *err, size_t errlen);
 
 /**

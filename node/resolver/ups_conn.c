@@ -334,7 +334,8 @@ static void read_http(ups_conn_t *c)
 				hend = b.pos + 2;
 			if (hend < 0 || (size_t)hend > UPS_HTTP_HEAD_MAX) {
 				if (avail > UPS_HTTP_HEAD_MAX || hend >= 0)
-					conn_protocol_error(c, HDL_EPROTO, "HTTP response head too long");
+					conn_protocol_error(c, HDL_EPROTO,
+					                    "HTTP response head too long");
 				return;
 			}
 			size_t hl = (size_t)hend;
@@ -352,12 +353,14 @@ static void read_http(ups_conn_t *c)
 			}
 			if (h.chunked || !h.has_length || !h.content_type_ok ||
 			    h.content_length < HDL_ENVELOPE_LEN) {
-				conn_protocol_error(c, HDL_EPROTO,
-				                    "HTTP answer without a Content-Length'd Handle message");
+				conn_protocol_error(
+				    c, HDL_EPROTO,
+				    "HTTP answer without a Content-Length'd Handle message");
 				return;
 			}
 			if (h.content_length > (uint64_t)HDL_ENVELOPE_LEN + max) {
-				conn_protocol_error(c, HDL_ELIMIT, "HTTP answer over upstream_max_reply");
+				conn_protocol_error(c, HDL_ELIMIT,
+				                    "HTTP answer over upstream_max_reply");
 				return;
 			}
 			c->head_done = true;
@@ -455,7 +458,8 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		if (c->ssl) {
 			if (ups_tls_check_peer(c, why, sizeof(why)) != HDL_EOK) {
 				p->st.tls_failures++;
-				log_peer(LOG_LVL_WARN, "upstream %s: TLS refused: %s", s->label, why);
+				log_peer(LOG_LVL_WARN, "upstream %s: TLS refused: %s", s->label,
+				         why);
 				connect_failed(c, HDL_ETLS);
 				goto out;
 			}
@@ -497,7 +501,10 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->live > 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0 || c->head_done)
 		log_peer(LOG_LVL_NOTICE, "upstream %s: connection lost (%s) with %u requests out",
-		         s->label, (what & BEV_EVENT_EOF) ? "closed" : e ? strerror(e) : "error",
+		         s->label,
+		         (what & BEV_EVENT_EOF) ? "closed"
+		         : e                    ? strerror(e)
+		                                : "error",
 		         c->live);
 	ups_conn_close(c, (what & BEV_EVENT_EOF) && c->used == 0 ? HDL_EOK : HDL_EIO);
 out:
@@ -551,9 +558,15 @@ int ups_conn_open(ups_server_t *s)
 		goto nomem;
 	}
 	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	/* answers are taken out as soon as they are whole: the input never needs more than one
+	 * (and an HTTP head) plus what one read brings */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	                         HDL_ENVELOPE_LEN + (size_t)p->lim.max_reply + UPS_HTTP_HEAD_MAX +
+	                             65536u);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	ERR_clear_error();
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->peer, (int)c->peer_len) != 0) {
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->peer, (int)c->peer_len) !=
+	    0) {
 		int e = errno;
 		log_peer(LOG_LVL_WARN, "upstream %s: connect: %s", s->label, strerror(e));
 		conn_free(c);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * \file
- * \brief The head of an HTTP/1.x response from an upstream native tunnel (docs/handle-protocol.md
- *        section 11.3): status line, the headers that matter (Content-Length, Transfer-Encoding,
- *        Connection, Content-Type), strictly: one Content-Length of digits only, no obsolete line
- *        folding, no control bytes, since a lenient parser here is a smuggling vector.
+ * \brief The head of an HTTP/1.x response from an upstream native tunnel (Handle.Net's POST
+ *        application/x-hdl-message exchange): status line and the headers that matter
+ *        (Content-Length, Transfer-Encoding, Connection, Content-Type), read strictly: one
+ *        Content-Length of digits only, no obsolete line folding, no control bytes, since a
+ *        lenient parser here is a smuggling vector.
  */
 #include <stdint.h>
 #include <string.h>

@@ -22,9 +22,9 @@ struct event;
 typedef struct ups_server ups_server_t;
 typedef struct ups_conn ups_conn_t;
 
-#define UPS_SRTT_MAX_MS 60000u    /**< SRTT ceiling (timeouts double it up to this) */
-#define UPS_HTTP_HEAD_MAX 8192u   /**< longest HTTP response head accepted */
-#define UPS_UDP_BURST 16u         /**< datagrams read per readiness event */
+#define UPS_SRTT_MAX_MS   60000u /**< SRTT ceiling (timeouts double it up to this) */
+#define UPS_HTTP_HEAD_MAX 8192u  /**< longest HTTP response head accepted */
+#define UPS_UDP_BURST     16u    /**< datagrams read per readiness event */
 
 /** Where a query is. */
 typedef enum ups_qstate {
@@ -49,7 +49,7 @@ typedef struct ups_multi {
 
 struct ups_query {
 	ups_pool_t *pool;
-	ups_server_t *srv;          /**< NULL for a multi parent */
+	ups_server_t *srv; /**< NULL for a multi parent */
 	ups_qstate_t state;
 	ups_query_t *prev, *next;   /**< server queue (Q_PENDING) */
 	ups_query_t *aprev, *anext; /**< the pool's list of every query */
@@ -58,18 +58,18 @@ struct ups_query {
 	unsigned slot;              /**< Q_SENT: slot on conn */
 	uint8_t *req;               /**< our copy of the request (RequestId rewritten when sent) */
 	size_t len;
-	uint32_t caller_id;         /**< RequestId the caller gave (restored in the reply) */
+	uint32_t caller_id; /**< RequestId the caller gave (restored in the reply) */
 	uint64_t deadline_ms;
-	uint64_t sent_ms;           /**< when the request went out (RTT samples) */
-	struct event *timer;        /**< deadline, UDP retransmission, Q_SOON */
+	uint64_t sent_ms;    /**< when the request went out (RTT samples) */
+	struct event *timer; /**< deadline, UDP retransmission, Q_SOON */
 	int soon_status;
-	bool top;                   /**< counted in the pool's queries (not a failover child) */
-	bool retried;               /**< already re-sent once after a stale connection */
-	bool probe;                 /**< the probe of a down server */
+	bool top;     /**< counted in the pool's queries (not a failover child) */
+	bool retried; /**< already re-sent once after a stale connection */
+	bool probe;   /**< the probe of a down server */
 	ups_cb_t cb;
 	void *arg;
-	ups_query_t *parent;        /**< failover child: its ups_query_any() */
-	ups_multi_t *multi;         /**< Q_MULTI */
+	ups_query_t *parent; /**< failover child: its ups_query_any() */
+	ups_multi_t *multi;  /**< Q_MULTI */
 	/* UDP */
 	int fd;
 	struct event *uev;
@@ -89,7 +89,7 @@ typedef struct ups_slot {
 typedef enum ups_cstate {
 	C_CONNECTING, /**< TCP connect and TLS handshake */
 	C_READY,
-	C_CLOSED,     /**< unlinked; freed when no callback of it runs */
+	C_CLOSED, /**< unlinked; freed when no callback of it runs */
 } ups_cstate_t;
 
 struct ups_conn {
@@ -98,53 +98,53 @@ struct ups_conn {
 	ups_conn_t *iprev, *inext; /**< the pool's idle list (READY, nothing in flight) */
 	bool in_idle;
 	struct bufferevent *bev;
-	SSL *ssl;                  /**< owned by bev */
+	SSL *ssl; /**< owned by bev */
 	ups_cstate_t state;
-	struct event *timer;       /**< connect deadline, then idle timeout */
+	struct event *timer; /**< connect deadline, then idle timeout */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	ups_slot_t *slots;
-	unsigned cap;              /**< pipeline depth */
-	unsigned used;             /**< slots in use (orphans included) */
-	unsigned live;             /**< slots with a query */
-	uint32_t gen;              /**< RequestId = gen << 8 | slot */
-	uint64_t answered;         /**< replies read (a reused connection may be stale) */
-	bool retire;               /**< address no longer current: no new requests */
-	bool http;                 /**< HTTP native tunnel framing */
-	bool head_done;            /**< HTTP: response head read, body_len known */
-	bool http_close;           /**< HTTP: the server will close after this response */
+	unsigned cap;      /**< pipeline depth */
+	unsigned used;     /**< slots in use (orphans included) */
+	unsigned live;     /**< slots with a query */
+	uint32_t gen;      /**< RequestId = gen << 8 | slot */
+	uint64_t answered; /**< replies read (a reused connection may be stale) */
+	bool retire;       /**< address no longer current: no new requests */
+	bool http;         /**< HTTP native tunnel framing */
+	bool head_done;    /**< HTTP: response head read, body_len known */
+	bool http_close;   /**< HTTP: the server will close after this response */
 	size_t body_len;
-	int busy;                  /**< callbacks of this connection running */
+	int busy; /**< callbacks of this connection running */
 };
 
 struct ups_server {
 	ups_pool_t *pool;
-	ups_server_t *hnext;        /**< hash chain */
+	ups_server_t *hnext;         /**< hash chain */
 	ups_server_t *lprev, *lnext; /**< the pool's LRU list of servers */
 	ups_server_t *wprev, *wnext; /**< the pool's list of servers waiting for a connection */
 	bool waiting;
-	ups_target_t t;             /**< key; t.tls is a reference */
+	ups_target_t t;                /**< key; t.tls is a reference */
 	char label[UPS_HOST_MAX + 16]; /**< "host:port/transport" for log lines */
-	unsigned cap;               /**< pipeline depth of its connections */
+	unsigned cap;                  /**< pipeline depth of its connections */
 	bool numeric;
 	struct sockaddr_storage addr[DNS_MAX_ADDRS];
 	socklen_t alen[DNS_MAX_ADDRS];
 	unsigned naddr, addr_i;
-	uint64_t addr_expires_ms;   /**< UINT64_MAX for numeric hosts */
-	dns_wait_t *dnsw;           /**< resolution running */
+	uint64_t addr_expires_ms; /**< UINT64_MAX for numeric hosts */
+	dns_wait_t *dnsw;         /**< resolution running */
 	ups_conn_t *conns;
 	unsigned nconns;
 	ups_query_t *pend_head, *pend_tail;
 	unsigned npend;
-	unsigned nrefs;             /**< queries pointing at the server */
+	unsigned nrefs; /**< queries pointing at the server */
 	/* selection */
 	uint32_t srtt_ms;
 	bool measured;
-	unsigned fails;             /**< consecutive */
-	unsigned downs;             /**< back-offs in a row */
+	unsigned fails; /**< consecutive */
+	unsigned downs; /**< back-offs in a row */
 	uint64_t down_until_ms;
 	bool probing;
-	SSL_SESSION *sess;          /**< last TLS session, offered on reconnection */
+	SSL_SESSION *sess; /**< last TLS session, offered on reconnection */
 };
 
 struct ups_pool {
@@ -158,8 +158,8 @@ struct ups_pool {
 	ups_server_t *wait_head;
 	ups_conn_t *idle_head, *idle_tail; /**< most recently used first */
 	unsigned nconns;
-	unsigned nqueries;       /**< top-level queries */
-	ups_query_t *allq;       /**< every query */
+	unsigned nqueries; /**< top-level queries */
+	ups_query_t *allq; /**< every query */
 	uint64_t qseq;
 	uint64_t rng;
 	bool closing;
@@ -237,13 +237,13 @@ void ups_udp_stop(ups_query_t *q);
 /* ups_http.c */
 /** A parsed HTTP response head. */
 typedef struct ups_http_head {
-	unsigned status;       /**< 100..999 */
-	unsigned minor;        /**< HTTP/1.minor */
+	unsigned status; /**< 100..999 */
+	unsigned minor;  /**< HTTP/1.minor */
 	bool has_length;
 	uint64_t content_length;
-	bool chunked;          /**< Transfer-Encoding other than identity */
-	bool close;            /**< the connection ends after this response */
-	bool content_type_ok;  /**< Content-Type application/x-hdl-message (or absent) */
+	bool chunked;         /**< Transfer-Encoding other than identity */
+	bool close;           /**< the connection ends after this response */
+	bool content_type_ok; /**< Content-Type application/x-hdl-message (or absent) */
 } ups_http_head_t;
 
 /**

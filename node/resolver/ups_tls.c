@@ -78,8 +78,8 @@ int ups_tls_new(const ups_tls_conf_t *conf, ups_tls_t **out, char *err, size_t e
 	bool have_cert = conf->cert_file && conf->cert_file[0];
 	bool have_key = conf->key_file && conf->key_file[0];
 	if (have_cert != have_key) {
-		snprintf(err, errlen, "upstream %s: a client certificate needs both cert= and key=",
-		         label);
+		snprintf(err, errlen,
+		         "upstream %s: a client certificate needs both cert= and key=", label);
 		return HDL_EINVAL;
 	}
 	ups_tls_t *t = calloc(1, sizeof(*t));
@@ -117,8 +117,8 @@ int ups_tls_new(const ups_tls_conf_t *conf, ups_tls_t **out, char *err, size_t e
 	}
 	if (have_cert) {
 		if (SSL_CTX_use_certificate_chain_file(t->ctx, conf->cert_file) != 1) {
-			snprintf(what, sizeof(what), "upstream %s: cannot load certificate %s", label,
-			         conf->cert_file);
+			snprintf(what, sizeof(what), "upstream %s: cannot load certificate %s",
+			         label, conf->cert_file);
 			goto tls_fail;
 		}
 		if (SSL_CTX_use_PrivateKey_file(t->ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
@@ -251,7 +251,7 @@ bool ups_tls_error_text(ups_conn_t *c, char *buf, size_t cap)
 	/* libevent moves the errors of its SSL calls to the bufferevent; others stay queued */
 	while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
 		if (ERR_GET_LIB(e) == 0)
-			continue; /* libevent also stores SSL_get_error() codes (1, 5): not errors */
+			continue; /* libevent stores SSL_get_error() codes (1, 5) too */
 		room = room && append_error(buf, cap, &used, &any, e);
 	}
 	while ((e = ERR_get_error()) != 0)

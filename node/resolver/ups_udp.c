@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * \file
- * \brief Handle over UDP to upstream servers (docs/handle-protocol.md section 11.1): each query
+ * \brief Handle over UDP to upstream servers (RFC 3652): each query
  *        has its own connected socket (a fresh source port, only the server's datagrams reach
  *        it) and a random RequestId; the request goes out as 512-byte datagrams, again at
  *        retry, 2 x retry, 3 x retry ... ms (Handle.Net's 500/1000/1500 ms by default) until the
@@ -45,10 +45,10 @@ static int udp_send_all(ups_query_t *q)
 	return HDL_EOK;
 }
 
-static void udp_fail(ups_query_t *q, int err)
+static void udp_fail(ups_query_t *q, int err, const char *why)
 {
 	ups_server_t *s = q->srv;
-	log_peer(LOG_LVL_WARN, "upstream %s: %s", s->label, hdl_strerror(err));
+	log_peer(LOG_LVL_WARN, "upstream %s: %s", s->label, why);
 	ups_server_fail(s, err);
 	ups_complete(q, err, NULL, 0);
 }
@@ -63,7 +63,7 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		hdl_envelope_t env;
 		if (n < 0) {
 			if (errno == ECONNREFUSED)
-				udp_fail(q, HDL_ECONNREFUSED);
+				udp_fail(q, HDL_ECONNREFUSED, "refused (ICMP port unreachable)");
 			return;
 		}
 		if ((size_t)n < HDL_ENVELOPE_LEN || (size_t)n > HDL_UDP_MAX_DGRAM ||
@@ -72,7 +72,7 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (!q->rbuf) {
 			if (env.msg_len > max) {
-				udp_fail(q, HDL_ELIMIT);
+				udp_fail(q, HDL_ELIMIT, "answer over upstream_max_reply");
 				return;
 			}
 			size_t cap = HDL_ENVELOPE_LEN + (size_t)env.msg_len;
@@ -143,7 +143,8 @@ void ups_udp_retry(ups_query_t *q)
 {
 	int r = udp_send_all(q);
 	if (r != HDL_EOK)
-		udp_fail(q, r);
+		udp_fail(q, r,
+		         r == HDL_ECONNREFUSED ? "refused (ICMP port unreachable)" : "cannot send");
 }
 
 void ups_udp_stop(ups_query_t *q)

@@ -119,8 +119,8 @@ static bool limits_ok(const ups_limits_t *l)
 {
 	return l->max_conns_per_server && l->max_conns && l->max_queries && l->max_servers &&
 	       l->pipeline && l->pipeline <= UPS_MAX_PIPELINE && l->max_reply >= HDL_HEADER_LEN &&
-	       l->max_reply <= HDL_MAX_MESSAGE_LEN && l->connect_timeout_ms &&
-	       l->idle_timeout_ms && l->udp_retry_ms && l->fail_threshold && l->backoff_ms &&
+	       l->max_reply <= HDL_MAX_MESSAGE_LEN && l->connect_timeout_ms && l->idle_timeout_ms &&
+	       l->udp_retry_ms && l->fail_threshold && l->backoff_ms &&
 	       l->backoff_max_ms >= l->backoff_ms;
 }
 
@@ -538,8 +538,8 @@ static void query_timer(evutil_socket_t fd, short what, void *arg)
 			ups_udp_retry(q);
 		else
 			ups_timer_at(q->timer, q->state == Q_UDP && q->next_try_ms < q->deadline_ms
-			                       ? q->next_try_ms
-			                       : q->deadline_ms);
+			                           ? q->next_try_ms
+			                           : q->deadline_ms);
 		return;
 	}
 	if (q->srv && (q->state == Q_SENT || q->state == Q_UDP)) {
@@ -557,8 +557,8 @@ void ups_requeue(ups_query_t *q)
 	pend_push(q->srv, q, true);
 }
 
-static ups_query_t *query_new(ups_pool_t *p, const uint8_t *req, size_t len,
-                              uint64_t deadline_ms, ups_cb_t cb, void *arg, bool top)
+static ups_query_t *query_new(ups_pool_t *p, const uint8_t *req, size_t len, uint64_t deadline_ms,
+                              ups_cb_t cb, void *arg, bool top)
 {
 	ups_query_t *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -570,8 +570,8 @@ static ups_query_t *query_new(ups_pool_t *p, const uint8_t *req, size_t len,
 	q->arg = arg;
 	q->deadline_ms = deadline_ms;
 	q->len = len;
-	q->caller_id = (uint32_t)req[8] << 24 | (uint32_t)req[9] << 16 | (uint32_t)req[10] << 8 |
-	               req[11];
+	q->caller_id =
+	    (uint32_t)req[8] << 24 | (uint32_t)req[9] << 16 | (uint32_t)req[10] << 8 | req[11];
 	q->req = malloc(len);
 	q->timer = evtimer_new(p->base, query_timer, q);
 	if (!q->req || !q->timer) {
@@ -897,8 +897,8 @@ static void multi_child_done(ups_query_t *mq, int status, const uint8_t *reply, 
 }
 
 int ups_query_any(ups_pool_t *p, const ups_target_t *cands, unsigned n, const uint8_t *req,
-                  size_t len, uint64_t deadline_ms, uint32_t try_timeout_ms, ups_cb_t cb,
-                  void *arg, ups_query_t **out)
+                  size_t len, uint64_t deadline_ms, uint32_t try_timeout_ms, ups_cb_t cb, void *arg,
+                  ups_query_t **out)
 {
 	if (out)
 		*out = NULL;
@@ -1019,8 +1019,8 @@ void ups_pool_free(ups_pool_t *p)
 
 /* ---- HS_SITE ---------------------------------------------------------------------------- */
 
-unsigned ups_site_targets(const hdl_site_t *site, hdl_slice_t handle, unsigned mask,
-                          ups_tls_t *tls, ups_target_t *out, unsigned max)
+unsigned ups_site_targets(const hdl_site_t *site, hdl_slice_t handle, unsigned mask, ups_tls_t *tls,
+                          ups_target_t *out, unsigned max)
 {
 	static const struct {
 		uint8_t proto;
@@ -1048,8 +1048,8 @@ unsigned ups_site_targets(const hdl_site_t *site, hdl_slice_t handle, unsigned m
 			continue;
 		for (uint32_t i = 0; i < sv->n_ifaces && n < max; i++) {
 			const hdl_interface_t *f = &sv->ifaces[i];
-			if (f->proto != order[o].proto || !(f->type & HDL_IF_QUERY) || f->port == 0 ||
-			    f->port > 65535)
+			if (f->proto != order[o].proto || !(f->type & HDL_IF_QUERY) ||
+			    f->port == 0 || f->port > 65535)
 				continue;
 			ups_target_t *t = &out[n++];
 			memset(t, 0, sizeof(*t));

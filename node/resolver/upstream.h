@@ -4,7 +4,7 @@
  * \brief Queries to upstream Handle servers (national top-level nodes, other secondary nodes):
  *        a per-worker pool of connections on the worker's event_base, never blocking.
  *
- * Transports (docs/delegation.md; RFC 3652 and docs/handle-protocol.md section 11 for framing):
+ * Transports (docs/delegation.md; RFC 3652 for the framing):
  *  - UPS_TLS:   Handle TCP framing (20-byte envelope + MessageLength) over TLS 1.2+, persistent
  *               and pipelined: several requests in flight on one connection, matched by RequestId
  *               (rewritten so it is unique per connection, the caller's restored in the reply);
@@ -46,10 +46,10 @@
 struct event_base;
 struct dns;
 
-#define UPS_HOST_MAX 253u      /**< longest host name or numeric address */
-#define UPS_PIN_LEN 32u        /**< SHA-256 SPKI pin */
-#define UPS_MAX_CANDIDATES 32u /**< targets one ups_query_any() chooses among */
-#define UPS_MAX_PIPELINE 256u  /**< most requests in flight on one connection */
+#define UPS_HOST_MAX       253u /**< longest host name or numeric address */
+#define UPS_PIN_LEN        32u  /**< SHA-256 SPKI pin */
+#define UPS_MAX_CANDIDATES 32u  /**< targets one ups_query_any() chooses among */
+#define UPS_MAX_PIPELINE   256u /**< most requests in flight on one connection */
 
 /** Transport of an upstream target. */
 typedef enum ups_transport {
@@ -70,12 +70,12 @@ bool ups_transport_is_tls(ups_transport_t t);
 
 /** TLS parameters of one upstream (strings are copied by ups_tls_new()). */
 typedef struct ups_tls_conf {
-	const char *label;     /**< name used in log lines (the upstream's name) */
-	const char *ca_file;   /**< PEM CA bundle; NULL or "" = the system trust store */
-	const char *cert_file; /**< client certificate chain (PEM), or NULL */
-	const char *key_file;  /**< its private key (PEM), or NULL */
-	bool verify;           /**< false: no certificate verification at all (logged loudly) */
-	bool has_pin;          /**< check pin[] against the server's public key */
+	const char *label;        /**< name used in log lines (the upstream's name) */
+	const char *ca_file;      /**< PEM CA bundle; NULL or "" = the system trust store */
+	const char *cert_file;    /**< client certificate chain (PEM), or NULL */
+	const char *key_file;     /**< its private key (PEM), or NULL */
+	bool verify;              /**< false: no certificate verification at all (logged loudly) */
+	bool has_pin;             /**< check pin[] against the server's public key */
 	uint8_t pin[UPS_PIN_LEN]; /**< SHA-256 of the DER SubjectPublicKeyInfo */
 } ups_tls_conf_t;
 
@@ -213,8 +213,8 @@ int ups_query_start(ups_pool_t *p, const ups_target_t *t, const uint8_t *req, si
  *         is down), HDL_ELIMIT, HDL_ENOMEM
  */
 int ups_query_any(ups_pool_t *p, const ups_target_t *cands, unsigned n, const uint8_t *req,
-                  size_t len, uint64_t deadline_ms, uint32_t try_timeout_ms, ups_cb_t cb,
-                  void *arg, ups_query_t **out);
+                  size_t len, uint64_t deadline_ms, uint32_t try_timeout_ms, ups_cb_t cb, void *arg,
+                  ups_query_t **out);
 
 /**
  * \brief Forget a running query: its callback will not be called. A request already on the wire
@@ -231,32 +231,32 @@ void ups_query_cancel(ups_query_t *q);
  */
 int ups_choose(ups_pool_t *p, const ups_target_t *cands, unsigned n, const bool *skip);
 
-#define UPS_SRTT_INIT_MS 300u  /**< SRTT assumed for a target never measured */
-#define UPS_EXPLORE_ONE_IN 16u /**< one choice in this many explores */
+#define UPS_SRTT_INIT_MS   300u /**< SRTT assumed for a target never measured */
+#define UPS_EXPLORE_ONE_IN 16u  /**< one choice in this many explores */
 
 /** Health and timing of one target, for logs and tests. */
 typedef struct ups_server_info {
-	bool known;        /**< the pool remembers the target */
-	bool measured;     /**< srtt_ms is a measurement */
-	uint32_t srtt_ms;  /**< smoothed round-trip time */
-	unsigned fails;    /**< consecutive failures */
-	bool down;         /**< in back-off now */
-	uint64_t down_ms;  /**< back-off left (0 when up) */
-	unsigned conns;    /**< open connections */
+	bool known;       /**< the pool remembers the target */
+	bool measured;    /**< srtt_ms is a measurement */
+	uint32_t srtt_ms; /**< smoothed round-trip time */
+	unsigned fails;   /**< consecutive failures */
+	bool down;        /**< in back-off now */
+	uint64_t down_ms; /**< back-off left (0 when up) */
+	unsigned conns;   /**< open connections */
 } ups_server_info_t;
 
 /** \brief Health and timing of \p t. */
 void ups_server_info(ups_pool_t *p, const ups_target_t *t, ups_server_info_t *info);
 
 /**
- * \brief Targets for \p handle in one HS_SITE (docs/handle-protocol.md sections 1.2, 5.2): the
- *        server the handle hashes to, each of its query interfaces whose transport is in
- *        \p mask (bits 1u << ups_transport_t), ordered HTTPS, TCP, UDP, HTTP. HTTPS interfaces
- *        need \p tls (borrowed) and are skipped without it; servers with an all-zero address are
+ * \brief Targets for \p handle in one HS_SITE (RFC 3651): the server the handle hashes to
+ *        (hdl_site_server_for()), each of its query interfaces whose transport is in \p mask
+ *        (bits 1u << ups_transport_t), ordered HTTPS, TCP, UDP, HTTP. HTTPS interfaces need
+ *        \p tls (borrowed) and are skipped without it; servers with an all-zero address are
  *        skipped.
  * \return targets written to \p out (at most \p max)
  */
-unsigned ups_site_targets(const hdl_site_t *site, hdl_slice_t handle, unsigned mask,
-                          ups_tls_t *tls, ups_target_t *out, unsigned max);
+unsigned ups_site_targets(const hdl_site_t *site, hdl_slice_t handle, unsigned mask, ups_tls_t *tls,
+                          ups_target_t *out, unsigned max);
 
 #endif /* HDL_NODE_RESOLVER_UPSTREAM_H */

@@ -140,9 +140,10 @@ static void on_res(void *arg, int status, const uint8_t *reply, size_t len)
 	snprintf(r->handle, sizeof(r->handle), "%.*s", (int)m.u.values.handle.len,
 	         (const char *)m.u.values.handle.p);
 	if (m.u.values.n_values)
-		snprintf(r->tag, sizeof(r->tag), "%.*s",
-		         (int)(m.u.values.values[0].data.len < 40 ? m.u.values.values[0].data.len : 40),
-		         (const char *)m.u.values.values[0].data.p);
+		snprintf(
+		    r->tag, sizeof(r->tag), "%.*s",
+		    (int)(m.u.values.values[0].data.len < 40 ? m.u.values.values[0].data.len : 40),
+		    (const char *)m.u.values.values[0].data.p);
 	hdl_arena_free(&a);
 }
 
@@ -167,8 +168,8 @@ static bool all_done(void *arg)
 }
 
 /* Start one query to \p t with handle "88.1/<n>" and RequestId 1000 + n. */
-static void start(ups_pool_t *p, const ups_target_t *t, unsigned n, uint32_t timeout_ms,
-                  res_t *r, ups_query_t **q)
+static void start(ups_pool_t *p, const ups_target_t *t, unsigned n, uint32_t timeout_ms, res_t *r,
+                  ups_query_t **q)
 {
 	uint8_t req[512];
 	char h[32];
@@ -318,19 +319,20 @@ typedef struct tdelay {
 struct tsrv {
 	struct evconnlistener *lis[2];
 	uint16_t port;
-	SSL_CTX *ctx;      /* NULL: plain */
-	bool http;         /* HTTP native tunnel */
+	SSL_CTX *ctx; /* NULL: plain */
+	bool http;    /* HTTP native tunnel */
 	/* script */
 	unsigned delay_ms;
 	unsigned reverse_batch; /* hold answers until this many, then answer last first */
 	unsigned drop_after;    /* close (no answer) on a request once this many were answered */
 	bool drop_set;
-	bool half_reply;        /* half an answer, then close */
-	bool bad_id;            /* answer with RequestId + 1 */
-	unsigned close_after;   /* close after this many answers on a connection */
-	unsigned http_status;   /* non-200: answer with it */
-	bool http_close;        /* Connection: close */
-	size_t pad;             /* extra bytes in the value data */
+	bool half_reply;      /* half an answer, then close */
+	bool bad_id;          /* answer with RequestId + 1 */
+	unsigned close_after; /* close after this many answers on a connection */
+	unsigned http_status; /* non-200: answer with it */
+	bool http_close;      /* Connection: close */
+	const char *raw;      /* HTTP: answer with these bytes instead */
+	size_t pad;           /* extra bytes in the value data */
 	char tag[32];
 	/* counters */
 	unsigned accepts, accepts_on[2], open, max_open;
@@ -393,6 +395,10 @@ static void tconn_send(tconn_t *c, const uint8_t *msg, size_t len)
 	tsrv_t *s = c->s;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	if (s->http) {
+		if (s->raw) {
+			evbuffer_add(out, s->raw, strlen(s->raw));
+			return;
+		}
 		if (s->http_status && s->http_status != 200) {
 			evbuffer_add_printf(out, "HTTP/1.1 %u Oops\r\nContent-Length: 0\r\n\r\n",
 			                    s->http_status);
@@ -592,8 +598,9 @@ static struct evconnlistener *listen_on(tsrv_t *s, const char *ip, uint16_t port
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(port);
 	inet_pton(AF_INET, ip, &sa.sin_addr);
-	return evconnlistener_new_bind(base, tsrv_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-	                               64, (struct sockaddr *)&sa, sizeof(sa));
+	return evconnlistener_new_bind(base, tsrv_accept, s,
+	                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+	                               (struct sockaddr *)&sa, sizeof(sa));
 }
 
 /* A server on 127.0.0.1 (and on 127.0.0.2, same port, when \p second). */
@@ -1033,9 +1040,8 @@ static void test_failover_backoff(void **state)
 	res_t r;
 	/* the dead one is tried first (nothing measured: the order given), then the good one */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(ups_query_any(p, c, 2, req, len, ups_now_ms() + 8000, 2000, on_res, &r,
-	                               NULL),
-	                 HDL_EOK);
+	assert_int_equal(
+	    ups_query_any(p, c, 2, req, len, ups_now_ms() + 8000, 2000, on_res, &r, NULL), HDL_EOK);
 	assert_true(run_until(res_done, &r, WAIT_MS));
 	assert_int_equal(r.status, HDL_EOK);
 	assert_string_equal(r.tag, "good");
@@ -1057,9 +1063,8 @@ static void test_failover_backoff(void **state)
 		assert_int_equal(ups_choose(p, c, 2, NULL), 1);
 	assert_int_equal(ups_choose(p, c, 1, NULL), HDL_EAGAIN);
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(ups_query_any(p, c, 2, req, len, ups_now_ms() + 8000, 2000, on_res, &r,
-	                               NULL),
-	                 HDL_EOK);
+	assert_int_equal(
+	    ups_query_any(p, c, 2, req, len, ups_now_ms() + 8000, 2000, on_res, &r, NULL), HDL_EOK);
 	assert_true(run_until(res_done, &r, WAIT_MS));
 	assert_int_equal(r.status, HDL_EOK);
 	ups_pool_stats(p, &st);
@@ -1073,9 +1078,9 @@ static void test_failover_backoff(void **state)
 	assert_true(info.down_ms > 400 && info.down_ms <= 800);
 	/* every candidate down: refused at once */
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(ups_query_any(p, c, 1, req, len, ups_now_ms() + 8000, 2000, on_res, &r,
-	                               NULL),
-	                 HDL_EAGAIN);
+	assert_int_equal(
+	    ups_query_any(p, c, 1, req, len, ups_now_ms() + 8000, 2000, on_res, &r, NULL),
+	    HDL_EAGAIN);
 	/* a success clears the health record */
 	ups_pool_free(p);
 	p = pool_new(&l, NULL);
@@ -1148,9 +1153,22 @@ static void test_https_tunnel(void **state)
 	s->http_close = false;
 	assert_int_equal(query1(p, &t, 11, &r[0]), HDL_EOK);
 	assert_int_equal(s->accepts, 2);
-	/* an HTTP error status */
+	/* an HTTP error status, a chunked answer, a head that never ends, a wrong type */
 	s->http_status = 500;
 	assert_int_equal(query1(p, &t, 12, &r[0]), HDL_EPROTO);
+	s->http_status = 0;
+	s->raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+	assert_int_equal(query1(p, &t, 13, &r[0]), HDL_EPROTO);
+	static char junk[UPS_HTTP_HEAD_MAX + 200];
+	memcpy(junk, "HTTP/1.1 200 OK\r\n", 17);
+	memset(junk + 17, 'a', sizeof(junk) - 18);
+	s->raw = junk;
+	assert_int_equal(query1(p, &t, 14, &r[0]), HDL_EPROTO);
+	s->raw = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 44\r\n\r\n"
+	         "<html>0123456789012345678901234567890123</html>";
+	assert_int_equal(query1(p, &t, 15, &r[0]), HDL_EPROTO);
+	s->raw = NULL;
+	assert_int_equal(query1(p, &t, 16, &r[0]), HDL_EOK);
 	ups_pool_free(p);
 	ups_tls_unref(tls);
 	tsrv_free(s);
@@ -1399,8 +1417,8 @@ static void on_res_restart(void *arg, int status, const uint8_t *reply, size_t l
 	uint8_t req[256];
 	size_t rl = mkreq("88.1/z", 1, req, sizeof(req));
 	ups_target_t t = target(1, UPS_TCP, NULL);
-	restart_status = ups_query_start(free_pool, &t, req, rl, ups_now_ms() + 100, on_res, NULL,
-	                                 NULL);
+	restart_status =
+	    ups_query_start(free_pool, &t, req, rl, ups_now_ms() + 100, on_res, NULL, NULL);
 }
 
 static void test_pool_free_running(void **state)
@@ -1450,8 +1468,9 @@ static void test_bad_requests(void **state)
 	req[19]++;
 	assert_int_equal(ups_query_start(p, &t, req, len, ups_now_ms() + 100, on_res, &r, NULL),
 	                 HDL_EINVAL);
-	assert_int_equal(ups_query_any(p, &t, 0, req, len, ups_now_ms() + 100, 10, on_res, &r, NULL),
-	                 HDL_EINVAL);
+	assert_int_equal(
+	    ups_query_any(p, &t, 0, req, len, ups_now_ms() + 100, 10, on_res, &r, NULL),
+	    HDL_EINVAL);
 	ups_limits_t bad = l;
 	bad.max_conns = 0;
 	ups_pool_t *p2 = NULL;
@@ -1501,7 +1520,7 @@ static void tdns_read(evutil_socket_t fd, short what, void *arg)
 	pos += 4;
 	bool known = strcasecmp(name, "ups.test") == 0;
 	memcpy(out, q, pos);
-	out[2] = 0x81; /* QR, RD */
+	out[2] = 0x81;                /* QR, RD */
 	out[3] = known ? 0x80 : 0x83; /* RA; NXDOMAIN for other names */
 	out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;
 	size_t o = pos;
@@ -1553,7 +1572,10 @@ static dns_t *dns_for(tdns_t *td, unsigned cache)
 	char srv[64], err[256];
 	const char *servers[1] = {srv};
 	snprintf(srv, sizeof(srv), "127.0.0.1:%u", td->port);
-	dns_conf_t dc = {.servers = servers, .n_servers = 1, .cache_size = cache, .max_ttl_s = 3600,
+	dns_conf_t dc = {.servers = servers,
+	                 .n_servers = 1,
+	                 .cache_size = cache,
+	                 .max_ttl_s = 3600,
 	                 .timeout_ms = 1000};
 	dns_t *d = NULL;
 	if (dns_new(base, &dc, &d, err, sizeof(err)) != HDL_EOK)
@@ -1692,7 +1714,7 @@ static void test_site_targets(void **state)
 	hdl_site_t site = {.hash_option = HDL_HASH_BY_HANDLE, .n_servers = 2, .servers = sv};
 	ups_target_t out[8];
 	ups_tls_t *tls = client_tls(certs, true, NULL, NULL);
-	/* docs/handle-protocol.md section 1.2: 20.500.12345/abc by handle, n = 2 -> server 1 */
+	/* the test_values.c hash vectors: 20.500.12345/abc by handle, n = 2 -> server 1 */
 	hdl_slice_t h = hdl_slice_str("20.500.12345/abc");
 	unsigned all = (1u << UPS_TRANSPORT_COUNT) - 1;
 	unsigned n = ups_site_targets(&site, h, all, tls, out, 8);
@@ -1731,9 +1753,11 @@ static void test_target_set(void **state)
 	assert_int_equal(ups_target_set(&t, "[2001:db8::1]:443", UPS_HTTPS, NULL), HDL_EOK);
 	assert_string_equal(t.host, "2001:db8::1");
 	assert_int_equal(ups_target_set(&t, "top.example.cn:2642", UPS_TLS, NULL), HDL_EOK);
-	const char *bad[] = {"192.0.2.1", "192.0.2.1:", "192.0.2.1:0", "192.0.2.1:65536",
-	                     "2001:db8::1:80", "[2001:db8::1]80", "[nothex]:80", ":80",
-	                     "h:8x", "h:-1"};
+	const char *bad[] = {"192.0.2.1",      "192.0.2.1:",
+	                     "192.0.2.1:0",    "192.0.2.1:65536",
+	                     "2001:db8::1:80", "[2001:db8::1]80",
+	                     "[nothex]:80",    ":80",
+	                     "h:8x",           "h:-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (ups_target_set(&t, bad[i], UPS_TLS, NULL) != HDL_EINVAL)
 			fail_msg("accepted '%s'", bad[i]);
@@ -1803,11 +1827,12 @@ static void test_conf_lines(void **state)
 	                                         err, sizeof(err)),
 	                 HDL_EOK);
 	assert_false(u.verify);
-	assert_int_equal(ups_conf_parse_upstream("old h.example:2641 transport=udp", &u, err,
-	                                         sizeof(err)),
-	                 HDL_EOK);
+	assert_int_equal(
+	    ups_conf_parse_upstream("old h.example:2641 transport=udp", &u, err, sizeof(err)),
+	    HDL_EOK);
 	/* the default transport is TLS */
-	assert_int_equal(ups_conf_parse_upstream("d 192.0.2.1:2642", &u, err, sizeof(err)), HDL_EOK);
+	assert_int_equal(ups_conf_parse_upstream("d 192.0.2.1:2642", &u, err, sizeof(err)),
+	                 HDL_EOK);
 	assert_int_equal(u.target.transport, UPS_TLS);
 	const char *bad[] = {
 	    "top",
@@ -1839,8 +1864,7 @@ static void test_conf_lines(void **state)
 	assert_int_equal(f.n, 2);
 	assert_string_equal(f.names[1], "peer");
 	assert_int_equal(ups_conf_parse_forward("* top", &f, err, sizeof(err)), HDL_EOK);
-	const char *fbad[] = {"88.100", "88/1 top", "8* top", "88 t@p",
-	                      "88 a b c d e f g h i"};
+	const char *fbad[] = {"88.100", "88/1 top", "8* top", "88 t@p", "88 a b c d e f g h i"};
 	for (size_t i = 0; i < sizeof(fbad) / sizeof(fbad[0]); i++) {
 		if (ups_conf_parse_forward(fbad[i], &f, err, sizeof(err)) != HDL_ECONF)
 			fail_msg("accepted forward '%s'", fbad[i]);
@@ -1932,32 +1956,19 @@ static void test_conf_set_route(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_target_set),
-	    cmocka_unit_test(test_http_head),
-	    cmocka_unit_test(test_site_targets),
-	    cmocka_unit_test(test_conf_lines),
-	    cmocka_unit_test(test_conf_set_route),
-	    cmocka_unit_test(test_bad_requests),
-	    cmocka_unit_test(test_tls_pipelining),
-	    cmocka_unit_test(test_tls_reuse_resumption),
-	    cmocka_unit_test(test_tls_wrong_ca),
-	    cmocka_unit_test(test_tls_wrong_name),
-	    cmocka_unit_test(test_tls_expired),
-	    cmocka_unit_test(test_tls_pin),
-	    cmocka_unit_test(test_tls_verify_off),
-	    cmocka_unit_test(test_tls_client_cert),
-	    cmocka_unit_test(test_deadline),
-	    cmocka_unit_test(test_cancel_in_flight),
-	    cmocka_unit_test(test_lost_connection),
-	    cmocka_unit_test(test_failover_backoff),
-	    cmocka_unit_test(test_srtt_choice),
-	    cmocka_unit_test(test_https_tunnel),
-	    cmocka_unit_test(test_udp_multipacket),
-	    cmocka_unit_test(test_limits_queries_conns),
-	    cmocka_unit_test(test_limits_total_conns),
-	    cmocka_unit_test(test_limits_reply_servers),
-	    cmocka_unit_test(test_pool_free_running),
-	    cmocka_unit_test(test_dns_cache_ttl),
+	    cmocka_unit_test(test_target_set),         cmocka_unit_test(test_http_head),
+	    cmocka_unit_test(test_site_targets),       cmocka_unit_test(test_conf_lines),
+	    cmocka_unit_test(test_conf_set_route),     cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_tls_pipelining),     cmocka_unit_test(test_tls_reuse_resumption),
+	    cmocka_unit_test(test_tls_wrong_ca),       cmocka_unit_test(test_tls_wrong_name),
+	    cmocka_unit_test(test_tls_expired),        cmocka_unit_test(test_tls_pin),
+	    cmocka_unit_test(test_tls_verify_off),     cmocka_unit_test(test_tls_client_cert),
+	    cmocka_unit_test(test_deadline),           cmocka_unit_test(test_cancel_in_flight),
+	    cmocka_unit_test(test_lost_connection),    cmocka_unit_test(test_failover_backoff),
+	    cmocka_unit_test(test_srtt_choice),        cmocka_unit_test(test_https_tunnel),
+	    cmocka_unit_test(test_udp_multipacket),    cmocka_unit_test(test_limits_queries_conns),
+	    cmocka_unit_test(test_limits_total_conns), cmocka_unit_test(test_limits_reply_servers),
+	    cmocka_unit_test(test_pool_free_running),  cmocka_unit_test(test_dns_cache_ttl),
 	    cmocka_unit_test(test_dns_upstream),
 	};
 	if (argc > 1)
