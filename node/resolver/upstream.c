@@ -698,7 +698,8 @@ static void on_dns(void *arg, int status, const dns_addrs_t *a)
 		return;
 	}
 	s->naddr = 0;
-	ups_server_fail_queued(s, HDL_EDNS);
+	if (!s->conns) /* otherwise the open connections may still serve them */
+		ups_server_fail_queued(s, HDL_EDNS);
 }
 
 /*

@@ -32,7 +32,8 @@
  *
  * \note Everything here runs on the thread of the pool's event_base. Callbacks are never called
  *       from inside ups_query_start() / ups_query_any(); they may start and cancel queries, but
- *       must not free the pool.
+ *       must not free the pool. The process must ignore SIGPIPE (OpenSSL writes with write(2)),
+ *       as idnoded does.
  */
 #ifndef HDL_NODE_RESOLVER_UPSTREAM_H
 #define HDL_NODE_RESOLVER_UPSTREAM_H

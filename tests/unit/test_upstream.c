@@ -593,14 +593,24 @@ static void tsrv_accept(struct evconnlistener *l, evutil_socket_t fd, struct soc
 
 static struct evconnlistener *listen_on(tsrv_t *s, const char *ip, uint16_t port)
 {
-	struct sockaddr_in sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(port);
-	inet_pton(AF_INET, ip, &sa.sin_addr);
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&ss;
+	socklen_t sl = sizeof(*sa);
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':')) {
+		sa6->sin6_family = AF_INET6;
+		sa6->sin6_port = htons(port);
+		inet_pton(AF_INET6, ip, &sa6->sin6_addr);
+		sl = sizeof(*sa6);
+	} else {
+		sa->sin_family = AF_INET;
+		sa->sin_port = htons(port);
+		inet_pton(AF_INET, ip, &sa->sin_addr);
+	}
 	return evconnlistener_new_bind(base, tsrv_accept, s,
 	                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
-	                               (struct sockaddr *)&sa, sizeof(sa));
+	                               (struct sockaddr *)&ss, (int)sl);
 }
 
 /* A server on 127.0.0.1 (and on 127.0.0.2, same port, when \p second). */
@@ -770,7 +780,7 @@ static void test_tls_reuse_resumption(void **state)
 	tsrv_t *s = tsrv_new(server_ctx(certs, "server", NULL), false, false);
 	ups_tls_t *tls = client_tls(certs, true, NULL, NULL);
 	ups_limits_t l = test_limits();
-	l.idle_timeout_ms = 300;
+	l.idle_timeout_ms = 1000; /* far above the gaps between the queries below */
 	ups_pool_t *p = pool_new(&l, NULL);
 	ups_target_t t = target(s->port, UPS_TLS, tls);
 	res_t r;
@@ -1091,6 +1101,55 @@ static void test_failover_backoff(void **state)
 	tsrv_free(s);
 }
 
+/* A server that does not answer in time: the next one is asked after the per-try timeout. */
+static void test_failover_timeout(void **state)
+{
+	tsrv_t *slow = tsrv_new(NULL, false, false), *fast = tsrv_new(NULL, false, false);
+	slow->delay_ms = 4000;
+	snprintf(fast->tag, sizeof(fast->tag), "fast");
+	ups_limits_t l = test_limits();
+	ups_pool_t *p = pool_new(&l, NULL);
+	ups_target_t c[2] = {target(slow->port, UPS_TCP, NULL), target(fast->port, UPS_TCP, NULL)};
+	uint8_t req[256];
+	size_t len = mkreq("88.1/t", 9, req, sizeof(req));
+	res_t r;
+	memset(&r, 0, sizeof(r));
+	uint64_t t0 = ups_now_ms();
+	assert_int_equal(ups_query_any(p, c, 2, req, len, t0 + 10000, 300, on_res, &r, NULL),
+	                 HDL_EOK);
+	assert_true(run_until(res_done, &r, WAIT_MS));
+	assert_int_equal(r.status, HDL_EOK);
+	assert_string_equal(r.tag, "fast");
+	assert_int_equal(r.rid, 9);
+	uint64_t took = ups_now_ms() - t0;
+	assert_true(took >= 295 && took < 3900);
+	assert_int_equal(slow->requests, 1);
+	ups_server_info_t info;
+	ups_server_info(p, &c[0], &info);
+	assert_int_equal(info.fails, 1);
+	assert_true(info.srtt_ms >= 295);
+	/* both too slow: the overall deadline ends it */
+	fast->delay_ms = 4000;
+	memset(&r, 0, sizeof(r));
+	t0 = ups_now_ms();
+	assert_int_equal(ups_query_any(p, c, 2, req, len, t0 + 500, 300, on_res, &r, NULL),
+	                 HDL_EOK);
+	assert_true(run_until(res_done, &r, WAIT_MS));
+	assert_int_equal(r.status, HDL_ETIMEDOUT);
+	assert_true(ups_now_ms() - t0 >= 495);
+	/* new limits apply to the next start */
+	ups_limits_t one = l;
+	one.max_queries = 1;
+	ups_pool_set_limits(p, &one);
+	res_t a, b;
+	start(p, &c[1], 1, 5000, &a, NULL);
+	assert_int_equal(ups_query_start(p, &c[1], req, len, ups_now_ms() + 1000, on_res, &b, NULL),
+	                 HDL_ELIMIT);
+	ups_pool_free(p);
+	tsrv_free(slow);
+	tsrv_free(fast);
+}
+
 /* A 400 ms server and an immediate one: the quick one is chosen, the slow one now and then. */
 static void test_srtt_choice(void **state)
 {
@@ -1177,8 +1236,24 @@ static void test_https_tunnel(void **state)
 	p = pool_new(&l, NULL);
 	t = target(s->port, UPS_HTTP, NULL);
 	assert_int_equal(query1(p, &t, 1, &r[0]), HDL_EOK);
+	/* and over IPv6 (::1; skipped where loopback has no IPv6) */
+	struct evconnlistener *l6 = listen_on(s, "::1", 0);
+	if (l6) {
+		struct sockaddr_in6 sa6;
+		socklen_t sl = sizeof(sa6);
+		getsockname(evconnlistener_get_fd(l6), (struct sockaddr *)&sa6, &sl);
+		char hp[64];
+		snprintf(hp, sizeof(hp), "[::1]:%u", ntohs(sa6.sin6_port));
+		assert_int_equal(ups_target_set(&t, hp, UPS_HTTP, NULL), HDL_EOK);
+		unsigned accepts = s->accepts;
+		assert_int_equal(query1(p, &t, 2, &r[0]), HDL_EOK);
+		assert_int_equal(s->accepts, accepts + 1);
+		assert_string_equal(s->last_line, "POST / HTTP/1.1");
+	}
 	ups_pool_free(p);
 	tsrv_free(s);
+	if (l6)
+		evconnlistener_free(l6);
 }
 
 /* ---- UDP ---------------------------------------------------------------------------------- */
@@ -1555,7 +1630,7 @@ static tdns_t *tdns_new(void)
 	d->port = ntohs(sa.sin_port);
 	d->ev = event_new(base, d->fd, EV_READ | EV_PERSIST, tdns_read, d);
 	event_add(d->ev, NULL);
-	d->ttl = 1;
+	d->ttl = 2;
 	memcpy(d->addr, (uint8_t[]){127, 0, 0, 1}, 4);
 	return d;
 }
@@ -1609,12 +1684,12 @@ static void test_dns_cache_ttl(void **state)
 	assert_int_equal(r.status, HDL_EOK);
 	assert_int_equal(r.a.n, 1);
 	assert_memory_equal(r.a.addr[0].a, td->addr, 4);
-	assert_int_equal(r.a.ttl_s, 1);
+	assert_int_equal(r.a.ttl_s, 2);
 	/* within the TTL: from the cache */
 	assert_int_equal(dns_lookup(d, "UPS.test", on_dns_res, &r, &now, &w), 1);
 	assert_int_equal(td->a_queries, 1);
 	/* after it: asked again */
-	run_for(1100);
+	run_for(2100);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(dns_lookup(d, "ups.test", on_dns_res, &r, &now, &w), 0);
 	assert_true(run_until(flag_set, &r.done, WAIT_MS));
@@ -1670,7 +1745,7 @@ static void test_dns_upstream(void **state)
 	assert_int_equal(td->a_queries, 1);
 	/* the name moves to 127.0.0.2; after the TTL a new connection goes there */
 	memcpy(td->addr, (uint8_t[]){127, 0, 0, 2}, 4);
-	run_for(1100);
+	run_for(2100);
 	/* answered on the open connection while the name is resolved again */
 	assert_int_equal(query1(p, &t, 3, &r), HDL_EOK);
 	assert_true(run_until(tdns_asked_twice, td, WAIT_MS));
@@ -1956,19 +2031,33 @@ static void test_conf_set_route(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_target_set),         cmocka_unit_test(test_http_head),
-	    cmocka_unit_test(test_site_targets),       cmocka_unit_test(test_conf_lines),
-	    cmocka_unit_test(test_conf_set_route),     cmocka_unit_test(test_bad_requests),
-	    cmocka_unit_test(test_tls_pipelining),     cmocka_unit_test(test_tls_reuse_resumption),
-	    cmocka_unit_test(test_tls_wrong_ca),       cmocka_unit_test(test_tls_wrong_name),
-	    cmocka_unit_test(test_tls_expired),        cmocka_unit_test(test_tls_pin),
-	    cmocka_unit_test(test_tls_verify_off),     cmocka_unit_test(test_tls_client_cert),
-	    cmocka_unit_test(test_deadline),           cmocka_unit_test(test_cancel_in_flight),
-	    cmocka_unit_test(test_lost_connection),    cmocka_unit_test(test_failover_backoff),
-	    cmocka_unit_test(test_srtt_choice),        cmocka_unit_test(test_https_tunnel),
-	    cmocka_unit_test(test_udp_multipacket),    cmocka_unit_test(test_limits_queries_conns),
-	    cmocka_unit_test(test_limits_total_conns), cmocka_unit_test(test_limits_reply_servers),
-	    cmocka_unit_test(test_pool_free_running),  cmocka_unit_test(test_dns_cache_ttl),
+	    cmocka_unit_test(test_target_set),
+	    cmocka_unit_test(test_http_head),
+	    cmocka_unit_test(test_site_targets),
+	    cmocka_unit_test(test_conf_lines),
+	    cmocka_unit_test(test_conf_set_route),
+	    cmocka_unit_test(test_bad_requests),
+	    cmocka_unit_test(test_tls_pipelining),
+	    cmocka_unit_test(test_tls_reuse_resumption),
+	    cmocka_unit_test(test_tls_wrong_ca),
+	    cmocka_unit_test(test_tls_wrong_name),
+	    cmocka_unit_test(test_tls_expired),
+	    cmocka_unit_test(test_tls_pin),
+	    cmocka_unit_test(test_tls_verify_off),
+	    cmocka_unit_test(test_tls_client_cert),
+	    cmocka_unit_test(test_deadline),
+	    cmocka_unit_test(test_cancel_in_flight),
+	    cmocka_unit_test(test_lost_connection),
+	    cmocka_unit_test(test_failover_backoff),
+	    cmocka_unit_test(test_failover_timeout),
+	    cmocka_unit_test(test_srtt_choice),
+	    cmocka_unit_test(test_https_tunnel),
+	    cmocka_unit_test(test_udp_multipacket),
+	    cmocka_unit_test(test_limits_queries_conns),
+	    cmocka_unit_test(test_limits_total_conns),
+	    cmocka_unit_test(test_limits_reply_servers),
+	    cmocka_unit_test(test_pool_free_running),
+	    cmocka_unit_test(test_dns_cache_ttl),
 	    cmocka_unit_test(test_dns_upstream),
 	};
 	if (argc > 1)
