@@ -71,8 +71,10 @@ static void conn_update(ups_conn_t *c)
 		p->idle_head = c;
 		c->in_idle = true;
 	}
+	/* nothing live: close when idle long enough, or at once when every slot is orphaned (a
+	 * connection that can take nothing until late answers come is worth less than a new one) */
 	if (c->live == 0)
-		ups_timer_in(c->timer, p->lim.idle_timeout_ms);
+		ups_timer_in(c->timer, c->used == c->cap ? 0 : p->lim.idle_timeout_ms);
 	else
 		evtimer_del(c->timer);
 }

@@ -947,6 +947,22 @@ static void test_deadline(void **state)
 	ups_pool_free(p);
 	ups_tls_unref(tls);
 	tsrv_free(s);
+
+	/* one request per connection (TCP): the connection of a timed-out request is given up at
+	 * once rather than held for its late answer; the next query gets a new one */
+	s = tsrv_new(NULL, false, false);
+	s->delay_ms = 3000;
+	p = pool_new(&l, NULL);
+	t = target(s->port, UPS_TCP, NULL);
+	start(p, &t, 2, 300, &r, NULL);
+	assert_true(run_until(res_done, &r, WAIT_MS));
+	assert_int_equal(r.status, HDL_ETIMEDOUT);
+	assert_true(run_until(conns_zero, p, WAIT_MS));
+	s->delay_ms = 0;
+	assert_int_equal(query1(p, &t, 3, &r), HDL_EOK);
+	assert_int_equal(s->accepts, 2);
+	ups_pool_free(p);
+	tsrv_free(s);
 }
 
 static bool srv_requests_ge(void *arg)
