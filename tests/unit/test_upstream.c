@@ -1242,8 +1242,11 @@ static void test_https_tunnel(void **state)
 	s->raw = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 44\r\n\r\n"
 	         "<html>0123456789012345678901234567890123</html>";
 	assert_int_equal(query1(p, &t, 15, &r[0]), HDL_EPROTO);
+	/* a Content-Length over upstream_max_reply is refused before the body is read */
+	s->raw = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n";
+	assert_int_equal(query1(p, &t, 16, &r[0]), HDL_ELIMIT);
 	s->raw = NULL;
-	assert_int_equal(query1(p, &t, 16, &r[0]), HDL_EOK);
+	assert_int_equal(query1(p, &t, 17, &r[0]), HDL_EOK);
 	ups_pool_free(p);
 	ups_tls_unref(tls);
 	tsrv_free(s);
