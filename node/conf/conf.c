@@ -13,6 +13,7 @@
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "node/common/log.h"
+#include "node/resolver/upconf.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -20,6 +21,11 @@
 #define GIB (1024ull * 1024ull * 1024ull)
 #define TIB (1024ull * GIB)
 
+static int admin_check(const char *v, char *err, size_t errlen);
+
+/* rows leave the optional check callback out */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 static const conf_key_t schema[] = {
 	{"listen", CONF_ADDRS, 0, 0, "127.0.0.1:2641", false, OFF(listen), OFF(n_listen),
@@ -93,7 +99,8 @@ static const conf_key_t schema[] = {
 	{"write_max_record", CONF_SIZE, 1 * KIB, HDL_MAX_MESSAGE_LEN - 4096, "252k", false,
 	 OFF(write_max_record), 0, "largest handle record a change may produce (encoded values)"},
 	{"server_admin", CONF_LIST, 0, 0, NULL, false, OFF(server_admin), OFF(n_server_admin),
-	 "INDEX:HANDLE of a server admin (full access, home/unhome); repeat for several"},
+	 "INDEX:HANDLE of a server admin (full access, home/unhome); repeat for several",
+	 admin_check},
 	{"audit_retention_days", CONF_UINT, 0, 36500, "183", false, OFF(audit_retention_days), 0,
 	 "keep audit entries this long (0 = forever; 6 months is the legal minimum in China)"},
 	{"audit_prune_step", CONF_UINT, 1, 100000, "1000", false, OFF(audit_prune_step), 0,
@@ -102,10 +109,47 @@ static const conf_key_t schema[] = {
 	 "HS_VLIST admin group nesting followed when authorizing"},
 	{"authz_max_groups", CONF_UINT, 1, 4096, "64", false, OFF(authz_max_groups), 0,
 	 "admin group values looked up per authorization at most"},
+	/* upstream servers (node/resolver/upconf.h, docs/delegation.md) */
+	{"upstream", CONF_LIST, 0, 0, NULL, false, OFF(upstream), OFF(n_upstream),
+	 "NAME HOST:PORT [transport=tls|https|http|tcp|udp] [sni=] [ca=] [cert= key=] [pin=] "
+	 "[verify=] [pipeline=]; repeat for several", ups_conf_check_upstream},
+	{"forward", CONF_LIST, 0, 0, NULL, false, OFF(forward), OFF(n_forward),
+	 "PREFIX (or *) NAME [NAME...]: resolve that prefix at those upstreams", ups_conf_check_forward},
+	{"dns_server", CONF_LIST, 0, 0, NULL, false, OFF(dns_server), OFF(n_dns_server),
+	 "DNS server ADDR:PORT for upstream host names; none = /etc/resolv.conf",
+	 ups_conf_check_dns_server},
+	{"upstream_timeout_ms", CONF_UINT, 100, 600000, "5000", false, OFF(upstream_timeout_ms), 0,
+	 "deadline of one upstream query, failovers included"},
+	{"upstream_try_timeout_ms", CONF_UINT, 50, 600000, "2000", false,
+	 OFF(upstream_try_timeout_ms), 0, "time one upstream gets before the next is tried"},
+	{"upstream_connect_timeout_ms", CONF_UINT, 50, 600000, "3000", false,
+	 OFF(upstream_connect_timeout_ms), 0, "TCP connect plus TLS handshake"},
+	{"upstream_idle_timeout_ms", CONF_UINT, 100, 3600000, "30000", false,
+	 OFF(upstream_idle_timeout_ms), 0, "close an upstream connection idle this long"},
+	{"upstream_max_conns_per_server", CONF_UINT, 1, 1024, "4", false,
+	 OFF(upstream_max_conns_per_server), 0, "connections to one upstream server, per worker"},
+	{"upstream_max_conns", CONF_UINT, 1, 100000, "256", false, OFF(upstream_max_conns), 0,
+	 "upstream connections in all, per worker"},
+	{"upstream_max_queries", CONF_UINT, 1, 1000000, "4096", false, OFF(upstream_max_queries), 0,
+	 "upstream queries running at once, per worker"},
+	{"upstream_max_servers", CONF_UINT, 1, 65536, "1024", false, OFF(upstream_max_servers), 0,
+	 "upstream servers remembered (RTT, health, TLS session), per worker"},
+	{"upstream_max_reply", CONF_SIZE, 1 * KIB, HDL_MAX_MESSAGE_LEN, "256k", false,
+	 OFF(upstream_max_reply), 0, "largest upstream reply accepted (bytes after the envelope)"},
+	{"upstream_fail_threshold", CONF_UINT, 1, 1000, "3", false, OFF(upstream_fail_threshold), 0,
+	 "consecutive failures that mark an upstream server down"},
+	{"upstream_backoff_max_ms", CONF_UINT, 1000, 3600000, "60000", false,
+	 OFF(upstream_backoff_max_ms), 0, "longest time a failing upstream server is left alone"},
+	{"upstream_udp_retry_ms", CONF_UINT, 50, 60000, "500", false, OFF(upstream_udp_retry_ms), 0,
+	 "first UDP retransmission to an upstream; then 2x, 3x ..."},
+	{"dns_cache_size", CONF_UINT, 1, 1000000, "1024", false, OFF(dns_cache_size), 0,
+	 "upstream host names cached (and being resolved), per worker"},
 };
+#pragma GCC diagnostic pop
 /* clang-format on */
 
 #define N_SCHEMA (sizeof(schema) / sizeof(schema[0]))
+_Static_assert(N_SCHEMA <= CONF_MAX_KEYS, "raise CONF_MAX_KEYS");
 
 const conf_key_t *conf_schema(size_t *n)
 {
@@ -142,7 +186,7 @@ void conf_clear_list(conf_t *c, const char *key)
 	if (!k || (k->type != CONF_ADDRS && k->type != CONF_LIST && k->type != CONF_NETS))
 		return;
 	list_clear((char ***)((char *)c + k->offset), (unsigned *)((char *)c + k->count_offset));
-	c->set_mask_ |= 1ull << key_no(k);
+	c->set_[key_no(k)] = 1;
 }
 
 int conf_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -339,12 +383,24 @@ static bool admin_ok(const char *v)
 	return hdl_utf8_valid((const uint8_t *)colon + 1, strlen(colon + 1));
 }
 
+/* the check of server_admin entries */
+static int admin_check(const char *v, char *err, size_t errlen)
+{
+	if (admin_ok(v))
+		return HDL_EOK;
+	snprintf(err, errlen, "'%s' is not INDEX:HANDLE (e.g. 300:0.NA/88.100.1)", v);
+	return HDL_ECONF;
+}
+
 static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
                    size_t errlen)
 {
 	void *field = (char *)c + k->offset;
 	uint64_t n = 0;
 	int ret = HDL_EOK;
+
+	if (k->check && k->check(v, err, errlen) != HDL_EOK)
+		return HDL_ECONF;
 
 	switch (k->type) {
 	case CONF_STR: {
@@ -395,7 +451,6 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 	case CONF_NETS: {
 		char ***list = (char ***)field;
 		unsigned *cnt = (unsigned *)((char *)c + k->count_offset);
-		uint64_t bit = 1ull << key_no(k);
 		if (k->type == CONF_NETS) {
 			int nn = conf_each_net(v, NULL, NULL);
 			if (nn < 0) {
@@ -407,7 +462,7 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 				/* "none": an empty list */
 				list_clear(list, cnt);
 				if (!from_default)
-					c->set_mask_ |= bit;
+					c->set_[key_no(k)] = 1;
 				break;
 			}
 		} else if (k->type == CONF_ADDRS) {
@@ -418,19 +473,13 @@ static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_defa
 				         "'%s' is not ADDR:PORT (numeric IPv4, or [IPv6]:PORT)", v);
 				return HDL_ECONF;
 			}
-		} else if (k->offset == OFF(server_admin)) {
-			if (!admin_ok(v)) {
-				snprintf(err, errlen, "'%s' is not INDEX:HANDLE (e.g. 300:0.NA/88.100.1)",
-				         v);
-				return HDL_ECONF;
-			}
-		} else if (!prefix_ok(v)) {
+		} else if (!k->check && !prefix_ok(v)) {
 			snprintf(err, errlen, "'%s' is not a prefix (no spaces or '/')", v);
 			return HDL_ECONF;
 		}
-		if (!from_default && !(c->set_mask_ & bit)) {
+		if (!from_default && !c->set_[key_no(k)]) {
 			list_clear(list, cnt);
-			c->set_mask_ |= bit;
+			c->set_[key_no(k)] = 1;
 		}
 		if (*cnt >= CONF_MAX_LIST) {
 			snprintf(err, errlen, "more than %u entries", CONF_MAX_LIST);
@@ -473,6 +522,9 @@ void conf_free(conf_t *c)
 	list_clear(&c->http, &c->n_http);
 	list_clear(&c->home, &c->n_home);
 	list_clear(&c->udp_rrl_whitelist, &c->n_udp_rrl_whitelist);
+	list_clear(&c->upstream, &c->n_upstream);
+	list_clear(&c->forward, &c->n_forward);
+	list_clear(&c->dns_server, &c->n_dns_server);
 	free(c->db);
 	free(c->pidfile);
 	free(c->write_sync);
@@ -645,7 +697,7 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 			}
 		}
 	}
-	return HDL_EOK;
+	return ups_conf_validate(c, err, errlen);
 }
 
 static bool list_eq(char **a, unsigned na, char **b, unsigned nb)
@@ -713,7 +765,7 @@ int conf_build(conf_t *c, const char *path, const conf_override_t *ov, size_t n_
                size_t errlen)
 {
 	char why[256];
-	uint64_t cleared = 0;
+	uint8_t cleared[CONF_MAX_KEYS] = {0};
 	int ret = conf_init(c);
 	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "out of memory");
@@ -731,11 +783,10 @@ int conf_build(conf_t *c, const char *path, const conf_override_t *ov, size_t n_
 			ret = HDL_ECONF;
 			goto fail;
 		}
-		uint64_t bit = 1ull << key_no(k);
 		/* --listen / --http replace the file's list; --home adds to it */
-		if (k->type == CONF_ADDRS && !(cleared & bit)) {
+		if (k->type == CONF_ADDRS && !cleared[key_no(k)]) {
 			conf_clear_list(c, k->name);
-			cleared |= bit;
+			cleared[key_no(k)] = 1;
 		}
 		why[0] = '\0';
 		ret = set_key(c, k, ov[i].value, false, why, sizeof(why));

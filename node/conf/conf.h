@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #define CONF_MAX_LIST 256 /**< elements of one list key */
+#define CONF_MAX_KEYS 256 /**< rows of the schema at most */
 
 /** Key types of the schema. */
 typedef enum conf_type {
@@ -37,6 +38,9 @@ typedef struct conf_key {
 	size_t offset;        /**< field in conf_t */
 	size_t count_offset;  /**< list keys: the unsigned count field in conf_t */
 	const char *help;     /**< one line for the sample file / -h */
+	/** optional extra check of a value (a list key with one skips the prefix check);
+	 *  \retval HDL_EOK, HDL_ECONF with the reason in \p err */
+	int (*check)(const char *value, char *err, size_t errlen);
 } conf_key_t;
 
 /** Parsed configuration. Strings and lists are heap-owned; release with conf_free(). */
@@ -86,8 +90,28 @@ typedef struct conf {
 	uint32_t audit_prune_step;      /**< audit entries removed per step */
 	uint32_t authz_max_depth;       /**< HS_VLIST nesting followed */
 	uint32_t authz_max_groups;      /**< group values looked up per authorization */
+	/* upstream servers and forwarding (node/resolver/upconf.h, docs/delegation.md) */
+	char **upstream;   /**< "NAME HOST:PORT [options]" lines */
+	unsigned n_upstream;
+	char **forward;    /**< "PREFIX NAME [NAME...]" lines */
+	unsigned n_forward;
+	char **dns_server; /**< resolvers for upstream host names; none = /etc/resolv.conf */
+	unsigned n_dns_server;
+	uint32_t upstream_timeout_ms;
+	uint32_t upstream_try_timeout_ms;
+	uint32_t upstream_connect_timeout_ms;
+	uint32_t upstream_idle_timeout_ms;
+	uint32_t upstream_max_conns_per_server;
+	uint32_t upstream_max_conns;
+	uint32_t upstream_max_queries;
+	uint32_t upstream_max_servers;
+	uint32_t upstream_max_reply;
+	uint32_t upstream_fail_threshold;
+	uint32_t upstream_backoff_max_ms;
+	uint32_t upstream_udp_retry_ms;
+	uint32_t dns_cache_size;
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
-	uint64_t set_mask_;
+	uint8_t set_[CONF_MAX_KEYS]; /**< 1 for the list keys set by the file (by schema row) */
 } conf_t;
 
 /** \brief The schema table. \param[out] n rows */
