@@ -15,6 +15,7 @@
 #include "hdl/values.h"
 
 struct store;
+struct connlimit;
 struct conf;
 
 /** Limits a reload can change; every worker reads them per request. */
@@ -27,10 +28,21 @@ typedef struct node_limits {
 	_Atomic uint32_t tcp_buffer_max;
 	_Atomic uint32_t http_max_body;
 	_Atomic uint32_t cache_bytes; /**< response cache per worker (cache_size / workers) */
+	/* stream connections (conn.c) */
+	_Atomic uint32_t max_conn_per_source;
+	_Atomic uint32_t src_v4_bits;
+	_Atomic uint32_t src_v6_bits;
+	_Atomic uint32_t conn_buffer_budget;
+	_Atomic uint32_t tcp_close;  /**< NODE_TCP_CLOSE_* */
 	_Atomic uint32_t gen; /**< bumped after each reload */
 } node_limits_t;
 
 #define NODE_LIMIT(l, f) atomic_load_explicit(&(l)->f, memory_order_relaxed)
+
+/** tcp_close_after_answer: when a TCP connection closes after an answer (tcp.c). */
+#define NODE_TCP_CLOSE_AUTO 0u /**< 2.11+ requests without KC (HNET9 clients); see tcp.c */
+#define NODE_TCP_CLOSE_YES 1u  /**< after every answer (HNET9 server behaviour) */
+#define NODE_TCP_CLOSE_NO 2u   /**< never: the idle timeout closes */
 
 /** \brief Copy the reloadable limits of \p c into \p l and bump the generation. */
 void node_limits_apply(node_limits_t *l, const struct conf *c);
@@ -45,6 +57,8 @@ typedef struct node_shared {
 	hdl_site_t site_info;    /**< the same, as a struct (REST /api/site); arrays owned here */
 	uint8_t *prefix_vals;    /**< U32 1 + one HS_SITE value: answer for 0.NA/<homed prefix> */
 	size_t prefix_vals_len;  /**<   when the store holds no record of its own */
+	struct connlimit *conns; /**< node-wide connection and buffer accounting (connlimit.h) */
+	uint32_t fd_conn_cap;    /**< connections the descriptor limit leaves room for */
 } node_shared_t;
 
 /**
