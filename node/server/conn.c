@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "node/server/worker.h"
 
 #define ACCEPT_PAUSE_MS 100u
+#define ACCEPT_BATCH    64u            /**< accepts per wakeup, so other events get their turn */
 #define EVICT_SCAN      64u            /**< idle connections looked at for one of a given source */
 #define EVICT_ON_EMFILE 16u            /**< idle connections closed when out of descriptors */
 #define OBUF_KEEP       (256u * 1024u) /**< output scratch kept between passes */
@@ -34,7 +34,8 @@ enum { L_NONE = 0, L_IDLE = 1, L_WAIT = 2 };
 struct conn_listener {
 	worker_t *w;
 	const conn_proto_t *proto;
-	struct evconnlistener *lis;
+	int fd;
+	struct event *ev; /**< EV_READ | EV_PERSIST on the listening socket */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -689,19 +690,12 @@ static bool evict_idle(worker_t *w, const conn_src_t *src, const char *why)
 	return false;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+/* A new connection \p fd from \p sa: count it against the limits, then read it at once. */
+static void conn_new(struct conn_listener *cl, int fd, const struct sockaddr *sa)
 {
-	struct conn_listener *cl = arg;
 	worker_t *w = cl->w;
 	conn_worker_t *cw = &w->cw;
 	const node_limits_t *lim = &w->node->limits;
-	(void)l;
-	(void)salen;
-	if (w->stopping) {
-		close(fd);
-		return;
-	}
 	conn_src_t src;
 	conn_src_make(sa, NODE_LIMIT(lim, src_v4_bits), NODE_LIMIT(lim, src_v6_bits), &src);
 	uint32_t max_total = NODE_LIMIT(lim, max_connections);
@@ -749,9 +743,8 @@ static void listeners_enable(worker_t *w, bool on)
 {
 	conn_worker_t *cw = &w->cw;
 	for (unsigned i = 0; i < cw->n_lis; i++) {
-		if (cw->lis[i].lis)
-			on ? evconnlistener_enable(cw->lis[i].lis)
-			   : evconnlistener_disable(cw->lis[i].lis);
+		if (cw->lis[i].ev)
+			on ? event_add(cw->lis[i].ev, NULL) : event_del(cw->lis[i].ev);
 	}
 }
 
@@ -768,30 +761,48 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
  * Out of descriptors: close idle connections to make room (the listener fires again); with none
  * to close, pause accepting for a moment instead of spinning on a readable listening socket.
  */
-static void on_accept_error(struct evconnlistener *l, void *arg)
+static void accept_error(worker_t *w, int err)
 {
-	struct conn_listener *cl = arg;
-	worker_t *w = cl->w;
 	conn_worker_t *cw = &w->cw;
-	int err = EVUTIL_SOCKET_ERROR();
-	(void)l;
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
-		log_peer(LOG_LVL_INFO, "accept: %s", evutil_socket_error_to_string(err));
+		log_peer(LOG_LVL_INFO, "accept: %s", strerror(err));
 		return;
 	}
 	unsigned freed = 0;
-	while (freed < EVICT_ON_EMFILE && evict_idle(w, NULL, evutil_socket_error_to_string(err)))
+	while (freed < EVICT_ON_EMFILE && evict_idle(w, NULL, strerror(err)))
 		freed++;
 	if (freed)
 		return;
-	log_peer(LOG_LVL_WARN, "accept: %s; pausing new connections for %u ms",
-	         evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+	log_peer(LOG_LVL_WARN, "accept: %s; pausing new connections for %u ms", strerror(err),
+	         ACCEPT_PAUSE_MS);
 	if (!cw->resume_ev)
 		cw->resume_ev = evtimer_new(w->base, on_accept_resume, w);
 	if (cw->resume_ev && !evtimer_pending(cw->resume_ev, NULL)) {
 		struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000u};
 		listeners_enable(w, false);
 		evtimer_add(cw->resume_ev, &tv);
+	}
+}
+
+/* The listening socket is readable: accept up to ACCEPT_BATCH connections. */
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_listener *cl = arg;
+	worker_t *w = cl->w;
+	(void)what;
+	for (unsigned i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int nfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (nfd >= 0) {
+			conn_new(cl, nfd, (const struct sockaddr *)&ss);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPERM || errno == EPROTO)
+			continue; /* that one is gone; the next may be fine */
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			accept_error(w, errno);
+		return;
 	}
 }
 
@@ -805,14 +816,29 @@ static int listener_open(worker_t *w, int *fdp, const conn_proto_t *proto)
 	(void)setsockopt(*fdp, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	cl->w = w;
 	cl->proto = proto;
-	cl->lis = evconnlistener_new(w->base, on_accept, cl,
-	                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, *fdp);
-	if (!cl->lis)
+	cl->ev = event_new(w->base, *fdp, EV_READ | EV_PERSIST, on_accept, cl);
+	if (!cl->ev || event_add(cl->ev, NULL) != 0) {
+		if (cl->ev)
+			event_free(cl->ev);
+		cl->ev = NULL;
 		return HDL_ENOMEM;
+	}
+	cl->fd = *fdp;
 	*fdp = -1; /* owned by the listener now */
-	evconnlistener_set_error_cb(cl->lis, on_accept_error);
 	cw->n_lis++;
 	return HDL_EOK;
+}
+
+static void listeners_close(worker_t *w)
+{
+	conn_worker_t *cw = &w->cw;
+	for (unsigned i = 0; i < cw->n_lis; i++) {
+		if (cw->lis[i].ev) {
+			event_free(cw->lis[i].ev);
+			close(cw->lis[i].fd);
+			cw->lis[i].ev = NULL;
+		}
+	}
 }
 
 /* ---- start / stop -------------------------------------------------------------------------- */
@@ -863,12 +889,7 @@ unsigned conn_count(const worker_t *w)
 void conn_drain(worker_t *w)
 {
 	conn_worker_t *cw = &w->cw;
-	for (unsigned i = 0; i < cw->n_lis; i++) {
-		if (cw->lis[i].lis) {
-			evconnlistener_free(cw->lis[i].lis);
-			cw->lis[i].lis = NULL;
-		}
-	}
+	listeners_close(w);
 	if (cw->resume_ev)
 		event_del(cw->resume_ev);
 	/* idle connections close now; the others once everything they sent is answered */

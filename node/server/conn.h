@@ -46,7 +46,6 @@
 
 struct worker;
 struct event;
-struct evconnlistener;
 struct timeval;
 
 #define CONN_RBUF       65536u /**< per-worker read scratch; also the most one read takes */
