@@ -57,19 +57,7 @@ TEST_RECORDS = [
 
 
 def import_data(tmp, db):
-    path = os.path.join(tmp, "data.jsonl")
-    gen = subprocess.run([IDNODE, "gen", "--prefix", "88.100.1", "--count", "200"],
-                         capture_output=True, timeout=60)
-    check(gen.returncode == 0, "idnode gen")
-    with open(path, "wb") as f:
-        f.write(gen.stdout)
-        for rec in TEST_RECORDS:
-            f.write(json.dumps(rec).encode() + b"\n")
-    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
-                         capture_output=True, timeout=120)
-    check(imp.returncode == 0, "idnode import: %s" % imp.stderr.decode(errors="replace"))
-    first = json.loads(gen.stdout.split(b"\n", 1)[0])["handle"]
-    return first
+    return import_gen(tmp, db, 200, TEST_RECORDS)
 
 
 # ---- checks -------------------------------------------------------------------------------------
@@ -275,57 +263,6 @@ def test_proxy(node):
           "proxy page escapes HTML")
     st, _, _ = node.get("/88.100.1/nope")
     check(st == 404, "proxy not found")
-
-
-class HttpReader:
-    """Reads HTTP/1.1 responses (Content-Length bodies) from a raw socket."""
-
-    def __init__(self, sock):
-        self.s = sock
-        self.buf = b""
-
-    def _fill(self, timeout):
-        self.s.settimeout(timeout)
-        try:
-            d = self.s.recv(65536)
-        except socket.timeout:
-            return None
-        except OSError:
-            return b""
-        self.buf += d
-        return d
-
-    def response(self, timeout=5.0, head=False):
-        """(status, headers dict lower-case, body) or None on EOF / timeout."""
-        deadline = time.time() + timeout
-        while b"\r\n\r\n" not in self.buf:
-            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
-                return None
-        hdr, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = hdr.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        h = {}
-        for ln in lines[1:]:
-            k, v = ln.split(":", 1)
-            h[k.strip().lower()] = v.strip()
-        n = 0 if head else int(h.get("content-length", "0"))
-        while len(self.buf) < n:
-            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
-                return None
-        body, self.buf = self.buf[:n], self.buf[n:]
-        return status, h, body
-
-    def eof(self, timeout=5.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            d = self._fill(max(0.01, deadline - time.time()))
-            if d == b"":
-                return True
-        return False
-
-
-def http_get_raw(path, version="1.1", extra=""):
-    return ("GET %s HTTP/%s\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, version, extra)).encode()
 
 
 def test_http_server(node):
@@ -972,10 +909,8 @@ def test_sigterm_in_flight(tmp, db):
 
 
 def main():
-    for p in (IDNODED, IDNODE):
-        if not os.access(p, os.X_OK):
-            print("skip: %s not built" % p)
-            return 77
+    if binaries_missing():
+        return 77
     tmp = tempfile.mkdtemp(prefix="idnode-test-node-")
     nodes = []
     try:
@@ -1016,11 +951,7 @@ def main():
             if FAILS:
                 print("---- idnoded log (tail) ----\n" + n.logtext()[-4000:])
         shutil.rmtree(tmp, ignore_errors=True)
-    if FAILS:
-        print("%d check(s) failed" % len(FAILS))
-        return 1
-    print("test_node: all checks passed")
-    return 0
+    return report("test_node")
 
 
 if __name__ == "__main__":

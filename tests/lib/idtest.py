@@ -5,6 +5,7 @@ binaries, the capture loader, a minimal Handle message encoder/decoder, free por
 reader and Node, which starts the real idnoded on loopback and stops it by PID.
 """
 import http.client
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,24 @@ IDNODE = os.path.join(BUILD, "idnode")
 CAPS = os.path.join(SRC, "tests", "captures")
 
 FAILS = []
+
+
+def binaries_missing():
+    """True (after a "skip" line) when idnoded or idnode is not built."""
+    for p in (IDNODED, IDNODE):
+        if not os.access(p, os.X_OK):
+            print("skip: %s not built" % p)
+            return True
+    return False
+
+
+def report(name):
+    """Exit status of a test script: 1 when a check failed, else 0 (with a closing line)."""
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
 
 
 def check(cond, what):
@@ -264,3 +283,76 @@ class Node:
             return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
         finally:
             c.close()
+
+
+class HttpReader:
+    """Reads HTTP/1.1 responses (Content-Length bodies) from a raw socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def _fill(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            d = self.s.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError:
+            return b""
+        self.buf += d
+        return d
+
+    def response(self, timeout=5.0, head=False):
+        """(status, headers dict lower-case, body) or None on EOF / timeout."""
+        deadline = time.time() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        hdr, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = hdr.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        h = {}
+        for ln in lines[1:]:
+            k, v = ln.split(":", 1)
+            h[k.strip().lower()] = v.strip()
+        n = 0 if head else int(h.get("content-length", "0"))
+        while len(self.buf) < n:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, h, body
+
+    def eof(self, timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self._fill(max(0.01, deadline - time.time()))
+            if d == b"":
+                return True
+        return False
+
+
+def http_get_raw(path, version="1.1", extra=""):
+    return ("GET %s HTTP/%s\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, version, extra)).encode()
+
+
+def import_gen(tmp, db, count=200, records=()):
+    """`idnode gen` COUNT generated handles (prefix 88.100.1) plus RECORDS (dicts in the import
+    format) into a new LMDB at DB, homed at 88.100.1. Returns the first generated handle."""
+    path = os.path.join(tmp, "data.jsonl")
+    gen = subprocess.run([IDNODE, "gen", "--prefix", "88.100.1", "--count", str(count)],
+                         capture_output=True, timeout=60)
+    check(gen.returncode == 0, "idnode gen")
+    with open(path, "wb") as f:
+        f.write(gen.stdout)
+        for rec in records:
+            f.write(json.dumps(rec).encode() + b"\n")
+    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
+                         capture_output=True, timeout=120)
+    check(imp.returncode == 0, "idnode import: %s" % imp.stderr.decode(errors="replace"))
+    return json.loads(gen.stdout.split(b"\n", 1)[0])["handle"]
+
+
+# one record every scenario can resolve
+TEST_URL_RECORD = {"handle": "88.100.1/test", "values": [
+    {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.org/test"}}]}
