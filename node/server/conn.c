@@ -9,11 +9,13 @@
 #include "node/server/conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,14 +24,15 @@
 #include "node/server/worker.h"
 
 #define ACCEPT_PAUSE_MS 100u
-#define ACCEPT_BATCH    64u            /**< accepts per wakeup, so other events get their turn */
-#define EVICT_SCAN      64u            /**< idle connections looked at for one of a given source */
-#define EVICT_ON_EMFILE 16u            /**< idle connections closed when out of descriptors */
+#define ACCEPT_BATCH    64u /**< accepts per wakeup, so other events get their turn */
+#define WAIT_SCAN       64u /**< waiting connections compared for the least busy source */
+#define EVICT_SCAN      64u /**< idle connections looked at for one of a given source */
+#define EVICT_ON_EMFILE 16u /**< idle connections closed when out of descriptors */
 #define OBUF_KEEP       (256u * 1024u) /**< output scratch kept between passes */
 #define IN_MIN          4096u          /**< smallest owned input buffer for a partial request */
 #define DEFER_ACCEPT_S  1 /**< TCP_DEFER_ACCEPT: a silent connection is handed over after ~1 s */
 
-enum { L_NONE = 0, L_IDLE = 1, L_WAIT = 2 };
+enum { L_NONE = 0, L_IDLE = 1, L_WAIT = 2, L_MORE = 3 };
 
 struct conn_listener {
 	worker_t *w;
@@ -61,18 +64,69 @@ static size_t budget_high(const worker_t *w)
 	return budget - budget / 8;
 }
 
-/* Resize an owned buffer to exactly \p want bytes (0 frees it), charging the difference. */
+/*
+ * Owned buffers: below a page from malloc, in power-of-two sizes (freed blocks fit the next
+ * one); a page and more mapped directly (mmap, mremap, munmap), so they never fragment the
+ * allocator's heaps under churn and their memory is back with the system the moment they are
+ * freed. Owned buffers are the slow path (leftovers, back-pressure): the system calls are cheap
+ * there.
+ */
+#define PAGE 4096u
+
+static size_t size_class(size_t n)
+{
+	if (n >= PAGE)
+		return (n + PAGE - 1) & ~(size_t)(PAGE - 1);
+	size_t c = 256;
+	while (c < n)
+		c *= 2;
+	return c;
+}
+
+static uint8_t *mem_resize(uint8_t *p, size_t old, size_t want)
+{
+	if (want < PAGE && old < PAGE)
+		return realloc(p, want);
+	uint8_t *np;
+	if (want >= PAGE && old >= PAGE) {
+		np = mremap(p, old, want, MREMAP_MAYMOVE);
+		return np == MAP_FAILED ? NULL : np;
+	}
+	if (want >= PAGE) {
+		np = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (np == MAP_FAILED)
+			return NULL;
+	} else if ((np = malloc(want)) == NULL) {
+		return NULL;
+	}
+	if (p)
+		memcpy(np, p, old < want ? old : want);
+	if (old >= PAGE)
+		munmap(p, old);
+	else
+		free(p);
+	return np;
+}
+
+/* Resize an owned buffer to hold \p want bytes (0 frees it), charging the difference. */
 static bool buf_resize(conn_t *c, uint8_t **p, size_t *cap, size_t want)
 {
 	connlimit_t *cl = node_cl(c->w);
+	if (want)
+		want = size_class(want);
+	if (want == *cap)
+		return true;
 	if (want == 0) {
-		free(*p);
+		if (*cap >= PAGE)
+			munmap(*p, *cap);
+		else
+			free(*p);
 		connlimit_mem_sub(cl, *cap);
 		*p = NULL;
 		*cap = 0;
 		return true;
 	}
-	uint8_t *np = realloc(*p, want);
+	uint8_t *np = mem_resize(*p, *cap, want);
 	if (!np)
 		return false;
 	if (want > *cap)
@@ -86,13 +140,24 @@ static bool buf_resize(conn_t *c, uint8_t **p, size_t *cap, size_t want)
 
 /* ---- lists ---------------------------------------------------------------------------------- */
 
+/* The head and tail of list \p which. */
+static void list_ends(conn_worker_t *cw, uint8_t which, conn_t ***head, conn_t ***tail)
+{
+	*head = which == L_IDLE   ? &cw->idle_head
+	        : which == L_WAIT ? &cw->wait_head
+	                          : &cw->more_head;
+	*tail = which == L_IDLE   ? &cw->idle_tail
+	        : which == L_WAIT ? &cw->wait_tail
+	                          : &cw->more_tail;
+}
+
 static void list_unlink(conn_t *c)
 {
 	conn_worker_t *cw = &c->w->cw;
 	if (c->list == L_NONE)
 		return;
-	conn_t **head = c->list == L_IDLE ? &cw->idle_head : &cw->wait_head;
-	conn_t **tail = c->list == L_IDLE ? &cw->idle_tail : &cw->wait_tail;
+	conn_t **head, **tail;
+	list_ends(cw, c->list, &head, &tail);
 	if (c->lprev)
 		c->lprev->lnext = c->lnext;
 	else
@@ -109,8 +174,8 @@ static void list_append(conn_t *c, uint8_t which)
 {
 	conn_worker_t *cw = &c->w->cw;
 	list_unlink(c);
-	conn_t **head = which == L_IDLE ? &cw->idle_head : &cw->wait_head;
-	conn_t **tail = which == L_IDLE ? &cw->idle_tail : &cw->wait_tail;
+	conn_t **head, **tail;
+	list_ends(cw, which, &head, &tail);
 	c->lprev = *tail;
 	c->lnext = NULL;
 	if (*tail)
@@ -247,7 +312,8 @@ bool conn_out_full(const conn_t *c)
 {
 	const worker_t *w = c->w;
 	size_t pending = c->out_len - c->out_off + w->cw.obuf.len;
-	return pending >= NODE_LIMIT(&w->node->limits, tcp_buffer_max) || over_budget(w);
+	return pending >= NODE_LIMIT(&w->node->limits, tcp_buffer_max) ||
+	       w->cw.obuf.len >= CONN_PASS_MAX || over_budget(w);
 }
 
 static void tick_start(worker_t *w);
@@ -431,7 +497,17 @@ static void conn_after(conn_t *c)
 		return;
 	}
 	if (backlog) {
-		conn_wait(c); /* stopped by the buffer budget */
+		if (over_budget(w)) {
+			conn_wait(c); /* stopped by the buffer budget */
+			return;
+		}
+		/* stopped at CONN_PASS_MAX: the others' turn first, then go on */
+		read_stop(c);
+		list_append(c, L_MORE);
+		if (!evtimer_pending(w->cw.more_ev, NULL)) {
+			struct timeval zero = {0, 0};
+			evtimer_add(w->cw.more_ev, &zero);
+		}
 		return;
 	}
 	if (!c->partial) {
@@ -583,6 +659,23 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		conn_continue(c);
 }
 
+/* Connections that stopped at CONN_PASS_MAX go on, once each, after the loop polled again. */
+static void on_more(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	conn_worker_t *cw = &w->cw;
+	(void)fd;
+	(void)what;
+	conn_t *stop = cw->more_tail;
+	while (cw->more_head) {
+		conn_t *c = cw->more_head;
+		bool last = c == stop;
+		conn_continue(c);
+		if (last)
+			break;
+	}
+}
+
 /* ---- the buffer budget ---------------------------------------------------------------------- */
 
 /* Close this worker's connections that do not read their answers, largest first. */
@@ -633,17 +726,31 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	uint64_t now = worker_now_ms();
 	size_t high = budget_high(w);
+	if (connlimit_mem(node_cl(w)) > cw->mem_peak)
+		cw->mem_peak = connlimit_mem(node_cl(w));
+
 	if (connlimit_mem(node_cl(w)) > high)
 		reclaim(w, now, high);
 	if (!over_budget(w)) {
-		/* resume in arrival order; one that tips the node over again waits again */
-		conn_t *stop = cw->wait_tail;
-		while (cw->wait_head && !over_budget(w)) {
-			conn_t *c = cw->wait_head;
-			bool last = c == stop;
-			conn_continue(c);
-			if (last)
-				break;
+		/* resume the waiting connections, those of the least busy sources first (a client
+		 * among many that flood the node gets its turn); one that tips the node over again
+		 * waits again, at the end */
+		unsigned n = 0;
+		for (conn_t *c = cw->wait_head; c; c = c->lnext)
+			n++;
+		while (n-- && cw->wait_head && !over_budget(w)) {
+			conn_t *best = cw->wait_head;
+			uint32_t best_n = connlimit_source(node_cl(w), &best->src);
+			unsigned k = 0;
+			for (conn_t *c = best->lnext; c && k < WAIT_SCAN && best_n > 1;
+			     c = c->lnext, k++) {
+				uint32_t cn = connlimit_source(node_cl(w), &c->src);
+				if (cn < best_n) {
+					best = c;
+					best_n = cn;
+				}
+			}
+			conn_continue(best);
 		}
 	} else {
 		/* waiting is bounded like idleness */
@@ -864,8 +971,9 @@ int conn_start(worker_t *w)
 	hdl_buf_init(&cw->obuf, 0);
 	cw->rbuf = malloc(CONN_RBUF);
 	cw->lis = calloc(w->fds.n_tcp + w->fds.n_http + 1, sizeof(*cw->lis));
-	cw->tick_ev = evtimer_new(w->base, on_tick, w);
-	if (!cw->rbuf || !cw->lis || !cw->tick_ev)
+	cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+	cw->more_ev = evtimer_new(w->base, on_more, w);
+	if (!cw->rbuf || !cw->lis || !cw->tick_ev || !cw->more_ev)
 		return HDL_ENOMEM;
 	conn_apply_limits(w);
 	if (!cw->idle_tv)
@@ -897,6 +1005,19 @@ void conn_drain(worker_t *w)
 		conn_free(cw->idle_head);
 }
 
+void conn_maintain(worker_t *w)
+{
+	conn_worker_t *cw = &w->cw;
+	size_t mem = connlimit_mem(node_cl(w));
+	if (mem > cw->mem_peak)
+		cw->mem_peak = mem;
+	/* connection buffers shrank a lot: give the freed memory back to the system */
+	if (cw->mem_peak >= mem + CONN_TRIM_MIN || (mem == 0 && cw->mem_peak)) {
+		(void)malloc_trim(0);
+		cw->mem_peak = mem;
+	}
+}
+
 void conn_free_all(worker_t *w)
 {
 	conn_worker_t *cw = &w->cw;
@@ -914,7 +1035,9 @@ void conn_free_all(worker_t *w)
 		event_free(cw->tick_ev);
 	if (cw->resume_ev)
 		event_free(cw->resume_ev);
-	cw->tick_ev = cw->resume_ev = NULL;
+	if (cw->more_ev)
+		event_free(cw->more_ev);
+	cw->tick_ev = cw->resume_ev = cw->more_ev = NULL;
 	free(cw->lis);
 	cw->lis = NULL;
 	cw->n_lis = 0;

@@ -50,9 +50,11 @@ struct timeval;
 
 #define CONN_RBUF       65536u /**< per-worker read scratch; also the most one read takes */
 #define CONN_STALL_MS   250u /**< output not moving this long counts as a peer that does not read */
-#define CONN_TICK_MS    20u  /**< budget timer while connections wait or the node is over it */
-#define CONN_LINGER_MS  1000u      /**< lingering close: wait this long for the peer's EOF */
+#define CONN_PASS_MAX   (64u * 1024u) /**< answers one connection gets per turn (fairness) */
+#define CONN_TICK_MS    20u   /**< budget timer while connections wait or the node is over it */
+#define CONN_LINGER_MS  1000u /**< lingering close: wait this long for the peer's EOF */
 #define CONN_LINGER_MAX (1u << 20) /**< lingering close: discard at most this much */
+#define CONN_TRIM_MIN   (4u << 20) /**< freed connection buffers that make conn_maintain() trim */
 #define CONN_FD_RESERVE 32u /**< descriptors kept out of max_connections (store, signals, logs) */
 
 typedef struct conn conn_t;
@@ -91,7 +93,7 @@ struct conn {
 	size_t discarded;   /**< lingering: bytes thrown away */
 	conn_src_t src;     /**< counted in the node's connlimit */
 	uint32_t n_waiting; /**< requests answered later, outside the buffers (see \\note) */
-	uint8_t list;       /**< 0 none, 1 idle list, 2 budget wait list */
+	uint8_t list;       /**< 0 none, 1 idle, 2 waiting for the budget, 3 more (see cw) */
 	bool reading;       /**< rev is added */
 	bool rev_frame;     /**< rev carries the frame deadline rather than the idle timeout */
 	bool writing;       /**< wev is added */
@@ -109,6 +111,7 @@ typedef struct conn_worker {
 	unsigned n;                    /**< how many */
 	conn_t *idle_head, *idle_tail; /**< idle connections, longest idle first */
 	conn_t *wait_head, *wait_tail; /**< waiting for the node to get under its buffer budget */
+	conn_t *more_head, *more_tail; /**< stopped at CONN_PASS_MAX, to go on after the others */
 	struct conn_listener *lis;     /**< listeners (TCP and HTTP) */
 	unsigned n_lis;
 	uint8_t *rbuf;                 /**< CONN_RBUF read scratch */
@@ -117,6 +120,8 @@ typedef struct conn_worker {
 	uint32_t idle_ms;
 	struct event *tick_ev;   /**< budget timer, pending only while needed */
 	struct event *resume_ev; /**< re-enables the listeners after EMFILE */
+	struct event *more_ev;   /**< zero timer: the more list's turn after the next poll */
+	size_t mem_peak;         /**< highest connlimit_mem() seen since the last trim */
 	uint64_t n_accepted, n_refused, n_evicted, n_reclaimed, n_frame_timeouts;
 } conn_worker_t;
 
@@ -133,6 +138,11 @@ int conn_start(struct worker *w);
 void conn_drain(struct worker *w);
 /** \brief Close every connection and free the listeners and buffers (logs the counters). */
 void conn_free_all(struct worker *w);
+/**
+ * \brief Once a second: when the node's connection buffers shrank by CONN_TRIM_MIN since their
+ *        peak, hand the freed memory back to the system (malloc_trim).
+ */
+void conn_maintain(struct worker *w);
 /** \brief Apply reloaded limits (the idle timeout of new events). */
 void conn_apply_limits(struct worker *w);
 /** \brief Open connections of the worker. */

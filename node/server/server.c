@@ -82,6 +82,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	worker_t *w = arg;
 	udp_reasm_expire(w, worker_now_ms());
+	conn_maintain(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	if (gen != w->limits_gen) {
 		w->limits_gen = gen;

@@ -356,3 +356,141 @@ def import_gen(tmp, db, count=200, records=()):
 # one record every scenario can resolve
 TEST_URL_RECORD = {"handle": "88.100.1/test", "values": [
     {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.org/test"}}]}
+
+
+# ---- attack scenarios (tests/attack/) --------------------------------------------------------------
+
+def rss_anon_kb(pid):
+    """RssAnon of a process in kB (-1 when unreadable)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def raise_nofile(want):
+    """Raise this process's descriptor limit towards want (children inherit it)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def legit_tcp(port, rid, src="127.0.0.1", timeout=3.0):
+    """One resolution the way hdllib sends it (a new connection, 2.11): answered?"""
+    try:
+        with socket.socket() as s:
+            s.bind((src, 0))
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
+            s.sendall(resolve_request("88.100.1/test", rid))
+            f = FrameReader(s).frame(timeout)
+            return f is not None and parse_reply(f)["rc"] == 1
+    except (OSError, ValueError):
+        return False
+
+
+def legit_rest(port, src="127.0.0.1", timeout=3.0):
+    """One REST GET on a new connection (Connection: close): answered 200?"""
+    try:
+        with socket.socket() as s:
+            s.bind((src, 0))
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
+            s.sendall(http_get_raw("/api/handles/88.100.1/test", extra="Connection: close\r\n"))
+            r = HttpReader(s).response(timeout)
+            return r is not None and r[0] == 200
+    except (OSError, ValueError):
+        return False
+
+
+class Legit:
+    """Counts of legitimate queries (TCP and REST) answered during an attack."""
+
+    def __init__(self, node):
+        self.node = node
+        self.tcp = [0, 0]
+        self.rest = [0, 0]
+        self.lat = []  # seconds per answered query
+
+    def _one(self, count, fn):
+        t0 = time.time()
+        ok = fn()
+        count[1] += 1
+        count[0] += ok
+        if ok:
+            self.lat.append(time.time() - t0)
+
+    def round(self, n, pause=0.0):
+        for i in range(n):
+            self._one(self.tcp, lambda: legit_tcp(self.node.port, 100000 + self.tcp[1]))
+            self._one(self.rest, lambda: legit_rest(self.node.http))
+            if pause:
+                time.sleep(pause)
+
+    def pct(self, which):
+        ok, n = self.tcp if which == "tcp" else self.rest
+        return 100.0 * ok / n if n else 0.0
+
+    def text(self):
+        lat = sorted(self.lat) or [0.0]
+        return "legit TCP %d/%d (%.2f %%), REST %d/%d (%.2f %%), latency p50 %.1f ms max %.1f ms" % (
+            self.tcp[0], self.tcp[1], self.pct("tcp"), self.rest[0], self.rest[1],
+            self.pct("rest"), 1000 * lat[len(lat) // 2], 1000 * lat[-1])
+
+
+def attack_node(tmp, conf_text, workers=2):
+    """A node with a small data set and the given config, for one attack scenario."""
+    db = os.path.join(tmp, "db")
+    first = import_gen(tmp, db, 50, [TEST_URL_RECORD])
+    conf = os.path.join(tmp, "attack.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    node = Node(tmp, db, conf=conf, workers=workers)
+    node.first = first  # a generated handle (a full record: a ~600-byte answer)
+    return node
+
+
+def attack_done(node, tmp, name):
+    """End of a scenario: stop the node (exit 0 expected), drop tmp, return the exit status."""
+    import shutil
+    if node:
+        check(node.stop() == 0, "node exit 0")
+        if FAILS:
+            print(node.logtext()[-3000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+    return report(name)
+
+
+def attack_begin(nofile, name):
+    """Start of a scenario: None when the binaries are missing, else a fresh temp dir (with the
+    descriptor limit raised to nofile for the sockets the scenario opens)."""
+    import tempfile
+    if binaries_missing():
+        return None
+    raise_nofile(nofile)
+    return tempfile.mkdtemp(prefix="idnode-%s-" % name)
+
+
+def attacker_socket(port, first=b"", rcvbuf=0, src="127.0.0.2"):
+    """A connection from src, first bytes sent, then non-blocking; None when it fails."""
+    s = socket.socket()
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.bind((src, 0))
+        s.settimeout(2)
+        s.connect(("127.0.0.1", port))
+        if first:
+            s.sendall(first)
+        s.setblocking(False)
+        return s
+    except OSError:
+        s.close()
+        return None
