@@ -179,6 +179,20 @@ cell() {
 
 expect() { EXPECTED+=("$1"); }
 
+# half_median BENCH.SERVER : half the median wall rate of that cell's runs (0 when none)
+half_median() {
+	python3 - "$RES" "$1" <<'PY'
+import glob, json, statistics, sys
+v = []
+for p in glob.glob(sys.argv[1] + "/" + sys.argv[2] + ".*.json"):
+    try:
+        v.append(json.load(open(p))["achieved_rate"])
+    except Exception:
+        pass
+print("%.0f" % (statistics.median(v) / 2) if v else "0")
+PY
+}
+
 json_list() {
 	local first=1 x
 	printf '['
@@ -366,17 +380,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 # latency at 50 % of the measured maximum (median closed-loop wall rate of B4 uniform), open loop
-LAT_RATE=$(python3 - "$RES" <<'PY'
-import glob, json, statistics, sys
-v = []
-for p in glob.glob(sys.argv[1] + "/b4u.idnoded.*.json"):
-    try:
-        v.append(json.load(open(p))["achieved_rate"])
-    except Exception:
-        pass
-print("%.0f" % (statistics.median(v) / 2) if v else "0")
-PY
-)
+LAT_RATE=$(half_median b4u.idnoded)
 if [ "${LAT_RATE:-0}" -gt 0 ]; then
 	expect lat.idnoded
 	log "latency at 50 % load: $LAT_RATE/s open loop"
@@ -389,17 +393,7 @@ fi
 
 # B2c latency: connect-per-request TCP and plain UDP at the same offered rate (half the median
 # B2c wall rate), open loop
-LAT2C_RATE=$(python3 - "$RES" <<'PY'
-import glob, json, statistics, sys
-v = []
-for p in glob.glob(sys.argv[1] + "/b2c.idnoded.*.json"):
-    try:
-        v.append(json.load(open(p))["achieved_rate"])
-    except Exception:
-        pass
-print("%.0f" % (statistics.median(v) / 2) if v else "0")
-PY
-)
+LAT2C_RATE=$(half_median b2c.idnoded)
 if [ "${LAT2C_RATE:-0}" -gt 0 ]; then
 	expect lat2c.idnoded
 	expect lat2cu.idnoded
