@@ -4,7 +4,7 @@
 # Smoke test of the load harness and the benchmark suite: idnode-bench's guard and usage errors,
 # its --json report against a UDP echo server, then `bench/run.sh --smoke` (1000 identifiers,
 # ~1 s per cell; Knot DNS / nginx cells are skipped when those binaries are absent). Bounded to
-# 60 s. Skips (exit 0) when idnoded / idnode are not built.
+# 100 s. Skips (exit 0) when idnoded / idnode are not built.
 set -uo pipefail
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
@@ -80,7 +80,7 @@ kill "$ECHO_PID" && wait "$ECHO_PID" 2>/dev/null
 ECHO_PID=
 
 # 3. the suite, smoke-sized
-timeout 55 bash "$SRC/bench/run.sh" --smoke --build "$BUILD" >"$TMP/suite.out" 2>"$TMP/suite.err"
+timeout 90 bash "$SRC/bench/run.sh" --smoke --build "$BUILD" >"$TMP/suite.out" 2>"$TMP/suite.err"
 rc=$?
 if [ $rc != 0 ]; then
 	tail -30 "$TMP/suite.err" >&2
@@ -88,4 +88,5 @@ if [ $rc != 0 ]; then
 fi
 grep -q "| B4 UDP resolve, uniform | idnoded |" "$TMP/suite.out" || fail "no B4 row in the suite table"
 grep -q "| B3 REST GET keep-alive | idnoded |" "$TMP/suite.out" || fail "no B3 row in the suite table"
+grep -q "| B2c connect per request" "$TMP/suite.out" || fail "no B2c row in the suite table"
 echo "PASS"
