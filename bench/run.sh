@@ -188,6 +188,20 @@ cell() {
 
 expect() { EXPECTED+=("$1"); }
 
+# half_median BENCH.SERVER : half the median wall rate of that cell's runs (0 when none)
+half_median() {
+	python3 - "$RES" "$1" <<'PY'
+import glob, json, statistics, sys
+v = []
+for p in glob.glob(sys.argv[1] + "/" + sys.argv[2] + ".*.json"):
+    try:
+        v.append(json.load(open(p))["achieved_rate"])
+    except Exception:
+        pass
+print("%.0f" % (statistics.median(v) / 2) if v else "0")
+PY
+}
+
 json_list() {
 	python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]), end="")' "$@"
 }
@@ -315,7 +329,7 @@ http {
     uwsgi_temp_path $N/tmp/uwsgi;
     scgi_temp_path $N/tmp/scgi;
     server {
-        listen 127.0.0.1:$P_NGX;
+        listen 127.0.0.1:$P_NGX deferred;
         location /api/handles/ {
             root $N/www;
             default_type application/json;
@@ -339,9 +353,11 @@ fi
 NODE=(-s "127.0.0.1:$P_NODE" "${KEYS[@]}")
 KNOTK=(--pattern 'k%s.bench' --range "0-$((COUNT - 1))")
 UDPLOAD=(-c 128)
-for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded; do expect "$b"; done
+# B2c: connect, one request, answer, close (idnode-bench --new-conn: HTTP says Connection: close)
+B2C=(--new-conn -c 16)
+for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded b2c.idnoded b2ch.idnoded; do expect "$b"; done
 [ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
-[ $HAVE_NGINX = 1 ] && expect b3.nginx
+[ $HAVE_NGINX = 1 ] && for b in b3.nginx b2c.nginx; do expect "$b"; done
 
 for run in $(seq 1 "$RUNS"); do
 	log "---- run $run of $RUNS"
@@ -356,20 +372,13 @@ for run in $(seq 1 "$RUNS"); do
 	cell b3 idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto rest --conns 64 --depth 1
 	[ $HAVE_NGINX = 1 ] && cell b3 nginx "$run" "$PID_nginx" -s "127.0.0.1:$P_NGX" "${KEYS[@]}" --proto rest --conns 64 --depth 1
 	cell http idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto http --conns 64 --depth 1
+	cell b2c idnoded "$run" "$PID_idnoded" "${NODE[@]}" --proto tcp "${B2C[@]}"
+	[ $HAVE_NGINX = 1 ] && cell b2c nginx "$run" "$PID_nginx" -s "127.0.0.1:$P_NGX" "${KEYS[@]}" --proto rest "${B2C[@]}"
+	cell b2ch idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto rest "${B2C[@]}"
 done
 
 # latency at 50 % of the measured maximum (median closed-loop wall rate of B4 uniform), open loop
-LAT_RATE=$(python3 - "$RES" <<'PY'
-import glob, json, statistics, sys
-v = []
-for p in glob.glob(sys.argv[1] + "/b4u.idnoded.*.json"):
-    try:
-        v.append(json.load(open(p))["achieved_rate"])
-    except Exception:
-        pass
-print("%.0f" % (statistics.median(v) / 2) if v else "0")
-PY
-)
+LAT_RATE=$(half_median b4u.idnoded)
 if [ "${LAT_RATE:-0}" -gt 0 ]; then
 	expect lat.idnoded
 	log "latency at 50 % load: $LAT_RATE/s open loop"
@@ -377,6 +386,20 @@ if [ "${LAT_RATE:-0}" -gt 0 ]; then
 	[ $HAVE_KNOT = 1 ] && cell lat knot 1 "$PID_knot" -s "127.0.0.1:$P_KNOT" --proto dns "${KNOTK[@]}" --rate "$LAT_RATE" -c 4000
 else
 	log "FAIL: no B4 figure to size the latency run"
+	FAILED=1
+fi
+
+# B2c latency: connect-per-request TCP and plain UDP at the same offered rate (half the median
+# B2c wall rate), open loop
+LAT2C_RATE=$(half_median b2c.idnoded)
+if [ "${LAT2C_RATE:-0}" -gt 0 ]; then
+	expect lat2c.idnoded
+	expect lat2cu.idnoded
+	log "B2c latency: $LAT2C_RATE/s open loop, connect per request and UDP"
+	cell lat2c idnoded 1 "$PID_idnoded" "${NODE[@]}" --proto tcp --new-conn --rate "$LAT2C_RATE" -c 1024
+	cell lat2cu idnoded 1 "$PID_idnoded" "${NODE[@]}" --rate "$LAT2C_RATE" -c 1024
+else
+	log "FAIL: no B2c figure to size its latency run"
 	FAILED=1
 fi
 
@@ -442,6 +465,7 @@ meta = {
     "import_rate": $IMPORT_RATE,
     "import_rate_10m": $IMPORT_RATE_10M,
     "lat_rate": ${LAT_RATE:-0},
+    "lat2c_rate": ${LAT2C_RATE:-0},
     "expected": $(json_list "${EXPECTED[@]}"),
     "notes": $(json_list "${NOTES[@]}"),
 }

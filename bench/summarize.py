@@ -154,7 +154,8 @@ def main():
     lines.append("")
     lines.append("| benchmark | server | replies / server CPU-s | wall replies/s | p50 / p99 µs | loss % | reply B |")
     lines.append("|---|---|---|---|---|---|---|")
-    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b4u10m", "b4z10m"]
+    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b4u10m",
+             "b4z10m"]
     names = {
         "b4u": "B4 UDP resolve, uniform",
         "b4z": "B4 UDP resolve, Zipf 1.0",
@@ -162,6 +163,10 @@ def main():
         "b3": "B3 REST GET keep-alive",
         "http": "HTTP native tunnel, keep-alive",
         "lat": "UDP at 50 % of max, open loop",
+        "b2c": "B2c connect per request (idnoded: Handle TCP; nginx: HTTP GET, Connection: close)",
+        "b2ch": "B2c REST GET, connect per request (Connection: close)",
+        "lat2c": "B2c Handle TCP connect per request at 50 % of its max, open loop",
+        "lat2cu": "UDP at the same rate as the row above, open loop",
         "b4u10m": "B4 UDP uniform, 10M ids",
         "b4z10m": "B4 UDP Zipf, 10M ids",
     }
@@ -190,6 +195,16 @@ def main():
     t.append(("B2 TCP vs Knot DNS TCP", r, "(B2 stretch ≥ 1.2×)", "info"))
     r = ratio(get("b3", "idnoded"), get("b3", "nginx"))
     t.append(("B3 REST vs nginx", r, "≥ 1.0×", verdict(r, 1.0)))
+    r = ratio(get("b2c", "idnoded"), get("b2c", "nginx"))
+    t.append(("B2c TCP connect-per-request vs nginx close-per-request GET", r, "≥ 1.0× (stretch 1.3×)",
+              verdict(r, 1.0)))
+    r = ratio(get("b2ch", "idnoded"), get("b2c", "nginx"))
+    t.append(("B2c REST GET connect-per-request vs nginx", r, "(info)", "info"))
+    l2c, l2u = S.get(("lat2c", "idnoded")), S.get(("lat2cu", "idnoded"))
+    if l2c and l2u:
+        r = ratio(l2c["p99"][0], l2u["p99"][0])
+        t.append((f"B2c p99 / UDP p99, same offered load ({fmt_k(meta.get('lat2c_rate'))} per s)", r,
+                  "≤ 1.0×", verdict(r, 1.0, higher=False)))
     imp = meta.get("import_rate")
     t.append(("import rate (records/s)", imp, "≥ 100k/s", verdict(imp, 100000.0)))
     if get("b4u10m", "idnoded") is not None and get("b4u", "idnoded"):

@@ -47,14 +47,25 @@ static const conf_key_t schema[] = {
 	 OFF(max_message_len), 0, "largest request accepted (bytes after the envelope)"},
 	{"max_values", CONF_UINT, 1, HDL_MAX_VALUES, "2048", true, OFF(max_values), 0,
 	 "most values a handle may have in an answer"},
-	{"max_connections", CONF_UINT, 1, 1000000, "4096", true, OFF(max_connections), 0,
-	 "open TCP connections per worker on the listen addresses"},
+	{"max_connections", CONF_UINT, 1, 1000000, "16384", true, OFF(max_connections), 0,
+	 "open TCP and HTTP connections of the whole node (all workers and listeners)"},
+	{"max_connections_per_source", CONF_UINT, 1, 1000000, "256", true,
+	 OFF(max_connections_per_source), 0,
+	 "open TCP and HTTP connections from one source address (or prefix) node-wide"},
+	{"conn_source_prefix_v4", CONF_UINT, 1, 32, "32", true, OFF(conn_source_prefix_v4), 0,
+	 "IPv4 prefix length that makes one source for max_connections_per_source"},
+	{"conn_source_prefix_v6", CONF_UINT, 1, 128, "64", true, OFF(conn_source_prefix_v6), 0,
+	 "IPv6 prefix length that makes one source for max_connections_per_source"},
+	{"conn_buffer_budget", CONF_SIZE, 1 * MIB, 3 * GIB, "256m", true, OFF(conn_buffer_budget), 0,
+	 "input + output buffers of all TCP and HTTP connections of the node"},
+	{"tcp_close_after_answer", CONF_STR, 0, 0, "auto", true, OFF(tcp_close_after_answer), 0,
+	 "auto, yes or no: close a TCP connection once its answer is written"},
 	{"tcp_idle_timeout_ms", CONF_UINT, 100, 3600000, "5000", true, OFF(tcp_idle_timeout_ms), 0,
 	 "close an idle TCP/HTTP connection after this many milliseconds"},
 	{"tcp_frame_timeout_ms", CONF_UINT, 100, 3600000, "10000", true, OFF(tcp_frame_timeout_ms),
-	 0, "close a TCP connection whose request takes longer than this to arrive"},
+	 0, "close a TCP or HTTP connection whose request takes longer than this to arrive"},
 	{"tcp_buffer_max", CONF_SIZE, 4 * KIB, 64 * MIB, "1m", true, OFF(tcp_buffer_max), 0,
-	 "per-connection output buffer; reading pauses while it is fuller"},
+	 "per-connection output buffer (TCP and HTTP); reading pauses while it is fuller"},
 	{"http_max_body", CONF_SIZE, 1 * KIB, 16 * MIB, "1m", true, OFF(http_max_body), 0,
 	 "largest HTTP request body"},
 	{"cache_size", CONF_SIZE, 0, 3 * GIB, "64m", true, OFF(cache_size), 0,
@@ -529,6 +540,7 @@ void conf_free(conf_t *c)
 	free(c->pidfile);
 	free(c->write_sync);
 	list_clear(&c->server_admin, &c->n_server_admin);
+	free(c->tcp_close_after_answer);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -687,6 +699,11 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 	    (strcmp(c->write_sync, "full") != 0 && strcmp(c->write_sync, "periodic") != 0)) {
 		snprintf(err, errlen, "write_sync: '%s' is not full or periodic",
 		         c->write_sync ? c->write_sync : "");
+		return HDL_ECONF;
+	}
+	const char *tc = c->tcp_close_after_answer ? c->tcp_close_after_answer : "";
+	if (strcmp(tc, "auto") != 0 && strcmp(tc, "yes") != 0 && strcmp(tc, "no") != 0) {
+		snprintf(err, errlen, "tcp_close_after_answer: '%s' is not auto, yes or no", tc);
 		return HDL_ECONF;
 	}
 	for (unsigned i = 0; i < c->n_listen; i++) {

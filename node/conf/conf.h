@@ -59,6 +59,12 @@ typedef struct conf {
 	uint32_t max_message_len;
 	uint32_t max_values;
 	uint32_t max_connections;
+	/* stream connections (node/server/conn.c) */
+	uint32_t max_connections_per_source;
+	uint32_t conn_source_prefix_v4;
+	uint32_t conn_source_prefix_v6;
+	uint32_t conn_buffer_budget;
+	char *tcp_close_after_answer; /**< "auto", "yes" or "no" */
 	uint32_t tcp_idle_timeout_ms;
 	uint32_t tcp_frame_timeout_ms;
 	uint32_t tcp_buffer_max;

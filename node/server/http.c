@@ -4,28 +4,23 @@
  * resolution API (GET /api/handles/{handle}, GET /api/site) and the proxy (GET /{handle} -> 302
  * to the first URL value, ?noredirect -> an HTML page of the values).
  *
- * A small HTTP/1.1 server on the worker's own event_base (no evhttp): each connection keeps one
- * persistent read event and gets a write event only while output is pending; one read() per
- * readable event into a bounded per-connection buffer, requests parsed by http_parse.c and
- * answered in order (pipelining) into one output buffer, written with one write() per batch.
- * Keep-alive by default for HTTP/1.1 (for 1.0 with "Connection: keep-alive"); every response has
- * a Content-Length. The REST resolution answer is written by proto/json_write.c straight from the
- * decoded values; error bodies, pretty output and HTML pages take the slower paths.
+ * A small HTTP/1.1 server on the worker's own event_base (no evhttp): connections, buffers,
+ * back-pressure and timers are conn.c's (one read per readable event, answers of one read
+ * written with one write); requests are parsed by http_parse.c and answered in order
+ * (pipelining). Keep-alive by default for HTTP/1.1 (for 1.0 with "Connection: keep-alive");
+ * "Connection: close" closes once the answer is written; every response has a Content-Length.
+ * The REST resolution answer is written by proto/json_write.c straight from the decoded values;
+ * error bodies, pretty output and HTML pages take the slower paths.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "hdl/error.h"
 #include "node/common/log.h"
@@ -39,11 +34,6 @@
 #define HDL_MIME "application/x-hdl-message"
 #define JSON_MIME "application/json;charset=UTF-8"
 #define HTML_MIME "text/html;charset=UTF-8"
-#define IN_INITIAL 4096u
-#define OUT_HIGH (256u * 1024u) /**< pending output over this pauses reading */
-#define OUT_KEEP (64u * 1024u)  /**< output buffer kept between answers */
-#define LINGER_MS 1000u
-#define LINGER_MAX_BYTES (1u << 20)
 
 typedef struct param {
 	char *key;
@@ -305,38 +295,16 @@ static const hdl_value_t *pick_url(const hdl_value_t *v, uint32_t n)
 	return NULL;
 }
 
-/* ---- connections ------------------------------------------------------------------------------ */
-
-typedef struct http_conn {
-	worker_t *w;
-	int fd;
-	struct event *rev; /**< EV_READ | EV_PERSIST, idle timeout; added while reading */
-	struct event *wev; /**< EV_WRITE | EV_PERSIST; added only while output is pending */
-	struct http_conn *prev, *next;
-	uint8_t *in;
-	size_t in_len, in_cap;
-	hdl_buf_t out;
-	size_t out_off;
-	uint64_t req_start_ms; /**< when the partial request in the input began (0 = none) */
-	size_t discarded;
-	bool reading;   /**< rev is added */
-	bool writing;   /**< wev is added */
-	bool closing;   /**< no more requests: close once the output is flushed */
-	bool lingering; /**< output flushed, write side shut: discarding input until EOF */
-	bool peer_eof;  /**< the peer half-closed: answer the whole requests read, then close */
-} http_conn_t;
+/* ---- responses ------------------------------------------------------------------------------ */
 
 /** Per-worker HTTP state. */
 typedef struct http_state {
-	http_conn_t *conns;
-	hdl_buf_t body;  /**< scratch: the body of the response being built */
-	const struct timeval *idle_tv; /**< common timeout for the idle limit */
-	uint32_t idle_ms;
+	hdl_buf_t body; /**< scratch: the body of the response being built */
 } http_state_t;
 
 /** What one response needs to know about its request. */
 typedef struct rq {
-	http_conn_t *c;
+	conn_t *c;
 	const http_req_t *req;
 	bool head;
 	bool close;
@@ -379,7 +347,7 @@ static void put_status_line(hdl_buf_t *o, int status)
 /* Status line, headers and (unless HEAD) the body into the connection's output. */
 static void send_body(rq_t *r, int status, const char *ctype, const void *body, size_t len)
 {
-	hdl_buf_t *o = &r->c->out;
+	hdl_buf_t *o = conn_out(r->c);
 	put_status_line(o, status);
 	hdl_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
 	if (status != 204) {
@@ -698,7 +666,7 @@ static bool has_token_ci(http_str_t v, const char *needle)
 	return false;
 }
 
-static void on_request(http_conn_t *c, const http_req_t *req)
+static void on_request(conn_t *c, const http_req_t *req)
 {
 	worker_t *w = c->w;
 	rq_t r = {.c = c, .req = req, .head = req->method == HTTP_M_HEAD, .close = !req->keep_alive};
@@ -766,57 +734,10 @@ out:
 		c->closing = true;
 }
 
-/* ---- connection I/O ---------------------------------------------------------------------------- */
-
-static void conn_free(http_conn_t *c)
-{
-	worker_t *w = c->w;
-	http_state_t *hs = w->http;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		hs->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	w->n_http_conns--;
-	if (c->rev)
-		event_free(c->rev);
-	if (c->wev)
-		event_free(c->wev);
-	close(c->fd);
-	free(c->in);
-	hdl_buf_free(&c->out);
-	free(c);
-}
-
-static void set_reading(http_conn_t *c, bool on)
-{
-	if (on == c->reading)
-		return;
-	if (on) {
-		if (event_add(c->rev, c->w->http->idle_tv) != 0)
-			return;
-	} else {
-		event_del(c->rev);
-	}
-	c->reading = on;
-}
-
-static void set_writing(http_conn_t *c, bool on)
-{
-	if (on == c->writing)
-		return;
-	if (on) {
-		if (event_add(c->wev, c->w->http->idle_tv) != 0)
-			return;
-	} else {
-		event_del(c->wev);
-	}
-	c->writing = on;
-}
+/* ---- connection input ------------------------------------------------------------------------- */
 
 /* Answer a request the parser refused, then close. */
-static void refuse(http_conn_t *c, http_parse_rc_t rc)
+static void refuse(conn_t *c, http_parse_rc_t rc)
 {
 	rq_t r = {.c = c, .close = true};
 	switch (rc) {
@@ -832,24 +753,21 @@ static void refuse(http_conn_t *c, http_parse_rc_t rc)
 	c->closing = true;
 }
 
-/* Parse and answer every whole request in the input. */
-static void process_input(http_conn_t *c)
+/* Parse and answer the whole requests at the start of p (conn_proto_t.process). */
+static size_t http_process(conn_t *c, const uint8_t *p, size_t len)
 {
-	worker_t *w = c->w;
-	uint64_t max_body = NODE_LIMIT(&w->node->limits, http_max_body);
+	uint64_t max_body = NODE_LIMIT(&c->w->node->limits, http_max_body);
 	size_t off = 0;
-	while (!c->closing && off < c->in_len) {
-		if (c->out.len - c->out_off >= OUT_HIGH)
-			break; /* the peer is not reading its answers: reading pauses below */
+	while (!c->closing && off < len) {
+		if (conn_out_full(c))
+			break; /* the rest waits for the peer to read (or for the budget) */
 		http_req_t req;
-		http_parse_rc_t rc = http_parse(c->in + off, c->in_len - off, HTTP_MAX_HEADER_BYTES,
-		                                max_body, &req);
+		http_parse_rc_t rc =
+		    http_parse(p + off, len - off, HTTP_MAX_HEADER_BYTES, max_body, &req);
 		if (rc == HTTP_PARSE_MORE) {
-			if (!c->req_start_ms)
-				c->req_start_ms = worker_now_ms();
+			c->partial = true;
 			break;
 		}
-		c->req_start_ms = 0;
 		if (rc != HTTP_PARSE_OK) {
 			refuse(c, rc);
 			break;
@@ -857,317 +775,32 @@ static void process_input(http_conn_t *c)
 		on_request(c, &req);
 		off += req.total_len;
 	}
-	if (off) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
-		if (c->in_len == 0)
-			c->req_start_ms = 0;
-	}
-	if (c->peer_eof && (c->in_len == 0 || c->req_start_ms)) {
-		/* nothing more will come: a partial request can never complete */
-		c->in_len = 0;
-		c->closing = true;
-	}
-	if (c->out.fail) {
-		log_err("http: out of memory for a response, closing");
-		c->out.len = c->out_off = 0;
-		c->closing = true;
-	}
+	return off;
 }
 
-/*
- * Write what is pending; close when done and closing. \return false when the connection was
- * freed. When we close first while the peer may still be sending, closing at once would answer
- * its unread bytes with a RST that can destroy our last reply in flight; so the write side is
- * shut and input is discarded until EOF, LINGER_MS or LINGER_MAX_BYTES.
- */
-static bool conn_flush(http_conn_t *c)
+static size_t http_in_max(const worker_t *w)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
-		if (n > 0) {
-			c->out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			set_writing(c, true);
-			if (c->out.len - c->out_off >= OUT_HIGH)
-				set_reading(c, false);
-			return true;
-		}
-		log_debug("http: write: %s", n < 0 ? strerror(errno) : "nothing written");
-		conn_free(c);
-		return false;
-	}
-	c->out.len = c->out_off = 0;
-	if (c->out.cap > OUT_KEEP)
-		hdl_buf_free(&c->out); /* one big answer: do not keep its memory */
-	set_writing(c, false);
-	if (!c->closing) {
-		if (!c->peer_eof)
-			set_reading(c, true);
-		return true;
-	}
-	if (c->w->stopping || c->in_len == 0 || c->lingering) {
-		conn_free(c);
-		return false;
-	}
-	c->lingering = true;
-	c->in_len = 0;
-	(void)shutdown(c->fd, SHUT_WR);
-	struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
-	event_del(c->rev);
-	c->reading = event_add(c->rev, &tv) == 0;
-	return true;
+	return HTTP_MAX_HEADER_BYTES + 1 + (size_t)NODE_LIMIT(&w->node->limits, http_max_body);
 }
 
-static bool conn_grow(http_conn_t *c, size_t limit)
-{
-	if (c->in_cap >= limit)
-		return false;
-	size_t cap = c->in_cap * 2;
-	if (cap > limit)
-		cap = limit;
-	uint8_t *p = realloc(c->in, cap);
-	if (!p)
-		return false;
-	c->in = p;
-	c->in_cap = cap;
-	return true;
-}
-
-/* Answer what the input holds and write; repeat while the answers go out at once. */
-static void conn_work(http_conn_t *c)
-{
-	for (;;) {
-		size_t before = c->in_len;
-		process_input(c);
-		if (c->closing)
-			set_reading(c, false);
-		if (!conn_flush(c))
-			return; /* freed */
-		if (c->closing || c->lingering || c->writing || c->in_len == 0 ||
-		    c->in_len == before)
-			return;
-	}
-}
-
-static void conn_read(http_conn_t *c)
-{
-	uint8_t sink[4096];
-	if (c->lingering) {
-		ssize_t n = read(c->fd, sink, sizeof(sink));
-		if (n > 0)
-			c->discarded += (size_t)n;
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
-		    c->discarded > LINGER_MAX_BYTES)
-			conn_free(c);
-		return;
-	}
-	worker_t *w = c->w;
-	uint32_t frame_ms = NODE_LIMIT(&w->node->limits, tcp_frame_timeout_ms);
-	if (c->req_start_ms && worker_now_ms() - c->req_start_ms > frame_ms) {
-		/* a peer dripping a request slower than tcp_frame_timeout_ms: not worth a slot */
-		log_peer(LOG_LVL_INFO, "http: request not complete after %u ms, closing", frame_ms);
-		conn_free(c);
-		return;
-	}
-	if (c->in_len == c->in_cap) {
-		if (c->out.len - c->out_off >= OUT_HIGH) {
-			/* whole requests wait for the peer to read its answers */
-			set_reading(c, false);
-			set_writing(c, true);
-			return;
-		}
-		/* conn_work() answered every whole request: this is one partial request */
-		size_t limit = HTTP_MAX_HEADER_BYTES + 1 +
-		               (size_t)NODE_LIMIT(&w->node->limits, http_max_body);
-		if (!conn_grow(c, limit)) {
-			/* cannot happen for a request within the limits: the parser refuses first */
-			conn_free(c);
-			return;
-		}
-	}
-	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-	if (n == 0) {
-		/* half-closed: answer the whole requests still buffered, then close */
-		c->peer_eof = true;
-		set_reading(c, false);
-		conn_work(c);
-		return;
-	}
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		log_debug("http: read: %s", strerror(errno));
-		conn_free(c);
-		return;
-	}
-	c->in_len += (size_t)n;
-	conn_work(c);
-}
-
-static void on_conn_read(evutil_socket_t fd, short what, void *arg)
-{
-	http_conn_t *c = arg;
-	(void)fd;
-	if (what & EV_TIMEOUT) {
-		if (!c->lingering)
-			log_debug("http: idle timeout, closing");
-		conn_free(c);
-		return;
-	}
-	conn_read(c);
-}
-
-static void on_conn_write(evutil_socket_t fd, short what, void *arg)
-{
-	http_conn_t *c = arg;
-	(void)fd;
-	if (what & EV_TIMEOUT) {
-		log_debug("http: peer does not read its answers, closing");
-		conn_free(c);
-		return;
-	}
-	if (!conn_flush(c))
-		return;
-	/* output drained: answer what was left unparsed */
-	if (!c->closing && !c->lingering && !c->writing && c->in_len)
-		conn_work(c);
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
-{
-	worker_t *w = arg;
-	(void)l;
-	(void)sa;
-	(void)salen;
-	if (w->stopping) {
-		close(fd);
-		return;
-	}
-	uint32_t max_conns = NODE_LIMIT(&w->node->limits, max_connections);
-	if (w->n_http_conns >= max_conns) {
-		log_peer(LOG_LVL_WARN, "http: max_connections (%u) reached, refusing a connection",
-		         max_conns);
-		close(fd);
-		return;
-	}
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	http_conn_t *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->w = w;
-	c->fd = fd;
-	c->in = malloc(IN_INITIAL);
-	c->in_cap = IN_INITIAL;
-	hdl_buf_init(&c->out, 0);
-	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
-	c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_conn_write, c);
-	c->next = w->http->conns;
-	if (c->next)
-		c->next->prev = c;
-	w->http->conns = c;
-	w->n_http_conns++;
-	if (!c->in || !c->rev || !c->wev) {
-		conn_free(c);
-		return;
-	}
-	set_reading(c, true);
-	if (!c->reading)
-		conn_free(c);
-}
+const conn_proto_t http_proto = {"http", http_process, http_in_max};
 
 /* ---- start / stop -------------------------------------------------------------------------- */
 
-void http_apply_limits(worker_t *w)
-{
-	if (!w->http)
-		return;
-	uint32_t ms = NODE_LIMIT(&w->node->limits, tcp_idle_timeout_ms);
-	if (ms == w->http->idle_ms && w->http->idle_tv)
-		return;
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	const struct timeval *ct = event_base_init_common_timeout(w->base, &tv);
-	if (ct) {
-		w->http->idle_tv = ct;
-		w->http->idle_ms = ms;
-	}
-	/* open connections keep their timeout until their events are re-added */
-}
-
-void http_listeners_enable(worker_t *w, bool on)
-{
-	for (unsigned i = 0; w->http_lis && i < w->fds.n_http; i++) {
-		if (w->http_lis[i])
-			on ? evconnlistener_enable(w->http_lis[i])
-			   : evconnlistener_disable(w->http_lis[i]);
-	}
-}
-
 int http_start(worker_t *w)
 {
-	if (w->fds.n_http == 0)
-		return HDL_EOK;
 	w->http = calloc(1, sizeof(*w->http));
-	w->http_lis = calloc(w->fds.n_http, sizeof(*w->http_lis));
-	if (!w->http || !w->http_lis)
+	if (!w->http)
 		return HDL_ENOMEM;
 	hdl_buf_init(&w->http->body, 0);
-	http_apply_limits(w);
-	if (!w->http->idle_tv)
-		return HDL_ENOMEM;
-	for (unsigned i = 0; i < w->fds.n_http; i++) {
-		w->http_lis[i] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0,
-		                                    w->fds.http[i]);
-		if (!w->http_lis[i])
-			return HDL_ENOMEM;
-		w->fds.http[i] = -1; /* owned by the listener now */
-		evconnlistener_set_error_cb(w->http_lis[i], tcp_accept_error);
-	}
 	return HDL_EOK;
-}
-
-void http_stop(worker_t *w)
-{
-	if (w->http_lis) {
-		for (unsigned i = 0; i < w->fds.n_http; i++) {
-			if (w->http_lis[i]) {
-				evconnlistener_free(w->http_lis[i]);
-				w->http_lis[i] = NULL;
-			}
-		}
-	}
-	if (!w->http)
-		return;
-	/* idle connections close now; busy ones once their answers are flushed */
-	http_conn_t *c = w->http->conns;
-	while (c) {
-		http_conn_t *next = c->next;
-		c->closing = true;
-		set_reading(c, false);
-		if (c->out.len == c->out_off)
-			conn_free(c);
-		c = next;
-	}
 }
 
 void http_free(worker_t *w)
 {
-	http_stop(w);
 	if (w->http) {
-		while (w->http->conns)
-			conn_free(w->http->conns);
 		hdl_buf_free(&w->http->body);
 		free(w->http);
 		w->http = NULL;
 	}
-	free(w->http_lis);
-	w->http_lis = NULL;
 }

@@ -15,6 +15,7 @@
 #include "hdl/values.h"
 
 struct store;
+struct connlimit;
 struct conf;
 struct rrl;
 
@@ -36,10 +37,21 @@ typedef struct node_limits {
 	_Atomic uint32_t udp_rrl_rate;             /**< answers/s per source prefix; 0 = off */
 	_Atomic uint32_t udp_rrl_burst;            /**< token bucket depth; 0 = the rate */
 	_Atomic uint32_t udp_rrl_slip;             /**< every Nth limited request: TCP redirect */
+	/* stream connections (conn.c) */
+	_Atomic uint32_t max_conn_per_source;
+	_Atomic uint32_t src_v4_bits;
+	_Atomic uint32_t src_v6_bits;
+	_Atomic uint32_t conn_buffer_budget;
+	_Atomic uint32_t tcp_close;  /**< NODE_TCP_CLOSE_* */
 	_Atomic uint32_t gen; /**< bumped after each reload */
 } node_limits_t;
 
 #define NODE_LIMIT(l, f) atomic_load_explicit(&(l)->f, memory_order_relaxed)
+
+/** tcp_close_after_answer: when a TCP connection closes after an answer (tcp.c). */
+#define NODE_TCP_CLOSE_AUTO 0u /**< 2.11+ requests without KC (HNET9 clients); see tcp.c */
+#define NODE_TCP_CLOSE_YES 1u  /**< after every answer (HNET9 server behaviour) */
+#define NODE_TCP_CLOSE_NO 2u   /**< never: the idle timeout closes */
 
 /** \brief Copy the reloadable limits of \p c into \p l and bump the generation. */
 void node_limits_apply(node_limits_t *l, const struct conf *c);
@@ -55,6 +67,8 @@ typedef struct node_shared {
 	uint8_t *prefix_vals;    /**< U32 1 + one HS_SITE value: answer for 0.NA/<homed prefix> */
 	size_t prefix_vals_len;  /**<   when the store holds no record of its own */
 	struct rrl *rrl;         /**< UDP response-rate limiting, shared by the workers (or NULL) */
+	struct connlimit *conns; /**< node-wide connection and buffer accounting (connlimit.h) */
+	uint32_t fd_conn_cap;    /**< connections the descriptor limit leaves room for */
 } node_shared_t;
 
 /**

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "node/common/log.h"
 #include "node/server/startup.h"
 #include "node/server/rrl.h"
+#include "node/server/connlimit.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -45,7 +47,7 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 	worker_t *w = arg;
 	uint64_t now = worker_now_ms();
 	bool min_passed = now + DRAIN_MAX_MS >= w->drain_deadline_ms + DRAIN_MIN_MS;
-	unsigned open = w->n_conns + w->n_http_conns;
+	unsigned open = conn_count(w);
 	if ((open == 0 && min_passed) || now >= w->drain_deadline_ms) {
 		if (open)
 			log_warn("shutdown: closing %u connection(s) that did not finish", open);
@@ -59,8 +61,7 @@ static void begin_drain(worker_t *w)
 		return;
 	w->stopping = true;
 	udp_stop(w);
-	tcp_stop(w);
-	http_stop(w);
+	conn_drain(w); /* every request already sent on a connection is still answered */
 	w->drain_deadline_ms = worker_now_ms() + DRAIN_MAX_MS;
 	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
 	w->drain_ev = event_new(w->base, -1, EV_PERSIST, on_drain_poll, w);
@@ -83,17 +84,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	worker_t *w = arg;
 	udp_reasm_expire(w, worker_now_ms());
+	conn_maintain(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	if (gen != w->limits_gen) {
 		w->limits_gen = gen;
-		http_apply_limits(w);
+		conn_apply_limits(w);
 	}
 }
 
 static void worker_cleanup(worker_t *w)
 {
+	conn_free_all(w);
 	http_free(w);
-	tcp_free_all(w);
 	udp_free(w);
 	if (w->drain_ev)
 		event_free(w->drain_ev);
@@ -127,8 +129,8 @@ static int worker_setup(worker_t *w)
 	w->out = malloc(DISPATCH_OUT_CAP);
 	if (!w->out)
 		return HDL_ENOMEM;
-	if ((ret = udp_start(w)) != HDL_EOK || (ret = tcp_start(w)) != HDL_EOK ||
-	    (ret = http_start(w)) != HDL_EOK)
+	if ((ret = udp_start(w)) != HDL_EOK || (ret = http_start(w)) != HDL_EOK ||
+	    (ret = conn_start(w)) != HDL_EOK)
 		return ret;
 	w->limits_gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	w->notify_ev = event_new(w->base, w->notify[0], EV_READ | EV_PERSIST, on_notify, w);
@@ -276,6 +278,33 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 }
 
 /* ---- main thread ------------------------------------------------------------------------------ */
+
+/*
+ * Node-wide connection accounting, and how many connections the descriptor limit leaves room
+ * for (max_connections is clamped to it). Connection buffers of 64 KiB and more are mmap'ed, so
+ * their memory goes back to the system when they are freed (glibc otherwise raises that
+ * threshold as large blocks come and go, and keeps freed memory in its heaps).
+ */
+static int conn_setup(node_shared_t *n, const conf_t *c, unsigned workers)
+{
+	if (connlimit_new(&n->conns) != HDL_EOK)
+		return HDL_ENOMEM;
+	(void)mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	n->fd_conn_cap = UINT32_MAX;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		/* per worker: UDP and TCP sockets, HTTP listeners, epoll, notify pipe; then the
+		 * reserve for LMDB, the writer, signals and logs */
+		uint64_t fixed = CONN_FD_RESERVE + (uint64_t)workers * (2u * c->n_listen + c->n_http + 3u);
+		uint64_t cap = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 1;
+		n->fd_conn_cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+		if (c->max_connections > n->fd_conn_cap)
+			log_warn("max_connections %u is over what the descriptor limit (%llu) leaves room "
+			         "for: at most %u connections",
+			         c->max_connections, (unsigned long long)rl.rlim_cur, n->fd_conn_cap);
+	}
+	return HDL_EOK;
+}
 
 typedef struct server {
 	const server_opts_t *opts;
@@ -434,6 +463,10 @@ int server_run(const server_opts_t *o)
 	}
 	s.n_workers = s.boot.workers ? s.boot.workers : cpu_count();
 	node_limits_apply(&s.node.limits, &s.boot);
+	if (conn_setup(&s.node, &s.boot, s.n_workers) != HDL_EOK) {
+		log_err("out of memory");
+		goto out;
+	}
 
 	/* one node per database and per address: refuse what another process already holds */
 	bool fresh = false;
@@ -563,6 +596,7 @@ out:
 		rrl_log_stats(s.node.rrl, "shutdown");
 	rrl_free(s.node.rrl);
 	s.node.rrl = NULL;
+	connlimit_free(s.node.conns);
 	node_site_free(&s.node);
 	if (s.lock_fd >= 0)
 		close(s.lock_fd); /* releases the database lock */

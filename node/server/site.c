@@ -31,6 +31,17 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	atomic_store_explicit(&l->udp_rrl_rate, c->udp_rrl_rate, memory_order_relaxed);
 	atomic_store_explicit(&l->udp_rrl_burst, c->udp_rrl_burst, memory_order_relaxed);
 	atomic_store_explicit(&l->udp_rrl_slip, c->udp_rrl_slip, memory_order_relaxed);
+	atomic_store_explicit(&l->max_conn_per_source, c->max_connections_per_source,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->src_v4_bits, c->conn_source_prefix_v4, memory_order_relaxed);
+	atomic_store_explicit(&l->src_v6_bits, c->conn_source_prefix_v6, memory_order_relaxed);
+	atomic_store_explicit(&l->conn_buffer_budget, c->conn_buffer_budget, memory_order_relaxed);
+	const char *tc = c->tcp_close_after_answer ? c->tcp_close_after_answer : "auto";
+	atomic_store_explicit(&l->tcp_close,
+	                      strcmp(tc, "yes") == 0  ? NODE_TCP_CLOSE_YES
+	                      : strcmp(tc, "no") == 0 ? NODE_TCP_CLOSE_NO
+	                                              : NODE_TCP_CLOSE_AUTO,
+	                      memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 }
 

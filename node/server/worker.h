@@ -13,13 +13,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "node/server/conn.h"
 #include "node/server/dispatch.h"
 
 struct event;
 struct event_base;
-struct evconnlistener;
 struct http_state;
-struct tcp_conn;
 
 #define WORKER_REASM_TIMEOUT_MS 5000u
 #define WORKER_UDP_BATCH 16u       /**< datagrams per recvmmsg */
@@ -69,14 +68,8 @@ struct worker {
 
 	worker_fds_t fds;
 	udp_sock_t *udp;
-	struct evconnlistener **tcp;
-	struct evconnlistener **http_lis; /**< HTTP listeners (http.c) */
-	struct http_state *http;          /**< HTTP connections and buffers (http.c) */
-	unsigned n_http_conns;            /**< open HTTP connections */
-
-	struct event *accept_resume_ev; /**< re-enables listeners paused by EMFILE/ENFILE */
-	struct tcp_conn *conns; /**< open TCP connections (doubly linked) */
-	unsigned n_conns;
+	conn_worker_t cw;         /**< TCP and HTTP connections (conn.c) */
+	struct http_state *http;  /**< HTTP scratch (http.c) */
 
 	reasm_slot_t *reasm; /**< udp_reasm_slots multi-packet UDP requests being reassembled */
 	unsigned n_reasm;
@@ -111,23 +104,13 @@ void udp_stop(worker_t *w);
 void udp_reasm_expire(worker_t *w, uint64_t now_ms);
 void udp_free(worker_t *w);
 
-int tcp_start(worker_t *w);
-/** \brief Stop accepting; idle connections close now, busy ones after their answers flush. */
-void tcp_stop(worker_t *w);
-void tcp_free_all(worker_t *w);
-/**
- * \brief Accept-error callback for all listeners (TCP and HTTP): when out of file descriptors,
- *        pause accepting for a moment instead of spinning on a readable listening socket.
- *        Uses worker_self.
- */
-void tcp_accept_error(struct evconnlistener *l, void *arg);
+/** The stream protocols conn.c serves: Handle frames (tcp.c) and HTTP/1.1 (http.c). */
+extern const conn_proto_t tcp_proto;
+extern const conn_proto_t http_proto;
 
+/** \brief Allocate the HTTP scratch state (before conn_start). \retval HDL_EOK, HDL_ENOMEM */
 int http_start(worker_t *w);
-void http_stop(worker_t *w);
+/** \brief Free what http_start() allocated. */
 void http_free(worker_t *w);
-/** \brief Apply reloaded HTTP limits (runs on the worker thread). */
-void http_apply_limits(worker_t *w);
-/** \brief Pause (false) or resume (true) accepting on the HTTP listeners. */
-void http_listeners_enable(worker_t *w, bool on);
 
 #endif /* HDL_NODE_SERVER_WORKER_H */

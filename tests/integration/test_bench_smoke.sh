@@ -92,4 +92,5 @@ if [ $rc != 0 ]; then
 fi
 grep -q "| B4 UDP resolve, uniform | idnoded |" "$TMP/suite.out" || fail "no B4 row in the suite table"
 grep -q "| B3 REST GET keep-alive | idnoded |" "$TMP/suite.out" || fail "no B3 row in the suite table"
+grep -q "| B2c connect per request" "$TMP/suite.out" || fail "no B2c row in the suite table"
 echo "PASS"

@@ -24,6 +24,24 @@ CAPS = os.path.join(SRC, "tests", "captures")
 FAILS = []
 
 
+def binaries_missing():
+    """True (after a "skip" line) when idnoded or idnode is not built."""
+    for p in (IDNODED, IDNODE):
+        if not os.access(p, os.X_OK):
+            print("skip: %s not built" % p)
+            return True
+    return False
+
+
+def report(name):
+    """Exit status of a test script: 1 when a check failed, else 0 (with a closing line)."""
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
+
+
 def check(cond, what):
     if not cond:
         FAILS.append(what)
@@ -439,3 +457,214 @@ def pct_ms(lat, q):
         return 0.0
     s = sorted(lat)
     return 1000 * s[min(len(s) - 1, len(s) * q // 100)]
+
+
+class HttpReader:
+    """Reads HTTP/1.1 responses (Content-Length bodies) from a raw socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def _fill(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            d = self.s.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError:
+            return b""
+        self.buf += d
+        return d
+
+    def response(self, timeout=5.0, head=False):
+        """(status, headers dict lower-case, body) or None on EOF / timeout."""
+        deadline = time.time() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        hdr, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = hdr.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        h = {}
+        for ln in lines[1:]:
+            k, v = ln.split(":", 1)
+            h[k.strip().lower()] = v.strip()
+        n = 0 if head else int(h.get("content-length", "0"))
+        while len(self.buf) < n:
+            if time.time() > deadline or not self._fill(max(0.01, deadline - time.time())):
+                return None
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, h, body
+
+    def eof(self, timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self._fill(max(0.01, deadline - time.time()))
+            if d == b"":
+                return True
+        return False
+
+
+def http_get_raw(path, version="1.1", extra=""):
+    return ("GET %s HTTP/%s\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, version, extra)).encode()
+
+
+def import_gen(tmp, db, count=200, records=()):
+    """`idnode gen` COUNT generated handles (prefix 88.100.1) plus RECORDS (dicts in the import
+    format) into a new LMDB at DB, homed at 88.100.1. Returns the first generated handle."""
+    path = os.path.join(tmp, "data.jsonl")
+    gen = subprocess.run([IDNODE, "gen", "--prefix", "88.100.1", "--count", str(count)],
+                         capture_output=True, timeout=60)
+    check(gen.returncode == 0, "idnode gen")
+    with open(path, "wb") as f:
+        f.write(gen.stdout)
+        for rec in records:
+            f.write(json.dumps(rec).encode() + b"\n")
+    imp = subprocess.run([IDNODE, "import", "--db", db, "--home", "88.100.1", path],
+                         capture_output=True, timeout=120)
+    check(imp.returncode == 0, "idnode import: %s" % imp.stderr.decode(errors="replace"))
+    return json.loads(gen.stdout.split(b"\n", 1)[0])["handle"]
+
+
+# one record every scenario can resolve
+TEST_URL_RECORD = {"handle": "88.100.1/test", "values": [
+    {"index": 1, "type": "URL", "data": {"format": "string", "value": "https://example.org/test"}}]}
+
+
+# ---- attack scenarios (tests/attack/) --------------------------------------------------------------
+
+def rss_anon_kb(pid):
+    """RssAnon of a process in kB (-1 when unreadable)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def raise_nofile(want):
+    """Raise this process's descriptor limit towards want (children inherit it)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def legit_tcp(port, rid, src="127.0.0.1", timeout=3.0):
+    """One resolution the way hdllib sends it (a new connection, 2.11): answered?"""
+    try:
+        with socket.socket() as s:
+            s.bind((src, 0))
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
+            s.sendall(resolve_request("88.100.1/test", rid))
+            f = FrameReader(s).frame(timeout)
+            return f is not None and parse_reply(f)["rc"] == 1
+    except (OSError, ValueError):
+        return False
+
+
+def legit_rest(port, src="127.0.0.1", timeout=3.0):
+    """One REST GET on a new connection (Connection: close): answered 200?"""
+    try:
+        with socket.socket() as s:
+            s.bind((src, 0))
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
+            s.sendall(http_get_raw("/api/handles/88.100.1/test", extra="Connection: close\r\n"))
+            r = HttpReader(s).response(timeout)
+            return r is not None and r[0] == 200
+    except (OSError, ValueError):
+        return False
+
+
+class Legit:
+    """Counts of legitimate queries (TCP and REST) answered during an attack."""
+
+    def __init__(self, node):
+        self.node = node
+        self.tcp = [0, 0]
+        self.rest = [0, 0]
+        self.lat = []  # seconds per answered query
+
+    def _one(self, count, fn):
+        t0 = time.time()
+        ok = fn()
+        count[1] += 1
+        count[0] += ok
+        if ok:
+            self.lat.append(time.time() - t0)
+
+    def round(self, n, pause=0.0):
+        for i in range(n):
+            self._one(self.tcp, lambda: legit_tcp(self.node.port, 100000 + self.tcp[1]))
+            self._one(self.rest, lambda: legit_rest(self.node.http))
+            if pause:
+                time.sleep(pause)
+
+    def pct(self, which):
+        ok, n = self.tcp if which == "tcp" else self.rest
+        return 100.0 * ok / n if n else 0.0
+
+    def text(self):
+        lat = sorted(self.lat) or [0.0]
+        return "legit TCP %d/%d (%.2f %%), REST %d/%d (%.2f %%), latency p50 %.1f ms max %.1f ms" % (
+            self.tcp[0], self.tcp[1], self.pct("tcp"), self.rest[0], self.rest[1],
+            self.pct("rest"), 1000 * lat[len(lat) // 2], 1000 * lat[-1])
+
+
+def attack_node(tmp, conf_text, workers=2):
+    """A node with a small data set and the given config, for one attack scenario."""
+    db = os.path.join(tmp, "db")
+    first = import_gen(tmp, db, 50, [TEST_URL_RECORD])
+    conf = os.path.join(tmp, "attack.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    node = Node(tmp, db, conf=conf, workers=workers)
+    node.first = first  # a generated handle (a full record: a ~600-byte answer)
+    return node
+
+
+def attack_done(node, tmp, name):
+    """End of a scenario: stop the node (exit 0 expected), drop tmp, return the exit status."""
+    import shutil
+    if node:
+        check(node.stop() == 0, "node exit 0")
+        if FAILS:
+            print(node.logtext()[-3000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+    return report(name)
+
+
+def attack_begin(nofile, name):
+    """Start of a scenario: None when the binaries are missing, else a fresh temp dir (with the
+    descriptor limit raised to nofile for the sockets the scenario opens)."""
+    import tempfile
+    if binaries_missing():
+        return None
+    raise_nofile(nofile)
+    return tempfile.mkdtemp(prefix="idnode-%s-" % name)
+
+
+def attacker_socket(port, first=b"", rcvbuf=0, src="127.0.0.2"):
+    """A connection from src, first bytes sent, then non-blocking; None when it fails."""
+    s = socket.socket()
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.bind((src, 0))
+        s.settimeout(2)
+        s.connect(("127.0.0.1", port))
+        if first:
+            s.sendall(first)
+        s.setblocking(False)
+        return s
+    except OSError:
+        s.close()
+        return None

@@ -174,6 +174,7 @@ typedef struct bk_tmpl {
 	uint8_t tail[2048]; /**< after the handle STR: indexes, types, credential length */
 	size_t tail_len;
 	char host[300]; /**< Host header for HTTP */
+	bool close;     /**< HTTP: ask the server to close after the answer (connect-per-request) */
 } bk_tmpl_t;
 
 /**
@@ -183,6 +184,12 @@ typedef struct bk_tmpl {
  */
 int bk_tmpl_init(bk_tmpl_t *t, bk_proto_t proto, const char *const *types, size_t ntypes,
                  const char *host);
+/**
+ * \brief Set KC (keep connection) in the requests' OpFlag: what a client that keeps its TCP
+ *        connection for many requests sends (without it a 2.11 request is answered and the
+ *        connection closed, as hdllib expects; see node/server/tcp.h).
+ */
+void bk_tmpl_keep(bk_tmpl_t *t);
 /**
  * \brief Build the request for \p key with request id \p id into \p out.
  * \return bytes written, 0 when it does not fit \p cap
@@ -325,7 +332,10 @@ typedef struct bk_conf {
 	unsigned conns;    /**< sockets / connections over all threads */
 	unsigned depth;    /**< pipelining depth per stream connection */
 	unsigned inflight; /**< outstanding requests over all threads */
-	bool new_conn;     /**< one stream connection per request */
+	bool new_conn;     /**< one stream connection per request (connect, request, answer, close):
+	                        HTTP requests say "Connection: close"; the connection is closed
+	                        after the answer, with a FIN when the server closed first (as a
+	                        client that read to EOF), else with a RST (no TIME_WAIT here) */
 	double zipf_s;     /**< 0 = uniform */
 	double miss_pct;   /**< share of non-existent keys, percent */
 	double timeout_ms;

@@ -190,7 +190,11 @@ static double self_cpu(void)
 static void conn_close(worker_t *w, conn_t *cn, bool error)
 {
 	if (cn->fd >= 0) {
-		if (w->stream) {
+		char b;
+		/* connect-per-request: a server that closed after its answer gets a FIN back, as from
+		 * a client that read to EOF; otherwise a RST (no TIME_WAIT pile-up on our side) */
+		bool eof = w->c->new_conn && !error && recv(cn->fd, &b, 1, MSG_DONTWAIT) == 0;
+		if (w->stream && !eof) {
 			struct linger lg = {1, 0}; /* RST: no TIME_WAIT pile-up on our side */
 			setsockopt(cn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		}

@@ -58,7 +58,8 @@ static void usage(FILE *f)
 	        "  -T THREADS        worker threads (default 1)\n"
 	        "  --conns N         sockets / connections (all threads)\n"
 	        "  --depth D         requests pipelined per stream connection\n"
-	        "  --new-conn        one TCP connection per request\n"
+	        "  --new-conn        connect per request: connect, one request, answer, close (HTTP:\n"
+	        "                    Connection: close)\n"
 	        "  -d SECONDS        measured duration (default 10); --warmup S before it (default 0)\n"
 	        "  -n COUNT          measured requests at most\n"
 	        "  --timeout MS      a reply later than this counts as lost (default 1000)\n"
@@ -637,6 +638,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "idnode-bench: cannot encode the request template\n");
 		goto out;
 	}
+	tmpl.close = o.c.new_conn;
+	if (o.c.proto == BK_TCP && !o.c.new_conn)
+		bk_tmpl_keep(&tmpl); /* a persistent pipelining client asks to keep its connection */
 	o.c.keys = &keys;
 	o.c.tmpl = &tmpl;
 	{

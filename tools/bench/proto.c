@@ -97,6 +97,11 @@ int bk_tmpl_init(bk_tmpl_t *t, bk_proto_t proto, const char *const *types, size_
 	return 0;
 }
 
+void bk_tmpl_keep(bk_tmpl_t *t)
+{
+	t->head[HDL_ENVELOPE_LEN + 8] |= (uint8_t)(HDL_OF_KC >> 24);
+}
+
 /* Handle message for key into out; returns length or 0. */
 static size_t build_hdl(const bk_tmpl_t *t, const char *key, size_t klen, uint32_t id,
                         uint8_t *out, size_t cap)
@@ -190,8 +195,8 @@ size_t bk_build(const bk_tmpl_t *t, const char *key, size_t klen, uint32_t id, u
 			return 0;
 		w = snprintf((char *)out, cap,
 		             "POST /%.*s HTTP/1.1\r\nHost: %s\r\nAccept: application/x-hdl-message\r\n"
-		             "Content-Type: application/x-hdl-message\r\nContent-Length: %zu\r\n\r\n",
-		             (int)pl, path, t->host, ml);
+		             "Content-Type: application/x-hdl-message\r\nContent-Length: %zu\r\n%s\r\n",
+		             (int)pl, path, t->host, ml, t->close ? "Connection: close\r\n" : "");
 		if (w < 0 || (size_t)w + ml > cap)
 			return 0;
 		hl = (size_t)w;
@@ -202,8 +207,8 @@ size_t bk_build(const bk_tmpl_t *t, const char *key, size_t klen, uint32_t id, u
 		pl = urlenc(key, klen, path, sizeof(path));
 		if (!pl)
 			return 0;
-		w = snprintf((char *)out, cap, "GET /api/handles/%.*s HTTP/1.1\r\nHost: %s\r\n\r\n",
-		             (int)pl, path, t->host);
+		w = snprintf((char *)out, cap, "GET /api/handles/%.*s HTTP/1.1\r\nHost: %s\r\n%s\r\n",
+		             (int)pl, path, t->host, t->close ? "Connection: close\r\n" : "");
 		return w < 0 || (size_t)w >= cap ? 0 : (size_t)w;
 	case BK_DNS:
 		return build_dns(key, klen, (uint16_t)id, out, cap);
