@@ -120,6 +120,21 @@ static const conf_key_t schema[] = {
 	 "HS_VLIST admin group nesting followed when authorizing"},
 	{"authz_max_groups", CONF_UINT, 1, 4096, "64", false, OFF(authz_max_groups), 0,
 	 "admin group values looked up per authorization at most"},
+	/* administration: authentication and requests that wait (node/server/admin.c) */
+	{"auth_timeout_ms", CONF_UINT, 1000, 600000, "20000", true, OFF(auth_timeout_ms), 0,
+	 "a challenge waits this long for its answer"},
+	{"auth_pending_max", CONF_UINT, 16, 1000000, "10000", false, OFF(auth_pending_max), 0,
+	 "challenges waiting for their answer, node-wide"},
+	{"auth_pending_bytes", CONF_SIZE, 64 * KIB, 3 * GIB, "64m", false, OFF(auth_pending_bytes),
+	 0, "bytes of requests kept for their challenges' answers, node-wide"},
+	{"auth_pending_per_source", CONF_UINT, 1, 1000000, "256", true,
+	 OFF(auth_pending_per_source), 0, "challenges waiting per source address"},
+	{"pending_max", CONF_UINT, 1, 1000000, "4096", true, OFF(pending_max), 0,
+	 "requests waiting (writes, lists) per worker"},
+	{"pending_per_source", CONF_UINT, 1, 1000000, "512", true, OFF(pending_per_source), 0,
+	 "requests waiting per source address per worker"},
+	{"allow_list_handles", CONF_BOOL, 0, 0, "yes", true, OFF(allow_list_handles), 0,
+	 "answer LIST_HANDLES (to admins with the LIST_HANDLES permission)"},
 	/* upstream servers (node/resolver/upconf.h, docs/delegation.md) */
 	{"upstream", CONF_LIST, 0, 0, NULL, false, OFF(upstream), OFF(n_upstream),
 	 "NAME HOST:PORT [transport=tls|https|http|tcp|udp] [sni=] [ca=] [cert= key=] [pin=] "

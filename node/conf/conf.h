@@ -96,6 +96,14 @@ typedef struct conf {
 	uint32_t audit_prune_step;      /**< audit entries removed per step */
 	uint32_t authz_max_depth;       /**< HS_VLIST nesting followed */
 	uint32_t authz_max_groups;      /**< group values looked up per authorization */
+	/* administration: authentication and requests that wait (node/server/admin.c) */
+	uint32_t auth_timeout_ms;
+	uint32_t auth_pending_max;
+	uint32_t auth_pending_bytes;
+	uint32_t auth_pending_per_source;
+	uint32_t pending_max;
+	uint32_t pending_per_source;
+	bool allow_list_handles;
 	/* upstream servers and forwarding (node/resolver/upconf.h, docs/delegation.md) */
 	char **upstream;   /**< "NAME HOST:PORT [options]" lines */
 	unsigned n_upstream;

@@ -193,6 +193,12 @@ static void conn_free(conn_t *c)
 {
 	worker_t *w = c->w;
 	conn_worker_t *cw = &w->cw;
+	while (c->waiting) {
+		preq_t *p = c->waiting;
+		preq_unlink(&c->waiting, p);
+		preq_cancel(p);
+	}
+	conn_auth_clear(&c->auth);
 	list_unlink(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -491,6 +497,12 @@ static void conn_after(conn_t *c)
 		return;
 	}
 	bool backlog = c->in_len && !c->partial; /* whole requests not answered yet */
+	if (c->blocked) {
+		/* input waits until an answer comes back (conn_resume) */
+		read_stop(c);
+		list_unlink(c);
+		return;
+	}
 	if (pending && (backlog || c->peer_eof || conn_out_full(c))) {
 		read_stop(c); /* back-pressure: on_write goes on once the peer took its answers */
 		list_unlink(c);
@@ -620,10 +632,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	conn_readable(c);
 }
 
+void conn_resume(conn_t *c)
+{
+	conn_after(c);
+}
+
 /* The output drained or the budget has room again: go on where the connection stopped. */
 static void conn_continue(conn_t *c)
 {
 	list_unlink(c);
+	if (c->on_drain) {
+		preq_t *p = c->on_drain;
+		c->on_drain = NULL;
+		p->inflight = true;
+		preq_post(p);
+	}
+	if (c->blocked) {
+		conn_after(c);
+		return;
+	}
 	if (c->in_len && !c->partial && !c->closing) {
 		/* whole requests waiting */
 		if (over_budget(c->w)) {
@@ -837,6 +864,11 @@ static void conn_new(struct conn_listener *cl, int fd, const struct sockaddr *sa
 	c->proto = cl->proto;
 	c->fd = fd;
 	c->src = src;
+	socklen_t sl = sa->sa_family == AF_INET    ? sizeof(struct sockaddr_in)
+	               : sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                           : 0;
+	memcpy(&c->peer, sa, sl);
+	c->peer_len = sl;
 	c->next = cw->all;
 	if (c->next)
 		c->next->prev = c;

@@ -29,10 +29,11 @@
  * - Drain (shutdown): listeners close, idle connections close at once, the others keep being
  *   served (every request they had sent is answered) and close when they become idle.
  *
- * \note Requests answered later (a write waiting for its commit) are counted in n_waiting: a
- *       connection with waiting requests is not idle, is not closed after an answer and is not
- *       closed by the drain until they are answered. Whoever adds such requests must also keep
- *       the connection alive while they are out (a close then has to wait for them).
+ * \note Requests answered later (a write waiting for its commit, a list streamed as the output
+ *       drains: preq.h) are linked on c->waiting and counted in n_waiting: a connection with
+ *       waiting requests is not idle, is not closed after an answer nor by the idle timeout or
+ *       the drain until they are answered; when it closes anyway (the peer went, an error) they
+ *       are cancelled. The protocol answers them with conn_resume().
  */
 #ifndef HDL_NODE_SERVER_CONN_H
 #define HDL_NODE_SERVER_CONN_H
@@ -41,10 +42,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
+#include "node/server/admin.h"
 #include "node/server/connlimit.h"
 #include "proto/json_write.h"
 
 struct worker;
+struct preq;
 struct event;
 struct timeval;
 
@@ -103,6 +108,13 @@ struct conn {
 	bool peer_eof;      /**< [proto] the peer half-closed: answer what is whole, then close */
 	bool partial;       /**< [proto] the input ends in an incomplete request */
 	bool closing;       /**< [proto] read no more; close once the output is written */
+	bool blocked;       /**< [proto] offer no more input until an answer comes back (HTTP:
+	                         answers in request order; TCP: too many requests waiting) */
+	struct sockaddr_storage peer; /**< the client's address */
+	socklen_t peer_len;
+	conn_auth_t auth;   /**< login state and challenges of this connection (admin.h) */
+	struct preq *waiting;  /**< requests answered later (preq.h); cancelled when it closes */
+	struct preq *on_drain; /**< a streamed answer (list) to go on once the output drained */
 };
 
 /** Per-worker connection state (inside worker_t). */
@@ -147,6 +159,14 @@ void conn_maintain(struct worker *w);
 void conn_apply_limits(struct worker *w);
 /** \brief Open connections of the worker. */
 unsigned conn_count(const struct worker *w);
+
+/**
+ * \brief [proto] A request of \p c that waited is answered (worker thread, outside any
+ *        processing pass): the caller appended its answer to conn_out(c) and updated
+ *        c->n_waiting and c->blocked; this writes it and goes on where the connection stopped
+ *        (reading, answering requests that queued up behind, closing). \p c may be freed.
+ */
+void conn_resume(conn_t *c);
 
 /** \brief [proto] The buffer answers are appended to (one processing pass). */
 hdl_buf_t *conn_out(conn_t *c);

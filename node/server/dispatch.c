@@ -9,6 +9,7 @@
 #include "hdl/error.h"
 #include "hdl/values.h"
 #include "node/common/log.h"
+#include "node/server/admin.h"
 #include "node/server/cache.h"
 #include "node/server/reply.h"
 #include "node/store/store.h"
@@ -65,31 +66,6 @@ void dispatch_ctx_free(dispatch_ctx_t *ctx)
 	hdl_arena_free(&ctx->arena);
 	free(first);
 	ctx->reader = NULL;
-}
-
-bool dispatch_is_admin_opcode(uint32_t op)
-{
-	/* Registration, sessions and login are a later issue: all of them are refused here, in
-	 * this one spot. */
-	switch (op) {
-	case HDL_OC_CREATE_HANDLE:
-	case HDL_OC_DELETE_HANDLE:
-	case HDL_OC_ADD_VALUE:
-	case HDL_OC_REMOVE_VALUE:
-	case HDL_OC_MODIFY_VALUE:
-	case HDL_OC_LIST_HANDLES:
-	case HDL_OC_CHALLENGE_RESPONSE:
-	case HDL_OC_HOME_NA:
-	case HDL_OC_UNHOME_NA:
-	case HDL_OC_LIST_HOMED_NAS:
-	case HDL_OC_SESSION_SETUP:
-	case HDL_OC_SESSION_TERMINATE:
-	case HDL_OC_SESSION_EXCHANGEKEY:
-	case HDL_OC_LOGIN_ID_SYSTEM:
-		return true;
-	default:
-		return false;
-	}
 }
 
 size_t dispatch_error_reply(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint32_t rcode,
@@ -406,6 +382,13 @@ static size_t do_siteinfo(dispatch_ctx_t *ctx, reply_t *r, uint8_t *out, size_t 
 int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_t *out,
                      size_t cap, size_t *outlen)
 {
+	return dispatch_message_from(ctx, NULL, req, len, out, cap, outlen);
+}
+
+int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const uint8_t *req,
+                          size_t len, uint8_t *out, size_t cap, size_t *outlen)
+{
+	bool wait = false;
 	hdl_envelope_t env;
 	hdl_msg_t m;
 	reply_t r;
@@ -492,20 +475,27 @@ int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_
 	case HDL_OC_RESERVED:
 		n = reply_error(ctx, &r, HDL_RC_PROTOCOL_ERROR, "Invalid opcode 0", out, cap);
 		break;
+	case HDL_OC_SESSION_SETUP:
+	case HDL_OC_SESSION_TERMINATE:
+	case HDL_OC_SESSION_EXCHANGEKEY:
+		n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "Sessions are not supported",
+		                out, cap);
+		break;
 	default:
-		if (dispatch_is_admin_opcode(m.hdr.opcode))
-			n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
-			                out, cap);
+		if (admin_is_opcode(m.hdr.opcode))
+			n = admin_dispatch(ctx, o, &m, req, len, out, cap, &wait);
 		else
 			n = reply_error(ctx, &r, HDL_RC_OPERATION_NOT_SUPPORTED, "Unknown opcode",
 			                out, cap);
 		break;
 	}
 done:
+	*outlen = n;
+	if (wait)
+		return DISPATCH_WAIT;
 	if (n)
 		ctx->n_requests++;
 	else
 		ctx->n_dropped++;
-	*outlen = n;
 	return HDL_EOK;
 }

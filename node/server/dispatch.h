@@ -14,11 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "hdl/msg.h"
 #include "node/server/node.h"
 
 struct store_reader;
 struct rcache;
+struct conn_auth;
+struct preq;
 
 /** Bytes a reply buffer must have for any reply. */
 #define DISPATCH_OUT_CAP (HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN)
@@ -59,6 +63,34 @@ void dispatch_cache_log(const dispatch_ctx_t *ctx);
 int dispatch_message(dispatch_ctx_t *ctx, const uint8_t *req, size_t len, uint8_t *out,
                      size_t cap, size_t *outlen);
 
+/** Where a request came from, and how the transport can answer it later. */
+typedef struct dispatch_origin {
+	int transport;                        /**< wr_transport_t (the audit trail names it) */
+	const struct sockaddr_storage *peer;  /**< the client's address (NULL: none) */
+	socklen_t peer_len;
+	struct conn_auth *auth;               /**< the connection's login state (NULL: UDP) */
+	bool can_stream;                      /**< several reply messages may follow (TCP) */
+	/**
+	 * Attach a suspended request to the transport: set p->complete and link it to the
+	 * connection (or keep the UDP return path). NULL: this caller cannot wait, and requests
+	 * that would wait are answered RC 3 instead.
+	 */
+	void (*attach)(void *tctx, struct preq *p);
+	void *tctx;
+} dispatch_origin_t;
+
+/** dispatch_message_from() suspended the request: no reply now, the transport was attached. */
+#define DISPATCH_WAIT 1
+
+/**
+ * \brief dispatch_message() for a request from \p o (NULL: unknown origin that cannot wait).
+ *        Administrative requests are authenticated and may be suspended (admin.h).
+ * \retval HDL_EOK (*outlen: the reply, or 0 = dropped), DISPATCH_WAIT (*outlen 0; the request
+ *         waits and its transport's complete() answers it later)
+ */
+int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const uint8_t *req,
+                          size_t len, uint8_t *out, size_t cap, size_t *outlen);
+
 /**
  * \brief Build a protocol-error reply to a request whose envelope is readable but which is not
  *        handled further (oversized frame on TCP). \p req holds at least the envelope.
@@ -90,7 +122,5 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
                      const hdl_slice_t *types, uint32_t n_types, bool public_only,
                      dispatch_sel_t *sel);
 
-/** \brief True for the admin opcodes that are answered "not supported yet" for now. */
-bool dispatch_is_admin_opcode(uint32_t opcode);
 
 #endif /* HDL_NODE_SERVER_DISPATCH_H */

@@ -24,7 +24,9 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/admin.h"
 #include "node/server/http.h"
+#include "node/server/preq.h"
 #include "node/server/worker.h"
 #include "proto/json.h"
 #include "proto/json_write.h"
@@ -404,6 +406,53 @@ static void send_json_error(rq_t *r, int status, uint32_t rc, const char *messag
 
 /* ---- native tunnel ---------------------------------------------------------------------- */
 
+/* What the answer of a waiting native request needs of its HTTP request (in preq.tpriv). */
+typedef struct wait_rq {
+	bool close;
+	bool head;
+	uint8_t minor;
+} wait_rq_t;
+
+_Static_assert(sizeof(wait_rq_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
+
+/*
+ * A native request that waited is answered. HTTP/1.1 answers go out in request order, so the
+ * connection was blocked (nothing behind it parsed) until now.
+ */
+static void on_complete(preq_t *p)
+{
+	conn_t *c = p->conn;
+	worker_t *w = c->w;
+	wait_rq_t wr;
+	memcpy(&wr, p->tpriv, sizeof(wr));
+	http_req_t req = {.minor = wr.minor};
+	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
+	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	if (n)
+		send_body(&r, 200, HDL_MIME, w->out, n);
+	else
+		send_text(&r, 500, "no answer\n");
+	preq_unlink(&c->waiting, p);
+	preq_done(p);
+	c->n_waiting--;
+	c->blocked = false;
+	if (r.close)
+		c->closing = true;
+	conn_resume(c);
+}
+
+static void attach(void *tctx, preq_t *p)
+{
+	rq_t *r = tctx;
+	conn_t *c = r->c;
+	wait_rq_t wr = {.close = r->close, .head = r->head, .minor = (uint8_t)r->req->minor};
+	memcpy(p->tpriv, &wr, sizeof(wr));
+	preq_link(&c->waiting, p, c);
+	p->complete = on_complete;
+	c->n_waiting++;
+	c->blocked = true;
+}
+
 static void do_native(worker_t *w, rq_t *r)
 {
 	const uint8_t *p = r->req->body;
@@ -414,8 +463,19 @@ static void do_native(worker_t *w, rq_t *r)
 		len -= skip;
 	}
 	size_t n = 0;
-	if (len >= HDL_ENVELOPE_LEN)
-		dispatch_message(&w->dctx, p, len, w->out, DISPATCH_OUT_CAP, &n);
+	conn_t *c = r->c;
+	dispatch_origin_t o = {
+	    .transport = WR_T_HTTP,
+	    .peer = &c->peer,
+	    .peer_len = c->peer_len,
+	    .auth = &c->auth,
+	    .attach = attach,
+	    .tctx = r,
+	};
+	if (len >= HDL_ENVELOPE_LEN &&
+	    dispatch_message_from(&w->dctx, &o, p, len, w->out, DISPATCH_OUT_CAP, &n) ==
+	        DISPATCH_WAIT)
+		return; /* answered by on_complete() */
 	if (n == 0) {
 		log_peer(LOG_LVL_INFO, "http: native request of %zu bytes not answerable", len);
 		send_text(r, 400, "not a Handle request\n");
@@ -730,8 +790,8 @@ static void on_request(conn_t *c, const http_req_t *req)
 		send_text(&r, 405, "method not allowed\n");
 	}
 out:
-	if (r.close)
-		c->closing = true;
+	if (r.close && !c->blocked)
+		c->closing = true; /* a waiting request closes after its answer (on_complete) */
 }
 
 /* ---- connection input ------------------------------------------------------------------------- */
@@ -758,7 +818,7 @@ static size_t http_process(conn_t *c, const uint8_t *p, size_t len)
 {
 	uint64_t max_body = NODE_LIMIT(&c->w->node->limits, http_max_body);
 	size_t off = 0;
-	while (!c->closing && off < len) {
+	while (!c->closing && !c->blocked && off < len) {
 		if (conn_out_full(c))
 			break; /* the rest waits for the peer to read (or for the budget) */
 		http_req_t req;

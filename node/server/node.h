@@ -29,6 +29,12 @@ typedef struct node_limits {
 	_Atomic uint32_t tcp_buffer_max;
 	_Atomic uint32_t http_max_body;
 	_Atomic uint32_t cache_bytes; /**< response cache per worker (cache_size / workers) */
+	/* administration (admin.c) */
+	_Atomic uint32_t auth_timeout_ms;         /**< a challenge waits this long for its answer */
+	_Atomic uint32_t auth_pending_per_source; /**< challenges waiting per source address */
+	_Atomic uint32_t pending_max;             /**< suspended requests per worker */
+	_Atomic uint32_t pending_per_source;      /**< suspended requests per source per worker */
+	_Atomic uint32_t allow_list_handles;      /**< 0: LIST_HANDLES answers RC 5 */
 	/* UDP (udp.c, rrl.c); 0 in udp_answer_max_datagrams means no datagram cap */
 	_Atomic uint32_t udp_gso;                  /**< 1 = segmentation offload allowed */
 	_Atomic uint32_t udp_answer_max_datagrams; /**< most datagrams of one UDP answer */
@@ -69,6 +75,10 @@ typedef struct node_shared {
 	struct rrl *rrl;         /**< UDP response-rate limiting, shared by the workers (or NULL) */
 	struct connlimit *conns; /**< node-wide connection and buffer accounting (connlimit.h) */
 	uint32_t fd_conn_cap;    /**< connections the descriptor limit leaves room for */
+	struct writer *writer;      /**< the write path (NULL: writes are refused) */
+	struct chal_table *chal;    /**< challenges waiting for their answers (admin.c) */
+	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
+	uint32_t n_server_admins;
 } node_shared_t;
 
 /**

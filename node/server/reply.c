@@ -34,7 +34,7 @@ void reply_begin(const dispatch_ctx_t *ctx, wire_wr_t *w, const reply_t *r, uint
 	wire_wr_u32(w, 0); /* sequence number */
 	wire_wr_u32(w, 0); /* MessageLength, patched */
 
-	uint32_t flags = (r->opflags & COPY_FLAGS) | HDL_OF_REC | HDL_OF_AT;
+	uint32_t flags = (r->opflags & COPY_FLAGS) | HDL_OF_REC | HDL_OF_AT | r->extra_flags;
 	if (!r->rd_len)
 		flags &= ~HDL_OF_RD;
 	wire_wr_u32(w, r->opcode);

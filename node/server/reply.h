@@ -24,6 +24,7 @@ typedef struct reply {
 	uint8_t rd_alg;
 	uint8_t rd[HDL_DIGEST_MAX_LEN];
 	size_t rd_len; /**< 0 = no RD block */
+	uint32_t extra_flags; /**< OpFlags set on the reply besides the copied ones (CN, RD) */
 } reply_t;
 
 /** \brief Envelope and header with both lengths left zero (patched by reply_end), then RD. */

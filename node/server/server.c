@@ -23,7 +23,10 @@
 #include "node/common/log.h"
 #include "node/server/startup.h"
 #include "node/server/rrl.h"
+#include "node/server/admin.h"
+#include "node/server/authz.h"
 #include "node/server/connlimit.h"
+#include "node/server/writer.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -47,7 +50,8 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
 	worker_t *w = arg;
 	uint64_t now = worker_now_ms();
 	bool min_passed = now + DRAIN_MAX_MS >= w->drain_deadline_ms + DRAIN_MIN_MS;
-	unsigned open = conn_count(w);
+	/* connections, and requests still waiting for the writer (UDP ones have no connection) */
+	unsigned open = conn_count(w) + (w->pq.n_live - w->pq.n_cancelled);
 	if ((open == 0 && min_passed) || now >= w->drain_deadline_ms) {
 		if (open)
 			log_warn("shutdown: closing %u connection(s) that did not finish", open);
@@ -83,7 +87,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	worker_t *w = arg;
-	udp_reasm_expire(w, worker_now_ms());
+	uint64_t now = worker_now_ms();
+	udp_reasm_expire(w, now);
+	if (w->id == 0 && w->node->chal)
+		chal_table_expire(w->node->chal, now);
 	conn_maintain(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	if (gen != w->limits_gen) {
@@ -97,6 +104,9 @@ static void worker_cleanup(worker_t *w)
 	conn_free_all(w);
 	http_free(w);
 	udp_free(w);
+	if (w->pq.ev)
+		event_free(w->pq.ev); /* the queue itself outlives the thread: the writer may post */
+	w->pq.ev = NULL;
 	if (w->drain_ev)
 		event_free(w->drain_ev);
 	if (w->tick_ev)
@@ -125,6 +135,8 @@ static int worker_setup(worker_t *w)
 		return HDL_ENOMEM;
 	int ret = dispatch_ctx_init(&w->dctx, w->node);
 	if (ret != HDL_EOK)
+		return ret;
+	if ((ret = preq_queue_init(w, &w->pq)) != HDL_EOK)
 		return ret;
 	w->out = malloc(DISPATCH_OUT_CAP);
 	if (!w->out)
@@ -409,6 +421,32 @@ static int store_setup(server_t *s, char *err, size_t errlen)
 	return HDL_EOK;
 }
 
+/*
+ * Administration: the writer thread (writer.h), the table of challenges waiting for their
+ * answers and the configured server admins (admin.c).
+ */
+static int admin_setup(server_t *s, char *err, size_t errlen)
+{
+	const conf_t *c = &s->boot;
+	node_shared_t *n = &s->node;
+	int ret = chal_table_new(c->auth_pending_max, c->auth_pending_bytes, &n->chal);
+	if (ret == HDL_EOK && c->n_server_admin) {
+		n->server_admins = calloc(c->n_server_admin, sizeof(*n->server_admins));
+		ret = n->server_admins ? HDL_EOK : HDL_ENOMEM;
+		for (unsigned i = 0; ret == HDL_EOK && i < c->n_server_admin; i++)
+			ret = authz_parse_admin(c->server_admin[i], &n->server_admins[i]);
+		n->n_server_admins = c->n_server_admin;
+	}
+	if (ret == HDL_EOK) {
+		writer_opts_t wo;
+		writer_opts_from_conf(c, &wo);
+		ret = writer_start(n->store, &wo, &n->writer);
+	}
+	if (ret != HDL_EOK)
+		snprintf(err, errlen, "cannot set up the write path: %s", hdl_strerror(ret));
+	return ret;
+}
+
 int server_check(const server_opts_t *o, char *err, size_t errlen)
 {
 	conf_t c;
@@ -484,6 +522,10 @@ int server_run(const server_opts_t *o)
 		log_err("%s", err);
 		goto out;
 	}
+	if (admin_setup(&s, err, sizeof(err)) != HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (rrl_new_from_conf(&s.boot, s.n_workers, &s.node.rrl) != HDL_EOK) {
 		log_err("udp_rrl: cannot set up the rate-limit table");
 		goto out;
@@ -498,6 +540,7 @@ int server_run(const server_opts_t *o)
 		w->id = (int)i;
 		w->node = &s.node;
 		w->notify[0] = w->notify[1] = -1;
+		w->pq.efd = -1;
 		w->start_mu = &start_mu;
 		w->start_cv = &start_cv;
 	}
@@ -570,8 +613,13 @@ int server_run(const server_opts_t *o)
 	s.exit_code = 0;
 out:
 	stop_workers(&s, n_started);
+	/* the writer finishes what was queued; answers for stopped workers are dropped below */
+	if (s.node.writer)
+		writer_stop(s.node.writer);
+	s.node.writer = NULL;
 	if (s.workers) {
 		for (unsigned i = 0; i < s.n_workers; i++) {
+			preq_queue_free(&s.workers[i].pq);
 			worker_fds_free(&s.workers[i].fds);
 			if (s.workers[i].notify[0] >= 0)
 				close(s.workers[i].notify[0]);
@@ -597,6 +645,10 @@ out:
 	rrl_free(s.node.rrl);
 	s.node.rrl = NULL;
 	connlimit_free(s.node.conns);
+	chal_table_free(s.node.chal);
+	s.node.chal = NULL;
+	free(s.node.server_admins);
+	s.node.server_admins = NULL;
 	node_site_free(&s.node);
 	if (s.lock_fd >= 0)
 		close(s.lock_fd); /* releases the database lock */

@@ -42,6 +42,13 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	                      : strcmp(tc, "no") == 0 ? NODE_TCP_CLOSE_NO
 	                                              : NODE_TCP_CLOSE_AUTO,
 	                      memory_order_relaxed);
+	atomic_store_explicit(&l->auth_timeout_ms, c->auth_timeout_ms, memory_order_relaxed);
+	atomic_store_explicit(&l->auth_pending_per_source, c->auth_pending_per_source,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->pending_max, c->pending_max, memory_order_relaxed);
+	atomic_store_explicit(&l->pending_per_source, c->pending_per_source, memory_order_relaxed);
+	atomic_store_explicit(&l->allow_list_handles, c->allow_list_handles ? 1u : 0u,
+	                      memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 }
 

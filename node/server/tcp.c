@@ -13,7 +13,14 @@
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "node/common/log.h"
+#include "node/server/admin.h"
+#include "node/server/preq.h"
 #include "node/server/worker.h"
+
+/* Requests one connection may have waiting before it is read no more until answers come back. */
+#define TCP_WAITING_MAX 64u
+
+_Static_assert(sizeof(tcp_frame_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
 
 static inline uint32_t be32(const uint8_t *p)
 {
@@ -65,6 +72,57 @@ bool tcp_close_after(unsigned mode, const tcp_frame_t *req, const uint8_t *reply
 	return (req->major == 2 && req->minor >= 11) || req->major == 3;
 }
 
+/*
+ * A request that waited is answered (out of order is fine: the Handle protocol matches answers
+ * by RequestId). A list streams a chunk at a time: the next one once the output has room.
+ */
+static void on_complete(preq_t *p)
+{
+	conn_t *c = p->conn;
+	worker_t *w = c->w;
+	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	if (n)
+		hdl_buf_put(conn_out(c), w->out, n);
+	if (p->kind == PREQ_LIST && p->more && n) {
+		if (conn_out_full(c)) {
+			c->on_drain = p; /* conn.c posts it again when the output drained */
+		} else {
+			p->inflight = true;
+			preq_post(p);
+		}
+		conn_resume(c);
+		return;
+	}
+	tcp_frame_t f;
+	memcpy(&f, p->tpriv, sizeof(f));
+	bool close_after = n && tcp_close_after(NODE_LIMIT(&w->node->limits, tcp_close), &f, w->out,
+	                                        n);
+	preq_unlink(&c->waiting, p);
+	preq_done(p);
+	c->n_waiting--;
+	if (c->n_waiting < TCP_WAITING_MAX)
+		c->blocked = false;
+	if (close_after && c->n_waiting == 0 && c->in_len == 0 && c->drained)
+		c->closing = true;
+	conn_resume(c);
+}
+
+typedef struct tcp_origin {
+	conn_t *c;
+	const tcp_frame_t *f;
+} tcp_origin_t;
+
+static void attach(void *tctx, preq_t *p)
+{
+	tcp_origin_t *o = tctx;
+	conn_t *c = o->c;
+	memcpy(p->tpriv, o->f, sizeof(*o->f));
+	preq_link(&c->waiting, p, c);
+	p->complete = on_complete;
+	if (++c->n_waiting >= TCP_WAITING_MAX)
+		c->blocked = true;
+}
+
 static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 {
 	worker_t *w = c->w;
@@ -101,8 +159,25 @@ static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 			return off;
 		}
 		size_t n = 0;
-		dispatch_message(&w->dctx, p + off, f.len, w->out, DISPATCH_OUT_CAP, &n);
+		tcp_origin_t to = {c, &f};
+		dispatch_origin_t o = {
+		    .transport = WR_T_TCP,
+		    .peer = &c->peer,
+		    .peer_len = c->peer_len,
+		    .auth = &c->auth,
+		    .can_stream = true,
+		    .attach = attach,
+		    .tctx = &to,
+		};
+		int dr = dispatch_message_from(&w->dctx, &o, p + off, f.len, w->out,
+		                               DISPATCH_OUT_CAP, &n);
 		off += f.len;
+		if (dr == DISPATCH_WAIT) {
+			close_after = false;
+			if (c->blocked)
+				return off; /* the rest waits for answers to come back */
+			continue;
+		}
 		if (n == 0) {
 			/* no answer can be formed (e.g. a response sent to us): close */
 			c->closing = true;

@@ -29,6 +29,8 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 #include "node/server/rrl.h"
+#include "node/server/admin.h"
+#include "node/server/preq.h"
 #include "node/server/worker.h"
 
 /* Monotonic milliseconds, read once per receive batch (RRL buckets). */
@@ -439,6 +441,43 @@ static size_t udp_slip(worker_t *w, const uint8_t *msg, size_t len, size_t bytes
  * Rate-limit, dispatch and send the answer to one whole request \p msg (\p len bytes; it came in
  * \p bytes_in bytes of UDP payload). \p tx: the batch to queue it in, or NULL to send now.
  */
+_Static_assert(sizeof(udp_src_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
+
+/*
+ * A request that waited (an administrative request answered after its commit) is answered to
+ * where it came from. Such answers are short (a handle name or an error message, never larger
+ * than the request's own data by more than a header), so the answer caps of udp_fit() are not
+ * needed here.
+ */
+static void on_complete(preq_t *p)
+{
+	worker_t *w = p->w;
+	udp_src_t src;
+	memcpy(&src, p->tpriv, sizeof(src));
+	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	if (n && p->udp_fd >= 0 && !w->stopping)
+		send_reply(w, p->udp_fd, &p->peer, p->peer_len, &src, n);
+	preq_done(p);
+}
+
+typedef struct udp_origin {
+	int fd;
+	const struct sockaddr_storage *peer;
+	socklen_t plen;
+	const udp_src_t *src;
+} udp_origin_t;
+
+static void attach(void *tctx, preq_t *p)
+{
+	const udp_origin_t *u = tctx;
+	udp_src_t none = {.family = 0};
+	p->udp_fd = u->fd;
+	memcpy(&p->peer, u->peer, u->plen);
+	p->peer_len = u->plen;
+	memcpy(p->tpriv, u->src ? u->src : &none, sizeof(udp_src_t));
+	p->complete = on_complete;
+}
+
 static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, socklen_t plen,
                    const udp_src_t *src, const uint8_t *msg, size_t len, size_t bytes_in,
                    tx_batch_t *tx)
@@ -462,7 +501,15 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 	if (v == RRL_SLIP) {
 		n = udp_slip(w, msg, len, bytes_in);
 	} else {
-		dispatch_message(&w->dctx, msg, len, w->out, DISPATCH_OUT_CAP, &n);
+		udp_origin_t uo = {fd, peer, plen, src};
+		dispatch_origin_t o = {
+		    .transport = WR_T_UDP,
+		    .peer = peer,
+		    .peer_len = plen,
+		    .attach = attach,
+		    .tctx = &uo,
+		};
+		dispatch_message_from(&w->dctx, &o, msg, len, w->out, DISPATCH_OUT_CAP, &n);
 		if (n)
 			n = udp_fit(w, msg, len, bytes_in, n);
 	}

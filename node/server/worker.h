@@ -15,6 +15,7 @@
 
 #include "node/server/conn.h"
 #include "node/server/dispatch.h"
+#include "node/server/preq.h"
 
 struct event;
 struct event_base;
@@ -73,6 +74,8 @@ struct worker {
 
 	reasm_slot_t *reasm; /**< udp_reasm_slots multi-packet UDP requests being reassembled */
 	unsigned n_reasm;
+
+	preq_queue_t pq;          /**< suspended requests whose wait ended (preq.h) */
 
 	int notify[2];            /**< main -> worker: 'q' = drain and stop */
 	struct event *notify_ev;

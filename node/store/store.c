@@ -861,8 +861,13 @@ int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
 	return HDL_EOK;
 }
 
-int store_foreach(store_reader_t *r, hdl_slice_t prefix,
-                  int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx)
+/*
+ * Handles under \p prefix in key order, starting after the LMDB key \p after (none: from the
+ * first); \p cb gets the LMDB key too (the cursor to resume from).
+ */
+static int foreach_core(store_reader_t *r, hdl_slice_t prefix, hdl_slice_t after,
+                        int (*cb)(void *ctx, hdl_slice_t raw, hdl_slice_t key, hdl_slice_t vals),
+                        void *ctx)
 {
 	uint8_t pk[STORE_KEY_MAX + 1];
 	size_t plen = 0;
@@ -883,7 +888,16 @@ int store_foreach(store_reader_t *r, hdl_slice_t prefix,
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_cursor_open");
 	MDB_val k = mval(pk, slen), d;
-	rc = slen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	if (after.len > 0) {
+		k = mval(after.p, after.len);
+		rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+		if (rc == MDB_SUCCESS && k.mv_size == after.len &&
+		    memcmp(k.mv_data, after.p, after.len) == 0)
+			rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	} else {
+		rc = slen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+		          : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	}
 	while (rc == MDB_SUCCESS) {
 		if (k.mv_size < slen || memcmp(k.mv_data, pk, slen) != 0)
 			break;
@@ -893,7 +907,7 @@ int store_foreach(store_reader_t *r, hdl_slice_t prefix,
 			log_peer(LOG_LVL_ERR, "store: skipping corrupted record %.*s",
 			         log_len(k.mv_size), (const char *)k.mv_data);
 		} else if (ks.len >= plen && memcmp(ks.p, pk, plen) == 0) {
-			if (cb(ctx, ks, vs) != 0)
+			if (cb(ctx, (hdl_slice_t){k.mv_data, (uint32_t)k.mv_size}, ks, vs) != 0)
 				goto out;
 		}
 		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
@@ -903,6 +917,32 @@ int store_foreach(store_reader_t *r, hdl_slice_t prefix,
 out:
 	mdb_cursor_close(cur);
 	return ret;
+}
+
+typedef struct foreach_plain {
+	int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals);
+	void *ctx;
+} foreach_plain_t;
+
+static int foreach_plain_cb(void *ctx, hdl_slice_t raw, hdl_slice_t key, hdl_slice_t vals)
+{
+	foreach_plain_t *f = ctx;
+	(void)raw;
+	return f->cb(f->ctx, key, vals);
+}
+
+int store_foreach(store_reader_t *r, hdl_slice_t prefix,
+                  int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx)
+{
+	foreach_plain_t f = {cb, ctx};
+	return foreach_core(r, prefix, (hdl_slice_t){NULL, 0}, foreach_plain_cb, &f);
+}
+
+int store_foreach_from(store_reader_t *r, hdl_slice_t prefix, hdl_slice_t after,
+                       int (*cb)(void *ctx, hdl_slice_t raw, hdl_slice_t key, hdl_slice_t vals),
+                       void *ctx)
+{
+	return foreach_core(r, prefix, after, cb, ctx);
 }
 
 static uint64_t be64(const uint8_t *p)

@@ -51,6 +51,9 @@
 #include "hdl/msg.h"
 #include "node/store/homing.h"
 
+/** Bytes an LMDB key of the store can have (the cursor of store_foreach_from()). */
+#define STORE_RAW_KEY_MAX 512u
+
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;
 typedef struct store_batch store_batch_t;
@@ -126,6 +129,16 @@ int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val);
  */
 int store_foreach(store_reader_t *r, hdl_slice_t prefix,
                   int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t vals), void *ctx);
+
+/**
+ * \brief store_foreach() that resumes: handles under \p prefix whose LMDB key sorts after
+ *        \p after (empty: from the first); \p cb also gets \p raw, the LMDB key of the record,
+ *        which is the cursor to pass as \p after to continue in a later snapshot.
+ * \retval as store_foreach()
+ */
+int store_foreach_from(store_reader_t *r, hdl_slice_t prefix, hdl_slice_t after,
+                       int (*cb)(void *ctx, hdl_slice_t raw, hdl_slice_t key, hdl_slice_t vals),
+                       void *ctx);
 
 /* ---- writing ---- */
 /** \brief Begin a write batch (one LMDB write txn). */
