@@ -940,7 +940,8 @@ def main():
         test_bad_input(node)
         test_reload(node, conf)
         rc = node.stop()
-        check(rc == 0, "clean exit after SIGTERM (rc %s)" % rc)
+        if not check(rc == 0, "clean exit after SIGTERM (rc %s)" % rc):
+            print("---- idnoded log (tail) ----\n" + node.logtext()[-6000:])
         check("response cache:" in node.logtext(), "response cache counters logged at exit")
         nodes.remove(node)
         test_ipv6(tmp, db)
