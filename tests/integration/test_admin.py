@@ -13,8 +13,6 @@ answer, an answer carrying another session's id, an identity that is no admin, a
 needed permission bit, a foreign prefix: each refused with its code and nothing written.
 Every wait is bounded; every process started here is stopped by PID in a finally block.
 """
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -27,21 +25,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from idtest import *  # noqa: E402,F401,F403
-
-SECRET = b"secret"
-ID_HANDLE = "0.NA/88.100"
-ID_INDEX = 300
+from admintest import *  # noqa: E402,F401,F403
 
 
-def admin_value(handle, index, perms="111111111111", at=100):
-    return {"index": at, "type": "HS_ADMIN",
-            "data": {"format": "admin", "value": {"handle": handle, "index": index,
-                                                   "permissions": perms}}}
 
-
-def seckey_value(secret, at=300):
-    return {"index": at, "type": "HS_SECKEY", "data": {"format": "string", "value": secret},
-            "permissions": "1100"}
 
 
 RECORDS = [
@@ -61,99 +48,6 @@ RECORDS = [
 ]
 
 
-# ---- messages --------------------------------------------------------------------------------
-
-def message(opcode, body, session=0, rid=1, flags=0x19000000, version=(2, 11), sugg=(2, 11)):
-    hdr = struct.pack(">IIIHBBII", opcode, 0, flags, 0xFFFF, 0, 0, int(time.time()) + 43200,
-                      len(body))
-    msg = hdr + body + struct.pack(">I", 0)
-    env = struct.pack(">BBBBIIII", version[0], version[1], sugg[0], sugg[1], session, rid, 0,
-                      len(msg))
-    return env + msg
-
-
-def s(b):
-    if isinstance(b, str):
-        b = b.encode()
-    return struct.pack(">I", len(b)) + b
-
-
-def header(b):
-    op, rc, flags = struct.unpack(">III", b[20:32])
-    sess, rid = struct.unpack(">II", b[4:12])
-    blen = struct.unpack(">I", b[40:44])[0]
-    return dict(op=op, rc=rc, flags=flags, session=sess, rid=rid, body=b[44:44 + blen])
-
-
-def skip_rd(h):
-    body = h["body"]
-    if h["flags"] & 0x00800000:
-        alg = body[0]
-        if alg == 0:
-            n = struct.unpack(">I", body[:4])[0]
-            return body[4:4 + n], body[4 + n:]
-        n = {1: 16, 2: 20, 3: 32}[alg]
-        return body[1:1 + n], body[1 + n:]
-    return b"", body
-
-
-def challenge_of(frame):
-    h = header(frame)
-    digest, rest = skip_rd(h)
-    n = struct.unpack(">I", rest[:4])[0]
-    return h, rest[4:4 + n], digest
-
-
-def error_text(frame):
-    h = header(frame)
-    _, rest = skip_rd(h)
-    if len(rest) < 4:
-        return ""
-    n = struct.unpack(">I", rest[:4])[0]
-    return rest[4:4 + n].decode(errors="replace")
-
-
-def seckey_answer(secret, nonce, digest):
-    """HS_SECKEY signedResponse as hdllib >= 2.7 sends it (captures README fact 8)."""
-    salt = os.urandom(16)
-    dk = hashlib.pbkdf2_hmac("sha1", secret, salt, 10000, 20)
-    mac = hmac.new(dk, nonce + digest, hashlib.sha1).digest()
-    return b"\x22" + s(salt) + struct.pack(">II", 10000, 160) + s(mac)
-
-
-def answer_msg(sid, rid, nonce, digest, secret=SECRET, ident=ID_HANDLE, index=ID_INDEX,
-               version=(2, 11)):
-    body = s("HS_SECKEY") + s(ident) + struct.pack(">I", index)
-    body += s(seckey_answer(secret, nonce, digest))
-    return message(200, body, session=sid, rid=rid, version=version)
-
-
-def with_rid(msg, rid):
-    return msg[:8] + struct.pack(">I", rid) + msg[12:]
-
-
-def exchange(node, msg):
-    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as c:
-        c.sendall(msg)
-        return FrameReader(c).frame(10)
-
-
-def hdllib_flow(node, req, secret=SECRET, ident=ID_HANDLE, index=ID_INDEX):
-    """The request on one connection, the answer on a new one (fact 7). -> (challenge, final)"""
-    ch = exchange(node, req)
-    h, nonce, digest = challenge_of(ch)
-    if h["rc"] != 402:
-        return h, ch
-    rid = 0x5000 + (h["session"] & 0xfff)
-    final = exchange(node, answer_msg(h["session"], rid, nonce, digest, secret, ident, index))
-    return h, final
-
-
-def resolve_values(node, handle):
-    r = parse_reply(node.tcp(resolve_request(handle, 77, flags=0x10000000)))
-    if r["rc"] != 1:
-        return r["rc"], {}
-    return 1, dict((i, (t, d)) for i, t, d in r["values"])
 
 
 # ---- tests -----------------------------------------------------------------------------------
@@ -239,10 +133,6 @@ def test_capture_flows(node):
     check(header(final)["rc"] == 1, "home prefix: RC 1 (%s)" % error_text(final))
 
 
-def create_msg(handle, rid, session=0, url="https://example.org/x", version=(2, 11)):
-    val = struct.pack(">IIBIB", 1, 0, 0, 86400, 0x0E) + s("URL") + s(url) + struct.pack(">I", 0)
-    body = s(handle) + struct.pack(">I", 1) + val
-    return message(100, body, session=session, rid=rid, version=version)
 
 
 def test_refusals(node):
