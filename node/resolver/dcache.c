@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "hdl/error.h"
+#include "node/resolver/rhash.h"
 #include "proto/wire.h"
 
 #define SHARD_BYTES_AUTO (256u * 1024u) /* automatic shard count: one per this many bytes */
@@ -66,62 +66,6 @@ struct dcache {
 	_Atomic uint64_t flushes;
 	_Atomic uint64_t refused; /* refusals decided before a shard is chosen */
 };
-
-/* ---- hashing: SipHash-1-3 (Aumasson and Bernstein), little-endian words ------------------- */
-
-#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-#define SIPROUND                                                                 \
-	do {                                                                     \
-		v0 += v1;                                                        \
-		v1 = ROTL64(v1, 13);                                             \
-		v1 ^= v0;                                                        \
-		v0 = ROTL64(v0, 32);                                             \
-		v2 += v3;                                                        \
-		v3 = ROTL64(v3, 16);                                             \
-		v3 ^= v2;                                                        \
-		v0 += v3;                                                        \
-		v3 = ROTL64(v3, 21);                                             \
-		v3 ^= v0;                                                        \
-		v2 += v1;                                                        \
-		v1 = ROTL64(v1, 17);                                             \
-		v1 ^= v2;                                                        \
-		v2 = ROTL64(v2, 32);                                             \
-	} while (0)
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t siphash13(const uint8_t *in, size_t len, const uint64_t k[2])
-{
-	uint64_t v0 = 0x736f6d6570736575ull ^ k[0];
-	uint64_t v1 = 0x646f72616e646f6dull ^ k[1];
-	uint64_t v2 = 0x6c7967656e657261ull ^ k[0];
-	uint64_t v3 = 0x7465646279746573ull ^ k[1];
-	uint64_t b = (uint64_t)len << 56;
-	size_t whole = len & ~(size_t)7;
-	for (size_t i = 0; i < whole; i += 8) {
-		uint64_t m = le64(in + i);
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < (len & 7); i++)
-		b |= (uint64_t)in[whole + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /* ---- clock ------------------------------------------------------------------------------------ */
 
@@ -481,11 +425,7 @@ int dcache_new(const dcache_opts_t *o, dcache_t **out)
 	while ((1u << bits) < n)
 		bits++;
 	c->shard_shift = 64 - bits;
-	if (getrandom(c->sipkey, sizeof(c->sipkey), 0) != (ssize_t)sizeof(c->sipkey)) {
-		/* no entropy source: a fixed key still hashes well, it only loses flood resistance */
-		c->sipkey[0] = 0x0706050403020100ull;
-		c->sipkey[1] = 0x0f0e0d0c0b0a0908ull;
-	}
+	rhash_new_key(c->sipkey);
 	if (o->clock) {
 		c->clock = *o->clock;
 	} else {
@@ -597,7 +537,7 @@ int dcache_put(dcache_t *c, const uint8_t *key, size_t klen, uint32_t rcode, con
 	e->klen = (uint32_t)klen;
 	e->vlen = (uint32_t)stored;
 	e->ttl_ms = ttl_s * 1000u;
-	e->ghash = siphash13(h.p, h.len, c->sipkey);
+	e->ghash = rhash_sip13(h.p, h.len, c->sipkey);
 	memcpy(e->data, key, klen);
 	if (stored) {
 		uint8_t *v = e->data + klen;
@@ -661,7 +601,7 @@ int dcache_get(dcache_t *c, const uint8_t *key, size_t klen, unsigned how, uint8
 	memset(hit, 0, sizeof(*hit));
 	if (klen > DCACHE_KEY_MAX || !key_parse(key, klen, &h, &shape))
 		return HDL_ENOENT;
-	uint64_t gh = siphash13(h.p, h.len, c->sipkey);
+	uint64_t gh = rhash_sip13(h.p, h.len, c->sipkey);
 	dshard_t *s = shard_of(c, gh);
 	uint64_t now = c->clock.mono_ms(c->clock.arg);
 	uint64_t stale_ms = (uint64_t)atomic_load(&c->stale_max) * 1000u;
@@ -725,7 +665,7 @@ size_t dcache_invalidate(dcache_t *c, hdl_slice_t handle)
 {
 	if (handle.len == 0)
 		return 0;
-	uint64_t gh = siphash13(handle.p, handle.len, c->sipkey);
+	uint64_t gh = rhash_sip13(handle.p, handle.len, c->sipkey);
 	dshard_t *s = shard_of(c, gh);
 	dentry_t *dead = NULL;
 	size_t n = 0;
