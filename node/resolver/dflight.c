@@ -230,17 +230,28 @@ static int notify_all(dflight_waiter_t *list, const dflight_result_t *r)
 	return n;
 }
 
-int dflight_finish(dflight_t *f, dflight_waiter_t *leader, const dflight_result_t *r)
+/* Lock the shard of \p leader's flight; NULL (unlocked) when it leads none. */
+static slot_t *lead_lock(dflight_t *f, dflight_waiter_t *leader, fshard_t **sp)
 {
-	if (r->status == DFLIGHT_PROMOTED)
-		return HDL_EINVAL;
 	fshard_t *s = &f->sh[leader->shard_ % NSHARDS];
 	pthread_mutex_lock(&s->mu);
 	slot_t *x = leader->slot_;
 	if (!x || x->leader != leader) {
 		pthread_mutex_unlock(&s->mu);
-		return HDL_EINVAL;
+		return NULL;
 	}
+	*sp = s;
+	return x;
+}
+
+int dflight_finish(dflight_t *f, dflight_waiter_t *leader, const dflight_result_t *r)
+{
+	if (r->status == DFLIGHT_PROMOTED)
+		return HDL_EINVAL;
+	fshard_t *s;
+	slot_t *x = lead_lock(f, leader, &s);
+	if (!x)
+		return HDL_EINVAL;
 	dflight_waiter_t *list = flight_end(f, s, x, r->status == HDL_EOK);
 	pthread_mutex_unlock(&s->mu);
 	free(x);
@@ -275,13 +286,10 @@ int dflight_abandon(dflight_t *f, dflight_waiter_t *leader, int status)
 {
 	if (status == HDL_EOK)
 		return HDL_EINVAL;
-	fshard_t *s = &f->sh[leader->shard_ % NSHARDS];
-	pthread_mutex_lock(&s->mu);
-	slot_t *x = leader->slot_;
-	if (!x || x->leader != leader) {
-		pthread_mutex_unlock(&s->mu);
+	fshard_t *s;
+	slot_t *x = lead_lock(f, leader, &s);
+	if (!x)
 		return HDL_EINVAL;
-	}
 	abandon_locked(f, s, x, status);
 	return HDL_EOK;
 }
