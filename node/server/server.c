@@ -20,6 +20,8 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/resolver/rnode.h"
+#include "node/server/control.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -282,6 +284,7 @@ typedef struct server {
 	worker_t *workers;
 	unsigned n_workers;
 	struct event_base *base;
+	control_t *ctl; /**< the control socket (NULL: none) */
 	int exit_code;
 } server_t;
 
@@ -312,6 +315,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_warn("reload: changed keys need a restart to take effect: %s", keys);
 	log_set_level(nc.log_level);
 	node_limits_apply(&s->node.limits, &nc);
+	rnode_apply(&s->node, &nc);
 	log_notice("configuration reloaded (log level, limits)");
 	conf_free(&nc);
 }
@@ -425,6 +429,10 @@ int server_run(const server_opts_t *o)
 		log_err("%s", err);
 		goto out;
 	}
+	if (rnode_setup(&s.node, &s.boot) != HDL_EOK) {
+		log_err("cannot create the resolver cache: out of memory");
+		goto out;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -489,6 +497,11 @@ int server_run(const server_opts_t *o)
 		log_err("cannot install signal handlers");
 		goto out;
 	}
+	if (control_node_start(s.base, &s.boot, &s.node, s.n_workers, &s.ctl, err, sizeof(err)) !=
+	    HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (s.boot.pidfile && s.boot.pidfile[0]) {
 		if (write_pidfile(s.boot.pidfile) != HDL_EOK) {
 			log_err("pidfile %s: %s", s.boot.pidfile, strerror(errno));
@@ -521,6 +534,8 @@ out:
 		event_free(ev_int);
 	if (ev_hup)
 		event_free(ev_hup);
+	control_close(s.ctl);
+	rnode_free(&s.node);
 	if (s.base)
 		event_base_free(s.base);
 	if (pidfile)

@@ -22,6 +22,8 @@ int cmd_decode(int argc, char **argv);  /* tools/idnode/decode.c */
 int cmd_import(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
+int cmd_cache(int argc, char **argv);   /* tools/idnode/cache.c */
+int cmd_status(int argc, char **argv);  /* tools/idnode/cache.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;

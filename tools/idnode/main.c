@@ -46,6 +46,8 @@ static const subcmd_t subcmds[] = {
 	{"import", cmd_import, "load handle records (JSON) into a node database"},
 	{"export", cmd_export, "dump the handle records of a node database as JSON"},
 	{"gen", cmd_gen, "generate test data sets"},
+	{"cache", cmd_cache, "resolver cache of a running node: stats, dump, flush (control socket)"},
+	{"status", cmd_status, "state of a running node (control socket)"},
 };
 
 static void usage(FILE *f)
