@@ -213,9 +213,9 @@ size_t dcache_key_describe(const uint8_t *key, size_t klen, char *out, size_t ca
 	}
 	uint16_t ni = wire_rd_u16(&rd);
 	for (uint16_t i = 0; i < ni; i++) {
-		char num[16];
+		char num[24]; /* " index=" and up to 10 digits */
 		int l = snprintf(num, sizeof(num), "%s%u", i ? "," : " index=", wire_rd_u32(&rd));
-		for (int j = 0; j < l; j++)
+		for (int j = 0; j < l && j < (int)sizeof(num) - 1; j++)
 			PUT_CH(num[j]);
 	}
 	uint16_t nt = wire_rd_u16(&rd);
@@ -520,7 +520,7 @@ int dcache_put(dcache_t *c, const uint8_t *key, size_t klen, uint32_t rcode, con
 		if (ttl_s < floor)
 			ttl_s = floor;
 	}
-	size_t stored = vs.n_pub ? 4 + vs.pub_len : 0;
+	size_t stored = rcode == HDL_RC_SUCCESS ? 4 + vs.pub_len : 0; /* negative: no values part */
 	size_t cost = sizeof(dentry_t) + klen + stored;
 	size_t shard_max = atomic_load(&c->max_bytes) / c->nshards;
 	if (ttl_s == 0 || cost > shard_max / 4) {

@@ -109,7 +109,8 @@ typedef struct dcache_hit {
 	uint32_t flags;     /**< DCACHE_STALE, DCACHE_PREFETCH */
 	uint32_t ttl_left;  /**< whole seconds of TTL left; 0 when stale */
 	uint32_t n_values;  /**< values in the copied part */
-	size_t len;         /**< bytes of the values part (copied, or needed on HDL_ESPACE) */
+	size_t len;         /**< bytes of the values part (copied, or needed on HDL_ESPACE); a
+	                         success has at least its U32 count, a negative entry none */
 } dcache_hit_t;
 
 /** Counters (totals since creation) and sizes (now). */

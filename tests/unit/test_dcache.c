@@ -148,6 +148,10 @@ static void test_key_canonical(void **state)
 	char text[128];
 	assert_true(dcache_key_describe(a, na, text, sizeof(text)) > 0);
 	assert_string_equal(text, "88.100.1/X po index=1,2,3 type=EMAIL,URL");
+	uint32_t big[] = {4294967295u};
+	size_t nbig = dcache_key(b, sizeof(b), h, big, 1, NULL, 0, false);
+	assert_true(dcache_key_describe(b, nbig, text, sizeof(text)) > 0);
+	assert_string_equal(text, "88.100.1/X index=4294967295");
 	/* cut short, but still terminated */
 	assert_int_equal(dcache_key_describe(a, na, text, 8), 7);
 	assert_string_equal(text, "88.100.");
@@ -298,6 +302,8 @@ static void test_negative(void **state)
 	assert_int_equal(get(c, "88.1/empty", DCACHE_GET_FRESH, &hit), HDL_EOK);
 	assert_int_equal(hit.rcode, HDL_RC_SUCCESS);
 	assert_int_equal(hit.ttl_left, 60);
+	assert_int_equal(hit.len, 4); /* U32 count 0 */
+	assert_int_equal(hit.n_values, 0);
 
 	/* other codes are not cached; negative_ttl 0 turns negative caching off */
 	assert_int_equal(dcache_put(c, k, kl, HDL_RC_SERVER_TOO_BUSY, NULL, 0), HDL_EINVAL);
