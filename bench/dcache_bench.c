@@ -118,8 +118,7 @@ static uint64_t proto_hash(const uint8_t *k, size_t kl)
 /* ---- cells -------------------------------------------------------------------------------- */
 
 enum path { P_MUTEX, P_MUTEX_MIXED, P_RWLOCK, P_EBR, P_QSBR, P_N };
-static const char *const path_name[P_N] = {"mutex(dcache)", "mutex+1%put", "rwlock", "ebr",
-                                           "qsbr"};
+static const char *const path_name[P_N] = {"mutex(dcache)", "mutex+1%put", "rwlock", "ebr", "qsbr"};
 
 typedef struct targ {
 	dcache_t *c;
@@ -147,7 +146,9 @@ static void *cell_thread(void *p)
 	uint8_t vals[1024];
 	size_t vl = 0;
 	if (a->path == P_MUTEX_MIXED) {
-		hdl_value_t v = {.index = 1, .ttl = 3600, .perms = HDL_PERM_DEFAULT,
+		hdl_value_t v = {.index = 1,
+		                 .ttl = 3600,
+		                 .perms = HDL_PERM_DEFAULT,
 		                 .type = {(const uint8_t *)"URL", 3}};
 		static uint8_t data[1024];
 		v.data = (hdl_slice_t){data, val_bytes > 64 ? val_bytes - 60 : 4};
@@ -173,16 +174,17 @@ static void *cell_thread(void *p)
 			x ^= x >> 7;
 			x ^= x << 17;
 			unsigned k = a->hot && (x % 10) != 0 ? (unsigned)(x >> 32) % 16
-			                                       : (unsigned)((x >> 20) % n_keys);
+			                                     : (unsigned)((x >> 20) % n_keys);
 			dcache_hit_t hit;
 			switch (a->path) {
 			case P_MUTEX:
-				(void)dcache_get(a->c, keys[k], klens[k], 0, buf, val_bytes + 64, &hit);
+				(void)dcache_get(a->c, keys[k], klens[k], 0, buf, val_bytes + 64,
+				                 &hit);
 				break;
 			case P_MUTEX_MIXED:
 				if (x % 100 == 0)
-					(void)dcache_put(a->c, keys[k], klens[k], HDL_RC_SUCCESS, vals,
-					                 vl);
+					(void)dcache_put(a->c, keys[k], klens[k], HDL_RC_SUCCESS,
+					                 vals, vl);
 				else
 					(void)dcache_get(a->c, keys[k], klens[k], 0, buf,
 					                 val_bytes + 64, &hit);
@@ -201,24 +203,27 @@ static void *cell_thread(void *p)
 				                      atomic_load(&global_epoch) | 1,
 				                      memory_order_relaxed);
 				atomic_thread_fence(memory_order_seq_cst);
-				(void)proto_copy(proto_find(&pt[gh >> 58], keys[k], klens[k], gh), buf);
-				atomic_store_explicit(&eslots[a->id].epoch, 0, memory_order_release);
+				(void)proto_copy(proto_find(&pt[gh >> 58], keys[k], klens[k], gh),
+				                 buf);
+				atomic_store_explicit(&eslots[a->id].epoch, 0,
+				                      memory_order_release);
 				break;
 			}
 			case P_QSBR: {
 				uint64_t gh = proto_hash(keys[k], klens[k]);
-				(void)proto_copy(proto_find(&pt[gh >> 58], keys[k], klens[k], gh), buf);
+				(void)proto_copy(proto_find(&pt[gh >> 58], keys[k], klens[k], gh),
+				                 buf);
 				break;
 			}
-			default:
-				break;
+			default: break;
 			}
 		}
 		n += 64;
 		if (a->path == P_QSBR) /* a quiescent state per batch, as a worker loop would */
-			atomic_store_explicit(&eslots[a->id].epoch,
-			                      atomic_load_explicit(&global_epoch, memory_order_relaxed),
-			                      memory_order_release);
+			atomic_store_explicit(
+			    &eslots[a->id].epoch,
+			    atomic_load_explicit(&global_epoch, memory_order_relaxed),
+			    memory_order_release);
 	}
 	a->ops = n;
 	a->cpu_s = thread_cpu_s() - cpu0;
@@ -329,8 +334,8 @@ int main(int argc, char **argv)
 		char name[64];
 		snprintf(name, sizeof(name), "88.100.2/DEVICE-%08u", i);
 		keys[i] = malloc(128);
-		klens[i] = dcache_key(keys[i], 128, (hdl_slice_t){(const uint8_t *)name,
-		                                                  (uint32_t)strlen(name)},
+		klens[i] = dcache_key(keys[i], 128,
+		                      (hdl_slice_t){(const uint8_t *)name, (uint32_t)strlen(name)},
 		                      NULL, 0, NULL, 0, true);
 		if (dcache_put(c, keys[i], klens[i], HDL_RC_SUCCESS, vals, w.pos) != HDL_EOK)
 			return 3;

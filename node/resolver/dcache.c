@@ -20,45 +20,45 @@
 #include "proto/wire.h"
 
 #define SHARD_BYTES_AUTO (256u * 1024u) /* automatic shard count: one per this many bytes */
-#define SHARDS_AUTO_MAX 64u
-#define BUCKETS_FIRST 16u
+#define SHARDS_AUTO_MAX  64u
+#define BUCKETS_FIRST    16u
 
 typedef struct dlink {
 	struct dlink *prev, *next;
 } dlink_t;
 
 typedef struct dentry {
-	dlink_t lru;           /* first member: a dlink_t * on the list is its entry */
-	struct dentry *hnext;  /* bucket chain */
-	uint64_t ghash;        /* hash of the handle part of the key */
-	uint64_t expire_ms;    /* fresh until (monotonic) */
-	uint64_t ttl_ms;       /* lifetime given when stored (the prefetch window is a part of it) */
-	uint64_t tick;         /* shard tick of the last use (oldest shape of a handle) */
+	dlink_t lru;          /* first member: a dlink_t * on the list is its entry */
+	struct dentry *hnext; /* bucket chain */
+	uint64_t ghash;       /* hash of the handle part of the key */
+	uint64_t expire_ms;   /* fresh until (monotonic) */
+	uint64_t ttl_ms;      /* lifetime given when stored (the prefetch window is a part of it) */
+	uint64_t tick;        /* shard tick of the last use (oldest shape of a handle) */
 	uint32_t rcode;
 	uint32_t nvals;
 	uint32_t klen;
 	uint32_t vlen;
 	bool prefetched;
-	uint8_t data[];        /* key, then the values part */
+	uint8_t data[]; /* key, then the values part */
 } dentry_t;
 
 typedef struct dshard {
 	_Alignas(64) pthread_mutex_t mu;
-	dentry_t **b;       /* buckets by ghash */
-	size_t nb;          /* power of two */
+	dentry_t **b; /* buckets by ghash */
+	size_t nb;    /* power of two */
 	size_t max_bytes;
-	size_t bytes;       /* entries + bucket array */
+	size_t bytes; /* entries + bucket array */
 	size_t entries;
 	uint64_t tick;
 	uint64_t hits, misses, stale_served, prefetches, evictions, expired, inserts, refused,
-		invalidations;
-	dlink_t lru;        /* lru.next = most recent, lru.prev = least recent */
+	    invalidations;
+	dlink_t lru; /* lru.next = most recent, lru.prev = least recent */
 } dshard_t;
 
 struct dcache {
 	dshard_t *shards;
 	unsigned nshards;
-	unsigned shard_shift;   /* 64 - log2(nshards): shard = ghash >> shift */
+	unsigned shard_shift; /* 64 - log2(nshards): shard = ghash >> shift */
 	uint64_t sipkey[2];
 	dcache_clock_t clock;
 	_Atomic uint32_t min_ttl, max_ttl, negative_ttl, stale_max, prefetch_pct;
@@ -67,7 +67,8 @@ struct dcache {
 	_Atomic uint64_t refused; /* refusals decided before a shard is chosen */
 };
 
-/* ---- clock ------------------------------------------------------------------------------------ */
+/* ---- clock ------------------------------------------------------------------------------------
+ */
 
 static uint64_t real_mono_ms(void *arg)
 {
@@ -83,7 +84,8 @@ static int64_t real_wall_s(void *arg)
 	return (int64_t)time(NULL);
 }
 
-/* ---- keys ------------------------------------------------------------------------------------- */
+/* ---- keys -------------------------------------------------------------------------------------
+ */
 
 static uint8_t upper(uint8_t ch)
 {
@@ -109,8 +111,8 @@ static int cmp_type(const void *a, const void *b)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
-size_t dcache_key(uint8_t *out, size_t cap, hdl_slice_t handle, const uint32_t *idx,
-                  uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types, bool po)
+size_t dcache_key(uint8_t *out, size_t cap, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                  const hdl_slice_t *types, uint32_t n_types, bool po)
 {
 	uint32_t si[HDL_MAX_FILTER];
 	hdl_slice_t st[HDL_MAX_FILTER];
@@ -187,10 +189,10 @@ size_t dcache_key_describe(const uint8_t *key, size_t klen, char *out, size_t ca
 	if (cap == 0 || !key_parse(key, klen, &h, &rd))
 		return 0;
 	size_t n = 0;
-#define PUT_CH(ch)                                                                       \
-	do {                                                                             \
-		if (n + 1 < cap)                                                         \
-			out[n++] = (char)(ch);                                           \
+#define PUT_CH(ch)                             \
+	do {                                   \
+		if (n + 1 < cap)               \
+			out[n++] = (char)(ch); \
 	} while (0)
 	/* bytes outside printable ASCII (and the space, which separates fields) as \xHH */
 	for (uint32_t i = 0; i < h.len; i++) {
@@ -232,13 +234,14 @@ size_t dcache_key_describe(const uint8_t *key, size_t klen, char *out, size_t ca
 	return n;
 }
 
-/* ---- values ----------------------------------------------------------------------------------- */
+/* ---- values -----------------------------------------------------------------------------------
+ */
 
 typedef struct vscan {
-	uint32_t n_all;   /* values in the answer */
-	uint32_t n_pub;   /* of which PUBLIC_READ */
-	size_t pub_len;   /* bytes of the public values */
-	uint64_t ttl_s;   /* smallest TTL among the public values, in seconds from now */
+	uint32_t n_all; /* values in the answer */
+	uint32_t n_pub; /* of which PUBLIC_READ */
+	size_t pub_len; /* bytes of the public values */
+	uint64_t ttl_s; /* smallest TTL among the public values, in seconds from now */
 } vscan_t;
 
 /*
@@ -287,7 +290,8 @@ static int scan_values(const uint8_t *vals, size_t vlen, int64_t wall, vscan_t *
 	return wire_rd_left(&rd) == 0 ? HDL_EOK : HDL_EMALF;
 }
 
-/* ---- shards ----------------------------------------------------------------------------------- */
+/* ---- shards -----------------------------------------------------------------------------------
+ */
 
 static size_t entry_cost(const dentry_t *e)
 {
@@ -386,7 +390,8 @@ static dshard_t *shard_of(dcache_t *c, uint64_t gh)
 	return &c->shards[c->nshards > 1 ? gh >> c->shard_shift : 0];
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public -----------------------------------------------------------------------------------
+ */
 
 static unsigned auto_shards(size_t max_bytes)
 {
@@ -593,8 +598,8 @@ int dcache_put(dcache_t *c, const uint8_t *key, size_t klen, uint32_t rcode, con
 	return HDL_EOK;
 }
 
-int dcache_get(dcache_t *c, const uint8_t *key, size_t klen, unsigned how, uint8_t *buf,
-               size_t cap, dcache_hit_t *hit)
+int dcache_get(dcache_t *c, const uint8_t *key, size_t klen, unsigned how, uint8_t *buf, size_t cap,
+               dcache_hit_t *hit)
 {
 	hdl_slice_t h;
 	wire_rd_t shape;

@@ -63,9 +63,9 @@
 
 typedef struct dcache dcache_t;
 
-#define DCACHE_KEY_MAX 8192u   /**< longest key (dcache_key() refuses longer shapes) */
-#define DCACHE_SHAPES_MAX 16u  /**< shapes (keys) kept per handle */
-#define DCACHE_SHARDS_MAX 256u /**< most shards */
+#define DCACHE_KEY_MAX    8192u /**< longest key (dcache_key() refuses longer shapes) */
+#define DCACHE_SHAPES_MAX 16u   /**< shapes (keys) kept per handle */
+#define DCACHE_SHARDS_MAX 256u  /**< most shards */
 
 /** Time source: monotonic milliseconds (expiry) and wall-clock Unix seconds (absolute TTLs). */
 typedef struct dcache_clock {
@@ -85,8 +85,8 @@ typedef struct dcache_policy {
 
 /** Creation options. */
 typedef struct dcache_opts {
-	size_t max_bytes;            /**< 0 = disabled (every lookup misses, every put refused) */
-	unsigned shards;             /**< power of two up to DCACHE_SHARDS_MAX; 0 = from max_bytes */
+	size_t max_bytes; /**< 0 = disabled (every lookup misses, every put refused) */
+	unsigned shards;  /**< power of two up to DCACHE_SHARDS_MAX; 0 = from max_bytes */
 	dcache_policy_t policy;
 	const dcache_clock_t *clock; /**< copied; NULL = CLOCK_MONOTONIC and time() */
 } dcache_opts_t;
@@ -99,18 +99,18 @@ enum dcache_get_how {
 
 /** Flags of a lookup result (dcache_hit_t.flags). */
 enum dcache_hit_flags {
-	DCACHE_STALE = 1u,    /**< the entry is past its TTL (served stale, or a stale copy exists) */
+	DCACHE_STALE = 1u, /**< the entry is past its TTL (served stale, or a stale copy exists) */
 	DCACHE_PREFETCH = 2u, /**< refresh this entry now (reported once per stored entry) */
 };
 
 /** What a lookup found. */
 typedef struct dcache_hit {
-	uint32_t rcode;     /**< HDL_RC_SUCCESS, HDL_RC_HANDLE_NOT_FOUND or HDL_RC_VALUES_NOT_FOUND */
-	uint32_t flags;     /**< DCACHE_STALE, DCACHE_PREFETCH */
-	uint32_t ttl_left;  /**< whole seconds of TTL left; 0 when stale */
-	uint32_t n_values;  /**< values in the copied part */
-	size_t len;         /**< bytes of the values part (copied, or needed on HDL_ESPACE); a
-	                         success has at least its U32 count, a negative entry none */
+	uint32_t rcode; /**< HDL_RC_SUCCESS, HDL_RC_HANDLE_NOT_FOUND or HDL_RC_VALUES_NOT_FOUND */
+	uint32_t flags; /**< DCACHE_STALE, DCACHE_PREFETCH */
+	uint32_t ttl_left; /**< whole seconds of TTL left; 0 when stale */
+	uint32_t n_values; /**< values in the copied part */
+	size_t len;        /**< bytes of the values part (copied, or needed on HDL_ESPACE); a
+	                        success has at least its U32 count, a negative entry none */
 } dcache_hit_t;
 
 /** Counters (totals since creation) and sizes (now). */
@@ -133,7 +133,7 @@ typedef struct dcache_stats {
 
 /** One entry as dcache_foreach() reports it (copied out; valid during the callback). */
 typedef struct dcache_info {
-	const uint8_t *key;  /**< the entry's key (dcache_key() form) */
+	const uint8_t *key; /**< the entry's key (dcache_key() form) */
 	size_t klen;
 	uint32_t rcode;
 	uint32_t n_values;
@@ -164,8 +164,8 @@ void dcache_set_max_bytes(dcache_t *c, size_t max_bytes);
  * \return key length, or 0 when the key would not fit \p cap or DCACHE_KEY_MAX, a list is over
  *         HDL_MAX_FILTER entries, or the handle is empty
  */
-size_t dcache_key(uint8_t *out, size_t cap, hdl_slice_t handle, const uint32_t *idx,
-                  uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types, bool po);
+size_t dcache_key(uint8_t *out, size_t cap, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                  const hdl_slice_t *types, uint32_t n_types, bool po);
 
 /**
  * \brief The handle part of a key.
@@ -206,8 +206,8 @@ int dcache_put(dcache_t *c, const uint8_t *key, size_t klen, uint32_t rcode, con
  * \retval HDL_ENOENT a miss (counted)
  * \retval HDL_ESPACE \p cap is under hit->len bytes: nothing copied, nothing counted
  */
-int dcache_get(dcache_t *c, const uint8_t *key, size_t klen, unsigned how, uint8_t *buf,
-               size_t cap, dcache_hit_t *hit);
+int dcache_get(dcache_t *c, const uint8_t *key, size_t klen, unsigned how, uint8_t *buf, size_t cap,
+               dcache_hit_t *hit);
 
 /**
  * \brief Drop every entry (every shape) of one normalized handle.

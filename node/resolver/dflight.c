@@ -15,8 +15,8 @@
 #include "hdl/error.h"
 #include "node/resolver/rhash.h"
 
-#define SHARD_BITS 4u
-#define NSHARDS (1u << SHARD_BITS)
+#define SHARD_BITS  4u
+#define NSHARDS     (1u << SHARD_BITS)
 #define BUCKETS_MIN 16u
 #define BUCKETS_MAX 65536u
 

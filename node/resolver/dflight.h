@@ -40,7 +40,7 @@ typedef struct dflight_waiter dflight_waiter_t;
 struct dflight_slot;
 
 /** dflight_join() results (positive, apart from the HDL_E* errors). */
-#define DFLIGHT_LEADER 1   /**< send the upstream query; end with dflight_finish() */
+#define DFLIGHT_LEADER   1 /**< send the upstream query; end with dflight_finish() */
 #define DFLIGHT_FOLLOWER 2 /**< queued: done() will be called */
 
 /** dflight_result_t.status of a follower promoted to leader. */
@@ -56,18 +56,20 @@ typedef struct dflight_result {
 	 * query failed, answer from a stale cache entry or with RC 3.
 	 */
 	int status;
-	uint32_t rcode;      /**< response code of the answer (status HDL_EOK) */
-	const uint8_t *vals; /**< values part of the answer (U32 count + values); valid during done() */
+	uint32_t rcode; /**< response code of the answer (status HDL_EOK) */
+	const uint8_t
+	    *vals; /**< values part of the answer (U32 count + values); valid during done() */
 	size_t len;
 } dflight_result_t;
 
-/** A waiter: owned by the caller (usually inside its suspended request). */
+/** A waiter: owned by the caller (usually inside its suspended request); zero it, set done. */
 struct dflight_waiter {
 	/** Called once per notification; must only post to the waiter's own thread. */
 	void (*done)(dflight_waiter_t *w, const dflight_result_t *r);
 	void *arg; /**< for the owner */
 	/* dflight's own, under the shard lock */
-	struct dflight_slot *slot_; /**< the flight while linked (leading or following), else NULL */
+	struct dflight_slot
+	    *slot_; /**< the flight while linked (leading or following), else NULL */
 	dflight_waiter_t *next_, *prev_;
 	unsigned shard_;
 	bool notified_; /**< a notification was given since the last join */

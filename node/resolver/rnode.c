@@ -35,7 +35,8 @@ int rnode_setup(node_shared_t *n, const conf_t *c)
 	rnode_policy(c, &o.policy);
 	int ret = dcache_new(&o, &n->dcache);
 	if (ret == HDL_EOK)
-		ret = dflight_new(c->resolver_inflight_max, c->resolver_inflight_waiters, &n->dflight);
+		ret = dflight_new(c->resolver_inflight_max, c->resolver_inflight_waiters,
+		                  &n->dflight);
 	if (ret != HDL_EOK)
 		rnode_free(n);
 	return ret;
@@ -62,7 +63,8 @@ void rnode_free(node_shared_t *n)
 	n->dflight = NULL;
 }
 
-/* ---- control: cache --------------------------------------------------------------------------- */
+/* ---- control: cache ---------------------------------------------------------------------------
+ */
 
 typedef struct cache_cmd {
 	node_shared_t *n;
@@ -104,8 +106,8 @@ static int dump_line(void *ctx, const dcache_info_t *in)
 		return 0;
 	int64_t s = in->ttl_left_ms >= 0 ? in->ttl_left_ms / 1000 : (-in->ttl_left_ms + 999) / 1000;
 	control_printf(out, "%s rc=%u values=%u bytes=%zu %s=%lld%s\n", key, in->rcode,
-	               in->n_values, in->vlen, in->ttl_left_ms >= 0 ? "ttl" : "stale",
-	               (long long)s, in->prefetched ? " prefetched" : "");
+	               in->n_values, in->vlen, in->ttl_left_ms >= 0 ? "ttl" : "stale", (long long)s,
+	               in->prefetched ? " prefetched" : "");
 	return 0;
 }
 
@@ -171,6 +173,7 @@ static int cmd_cache(void *arg, const char *args, control_out_t *out)
 int rnode_register_commands(struct control *ctl, node_shared_t *n, const conf_t *c)
 {
 	cache_cmd_ctx = (cache_cmd_t){n, c->control_dump_max};
-	return control_register(ctl, "cache", "cache stats | cache dump [PREFIX] | cache flush [HANDLE]",
+	return control_register(ctl, "cache",
+	                        "cache stats | cache dump [PREFIX] | cache flush [HANDLE]",
 	                        cmd_cache, &cache_cmd_ctx);
 }

@@ -69,7 +69,8 @@ struct control {
 	control_stats_t st;
 };
 
-/* ---- output ----------------------------------------------------------------------------------- */
+/* ---- output -----------------------------------------------------------------------------------
+ */
 
 void control_printf(control_out_t *out, const char *fmt, ...)
 {
@@ -93,7 +94,8 @@ int control_fail(control_out_t *out, const char *fmt, ...)
 	return -1;
 }
 
-/* ---- connections ------------------------------------------------------------------------------ */
+/* ---- connections ------------------------------------------------------------------------------
+ */
 
 static void client_free(cclient_t *cl)
 {
@@ -148,7 +150,8 @@ static void client_run(cclient_t *cl, char *line)
 	for (char *p = line; *p; p++) {
 		if ((unsigned char)*p < 0x20 && *p != '\t') {
 			c->st.errors++;
-			log_peer(LOG_LVL_NOTICE, "control: request with control characters refused");
+			log_peer(LOG_LVL_NOTICE,
+			         "control: request with control characters refused");
 			client_answer(cl, "control characters in the request", NULL);
 			return;
 		}
@@ -266,8 +269,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	client_free(cl);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
 	control_t *c = arg;
 	if (c->st.clients >= c->o.max_clients) {
@@ -306,7 +309,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(cl->bev, EV_READ);
 }
 
-/* ---- the socket ------------------------------------------------------------------------------- */
+/* ---- the socket -------------------------------------------------------------------------------
+ */
 
 /*
  * Clear the way for a socket at \p path: nothing there, or a socket nobody listens on (left by
@@ -322,7 +326,8 @@ static int clear_path(const struct sockaddr_un *sun, char *err, size_t errlen)
 		return HDL_EIO;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "control_socket %s: a file that is not a socket is in the way",
+		snprintf(err, errlen,
+		         "control_socket %s: a file that is not a socket is in the way",
 		         sun->sun_path);
 		return HDL_EEXIST;
 	}
@@ -413,8 +418,8 @@ int control_open(struct event_base *base, const control_opts_t *o, control_t **o
 	}
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	c->lis = evconnlistener_new(base, on_accept, c, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-	                            0, fd);
+	c->lis = evconnlistener_new(base, on_accept, c,
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!c->lis) {
 		close(fd);
 		control_close(c);
@@ -445,8 +450,7 @@ void control_close(control_t *c)
 	free(c);
 }
 
-int control_register(control_t *c, const char *name, const char *usage, control_fn fn,
-                     void *arg)
+int control_register(control_t *c, const char *name, const char *usage, control_fn fn, void *arg)
 {
 	if (strlen(name) >= sizeof(c->cmds[0].name) || strlen(usage) >= sizeof(c->cmds[0].usage) ||
 	    strpbrk(name, " \t"))
@@ -470,7 +474,8 @@ void control_get_stats(const control_t *c, control_stats_t *st)
 	*st = c->st;
 }
 
-/* ---- idnoded ---------------------------------------------------------------------------------- */
+/* ---- idnoded ----------------------------------------------------------------------------------
+ */
 
 typedef struct node_status {
 	node_shared_t *n;
@@ -502,11 +507,11 @@ int control_node_start(struct event_base *base, const conf_t *c, node_shared_t *
 	if (!c->control_socket || !c->control_socket[0])
 		return HDL_EOK;
 	control_opts_t o = {
-		.path = c->control_socket,
-		.mode = conf_socket_mode(c->control_socket_mode),
-		.max_clients = c->control_max_clients,
-		.max_line = c->control_max_line,
-		.timeout_ms = c->control_timeout_ms,
+	    .path = c->control_socket,
+	    .mode = conf_socket_mode(c->control_socket_mode),
+	    .max_clients = c->control_max_clients,
+	    .max_line = c->control_max_line,
+	    .timeout_ms = c->control_timeout_ms,
 	};
 	control_t *ctl;
 	int ret = control_open(base, &o, &ctl, err, errlen);

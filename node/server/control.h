@@ -83,8 +83,7 @@ void control_close(control_t *c);
  * \param usage one line for `help` ("cache stats|dump [PREFIX]|flush [HANDLE]")
  * \retval HDL_EOK, HDL_EEXIST (name taken), HDL_ENOMEM
  */
-int control_register(control_t *c, const char *name, const char *usage, control_fn fn,
-                     void *arg);
+int control_register(control_t *c, const char *name, const char *usage, control_fn fn, void *arg);
 
 /** \brief Append formatted text to the answer (add the '\n' yourself). */
 void control_printf(control_out_t *out, const char *fmt, ...) HDL_LOG_PRINTF(2, 3);

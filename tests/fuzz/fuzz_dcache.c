@@ -5,8 +5,9 @@
  *        first byte picks the response code and the PO flag, the rest is a values part given
  *        to dcache_put(). Whatever is stored must come back from dcache_get() as a values part
  *        the cache accepts again, and, when the input decodes strictly (hdl_values_decode()),
- *        one that decodes too and holds exactly the PUBLIC_READ values of the input, in order. The input is also parsed as a key
- *        (dcache_key_handle, dcache_key_describe), which must never read out of bounds.
+ *        one that decodes too and holds exactly the PUBLIC_READ values of the input, in order. The
+ * input is also parsed as a key (dcache_key_handle, dcache_key_describe), which must never read out
+ * of bounds.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint32_t rcodes[4] = {HDL_RC_SUCCESS, HDL_RC_HANDLE_NOT_FOUND,
 	                                   HDL_RC_VALUES_NOT_FOUND, HDL_RC_ERROR};
 	uint32_t rcode = rcodes[data[0] & 3];
-	dcache_opts_t o = {.max_bytes = 8u << 20, .shards = 1, .clock = &clk,
+	dcache_opts_t o = {.max_bytes = 8u << 20,
+	                   .shards = 1,
+	                   .clock = &clk,
 	                   .policy = {.min_ttl = 1, .max_ttl = 3600, .negative_ttl = 60}};
 	if (dcache_new(&o, &c) != HDL_EOK)
 		return 0;
@@ -77,7 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dcache_put(c, key, kl, HDL_RC_SUCCESS, buf, hit.len) != HDL_EOK)
 		abort();
 	if (hdl_values_decode(data + 1, size - 1, &a, &in, &n_in) != HDL_EOK)
-		goto done; /* structurally sound but not strictly valid (UTF-8): checked no further */
+		goto done; /* structurally sound but not strictly valid (UTF-8): checked no further
+		            */
 	/* a strictly valid input: the output is exactly its PUBLIC_READ values, in order */
 	if (hdl_values_decode(buf, hit.len, &a, &out, &n_out) != HDL_EOK || n_out != hit.n_values)
 		abort();

@@ -215,7 +215,8 @@ static void test_drop_everything(void **state)
 	rcache_free(c);
 }
 
-/* ---- admission -------------------------------------------------------------------------------- */
+/* ---- admission --------------------------------------------------------------------------------
+ */
 
 #define VAL_LEN 500 /* about an answer's values part */
 
@@ -304,9 +305,9 @@ static void test_admission(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_write_drops_only_its_handle, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_drop_everything, setup, teardown),
-		cmocka_unit_test(test_admission),
+	    cmocka_unit_test_setup_teardown(test_write_drops_only_its_handle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drop_everything, setup, teardown),
+	    cmocka_unit_test(test_admission),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

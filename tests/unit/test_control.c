@@ -80,8 +80,11 @@ static int cmd_big(void *arg, const char *args, control_out_t *out)
 /* Open the control socket with these limits and run its loop on a thread. */
 static void start(unsigned max_clients, uint32_t max_line, uint32_t timeout_ms)
 {
-	control_opts_t o = {.path = F.path, .mode = 0600, .max_clients = max_clients,
-	                    .max_line = max_line, .timeout_ms = timeout_ms};
+	control_opts_t o = {.path = F.path,
+	                    .mode = 0600,
+	                    .max_clients = max_clients,
+	                    .max_line = max_line,
+	                    .timeout_ms = timeout_ms};
 	char err[256];
 	int ret = control_open(F.base, &o, &F.ctl, err, sizeof(err));
 	if (ret != HDL_EOK)
@@ -245,8 +248,11 @@ static void put(const char *handle, uint32_t rcode)
 {
 	uint8_t k[256], vals[512];
 	size_t vl = 0;
-	hdl_value_t v = {.index = 1, .ttl_type = HDL_TTL_RELATIVE, .ttl = 300,
-	                 .perms = HDL_PERM_DEFAULT, .type = hdl_slice_str("URL"),
+	hdl_value_t v = {.index = 1,
+	                 .ttl_type = HDL_TTL_RELATIVE,
+	                 .ttl = 300,
+	                 .perms = HDL_PERM_DEFAULT,
+	                 .type = hdl_slice_str("URL"),
 	                 .data = hdl_slice_str("http://example.org/")};
 	assert_int_equal(hdl_values_encode(&v, 1, vals, sizeof(vals), &vl), HDL_EOK);
 	size_t kl = dcache_key(k, sizeof(k), hdl_slice_str(handle), NULL, 0, NULL, 0, true);
@@ -320,8 +326,8 @@ static void test_socket_file(void **state)
 	(void)state;
 	char err[256];
 	struct stat st;
-	control_opts_t o = {.path = F.path, .mode = 0600, .max_clients = 1, .max_line = 64,
-	                    .timeout_ms = 1000};
+	control_opts_t o = {
+	    .path = F.path, .mode = 0600, .max_clients = 1, .max_line = 64, .timeout_ms = 1000};
 	/* a stale socket file (bound, never unlinked, nobody listening) is replaced */
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -538,9 +544,9 @@ static void test_conf_keys(void **state)
 	assert_string_equal(c.control_socket, "");
 	assert_int_equal(conf_socket_mode(c.control_socket_mode), 0660);
 	conf_free(&c);
-	assert_int_equal(conf_text("resolver_min_ttl = 60\nresolver_max_ttl = 30\n", err,
-	                           sizeof(err)),
-	                 HDL_ECONF);
+	assert_int_equal(
+	    conf_text("resolver_min_ttl = 60\nresolver_max_ttl = 30\n", err, sizeof(err)),
+	    HDL_ECONF);
 	assert_non_null(strstr(err, "resolver_min_ttl"));
 	assert_int_equal(conf_text("control_socket_mode = 0980\n", err, sizeof(err)), HDL_ECONF);
 	assert_int_equal(conf_text("control_socket_mode = 10000\n", err, sizeof(err)), HDL_ECONF);
@@ -559,13 +565,13 @@ static void test_conf_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_protocol, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cache_commands, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_clients, setup, teardown),
-		cmocka_unit_test(test_conf_keys),
+	    cmocka_unit_test_setup_teardown(test_protocol, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_commands, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_clients, setup, teardown),
+	    cmocka_unit_test(test_conf_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

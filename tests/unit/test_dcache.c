@@ -21,6 +21,7 @@
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "node/resolver/dcache.h"
+#include "node/resolver/rhash.h"
 
 typedef struct fake_clock {
 	uint64_t ms;
@@ -41,14 +42,14 @@ static fake_clock_t T;
 static const dcache_clock_t CLOCK = {fake_ms, fake_wall, &T};
 
 static const dcache_policy_t POLICY = {
-	.min_ttl = 0, .max_ttl = 86400, .negative_ttl = 60, .stale_max = 3600, .prefetch_pct = 10};
+    .min_ttl = 0, .max_ttl = 86400, .negative_ttl = 60, .stale_max = 3600, .prefetch_pct = 10};
 
 static dcache_t *mk(size_t max_bytes, unsigned shards, const dcache_policy_t *p)
 {
 	T.ms = 1000000;
 	T.wall = 1700000000;
-	dcache_opts_t o = {.max_bytes = max_bytes, .shards = shards, .policy = p ? *p : POLICY,
-	                   .clock = &CLOCK};
+	dcache_opts_t o = {
+	    .max_bytes = max_bytes, .shards = shards, .policy = p ? *p : POLICY, .clock = &CLOCK};
 	dcache_t *c = NULL;
 	assert_int_equal(dcache_new(&o, &c), HDL_EOK);
 	assert_non_null(c);
@@ -126,9 +127,10 @@ static void test_key_canonical(void **state)
 	assert_int_equal(na, nb);
 	assert_memory_equal(a, b, na);
 	/* exact layout: U16 len, handle, flags, U16 n, U32s, U16 n, (U16 len, bytes)... */
-	static const uint8_t want[] = {0, 10, '8', '8', '.', '1', '0', '0', '.', '1', '/', 'X', 1,
-	                               0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 2,
-	                               0, 5, 'E', 'M', 'A', 'I', 'L', 0, 3, 'U', 'R', 'L'};
+	static const uint8_t want[] = {0,   10,  '8', '8', '.', '1', '0', '0', '.', '1', '/',
+	                               'X', 1,   0,   3,   0,   0,   0,   1,   0,   0,   0,
+	                               2,   0,   0,   0,   3,   0,   2,   0,   5,   'E', 'M',
+	                               'A', 'I', 'L', 0,   3,   'U', 'R', 'L'};
 	assert_int_equal(na, sizeof(want));
 	assert_memory_equal(a, want, sizeof(want));
 
@@ -166,7 +168,8 @@ static void test_key_canonical(void **state)
 	assert_int_equal(dcache_key_describe(a, na + 1, text, sizeof(text)), 0);
 }
 
-/* ---- TTL rules -------------------------------------------------------------------------------- */
+/* ---- TTL rules --------------------------------------------------------------------------------
+ */
 
 static void test_ttl_relative(void **state)
 {
@@ -205,7 +208,7 @@ static void test_ttl_absolute(void **state)
 	dcache_hit_t hit;
 	/* absolute: until wall + 100 s, whatever the monotonic clock says now */
 	hdl_value_t v[] = {
-		val(1, "URL", "x", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall + 100), HDL_PERM_DEFAULT)};
+	    val(1, "URL", "x", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall + 100), HDL_PERM_DEFAULT)};
 	assert_int_equal(put_vals(c, "88.1/abs", v, 1), HDL_EOK);
 	assert_int_equal(get(c, "88.1/abs", DCACHE_GET_FRESH, &hit), HDL_EOK);
 	assert_int_equal(hit.ttl_left, 100);
@@ -214,7 +217,7 @@ static void test_ttl_absolute(void **state)
 
 	/* an absolute TTL already past is 0: not cached, unless min_ttl floors it */
 	hdl_value_t past[] = {
-		val(1, "URL", "x", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall - 5), HDL_PERM_DEFAULT)};
+	    val(1, "URL", "x", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall - 5), HDL_PERM_DEFAULT)};
 	assert_int_equal(put_vals(c, "88.1/past", past, 1), HDL_ELIMIT);
 	assert_int_equal(stats(c).refused, 1);
 	dcache_policy_t p = POLICY;
@@ -241,9 +244,9 @@ static void test_ttl_min_wins_cap_floor(void **state)
 	dcache_hit_t hit;
 	/* relative 500, absolute +200, relative 900: 200 wins */
 	hdl_value_t v[] = {
-		val(1, "URL", "a", HDL_TTL_RELATIVE, 500, HDL_PERM_DEFAULT),
-		val(2, "URL", "b", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall + 200), HDL_PERM_DEFAULT),
-		val(3, "URL", "c", HDL_TTL_RELATIVE, 900, HDL_PERM_DEFAULT),
+	    val(1, "URL", "a", HDL_TTL_RELATIVE, 500, HDL_PERM_DEFAULT),
+	    val(2, "URL", "b", HDL_TTL_ABSOLUTE, (uint32_t)(T.wall + 200), HDL_PERM_DEFAULT),
+	    val(3, "URL", "c", HDL_TTL_RELATIVE, 900, HDL_PERM_DEFAULT),
 	};
 	assert_int_equal(put_vals(c, "88.1/min", v, 3), HDL_EOK);
 	assert_int_equal(get(c, "88.1/min", DCACHE_GET_FRESH, &hit), HDL_EOK);
@@ -292,7 +295,8 @@ static void test_negative(void **state)
 	assert_int_equal(hit.rcode, HDL_RC_VALUES_NOT_FOUND);
 
 	/* only readable-less answers become VALUES_NOT_FOUND; a success without values stays one */
-	hdl_value_t secret[] = {val(1, "HS_SECKEY", "s", HDL_TTL_RELATIVE, 900, HDL_PERM_ADMIN_READ)};
+	hdl_value_t secret[] = {
+	    val(1, "HS_SECKEY", "s", HDL_TTL_RELATIVE, 900, HDL_PERM_ADMIN_READ)};
 	assert_int_equal(put_vals(c, "88.1/secret", secret, 1), HDL_EOK);
 	assert_int_equal(get(c, "88.1/secret", DCACHE_GET_FRESH, &hit), HDL_EOK);
 	assert_int_equal(hit.rcode, HDL_RC_VALUES_NOT_FOUND);
@@ -381,7 +385,8 @@ static void test_prefetch_once(void **state)
 	dcache_free(c);
 }
 
-/* ---- memory ----------------------------------------------------------------------------------- */
+/* ---- memory -----------------------------------------------------------------------------------
+ */
 
 static void test_eviction_by_bytes(void **state)
 {
@@ -530,7 +535,8 @@ static void test_invalidate_flush(void **state)
 	dcache_free(c);
 }
 
-/* ---- contents --------------------------------------------------------------------------------- */
+/* ---- contents ---------------------------------------------------------------------------------
+ */
 
 static void test_public_read_filtered(void **state)
 {
@@ -540,11 +546,11 @@ static void test_public_read_filtered(void **state)
 	uint8_t k[256];
 	dcache_hit_t hit;
 	hdl_value_t v[] = {
-		val(1, "URL", "http://a/", HDL_TTL_RELATIVE, 3600, HDL_PERM_DEFAULT),
-		val(100, "HS_ADMIN", "adm", HDL_TTL_RELATIVE, 3600,
-		    HDL_PERM_ADMIN_READ | HDL_PERM_ADMIN_WRITE),
-		val(2, "EMAIL", "e@x", HDL_TTL_RELATIVE, 3600, HDL_PERM_PUBLIC_READ),
-		val(300, "HS_SECKEY", "pw", HDL_TTL_RELATIVE, 3600, HDL_PERM_ADMIN_READ),
+	    val(1, "URL", "http://a/", HDL_TTL_RELATIVE, 3600, HDL_PERM_DEFAULT),
+	    val(100, "HS_ADMIN", "adm", HDL_TTL_RELATIVE, 3600,
+	        HDL_PERM_ADMIN_READ | HDL_PERM_ADMIN_WRITE),
+	    val(2, "EMAIL", "e@x", HDL_TTL_RELATIVE, 3600, HDL_PERM_PUBLIC_READ),
+	    val(300, "HS_SECKEY", "pw", HDL_TTL_RELATIVE, 3600, HDL_PERM_ADMIN_READ),
 	};
 	assert_int_equal(put_vals(c, "88.1/mix", v, 4), HDL_EOK);
 	size_t kl = key_of("88.1/mix", k, sizeof(k));
@@ -666,7 +672,8 @@ static void test_foreach(void **state)
 	dcache_free(c);
 }
 
-/* ---- threads ---------------------------------------------------------------------------------- */
+/* ---- threads ----------------------------------------------------------------------------------
+ */
 
 typedef struct worker_arg {
 	dcache_t *c;
@@ -675,7 +682,7 @@ typedef struct worker_arg {
 } worker_arg_t;
 
 #define MT_KEYS 512
-#define MT_OPS 20000
+#define MT_OPS  20000
 
 static void *mt_worker(void *p)
 {
@@ -691,7 +698,10 @@ static void *mt_worker(void *p)
 		if (kl == 0)
 			abort();
 		switch ((r >> 20) % 16) {
-		case 0: case 1: case 2: case 3: {
+		case 0:
+		case 1:
+		case 2:
+		case 3: {
 			/* the data names the handle: a hit must give back this handle's answer */
 			snprintf(data, sizeof(data), "v:%s", name);
 			hdl_value_t v = val(1, "URL", data, HDL_TTL_RELATIVE, 1 + (r >> 24) % 5,
@@ -706,9 +716,7 @@ static void *mt_worker(void *p)
 			w->puts++;
 			break;
 		}
-		case 4:
-			dcache_invalidate(w->c, hdl_slice_str(name));
-			break;
+		case 4: dcache_invalidate(w->c, hdl_slice_str(name)); break;
 		case 5:
 			if ((r >> 26) == 0)
 				dcache_flush(w->c);
@@ -718,7 +726,8 @@ static void *mt_worker(void *p)
 			int ret = dcache_get(w->c, k, kl, (r >> 25) & 1, buf, sizeof(buf), &hit);
 			w->gets++;
 			if (ret == HDL_EOK) {
-				/* U32 count + value: data starts at offset 4 + 14 + 4 + 3 (URL) + 4 */
+				/* U32 count + value: data starts at offset 4 + 14 + 4 + 3 (URL) + 4
+				 */
 				size_t off = 4 + 14 + 4 + 3 + 4;
 				size_t dl = strlen(name) + 2;
 				if (hit.len < off + dl || memcmp(buf + off, "v:", 2) != 0 ||
@@ -783,24 +792,49 @@ static void test_new_refusals(void **state)
 	dcache_free(NULL);
 }
 
+/* SipHash-1-3 under the zero key; the values are CPython 3.11's hash() of these bytes with
+ * PYTHONHASHSEED=0 (its bytes hash is SipHash-1-3 of a zero key). */
+static void test_siphash_vectors(void **state)
+{
+	(void)state;
+	static const uint64_t zero[2] = {0, 0};
+	static const struct {
+		const char *in;
+		uint64_t out;
+	} v[] = {
+	    {"a", 4644417185603328019ull},
+	    {"abcdefgh", 4574395652268504554ull},
+	    {"88.100.1/PUMP-2024-000123", 16305190387108691732ull},
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		assert_true(rhash_sip13((const uint8_t *)v[i].in, strlen(v[i].in), zero) ==
+		            v[i].out);
+	uint64_t k1[2], k2[2];
+	rhash_new_key(k1);
+	rhash_new_key(k2);
+	assert_true(rhash_sip13((const uint8_t *)"a", 1, k1) !=
+	            rhash_sip13((const uint8_t *)"a", 1, k2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_key_canonical),
-		cmocka_unit_test(test_ttl_relative),
-		cmocka_unit_test(test_ttl_absolute),
-		cmocka_unit_test(test_ttl_min_wins_cap_floor),
-		cmocka_unit_test(test_negative),
-		cmocka_unit_test(test_stale_window),
-		cmocka_unit_test(test_prefetch_once),
-		cmocka_unit_test(test_eviction_by_bytes),
-		cmocka_unit_test(test_shapes_per_handle),
-		cmocka_unit_test(test_invalidate_flush),
-		cmocka_unit_test(test_public_read_filtered),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_foreach),
-		cmocka_unit_test(test_threads),
-		cmocka_unit_test(test_new_refusals),
+	    cmocka_unit_test(test_siphash_vectors),
+	    cmocka_unit_test(test_key_canonical),
+	    cmocka_unit_test(test_ttl_relative),
+	    cmocka_unit_test(test_ttl_absolute),
+	    cmocka_unit_test(test_ttl_min_wins_cap_floor),
+	    cmocka_unit_test(test_negative),
+	    cmocka_unit_test(test_stale_window),
+	    cmocka_unit_test(test_prefetch_once),
+	    cmocka_unit_test(test_eviction_by_bytes),
+	    cmocka_unit_test(test_shapes_per_handle),
+	    cmocka_unit_test(test_invalidate_flush),
+	    cmocka_unit_test(test_public_read_filtered),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_foreach),
+	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_new_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

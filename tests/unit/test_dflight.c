@@ -61,7 +61,7 @@ static dflight_stats_t stats(dflight_t *f)
 }
 
 static const dflight_result_t ANSWER = {
-	.status = HDL_EOK, .rcode = 1, .vals = (const uint8_t *)"\0\0\0\0", .len = 4};
+    .status = HDL_EOK, .rcode = 1, .vals = (const uint8_t *)"\0\0\0\0", .len = 4};
 
 static void test_leader_followers(void **state)
 {
@@ -243,9 +243,10 @@ static void test_limits(void **state)
 	dflight_free(f);
 }
 
-/* ---- threads ---------------------------------------------------------------------------------- */
+/* ---- threads ----------------------------------------------------------------------------------
+ */
 
-#define MISSES 1000
+#define MISSES   1000
 #define NTHREADS 8
 
 typedef struct crowd {
@@ -267,8 +268,7 @@ static void *crowd_main(void *p)
 		if (r == DFLIGHT_LEADER) {
 			atomic_fetch_add(c->leaders, 1);
 			atomic_store(c->leader, &c->tw[i]);
-		}
-		else if (r != DFLIGHT_FOLLOWER)
+		} else if (r != DFLIGHT_FOLLOWER)
 			abort();
 		atomic_fetch_add(c->joined, 1);
 	}
@@ -291,8 +291,14 @@ static void test_thousand_identical_misses(void **state)
 	pthread_t th[NTHREADS];
 	crowd_t cr[NTHREADS];
 	for (int i = 0; i < NTHREADS; i++) {
-		cr[i] = (crowd_t){f, tw, i * MISSES / NTHREADS, (i + 1) * MISSES / NTHREADS, &start,
-		                  &leaders, &joined, &leader};
+		cr[i] = (crowd_t){f,
+		                  tw,
+		                  i * MISSES / NTHREADS,
+		                  (i + 1) * MISSES / NTHREADS,
+		                  &start,
+		                  &leaders,
+		                  &joined,
+		                  &leader};
 		assert_int_equal(pthread_create(&th[i], NULL, crowd_main, &cr[i]), 0);
 	}
 	for (int i = 0; i < NTHREADS; i++)
@@ -389,12 +395,12 @@ static void test_leave_races_finish(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_leader_followers),
-		cmocka_unit_test(test_follower_leaves),
-		cmocka_unit_test(test_leader_abandons),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_thousand_identical_misses),
-		cmocka_unit_test(test_leave_races_finish),
+	    cmocka_unit_test(test_leader_followers),
+	    cmocka_unit_test(test_follower_leaves),
+	    cmocka_unit_test(test_leader_abandons),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_thousand_identical_misses),
+	    cmocka_unit_test(test_leave_races_finish),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,22 +18,23 @@
 #include "tools/idnode/cmds.h"
 
 #define CONTROL_DEFAULT_SOCKET "/run/idnode/control.sock"
-#define CONTROL_LINE_MAX 4096u
+#define CONTROL_LINE_MAX       4096u
 
 static void cache_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: idnode cache [--socket PATH] [--timeout MS] stats\n"
-	        "       idnode cache [--socket PATH] [--timeout MS] dump [PREFIX]\n"
-	        "       idnode cache [--socket PATH] [--timeout MS] flush [HANDLE]\n"
-	        "       idnode status [--socket PATH] [--timeout MS]\n"
-	        "  stats          counters of the resolver cache and the queries in flight\n"
-	        "  dump [PREFIX]  cached answers (all, or those of one prefix / handle)\n"
-	        "  flush [HANDLE] drop every cached answer, or those of one handle\n"
-	        "  --socket PATH  idnoded's control_socket (default $IDNODE_CONTROL_SOCKET, else\n"
-	        "                 " CONTROL_DEFAULT_SOCKET ")\n"
-	        "  --timeout MS   give up after this long (default 10000)\n"
-	        "Exit status: 0 done, 1 the node refused (ERR), 2 usage, 3 cannot talk to the node.\n");
+	fprintf(
+	    f,
+	    "usage: idnode cache [--socket PATH] [--timeout MS] stats\n"
+	    "       idnode cache [--socket PATH] [--timeout MS] dump [PREFIX]\n"
+	    "       idnode cache [--socket PATH] [--timeout MS] flush [HANDLE]\n"
+	    "       idnode status [--socket PATH] [--timeout MS]\n"
+	    "  stats          counters of the resolver cache and the queries in flight\n"
+	    "  dump [PREFIX]  cached answers (all, or those of one prefix / handle)\n"
+	    "  flush [HANDLE] drop every cached answer, or those of one handle\n"
+	    "  --socket PATH  idnoded's control_socket (default $IDNODE_CONTROL_SOCKET, else\n"
+	    "                 " CONTROL_DEFAULT_SOCKET ")\n"
+	    "  --timeout MS   give up after this long (default 10000)\n"
+	    "Exit status: 0 done, 1 the node refused (ERR), 2 usage, 3 cannot talk to the node.\n");
 }
 
 static uint64_t now_ms(void)
