@@ -330,10 +330,17 @@ int rcache_put(rcache_t *c, const void *key, size_t klen, const void *val, size_
 	entry_t *old = find(c, key, klen, h);
 	if (old != NULL) {
 		entry_drop(c, old);
-	} else if (c->sk && c->st.entries > 0 && c->st.bytes + cost > c->max_bytes &&
-	           sketch_est(c->sk, h) <= sketch_est(c->sk, c->lru.prev->hash)) {
-		c->st.rejected++; /* the cache is full and the victim is asked for as often */
-		return HDL_EAGAIN;
+	} else if (c->sk && c->st.entries > 0 && c->st.bytes + cost > c->max_bytes) {
+		/*
+		 * Full: the key must be asked for more often than the entry it would evict. A key
+		 * seen only now (this miss) is refused without looking at that entry, which on
+		 * uniform traffic saves the two cold cache lines of the victim and its counters.
+		 */
+		unsigned est = sketch_est(c->sk, h);
+		if (est <= 1 || est <= sketch_est(c->sk, c->lru.prev->hash)) {
+			c->st.rejected++;
+			return HDL_EAGAIN;
+		}
 	}
 	make_room(c, cost);
 	entry_t *e = malloc(cost);

@@ -12,9 +12,10 @@
  *
  * Admission (rcache_set_admission()): when the cache is full, a new entry only gets in if its
  * key has been asked for more often, recently, than the entry it would evict (the least recently
- * used). Frequencies are estimated by a count-min sketch of 4-bit counters (4 per key, in one
- * 64-byte block) that every lookup bumps and that is halved periodically (TinyLFU, Einziger et
- * al.). Keys asked once (uniformly random traffic) stop displacing warm entries.
+ * used); a key seen only once so far is never admitted into a full cache. Frequencies are
+ * estimated by a count-min sketch of 4-bit counters (4 per key, in one 64-byte block) that
+ * every lookup bumps and that is halved periodically (TinyLFU, Einziger et al.). Keys asked
+ * once (uniformly random traffic) stop displacing warm entries.
  *
  * \note One cache per worker thread; not thread-safe.
  */
