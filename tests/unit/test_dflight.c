@@ -60,6 +60,17 @@ static dflight_stats_t stats(dflight_t *f)
 	return st;
 }
 
+/* A fresh flight of \p key: \p lead leads, then each of the \p n waiters of \p fol follows. */
+static void flight(dflight_t *f, const char *key, tw_t *lead, tw_t *const *fol, int n)
+{
+	tw_init(lead);
+	assert_int_equal(join(f, key, lead), DFLIGHT_LEADER);
+	for (int i = 0; i < n; i++) {
+		tw_init(fol[i]);
+		assert_int_equal(join(f, key, fol[i]), DFLIGHT_FOLLOWER);
+	}
+}
+
 static const dflight_result_t ANSWER = {
     .status = HDL_EOK, .rcode = 1, .vals = (const uint8_t *)"\0\0\0\0", .len = 4};
 
@@ -69,16 +80,8 @@ static void test_leader_followers(void **state)
 	dflight_t *f = NULL;
 	assert_int_equal(dflight_new(16, 16, &f), HDL_EOK);
 	tw_t l, a, b, c, other;
-	tw_init(&l);
-	tw_init(&a);
-	tw_init(&b);
-	tw_init(&c);
-	tw_init(&other);
-	assert_int_equal(join(f, "k1", &l), DFLIGHT_LEADER);
-	assert_int_equal(join(f, "k1", &a), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k1", &b), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k1", &c), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k2", &other), DFLIGHT_LEADER);
+	flight(f, "k1", &l, (tw_t *const[]){&a, &b, &c}, 3);
+	flight(f, "k2", &other, NULL, 0);
 	/* a waiter already linked, an empty key */
 	assert_int_equal(join(f, "k3", &a), HDL_EINVAL);
 	assert_int_equal(dflight_join(f, (const uint8_t *)"", 0, &l.w), HDL_EINVAL);
@@ -119,14 +122,7 @@ static void test_follower_leaves(void **state)
 	dflight_t *f = NULL;
 	assert_int_equal(dflight_new(16, 16, &f), HDL_EOK);
 	tw_t l, a, b, c;
-	tw_init(&l);
-	tw_init(&a);
-	tw_init(&b);
-	tw_init(&c);
-	assert_int_equal(join(f, "k", &l), DFLIGHT_LEADER);
-	assert_int_equal(join(f, "k", &a), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k", &b), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k", &c), DFLIGHT_FOLLOWER);
+	flight(f, "k", &l, (tw_t *const[]){&a, &b, &c}, 3);
 	/* the middle one and the last one leave; the others do not notice */
 	assert_true(dflight_leave(f, &b.w));
 	assert_true(dflight_leave(f, &c.w));
@@ -149,14 +145,9 @@ static void test_leader_abandons(void **state)
 	dflight_t *f = NULL;
 	assert_int_equal(dflight_new(16, 16, &f), HDL_EOK);
 	tw_t l, a, b;
-	tw_init(&l);
-	tw_init(&a);
-	tw_init(&b);
 
 	/* a leader that leaves hands the flight to the oldest follower */
-	assert_int_equal(join(f, "k", &l), DFLIGHT_LEADER);
-	assert_int_equal(join(f, "k", &a), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k", &b), DFLIGHT_FOLLOWER);
+	flight(f, "k", &l, (tw_t *const[]){&a, &b}, 2);
 	assert_true(dflight_leave(f, &l.w));
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.status, DFLIGHT_PROMOTED);
@@ -169,12 +160,7 @@ static void test_leader_abandons(void **state)
 	assert_int_equal(b.status, HDL_EOK);
 
 	/* abandoning with a failure tells every follower */
-	tw_init(&l);
-	tw_init(&a);
-	tw_init(&b);
-	assert_int_equal(join(f, "k", &l), DFLIGHT_LEADER);
-	assert_int_equal(join(f, "k", &a), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k", &b), DFLIGHT_FOLLOWER);
+	flight(f, "k", &l, (tw_t *const[]){&a, &b}, 2);
 	assert_int_equal(dflight_abandon(f, &l.w, HDL_EOK), HDL_EINVAL);
 	assert_int_equal(dflight_abandon(f, &l.w, HDL_ETIMEDOUT), HDL_EOK);
 	assert_int_equal(a.calls, 1);
@@ -187,12 +173,7 @@ static void test_leader_abandons(void **state)
 
 	/* a promoted leader that leaves in turn: its PROMOTED notice is on its way (false), the
 	 * flight moves on; with nobody left the flight ends */
-	tw_init(&l);
-	tw_init(&a);
-	tw_init(&b);
-	assert_int_equal(join(f, "k", &l), DFLIGHT_LEADER);
-	assert_int_equal(join(f, "k", &a), DFLIGHT_FOLLOWER);
-	assert_int_equal(join(f, "k", &b), DFLIGHT_FOLLOWER);
+	flight(f, "k", &l, (tw_t *const[]){&a, &b}, 2);
 	assert_int_equal(dflight_abandon(f, &l.w, DFLIGHT_PROMOTED), HDL_EOK);
 	assert_false(dflight_leave(f, &a.w));
 	assert_int_equal(b.status, DFLIGHT_PROMOTED);
