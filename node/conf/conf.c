@@ -90,6 +90,34 @@ static const conf_key_t schema[] = {
 	{"udp_rrl_whitelist", CONF_NETS, 0, 0, "127.0.0.0/8 ::1/128", false,
 	 OFF(udp_rrl_whitelist), OFF(n_udp_rrl_whitelist),
 	 "networks never rate-limited (ADDR/LEN, several per line; none = no network)"},
+	{"resolver_cache_size", CONF_SIZE, 0, 3 * GIB, "64m", true, OFF(resolver_cache_size), 0,
+	 "cache of answers resolved upstream, shared by all workers (0 = off)"},
+	{"resolver_min_ttl", CONF_UINT, 0, 604800, "0", true, OFF(resolver_min_ttl), 0,
+	 "shortest time an upstream answer is cached, seconds"},
+	{"resolver_max_ttl", CONF_UINT, 1, 604800, "86400", true, OFF(resolver_max_ttl), 0,
+	 "longest time an upstream answer is cached, seconds"},
+	{"resolver_negative_ttl", CONF_UINT, 0, 86400, "60", true, OFF(resolver_negative_ttl), 0,
+	 "time a not-found upstream answer is cached, seconds (0 = not cached)"},
+	{"resolver_stale_max", CONF_UINT, 0, 604800, "86400", true, OFF(resolver_stale_max), 0,
+	 "how long past its TTL an answer may be served when upstream fails, seconds"},
+	{"resolver_prefetch_pct", CONF_UINT, 0, 50, "10", true, OFF(resolver_prefetch_pct), 0,
+	 "refresh a cached answer hit in this last part of its TTL, percent (0 = off)"},
+	{"resolver_inflight_max", CONF_UINT, 1, 1000000, "4096", true, OFF(resolver_inflight_max),
+	 0, "distinct upstream queries in flight at once, node-wide"},
+	{"resolver_inflight_waiters", CONF_UINT, 1, 1000000, "1024", true,
+	 OFF(resolver_inflight_waiters), 0, "requests waiting on one in-flight upstream query"},
+	{"control_socket", CONF_STR, 0, 0, "", false, OFF(control_socket), 0,
+	 "Unix socket for `idnode cache ...` and `status` (empty = none)"},
+	{"control_socket_mode", CONF_STR, 0, 0, "0660", false, OFF(control_socket_mode), 0,
+	 "permissions of the control socket, octal"},
+	{"control_max_clients", CONF_UINT, 1, 1024, "8", false, OFF(control_max_clients), 0,
+	 "control connections at once"},
+	{"control_max_line", CONF_UINT, 64, 65536, "1024", false, OFF(control_max_line), 0,
+	 "longest control request line, bytes"},
+	{"control_timeout_ms", CONF_UINT, 100, 3600000, "5000", false, OFF(control_timeout_ms), 0,
+	 "a control connection is closed this long after it opened, milliseconds"},
+	{"control_dump_max", CONF_UINT, 1, 1000000, "10000", false, OFF(control_dump_max), 0,
+	 "entries one `cache dump` lists at most"},
 	{"log_level", CONF_LEVEL, 0, 0, "info", true, OFF(log_level), 0,
 	 "err, warn, notice, info or debug"},
 	{"site_serial", CONF_UINT, 0, 65534, "1", false, OFF(site_serial), 0,
@@ -556,6 +584,8 @@ void conf_free(conf_t *c)
 	free(c->write_sync);
 	list_clear(&c->server_admin, &c->n_server_admin);
 	free(c->tcp_close_after_answer);
+	free(c->control_socket);
+	free(c->control_socket_mode);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -721,6 +751,21 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 		snprintf(err, errlen, "tcp_close_after_answer: '%s' is not auto, yes or no", tc);
 		return HDL_ECONF;
 	}
+	if (c->resolver_min_ttl > c->resolver_max_ttl) {
+		snprintf(err, errlen, "resolver_min_ttl: %u is over resolver_max_ttl %u",
+		         c->resolver_min_ttl, c->resolver_max_ttl);
+		return HDL_ECONF;
+	}
+	if (conf_socket_mode(c->control_socket_mode) < 0) {
+		snprintf(err, errlen, "control_socket_mode: '%s' is not an octal mode (e.g. 0660)",
+		         c->control_socket_mode ? c->control_socket_mode : "");
+		return HDL_ECONF;
+	}
+	if (c->control_socket && strlen(c->control_socket) >= CONF_UNIX_PATH_MAX) {
+		snprintf(err, errlen, "control_socket: path longer than %u bytes",
+		         CONF_UNIX_PATH_MAX - 1);
+		return HDL_ECONF;
+	}
 	for (unsigned i = 0; i < c->n_listen; i++) {
 		for (unsigned j = 0; j < c->n_http; j++) {
 			if (strcmp(c->listen[i], c->http[j]) == 0) {
@@ -730,6 +775,19 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 		}
 	}
 	return ups_conf_validate(c, err, errlen);
+}
+
+int conf_socket_mode(const char *s)
+{
+	if (!s || !*s || strlen(s) > 4)
+		return -1;
+	int mode = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '7')
+			return -1;
+		mode = mode * 8 + (*p - '0');
+	}
+	return mode <= 0777 ? mode : -1;
 }
 
 static bool list_eq(char **a, unsigned na, char **b, unsigned nb)

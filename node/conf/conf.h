@@ -81,6 +81,21 @@ typedef struct conf {
 	uint32_t udp_rrl_table_size;       /**< RRL buckets (shared by all workers) */
 	char **udp_rrl_whitelist;          /**< networks never limited (ADDR/LEN, several a line) */
 	unsigned n_udp_rrl_whitelist;
+	/* resolver cache + in-flight table (node/resolver), control socket (node/server/control.c) */
+	uint32_t resolver_cache_size;       /**< bytes of the shared cache of upstream answers */
+	uint32_t resolver_min_ttl;          /**< floor of a cached answer's lifetime, seconds */
+	uint32_t resolver_max_ttl;          /**< cap of a cached answer's lifetime, seconds */
+	uint32_t resolver_negative_ttl;     /**< lifetime of not-found answers; 0 = not cached */
+	uint32_t resolver_stale_max;        /**< serve-stale window past expiry, seconds */
+	uint32_t resolver_prefetch_pct;     /**< prefetch in this last part of a TTL; 0 = off */
+	uint32_t resolver_inflight_max;     /**< upstream queries in flight, node-wide */
+	uint32_t resolver_inflight_waiters; /**< requests waiting on one in-flight query */
+	char *control_socket;               /**< Unix socket path; empty = no control socket */
+	char *control_socket_mode;          /**< octal permissions of the socket file */
+	uint32_t control_max_clients;       /**< control connections at once */
+	uint32_t control_max_line;          /**< longest request line */
+	uint32_t control_timeout_ms;        /**< a control connection's whole life */
+	uint32_t control_dump_max;          /**< entries one `cache dump` lists at most */
 	int log_level;
 	uint32_t site_serial;
 	/* write path (node/server/writer.h) */
@@ -174,6 +189,12 @@ int conf_build(conf_t *c, const char *path, const conf_override_t *ov, size_t n_
 
 /** \brief Cross-key checks (at least one listen address, db set). \retval HDL_EOK, HDL_ECONF */
 int conf_validate(const conf_t *c, char *err, size_t errlen);
+
+/** Bytes of a Unix socket path, with its terminating NUL (sun_path). */
+#define CONF_UNIX_PATH_MAX 108u
+
+/** \brief Permission bits of an octal mode string ("0660", "600"): 0..0777, -1 if malformed. */
+int conf_socket_mode(const char *s);
 
 /**
  * \brief Parse "ADDR:PORT" or "[IPv6]:PORT" (numeric addresses, port 1..65535).

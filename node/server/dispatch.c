@@ -28,6 +28,8 @@ int dispatch_ctx_init(dispatch_ctx_t *ctx, node_shared_t *node)
 		return HDL_ENOMEM;
 	hdl_arena_init(&ctx->arena, first, ARENA_FIRST, ARENA_LIMIT);
 	ctx->cache = rcache_new(NODE_LIMIT(&node->limits, cache_bytes));
+	if (ctx->cache)
+		(void)rcache_set_admission(ctx->cache, true); /* without it: every put admitted */
 	ctx->cache_limits_gen = atomic_load_explicit(&node->limits.gen, memory_order_acquire);
 	int ret = ctx->cache ? store_reader_new(node->store, &ctx->reader) : HDL_ENOMEM;
 	if (ret != HDL_EOK) {
@@ -49,10 +51,11 @@ void dispatch_cache_log(const dispatch_ctx_t *ctx)
 	if (st.hits + st.misses == 0)
 		return;
 	log_info("response cache: %llu hits, %llu misses (%.1f %%), %zu entries, %zu of %zu bytes, "
-	         "%llu evicted, %llu flushes",
+	         "%llu evicted, %llu flushes, %llu invalidated, %llu not admitted",
 	         (unsigned long long)st.hits, (unsigned long long)st.misses,
 	         100.0 * (double)st.hits / (double)(st.hits + st.misses), st.entries, st.bytes,
-	         st.max_bytes, (unsigned long long)st.evictions, (unsigned long long)st.flushes);
+	         st.max_bytes, (unsigned long long)st.evictions, (unsigned long long)st.flushes,
+	         (unsigned long long)st.invalidations, (unsigned long long)st.rejected);
 }
 
 void dispatch_ctx_free(dispatch_ctx_t *ctx)
@@ -308,8 +311,8 @@ static size_t cache_key(dispatch_ctx_t *ctx, const hdl_msg_t *m, uint8_t *key, s
 	size_t kl = store_key(ctx->node->store, q->handle, key + 1, cap - 1);
 	if (kl == 0 || is_prefix_handle((hdl_slice_t){key + 1, (uint32_t)kl}))
 		return 0;
-	key[0] = (m->hdr.opflags & HDL_OF_PO) ? 1 : 0;
-	rcache_sync(c, store_reader_txn_id(ctx->reader));
+	key[0] = (m->hdr.opflags & HDL_OF_PO) ? RCACHE_KEY_PO : 0;
+	rcache_follow_txlog(c, ctx->node->store, ctx->reader, RCACHE_TXLOG_MAX);
 	return kl + 1;
 }
 

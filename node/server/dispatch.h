@@ -38,8 +38,9 @@ typedef struct dispatch_ctx {
 	uint64_t n_errors;   /**< answers with a non-success response code */
 	/**
 	 * Response cache of dispatch_message() resolutions without index/type filters (values part
-	 * of the answer by flag byte + normalized handle), sized by limits.cache_bytes, emptied when
-	 * the store's txn id or the limits change.
+	 * of the answer by flag byte + normalized handle), sized by limits.cache_bytes, with its
+	 * admission rule; on a new store txn id the handles the txlog names are dropped
+	 * (rcache_follow_txlog()), on a limits change everything.
 	 */
 	struct rcache *cache;
 	uint32_t cache_limits_gen; /**< limits.gen the cache was last checked against */

@@ -14,6 +14,8 @@
 
 #include "hdl/values.h"
 
+struct dcache;
+struct dflight;
 struct store;
 struct connlimit;
 struct conf;
@@ -65,6 +67,8 @@ void node_limits_apply(node_limits_t *l, const struct conf *c);
 /** Immutable after start, except the atomics in limits. */
 typedef struct node_shared {
 	struct store *store;
+	struct dcache *dcache;   /**< upstream answers, all workers (resolver/rnode.h) */
+	struct dflight *dflight; /**< upstream queries in flight (resolver/rnode.h) */
 	node_limits_t limits;
 	uint16_t site_serial;
 	uint8_t *site;           /**< this node's HS_SITE record (hdl_site_encode) */

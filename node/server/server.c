@@ -27,6 +27,8 @@
 #include "node/server/authz.h"
 #include "node/server/connlimit.h"
 #include "node/server/writer.h"
+#include "node/resolver/rnode.h"
+#include "node/server/control.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -325,6 +327,7 @@ typedef struct server {
 	worker_t *workers;
 	unsigned n_workers;
 	struct event_base *base;
+	control_t *ctl; /**< the control socket (NULL: none) */
 	int exit_code;
 	int lock_fd; /**< the database lock (startup_db_lock), held until exit */
 } server_t;
@@ -358,6 +361,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	node_limits_apply(&s->node.limits, &nc);
 	if (startup_home_sync(s->node.store, &nc, "reload", err, sizeof(err)) != HDL_EOK)
 		log_err("reload: %s", err);
+	rnode_apply(&s->node, &nc);
 	log_notice("configuration reloaded (log level, limits, homed prefixes: %llu)",
 	           (unsigned long long)store_homed_count(s->node.store));
 	rrl_log_stats(s->node.rrl, "reload");
@@ -530,6 +534,10 @@ int server_run(const server_opts_t *o)
 		log_err("udp_rrl: cannot set up the rate-limit table");
 		goto out;
 	}
+	if (rnode_setup(&s.node, &s.boot) != HDL_EOK) {
+		log_err("cannot create the resolver cache: out of memory");
+		goto out;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -595,6 +603,11 @@ int server_run(const server_opts_t *o)
 		log_err("cannot install signal handlers");
 		goto out;
 	}
+	if (control_node_start(s.base, &s.boot, &s.node, s.n_workers, &s.ctl, err, sizeof(err)) !=
+	    HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (s.boot.pidfile && s.boot.pidfile[0]) {
 		if (write_pidfile(s.boot.pidfile) != HDL_EOK) {
 			log_err("pidfile %s: %s", s.boot.pidfile, strerror(errno));
@@ -634,6 +647,8 @@ out:
 		event_free(ev_int);
 	if (ev_hup)
 		event_free(ev_hup);
+	control_close(s.ctl);
+	rnode_free(&s.node);
 	if (s.base)
 		event_base_free(s.base);
 	if (pidfile)

@@ -1046,6 +1046,14 @@ static int txlog_last(store_t *s, MDB_txn *txn, uint64_t *serial)
 	return last_key(txn, s->dbi_txlog, serial);
 }
 
+uint64_t store_reader_txlog_last(store_reader_t *r)
+{
+	uint64_t serial = 0;
+	if (r != NULL && r->active)
+		(void)txlog_last(r->s, r->txn, &serial);
+	return serial;
+}
+
 uint64_t store_txlog_last(store_t *s)
 {
 	uint64_t serial = 0;

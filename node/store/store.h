@@ -213,6 +213,12 @@ int store_txlog_foreach(store_reader_t *r, uint64_t from,
 /** \brief Highest txlog serial written so far (0 = none). */
 uint64_t store_txlog_last(store_t *s);
 
+/**
+ * \brief Highest txlog serial in the reader's snapshot (0 = none, or no snapshot): where a
+ *        store_txlog_foreach() from the next serial continues in a later snapshot.
+ */
+uint64_t store_reader_txlog_last(store_reader_t *r);
+
 /** \brief Current LMDB map size in bytes. */
 uint64_t store_map_size(store_t *s);
 

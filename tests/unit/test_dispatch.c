@@ -123,7 +123,7 @@ static int setup(void **state)
 	strcpy(F->dir, "/tmp/idnode-test-dispatch-XXXXXX");
 	assert_non_null(mkdtemp(F->dir));
 	log_set_level(LOG_LVL_ERR); /* the malformed-input cases log at info */
-	store_opts_t so = {.path = F->dir, .map_size = 64u << 20};
+	store_opts_t so = {.path = F->dir, .map_size = 64u << 20, .txlog = true};
 	assert_int_equal(store_open(&so, &F->store), HDL_EOK);
 
 	conf_t c;
@@ -767,7 +767,12 @@ static void test_response_cache(void **state)
 	ask(req, len, &m);
 	assert_int_equal(cache_stats().hits, s2.hits);
 
-	/* a committed write (new txn id) invalidates: the new values are answered at once */
+	/* a committed write (new txn id) invalidates that handle: the new values are answered at
+	 * once, while another cached handle stays cached (the txlog names what changed) */
+	uint8_t reqb[1024];
+	size_t lenb = build_resolve("88.100.1/big", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, reqb,
+	                            sizeof(reqb));
+	ask(reqb, lenb, &m);
 	len = build_resolve("88.100.1/test", NULL, 0, NULL, 0, HDL_OF_PO, 2, 11, req, sizeof(req));
 	ask(req, len, &m);
 	assert_int_equal(cache_stats().hits, s2.hits + 1);
@@ -781,7 +786,11 @@ static void test_response_cache(void **state)
 	assert_int_equal(m.u.values.n_values, 1);
 	assert_int_equal(m.u.values.values[0].data.len, strlen("http://example.org/new"));
 	assert_int_equal(cache_stats().hits, s3.hits);
-	assert_int_equal(cache_stats().flushes, s3.flushes + 1);
+	assert_int_equal(cache_stats().flushes, s3.flushes);
+	assert_int_equal(cache_stats().invalidations, s3.invalidations + 1);
+	ask(reqb, lenb, &m);
+	assert_int_equal(cache_stats().hits, s3.hits + 1);
+	s3.hits += 1;
 	ask(req, len, &m);
 	assert_int_equal(cache_stats().hits, s3.hits + 1);
 	assert_int_equal(m.u.values.n_values, 1);

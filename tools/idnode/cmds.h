@@ -38,6 +38,8 @@ int cmd_unhome_net(int argc, char **argv); /**< `unhome` without --db: OC 301 UN
 int cmd_home_db(int argc, char **argv);    /**< `home --db DIR`: the offline form (prefixes.c) */
 int cmd_unhome_db(int argc, char **argv);  /**< `unhome --db DIR`: the offline form (prefixes.c) */
 int cmd_keygen(int argc, char **argv);
+int cmd_cache(int argc, char **argv);   /* tools/idnode/cache.c */
+int cmd_status(int argc, char **argv);  /* tools/idnode/cache.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;

@@ -77,6 +77,8 @@ static const subcmd_t subcmds[] = {
 	{"home", cmd_home, "home a prefix: on a server (OC 300), or with --db in a database"},
 	{"unhome", cmd_unhome, "unhome a prefix: on a server (OC 301), or with --db in a database"},
 	{"keygen", cmd_keygen, "make a key pair for HS_PUBKEY authentication"},
+	{"cache", cmd_cache, "resolver cache of a running node: stats, dump, flush (control socket)"},
+	{"status", cmd_status, "state of a running node (control socket)"},
 };
 
 static void usage(FILE *f)
