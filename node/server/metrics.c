@@ -85,7 +85,7 @@ void mx_sample(mx_t *m, const char *name, const char *labels, double v)
 	else if (isinf(v))
 		snprintf(num, sizeof(num), v > 0 ? "+Inf" : "-Inf");
 	else
-		snprintf(num, sizeof(num), "%.17g", v);
+		snprintf(num, sizeof(num), "%.15g", v);
 	hdl_buf_puts(m->b, num);
 	hdl_buf_puts(m->b, "\n");
 }
@@ -544,6 +544,7 @@ int metrics_open(const conf_t *c, metrics_srv_t **out, char *err, size_t errlen)
 typedef struct mconn {
 	metrics_srv_t *s;
 	struct bufferevent *bev;
+	struct event *deadline; /* metrics_timeout_ms after the accept: closed, whatever it does */
 	struct mconn *prev, *next;
 	bool answered;
 } mconn_t;
@@ -558,6 +559,8 @@ static void mconn_free(mconn_t *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);
+	if (c->deadline)
+		event_free(c->deadline);
 	s->n_conns--;
 	free(c);
 }
@@ -671,6 +674,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	mconn_free(c);
 }
 
+/* A peer that trickles its request or reads its answer slowly still ends on time. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	mconn_t *c = arg;
+	atomic_fetch_add_explicit(&c->s->errors, 1, memory_order_relaxed);
+	log_peer(LOG_LVL_INFO, "metrics: a scrape connection took over metrics_timeout_ms, closed");
+	mconn_free(c);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
@@ -701,6 +713,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->n_conns++;
 	struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
 	bufferevent_set_timeouts(bev, &tv, &tv);
+	c->deadline = evtimer_new(s->base, on_deadline, c);
+	if (!c->deadline || evtimer_add(c->deadline, &tv) != 0) {
+		mconn_free(c);
+		return;
+	}
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(bev, EV_READ, 0, METRICS_HEAD_MAX + 4096);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
