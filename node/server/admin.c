@@ -843,8 +843,8 @@ out:
 /* Count a request that waited, once its (last) answer is built (obs.h). */
 static void count_waited(dispatch_ctx_t *ctx, const preq_t *p, uint32_t rcode)
 {
-	if (ctx->ctr)
-		obs_count(ctx->ctr, obs_transport(p->job.transport), p->reply.opcode, rcode, true,
+	if (ctx->obs)
+		obs_count(ctx->obs, obs_transport(p->job.transport), p->reply.opcode, rcode, true,
 		          ctx->timing ? p->started_ms * 1000000u : 0);
 }
 

@@ -322,8 +322,8 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	/* the REST API and the proxy are the callers (Handle messages go through do_resolution) */
 	uint32_t rc = ret == HDL_EOK ? sel->rcode : HDL_RC_SERVER_TOO_BUSY;
 	note_resolution(ctx, STATS_T_REST, key, homed, rc);
-	if (ctx->ctr)
-		obs_count(ctx->ctr, STATS_T_REST, HDL_OC_RESOLUTION, rc, true,
+	if (ctx->obs)
+		obs_count(ctx->obs, STATS_T_REST, HDL_OC_RESOLUTION, rc, true,
 		          ctx->timing ? ctx->t_rest_ns : 0);
 	return ret;
 }
@@ -558,7 +558,7 @@ done:
 		ctx->n_requests++;
 	else
 		ctx->n_dropped++;
-	if (ctx->ctr) {
+	if (ctx->obs) {
 		/* what the answer says: its opcode and response code (header after the envelope) */
 		uint32_t op = 0, rc = 0;
 		if (n >= HDL_ENVELOPE_LEN + 8) {
@@ -566,7 +566,7 @@ done:
 			op = wire_rd_u32(&hr);
 			rc = wire_rd_u32(&hr);
 		}
-		obs_count(ctx->ctr, obs_transport(ctx->transport), op, rc, n != 0, t0);
+		obs_count(ctx->obs, obs_transport(ctx->transport), op, rc, n != 0, t0);
 	}
 	return HDL_EOK;
 }

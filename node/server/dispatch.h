@@ -47,7 +47,7 @@ typedef struct dispatch_ctx {
 	struct rcache *cache;
 	uint32_t cache_limits_gen; /**< limits.gen the cache was last checked against */
 	/* observability (obs.h, stats.h); NULL / 0 outside a running node */
-	struct obs_ctr *ctr;        /**< this worker's counters (NULL: not counted) */
+	struct obs_ctr *obs;        /**< this worker's counters (NULL: not counted) */
 	struct stats_worker *stats; /**< this worker's usage statistics (NULL: off) */
 	bool timing;                /**< measure latencies (the metrics listener is on) */
 	uint64_t t_in_ns;           /**< set by a transport: when the request came in (0 = now) */

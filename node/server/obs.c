@@ -211,14 +211,14 @@ void obs_worker_attach(worker_t *w)
 	node_obs_t *o = w->node->obs;
 	if (!o || (unsigned)w->id >= o->n_workers)
 		return;
-	w->dctx.ctr = &o->ctr[w->id];
+	w->dctx.obs = &o->ctr[w->id];
 	w->dctx.timing = o->timing;
 	w->dctx.stats = stats_node_worker(o->stats, (unsigned)w->id);
 }
 
 void obs_worker_tick(worker_t *w)
 {
-	obs_ctr_t *c = w->dctx.ctr;
+	obs_ctr_t *c = w->dctx.obs;
 	if (!c)
 		return;
 	rcache_stats_t st;

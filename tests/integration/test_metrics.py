@@ -267,14 +267,22 @@ def main():
         test_listener_limits(node, mport)
         rc = node.stop()
         check(rc == 0, "clean stop: %s" % rc)
-        # off by default: no listener
-        node2 = Node(tmp, db)
+        # off by default: no listener; web_status = no: no status page either
+        conf2 = os.path.join(tmp, "node2.conf")
+        with open(conf2, "w") as f:
+            f.write("web_status = no\n")
+        node2 = Node(tmp, db, conf=conf2)
         nodes.append(node2)
         try:
             socket.create_connection(("127.0.0.1", mport), timeout=2).close()
             check(False, "no metrics listener without metrics_listen")
         except OSError:
             pass
+        st, _, body = node2.get("/")
+        check(st == 200 and b"app.js" not in body and b"Resolve a handle" in body,
+              "web_status = no: the proxy's help page at /")
+        st, _, _ = node2.get("/status.json")
+        check(st != 200, "web_status = no: no /status.json (%d)" % st)
         node2.stop()
     finally:
         return finish(nodes, tmp, "test_metrics")
