@@ -33,6 +33,8 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 #include "node/conf/conf.h"
+#include "node/resolver/dcache.h"
+#include "node/resolver/dflight.h"
 #include "node/server/connlimit.h"
 #include "node/server/node.h"
 #include "node/server/obs.h"
@@ -276,13 +278,71 @@ static void collect_cache(mx_t *m, const obs_sum_t *s)
 	mx_one(m, "idnode_response_cache_evictions_total", "counter",
 	       "Entries evicted from the response caches to make room", s->cache_evictions);
 	mx_one(m, "idnode_response_cache_flushes_total", "counter",
-	       "Whole-cache drops (the store changed, a reload)", s->cache_flushes);
+	       "Whole-cache drops (homing changes, txlog gaps, a reload)", s->cache_flushes);
+	mx_one(m, "idnode_response_cache_invalidations_total", "counter",
+	       "Entries dropped because the txlog named their handle", s->cache_invalidations);
+	mx_one(m, "idnode_response_cache_rejected_total", "counter",
+	       "Answers the admission rule kept out of a full cache", s->cache_rejected);
 	mx_one(m, "idnode_response_cache_entries", "gauge", "Entries in the response caches",
 	       s->cache_entries);
 	mx_one(m, "idnode_response_cache_size_bytes", "gauge", "Bytes held by the response caches",
 	       s->cache_bytes);
 	mx_one(m, "idnode_response_cache_limit_bytes", "gauge",
 	       "Limit of the response caches (cache_size)", s->cache_max_bytes);
+}
+
+/* The resolver's shared cache of upstream answers and its table of queries in flight. */
+static void collect_resolver(mx_t *m, const node_shared_t *n)
+{
+	char lb[64];
+	if (n->dcache) {
+		dcache_stats_t d;
+		dcache_get_stats(n->dcache, &d);
+		mx_one(m, "idnode_resolver_cache_hits_total", "counter",
+		       "Upstream answers served fresh from the resolver cache", d.hits);
+		mx_one(m, "idnode_resolver_cache_misses_total", "counter",
+		       "Resolver cache lookups that found nothing", d.misses);
+		mx_one(m, "idnode_resolver_cache_stale_total", "counter",
+		       "Stale answers served (the upstream failing: serve-stale)", d.stale_served);
+		mx_one(m, "idnode_resolver_cache_prefetches_total", "counter",
+		       "Refreshes of entries near their expiry", d.prefetches);
+		mx_one(m, "idnode_resolver_cache_evictions_total", "counter",
+		       "Entries dropped to make room", d.evictions);
+		mx_one(m, "idnode_resolver_cache_expired_total", "counter",
+		       "Entries dropped past their stale window", d.expired);
+		mx_one(m, "idnode_resolver_cache_inserts_total", "counter", "Answers stored",
+		       d.inserts);
+		mx_one(m, "idnode_resolver_cache_refused_total", "counter",
+		       "Answers not stored (too large, TTL 0, malformed)", d.refused);
+		mx_one(m, "idnode_resolver_cache_invalidations_total", "counter",
+		       "Entries dropped by invalidation (idnode cache flush HANDLE)",
+		       d.invalidations);
+		mx_one(m, "idnode_resolver_cache_entries", "gauge", "Entries in the resolver cache",
+		       d.entries);
+		mx_one(m, "idnode_resolver_cache_size_bytes", "gauge",
+		       "Bytes held by the resolver cache", d.bytes);
+		mx_one(m, "idnode_resolver_cache_limit_bytes", "gauge",
+		       "Limit of the resolver cache", d.max_bytes);
+	}
+	if (n->dflight) {
+		dflight_stats_t f;
+		dflight_get_stats(n->dflight, &f);
+		static const char *const ev[] = {"leader",   "follower", "refused", "left",
+		                                 "promoted", "failed",   "answered"};
+		const uint64_t v[] = {f.leaders,  f.followers, f.refused, f.left,
+		                      f.promoted, f.failed,    f.answered};
+		mx_family(
+		    m, "idnode_resolver_flight_events_total", "counter",
+		    "Identical upstream misses coalesced: joins as leader or follower, joins "
+		    "refused over the limits, followers that left, were promoted, told a failure "
+		    "or handed an answer");
+		for (unsigned i = 0; i < 7; i++)
+			mx_sample_u64(m, "idnode_resolver_flight_events_total",
+			              label1(lb, sizeof(lb), "event", ev[i]), v[i]);
+		mx_one(m, "idnode_resolver_flights", "gauge", "Upstream queries in flight", f.keys);
+		mx_one(m, "idnode_resolver_flight_waiters", "gauge",
+		       "Requests waiting for a query in flight", f.waiters);
+	}
 }
 
 static void collect_conns(mx_t *m, const node_obs_t *o, const obs_sum_t *s)
@@ -467,6 +527,7 @@ static void collect_node(mx_t *m, const node_obs_t *o)
 	obs_sum(o, s);
 	collect_requests(m, o, s);
 	collect_cache(m, s);
+	collect_resolver(m, o->node);
 	collect_conns(m, o, s);
 	free(s);
 	if (o->node->writer)

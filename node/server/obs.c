@@ -230,6 +230,8 @@ void obs_worker_tick(worker_t *w)
 	obs_set(&c->cache_inserts, st.inserts);
 	obs_set(&c->cache_evictions, st.evictions);
 	obs_set(&c->cache_flushes, st.flushes);
+	obs_set(&c->cache_invalidations, st.invalidations);
+	obs_set(&c->cache_rejected, st.rejected);
 	obs_set(&c->cache_entries, st.entries);
 	obs_set(&c->cache_bytes, st.bytes);
 	obs_set(&c->cache_max_bytes, st.max_bytes);
@@ -265,6 +267,8 @@ void obs_sum(const node_obs_t *o, obs_sum_t *s)
 		s->cache_inserts += obs_get(&c->cache_inserts);
 		s->cache_evictions += obs_get(&c->cache_evictions);
 		s->cache_flushes += obs_get(&c->cache_flushes);
+		s->cache_invalidations += obs_get(&c->cache_invalidations);
+		s->cache_rejected += obs_get(&c->cache_rejected);
 		s->cache_entries += obs_get(&c->cache_entries);
 		s->cache_bytes += obs_get(&c->cache_bytes);
 		s->cache_max_bytes += obs_get(&c->cache_max_bytes);

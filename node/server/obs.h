@@ -65,6 +65,7 @@ typedef struct obs_ctr {
 	_Atomic uint64_t lat_sum_ns[OBS_T_N];
 	/* published by the worker once a second (obs_worker_tick) */
 	_Atomic uint64_t cache_hits, cache_misses, cache_inserts, cache_evictions, cache_flushes;
+	_Atomic uint64_t cache_invalidations, cache_rejected;
 	_Atomic uint64_t cache_entries, cache_bytes, cache_max_bytes;
 	_Atomic uint64_t conn_open, conn_accepted, conn_refused, conn_evicted, conn_reclaimed,
 	    conn_frame_timeouts;
@@ -126,6 +127,7 @@ typedef struct obs_sum {
 	uint64_t lat[OBS_T_N][OBS_LAT_N];
 	uint64_t lat_sum_ns[OBS_T_N];
 	uint64_t cache_hits, cache_misses, cache_inserts, cache_evictions, cache_flushes;
+	uint64_t cache_invalidations, cache_rejected;
 	uint64_t cache_entries, cache_bytes, cache_max_bytes;
 	uint64_t conn_open, conn_accepted, conn_refused, conn_evicted, conn_reclaimed,
 	    conn_frame_timeouts;

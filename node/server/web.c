@@ -11,6 +11,7 @@
 
 #include "hdl/error.h"
 #include "node/conf/conf.h"
+#include "node/resolver/dcache.h"
 #include "node/server/connlimit.h"
 #include "node/server/metrics.h"
 #include "node/server/obs.h"
@@ -127,6 +128,19 @@ static json_t *status_build(const node_obs_t *o, store_reader_t *r)
 	set_u64(c, "evictions", s->cache_evictions);
 	set_u64(c, "flushes", s->cache_flushes);
 	json_object_set_new(root, "response_cache", c);
+	if (n->dcache) {
+		dcache_stats_t d;
+		dcache_get_stats(n->dcache, &d);
+		json_t *rc = json_object();
+		set_u64(rc, "hits", d.hits);
+		set_u64(rc, "misses", d.misses);
+		set_u64(rc, "stale_served", d.stale_served);
+		set_u64(rc, "entries", d.entries);
+		set_u64(rc, "bytes", d.bytes);
+		set_u64(rc, "limit_bytes", d.max_bytes);
+		set_u64(rc, "evictions", d.evictions);
+		json_object_set_new(root, "resolver_cache", rc);
+	}
 
 	json_t *cn = json_object();
 	set_u64(cn, "open", n->conns ? connlimit_open(n->conns) : s->conn_open);

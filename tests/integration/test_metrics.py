@@ -133,6 +133,10 @@ def test_counts(node, mport):
     check(m.get(("idnode_store_homed_prefixes", ())) == 1, "homed prefixes gauge")
     check(m.get(("idnode_build_info", (("version", "0.1.0"),))) == 1, "build info")
     check(m.get(("idnode_workers", ())) == 2, "workers gauge")
+    # the resolver's shared cache and flight table exist in every node (nothing upstream here)
+    check(m.get(("idnode_resolver_cache_limit_bytes", ()), 0) > 0, "resolver cache limit")
+    check(("idnode_resolver_cache_stale_total", ()) in m, "resolver cache stale counter")
+    check(("idnode_resolver_flight_events_total", (("event", "leader"),)) in m, "flight events")
     # connection and cache figures are published by each worker once a second
     deadline = time.time() + 10
     while m.get(("idnode_connections_accepted_total", ()), 0) < 5 and time.time() < deadline:
@@ -157,6 +161,7 @@ def test_counts(node, mport):
     check(j["requests"]["by_rcode"]["handle_not_found"] == 4, "status.json not-found count")
     check(j["prefixes"] == ["88.100.1"] and j["store"]["handles"] == 232, "status.json store")
     check(j["node"]["workers"] == 2 and j["node"]["uptime_seconds"] > 0, "status.json node")
+    check(j["resolver_cache"]["limit_bytes"] > 0, "status.json resolver cache")
 
 
 def test_listener_limits(node, mport):

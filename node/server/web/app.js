@@ -162,6 +162,12 @@ function renderStatus(s) {
   row(body, "cache", "Response cache", c.hits + " hits, " + c.misses + " misses" +
     (lookups ? " (" + (100 * c.hits / lookups).toFixed(1) + " % hits)" : "") + ", " +
     c.entries + " entries, " + bytes(c.bytes || 0) + " of " + bytes(c.limit_bytes || 0));
+  if (s.resolver_cache) {
+    const r = s.resolver_cache;
+    row(body, "resolver-cache", "Resolver cache", r.hits + " hits, " + r.misses + " misses, " +
+      r.stale_served + " stale served, " + r.entries + " entries, " + bytes(r.bytes || 0) +
+      " of " + bytes(r.limit_bytes || 0));
+  }
   const cn = s.connections || {};
   row(body, "connections", "Connections", cn.open + " open, " + cn.accepted + " accepted, " +
     cn.refused + " refused");
