@@ -44,6 +44,7 @@ typedef struct wbuf {
 	wpfx_t **p;
 	uint16_t *index; /* by prefix hash: slot + 1, 0 = empty */
 	uint32_t index_mask;
+	wpfx_t *last;      /* the slot found last (most requests name the same prefix) */
 	uint64_t overflow; /* resolutions counted under STATS_OTHER for want of a slot */
 } wbuf_t;
 
@@ -162,13 +163,16 @@ static wpfx_t *wbuf_prefix(wbuf_t *b, hdl_slice_t prefix, uint32_t top_cap)
 {
 	if (prefix.len == 0 || prefix.len > STATS_PREFIX_MAX)
 		return b->p[0];
+	wpfx_t *last = b->last;
+	if (last && last->len == prefix.len && memcmp(last->name, prefix.p, prefix.len) == 0)
+		return last;
 	uint64_t h = stats_hash(prefix.p, prefix.len);
 	uint32_t i = (uint32_t)h & b->index_mask;
 	while (b->index[i]) {
 		wpfx_t *p = b->p[b->index[i] - 1];
 		if (p->hash == h && p->len == prefix.len &&
 		    memcmp(p->name, prefix.p, prefix.len) == 0)
-			return p;
+			return b->last = p;
 		i = (i + 1) & b->index_mask;
 	}
 	wpfx_t *p = b->n < b->cap ? wpfx_new(prefix, h, top_cap) : NULL;
@@ -179,7 +183,7 @@ static wpfx_t *wbuf_prefix(wbuf_t *b, hdl_slice_t prefix, uint32_t top_cap)
 	b->p[b->n] = p;
 	b->index[i] = (uint16_t)(b->n + 1);
 	b->n++;
-	return p;
+	return b->last = p;
 }
 
 void stats_note(stats_worker_t *w, unsigned t, hdl_slice_t name, hdl_slice_t prefix, uint32_t rcode)
