@@ -644,8 +644,12 @@ static bool tls_begin(conn_t *c)
 		return true;
 	char s[64];
 	conn_src_format(&c->src, s, sizeof(s));
-	log_peer(LOG_LVL_NOTICE, "%s: TLS from %s refused: %s", c->proto->name, s,
-	         tls_server_on(c->w->node->tls) ? "out of memory" : "no certificate configured");
+	if (tls_server_on(c->w->node->tls))
+		log_peer(LOG_LVL_NOTICE, "%s: TLS from %s refused: out of memory", c->proto->name, s);
+	else
+		log_peer(LOG_LVL_INFO,
+		         "%s: TLS handshake from %s on a plain port (no tls_cert loaded), closing",
+		         c->proto->name, s);
 	return false;
 }
 

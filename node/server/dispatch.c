@@ -147,9 +147,11 @@ static bool is_prefix_handle(hdl_slice_t key)
 	return key.len > 5 && hdl_slice_eq_nocase((hdl_slice_t){key.p, 5}, hdl_slice_str("0.NA/"));
 }
 
-int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
-                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
-                     dispatch_sel_t *sel)
+/* dispatch_resolve(); \p admin_read also keeps the values with ADMIN_READ (an authorized
+ * reader: dispatch_resolve_admin()) */
+static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
+                       uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
+                       bool public_only, bool admin_read, dispatch_sel_t *sel)
 {
 	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
 	hdl_slice_t vals = {NULL, 0};
@@ -232,7 +234,8 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 		max_index = v.index > max_index ? v.index : max_index;
 		if (!value_wanted(&v, idx, n_idx, types, n_types))
 			continue;
-		if (!(v.perms & HDL_PERM_PUBLIC_READ)) {
+		if (!(v.perms & HDL_PERM_PUBLIC_READ) &&
+		    !(admin_read && (v.perms & HDL_PERM_ADMIN_READ))) {
 			/*
 			 * AUTH: values without PUBLIC_READ. With PO set they are silently left out
 			 * (Handle.Net does the same). With PO clear an authenticated reader with
@@ -280,6 +283,20 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	}
 	sel->rcode = HDL_RC_SUCCESS;
 	return HDL_EOK;
+}
+
+int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                     dispatch_sel_t *sel)
+{
+	return resolve_sel(ctx, handle, idx, n_idx, types, n_types, public_only, false, sel);
+}
+
+int dispatch_resolve_admin(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
+                           uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
+                           dispatch_sel_t *sel)
+{
+	return resolve_sel(ctx, handle, idx, n_idx, types, n_types, false, true, sel);
 }
 
 /* ---- opcodes --------------------------------------------------------------------------------- */

@@ -238,8 +238,12 @@ static int resolve_values(worker_t *w, const char *handle, const filters_t *f,
 		*msg = "store unavailable";
 		return HDL_EOK;
 	}
-	ret = dispatch_resolve(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx, f->types,
-	                       f->n_types, !may_read_all(w, handle, id), &sel);
+	if (may_read_all(w, handle, id))
+		ret = dispatch_resolve_admin(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx,
+		                             f->types, f->n_types, &sel);
+	else
+		ret = dispatch_resolve(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx, f->types,
+		                       f->n_types, true, &sel);
 	if (ret != HDL_EOK)
 		goto out;
 	*rcode = sel.rcode;

@@ -357,8 +357,8 @@ void rest_sessions_api(worker_t *w, http_rq_t *r, const char *rest)
 		http_send_json_error(r, 403, HDL_RC_AUTHENTICATION_NEEDED, "Sessions need HTTPS", NULL);
 		return;
 	}
-	rest_authz_t a;
-	if (rest_authz_parse(r->req->authorization, &a) != HDL_EOK) {
+	rest_authz_t a = {.scheme = REST_SCHEME_NONE};
+	if (r->req->authorization.len && rest_authz_parse(r->req->authorization, &a) != HDL_EOK) {
 		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Malformed Authorization header",
 		                     NULL);
 		return;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hdl/auth.h"
 #include "hdl/error.h"
@@ -111,9 +112,16 @@ int rest_authz_parse(http_str_t v, rest_authz_t *out)
 			val = (http_str_t){v.p + vs, i - vs};
 			i++;
 		} else {
+			/* a token (RFC 9110 tchar) or token68 (base64 with '/' and '=') */
 			size_t vs = i;
-			while (i < v.len && v.p[i] != ',' && !is_space(v.p[i]))
+			while (i < v.len && v.p[i] != ',' && !is_space(v.p[i])) {
+				unsigned char ch = (unsigned char)v.p[i];
+				if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+				      (ch >= 'A' && ch <= 'Z') || strchr("!#$%&'*+-.^_`|~/=", ch)) ||
+				    ch == 0)
+					return HDL_EMALF;
 				i++;
+			}
 			val = (http_str_t){v.p + vs, i - vs};
 		}
 		static const struct {
