@@ -683,7 +683,6 @@ static void tls_step(conn_t *c)
 		if (b != 0x16) {
 			/* not a TLS handshake record: plain HTTP on the unified port */
 			c->tls = CONN_TLS_NONE;
-			c->frame_ms = 0;
 			conn_readable(c);
 			return;
 		}
@@ -692,6 +691,7 @@ static void tls_step(conn_t *c)
 			return;
 		}
 		c->tls = CONN_TLS_HANDSHAKE;
+		c->frame_ms = worker_now_ms(); /* the handshake is due within its timeout */
 	}
 	switch (tls_io_handshake(c->ssl)) {
 	case TLS_IO_OK:
@@ -1069,14 +1069,17 @@ static void conn_new(struct conn_listener *cl, int fd, const struct sockaddr *sa
 	cw->all = c;
 	cw->n++;
 	cw->n_accepted++;
-	if (cl->tls_mode != LIS_PLAIN) {
-		/* the handshake (or the first byte) is due within tls_handshake_timeout_ms */
+	if (cl->tls_mode == LIS_TLS) {
+		/* the handshake is due within tls_handshake_timeout_ms of the accept */
 		c->frame_ms = worker_now_ms();
-		c->tls = cl->tls_mode == LIS_TLS ? CONN_TLS_HANDSHAKE : CONN_TLS_SNIFF;
-		if (c->tls == CONN_TLS_HANDSHAKE && !tls_begin(c)) {
+		c->tls = CONN_TLS_HANDSHAKE;
+		if (!tls_begin(c)) {
 			conn_free(c);
 			return;
 		}
+	} else if (cl->tls_mode == LIS_UNIFIED && tls_server_on(w->node->tls)) {
+		/* the first byte decides; until it comes the connection is idle (idle timeout) */
+		c->tls = CONN_TLS_SNIFF;
 	}
 	conn_readable(c);
 }

@@ -29,10 +29,12 @@
  * - Drain (shutdown): listeners close, idle connections close at once, the others keep being
  *   served (every request they had sent is answered) and close when they become idle.
  *
- * - TLS (tls.h): a listener is plain, TLS, or unified (the http ports with http_tls: the first
- *   byte decides, 0x16 being a TLS handshake record). Until the handshake is done the read
- *   event carries the handshake deadline (tls_handshake_timeout_ms, counted from the accept)
- *   instead of the frame timer; afterwards reads and writes go through the connection's SSL
+ * - TLS (tls.h): a listener is plain, TLS, or unified (the http ports with http_tls while a
+ *   certificate is loaded: the first byte decides, 0x16 being a TLS handshake record; until it
+ *   comes the connection is idle). Until the handshake is done the read event carries the
+ *   handshake deadline (tls_handshake_timeout_ms, counted from the accept on a TLS listener,
+ *   from the first byte on a unified one) instead of the frame timer; afterwards reads and
+ *   writes go through the connection's SSL
  *   and everything above (limits, budget, back-pressure, timers, lingering, drain) is the same
  *   as for a plain connection. Plaintext a read did not fit into stays inside the SSL; the
  *   read event is then made active by hand (no socket event would come for it).
@@ -133,7 +135,7 @@ struct conn {
 /** Where a connection stands with TLS (conn_t.tls). */
 enum {
 	CONN_TLS_NONE = 0,  /**< plain */
-	CONN_TLS_SNIFF,     /**< unified port: the first byte has not come yet */
+	CONN_TLS_SNIFF,     /**< unified port: the first byte has not come yet (idle) */
 	CONN_TLS_HANDSHAKE, /**< handshake in progress */
 	CONN_TLS_UP,        /**< handshake done: application data */
 };

@@ -8,7 +8,8 @@ pipelining over TLS, ALPN http/1.1); TLS 1.2 and 1.3 session resumption; request
 shapes (CL+TE, two Content-Lengths, obs-fold) and an oversized body refused over HTTPS and the
 connection closed; a TLS ClientHello on a plain-HTTP-only node and plain HTTP (and a plain
 Handle frame) on the TLS stream port closed cleanly, the node serving on; a client that opens a
-connection and sends nothing, or half a ClientHello, closed after tls_handshake_timeout_ms; the
+connection to the TLS port and sends nothing, or half a ClientHello, closed after
+tls_handshake_timeout_ms (one silent on the http port after the idle timeout); the
 TLS stream answering pipelined Handle frames on one persistent connection; HS_SITE advertising
 idnode.tls_port; SIGHUP loading a new certificate, then keeping it when the next one is broken;
 a stop that drains with a handshake in progress. Every wait is bounded; every node started here
@@ -29,6 +30,7 @@ from idtest import *  # noqa: E402,F401,F403
 from tlstest import *  # noqa: E402,F401,F403
 
 HS_TIMEOUT_MS = 1000
+IDLE_MS = 1500
 
 
 def wait_log(node, text, timeout=10.0, start=0):
@@ -129,9 +131,10 @@ def test_misdirected(node, plain_node, ctx):
 
 
 def test_handshake_timeout(node, ctx):
-    # nothing at all, and half a ClientHello: closed after the handshake timeout, not before
+    # half a ClientHello, or nothing on the TLS stream port: closed after the handshake timeout,
+    # not before (nothing at all on the http port is an idle connection: IDLE_MS)
     half = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 20
-    for name, port, first in (("silent on the http port", node.http, b""),
+    for name, port, first in (("silent on the TLS port", node.tls_port, b""),
                               ("half a ClientHello on the http port", node.http, half),
                               ("half a ClientHello on the TLS port", node.tls_port, half)):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -144,6 +147,10 @@ def test_handshake_timeout(node, ctx):
             check(took >= HS_TIMEOUT_MS / 1000.0 * 0.8,
                   "%s: not closed before the timeout (%.2f s)" % (name, took))
     check(wait_log(node, "not done after %d ms" % HS_TIMEOUT_MS), "handshake timeout logged")
+    with socket.create_connection(("127.0.0.1", node.http), timeout=5) as s:
+        t0 = time.time()
+        check(closed_soon(s, IDLE_MS / 1000.0 + 4), "silent on the http port: closed as idle")
+        check(time.time() - t0 >= IDLE_MS / 1000.0 * 0.8, "silent: not before the idle timeout")
     st = https(ctx, node.http, request("GET", "/api/site"))
     check(st and st[0] == 200, "served after the handshake timeouts")
 
@@ -223,7 +230,8 @@ def main():
         with open(conf, "w") as f:
             f.write("tls_cert = %s/live-server.pem\ntls_key = %s/live-server.key\n"
                     "tls_listen = 127.0.0.1:%d\ntls_handshake_timeout_ms = %d\n"
-                    "http_max_body = 4k\n" % (certs, certs, tls_port, HS_TIMEOUT_MS))
+                    "tcp_idle_timeout_ms = %d\nhttp_max_body = 4k\n"
+                    % (certs, certs, tls_port, HS_TIMEOUT_MS, IDLE_MS))
         node = Node(tmp, db, conf=conf)
         node.tls_port = tls_port
         nodes.append(node)
