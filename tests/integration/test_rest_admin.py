@@ -318,6 +318,36 @@ def test_audit(node, db):
           "audit: the refused write on another manufacturer's prefix")
 
 
+def test_bench_writes(node, tmp, ca):
+    """idnode-bench's write modes against the node: REST creates over HTTPS (Basic) and the
+    binary path's (IDIS login per connection), as bench/rest_write.sh runs them."""
+    bench = os.path.join(BUILD, "idnode-bench")
+    secret = os.path.join(tmp, "secret")
+    with open(secret, "w") as f:
+        f.write("secret")
+    for name, target, extra in (("https", node.http, ["--proto", "https", "--cacert", ca]),
+                                ("tcp", node.port, ["--proto", "tcp"])):
+        r = subprocess.run([bench, "-s", "127.0.0.1:%d" % target] + extra +
+                           ["--op", "create", "--auth", "300:0.NA/88.100", "--seckey-file",
+                            secret, "--pattern", "88.100.1/bench-%s-%%s" % name, "--range",
+                            "1-1000", "-n", "30", "-d", "20", "--conns", "4", "--timeout",
+                            "10000", "--json"], capture_output=True, timeout=120)
+        check(r.returncode == 0, "idnode-bench %s: exit %d %s" % (name, r.returncode,
+                                                                 r.stderr.decode()[-300:]))
+        try:
+            j = json.loads(r.stdout)
+        except ValueError:
+            j = {}
+        w = j.get("write", {})
+        check(w.get("acks") == j.get("completed") and w.get("acks", 0) >= 30,
+              "idnode-bench %s: every create acknowledged (%s of %s)" % (
+                  name, w.get("acks"), j.get("completed")))
+        if name == "https":
+            check(j.get("tls_handshakes") == 4, "idnode-bench https: one handshake per connection")
+        check(values_of(node, "88.100.1/bench-%s-1" % name)[0] == 200,
+              "idnode-bench %s: the first key was created" % name)
+
+
 # ---- the second node: expiry, bounds, waiting ----------------------------------------------
 
 def test_limits(node, ctx, tmp):
@@ -398,6 +428,7 @@ def main():
         test_refusals(node, ctx)
         test_read_private(node, ctx)
         test_audit(node, dbs[0])
+        test_bench_writes(node, tmp, os.path.join(certs, "ca.pem"))
         check(node.alive(), "node alive")
         node2 = start_node(tmp, "limits", dbs[1], certs,
                            "rest_session_idle_ms = 1000\nrest_session_unauth_ms = 1000\n"
