@@ -803,9 +803,8 @@ static void tls_step(worker_t *w, uint32_t ci)
 		cn->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
 		return;
 	}
-	char why[160] = "";
-	ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
-	snprintf(w->err, sizeof(w->err), "TLS handshake: %s", why);
+	const char *why = ERR_reason_error_string(ERR_peek_last_error());
+	snprintf(w->err, sizeof(w->err), "TLS handshake: %.120s", why ? why : "error");
 	if (cn->sess) { /* a session the server no longer takes: start afresh */
 		SSL_SESSION_free(cn->sess);
 		cn->sess = NULL;
