@@ -20,7 +20,8 @@ Refusals, each with nothing written: no credentials (401 + WWW-Authenticate), a 
 (401), another manufacturer's prefix (403, RC 400), a prefix not homed here (400, RC 301).
 Reading non-public values with credentials (READ_VALUE) and without. The audit trail names
 the transport (https) and the peer. On a second node with short limits: an expired session
-(401, nothing written), the per-source and node-wide session bounds (503), and a write that
+(401, nothing written), the per-source and node-wide session bounds (503), credentials over
+plain HTTP from loopback when http_auth_plain_loopback allows them (audited as http), a write that
 waits for its commit longer than the idle timeout, its answer in order before the pipelined
 GET behind it. Every wait is bounded; every node started here is stopped by PID.
 """
@@ -376,6 +377,19 @@ def test_limits(node, ctx, tmp):
     time.sleep(2.5)  # rest_session_unauth_ms = 1000: they expire
     check(post("127.0.0.3") == 201, "after expiry a new session is made")
 
+    # http_auth_plain_loopback = yes: Basic over plain HTTP from loopback is taken, audited as
+    # transport http
+    with socket.create_connection(("127.0.0.1", node.http), timeout=10) as s:
+        r = exchange(s, request("PUT", "/api/handles/88.100.1/PLAIN?overwrite=false",
+                                {"Authorization": good}, put_rec("p")))
+    check(r and r[0] == 201, "plain HTTP from loopback, allowed by the config: 201 (%s)" % (
+        r and r[0]))
+    out = subprocess.run([IDNODE, "audit", "--db", node.db, "--handle", "88.100.1/PLAIN",
+                          "--json"], capture_output=True, timeout=60)
+    recs = [json.loads(ln) for ln in out.stdout.decode().splitlines() if ln.strip()]
+    check(recs and recs[-1]["transport"] == "http" and recs[-1]["rcode"] == 1,
+          "audited with transport http (%s)" % [(x["transport"], x["rcode"]) for x in recs])
+
     # a write that waits for its commit (write_batch_wait_us 600 ms, past the 300 ms idle
     # timeout) is answered, in order, before the GET pipelined behind it
     with tls_socket(ctx, node.http) as s:
@@ -397,6 +411,7 @@ def start_node(tmp, name, db, certs, extra):
                 "server_admin = 301:0.NA/88.100\n%s" % (certs, certs, extra))
     node = Node(tmp, db, extra=["--home", "88.100", "--home", "88.100.2"], conf=conf)
     node.tmp = tmp
+    node.db = db
     return node
 
 
@@ -433,7 +448,8 @@ def main():
         node2 = start_node(tmp, "limits", dbs[1], certs,
                            "rest_session_idle_ms = 1000\nrest_session_unauth_ms = 1000\n"
                            "rest_sessions_per_source = 3\nrest_sessions_max = 5\n"
-                           "tcp_idle_timeout_ms = 300\nwrite_batch_wait_us = 600000\n")
+                           "tcp_idle_timeout_ms = 300\nwrite_batch_wait_us = 600000\n"
+                           "http_auth_plain_loopback = yes\n")
         nodes.append(node2)
         test_limits(node2, ctx, tmp)
         check(node2.alive(), "second node alive")
