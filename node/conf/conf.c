@@ -823,7 +823,8 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 		for (unsigned j = 0; j < c->n_listen + c->n_http; j++) {
 			const char *o = j < c->n_listen ? c->listen[j] : c->http[j - c->n_listen];
 			if (strcmp(c->tls_listen[i], o) == 0) {
-				snprintf(err, errlen, "tls_listen: %s is also a listen or http address", o);
+				snprintf(err, errlen,
+				         "tls_listen: %s is also a listen or http address", o);
 				return HDL_ECONF;
 			}
 		}

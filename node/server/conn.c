@@ -645,7 +645,8 @@ static bool tls_begin(conn_t *c)
 	char s[64];
 	conn_src_format(&c->src, s, sizeof(s));
 	if (tls_server_on(c->w->node->tls))
-		log_peer(LOG_LVL_NOTICE, "%s: TLS from %s refused: out of memory", c->proto->name, s);
+		log_peer(LOG_LVL_NOTICE, "%s: TLS from %s refused: out of memory", c->proto->name,
+		         s);
 	else
 		log_peer(LOG_LVL_INFO,
 		         "%s: TLS handshake from %s on a plain port (no tls_cert loaded), closing",
@@ -793,7 +794,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			w->cw.n_tls_timeouts++;
 			char s[64];
 			conn_src_format(&c->src, s, sizeof(s));
-			log_peer(LOG_LVL_INFO, "%s: TLS handshake from %s not done after %u ms, closing",
+			log_peer(LOG_LVL_INFO,
+			         "%s: TLS handshake from %s not done after %u ms, closing",
 			         c->proto->name, s, frame_limit_ms(c));
 			conn_free(c);
 		} else if (c->frame_ms && worker_now_ms() - c->frame_ms >= frame_limit_ms(c)) {
@@ -1275,10 +1277,10 @@ void conn_free_all(worker_t *w)
 	while (cw->all)
 		conn_free(cw->all);
 	if (cw->n_tls_handshakes || cw->n_tls_failed || cw->n_tls_timeouts)
-		log_info("TLS: %llu handshakes (%llu resumed), %llu failed, %llu timed out",
-		         (unsigned long long)cw->n_tls_handshakes,
-		         (unsigned long long)cw->n_tls_resumed, (unsigned long long)cw->n_tls_failed,
-		         (unsigned long long)cw->n_tls_timeouts);
+		log_info(
+		    "TLS: %llu handshakes (%llu resumed), %llu failed, %llu timed out",
+		    (unsigned long long)cw->n_tls_handshakes, (unsigned long long)cw->n_tls_resumed,
+		    (unsigned long long)cw->n_tls_failed, (unsigned long long)cw->n_tls_timeouts);
 	if (cw->n_refused || cw->n_evicted || cw->n_reclaimed || cw->n_frame_timeouts)
 		log_info("connections: %llu accepted, %llu refused at the limits, %llu idle closed "
 		         "to make room, %llu closed for not reading under the buffer budget, %llu "

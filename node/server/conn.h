@@ -129,7 +129,7 @@ struct conn {
 	struct ssl_st *ssl;    /**< TLS (tls.h); NULL = plain */
 	uint8_t tls;           /**< CONN_TLS_* */
 	bool tls_rd_wants_write; /**< the handshake or a TLS read waits for the socket to drain */
-	bool tls_dead;         /**< a fatal TLS error: no close_notify */
+	bool tls_dead;           /**< a fatal TLS error: no close_notify */
 };
 
 /** Where a connection stands with TLS (conn_t.tls). */

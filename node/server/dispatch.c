@@ -149,9 +149,9 @@ static bool is_prefix_handle(hdl_slice_t key)
 
 /* dispatch_resolve(); \p admin_read also keeps the values with ADMIN_READ (an authorized
  * reader: dispatch_resolve_admin()) */
-static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
-                       uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
-                       bool public_only, bool admin_read, dispatch_sel_t *sel)
+static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                       const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                       bool admin_read, dispatch_sel_t *sel)
 {
 	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
 	hdl_slice_t vals = {NULL, 0};

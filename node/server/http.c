@@ -518,13 +518,12 @@ static void do_native(worker_t *w, http_rq_t *r)
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
-static void do_rest_handle(worker_t *w, http_rq_t *r, const char *handle,
-                           const http_params_t *ps)
+static void do_rest_handle(worker_t *w, http_rq_t *r, const char *handle, const http_params_t *ps)
 {
 	filters_t f;
 	if (!filters_parse(ps, &f)) {
-		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid type or index parameter",
-		                     handle);
+		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR,
+		                     "Invalid type or index parameter", handle);
 		return;
 	}
 	/*
@@ -879,7 +878,8 @@ static size_t http_process(conn_t *c, const uint8_t *p, size_t len)
 		 * certificate): no HTTP answer would mean anything to it */
 		char s[64];
 		conn_src_format(&c->src, s, sizeof(s));
-		log_peer(LOG_LVL_INFO, "http: TLS handshake from %s on a plain HTTP port, closing", s);
+		log_peer(LOG_LVL_INFO, "http: TLS handshake from %s on a plain HTTP port, closing",
+		         s);
 		c->closing = true;
 		return len;
 	}

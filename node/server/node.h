@@ -41,7 +41,7 @@ typedef struct node_limits {
 	_Atomic uint32_t allow_list_handles;      /**< 0: LIST_HANDLES answers RC 5 */
 	/* TLS and the REST admin API (tls.c, rest_admin.c) */
 	_Atomic uint32_t tls_handshake_timeout_ms; /**< a TLS handshake's deadline */
-	_Atomic uint32_t http_auth_plain_loopback; /**< 1: credentials over plain HTTP from loopback */
+	_Atomic uint32_t http_auth_plain_loopback; /**< 1: plain HTTP credentials from loopback */
 	_Atomic uint32_t rest_sessions_per_source; /**< REST sessions per source address */
 	_Atomic uint32_t rest_session_idle_ms;     /**< an authenticated session expires unused */
 	_Atomic uint32_t rest_session_unauth_ms;   /**< a session not authenticated expires */

@@ -98,8 +98,8 @@ int http_status_for(uint32_t rc, bool resolution);
 
 /* ---- credentials (rest_auth.c) ------------------------------------------------------------ */
 
-#define REST_SID_LEN   32u  /**< session ids: 128 random bits as lower-case hex */
-#define REST_NONCE_LEN 16u  /**< server nonce of a session */
+#define REST_SID_LEN   32u   /**< session ids: 128 random bits as lower-case hex */
+#define REST_NONCE_LEN 16u   /**< server nonce of a session */
 #define REST_AUTH_MAX  4096u /**< longest Authorization header value looked at */
 
 /** Schemes of an Authorization header. */
@@ -107,8 +107,8 @@ enum { REST_SCHEME_NONE = 0, REST_SCHEME_BASIC, REST_SCHEME_HANDLE, REST_SCHEME_
 
 /** A parsed Authorization header; every slice points into the header value. */
 typedef struct rest_authz {
-	int scheme;            /**< REST_SCHEME_* */
-	http_str_t basic;      /**< Basic: the base64 token */
+	int scheme;       /**< REST_SCHEME_* */
+	http_str_t basic; /**< Basic: the base64 token */
 	/* Handle (handle-protocol.md §13.4): empty slices when absent */
 	http_str_t session_id, version, id, type, alg, cnonce, signature, salt, iterations, length;
 } rest_authz_t;
@@ -138,11 +138,11 @@ long rest_b64_decode(http_str_t in, uint8_t *out, size_t cap);
 
 /** The identity an HTTP request was authenticated as. */
 typedef struct rest_ident {
-	bool ok;                           /**< authenticated */
-	uint32_t index;                    /**< the key's index (as verified) */
+	bool ok;        /**< authenticated */
+	uint32_t index; /**< the key's index (as verified) */
 	uint32_t handle_len;
 	uint8_t handle[HDL_MAX_HANDLE_LEN];
-	char session[REST_SID_LEN + 1];    /**< the session it came through ("" for Basic) */
+	char session[REST_SID_LEN + 1]; /**< the session it came through ("" for Basic) */
 } rest_ident_t;
 
 /** Outcome of rest_authenticate(). */
@@ -246,14 +246,13 @@ struct preq *rest_write_new(http_rq_t *r, size_t arena_first);
  *        done (r' rebuilt from \p r). When the writer refuses the job at once (queue full) the
  *        request is answered 503 here and \p p freed.
  */
-void rest_write_submit(http_rq_t *r, struct preq *p, const rest_ident_t *id,
-                       rest_answer_fn answer, void *arg);
+void rest_write_submit(http_rq_t *r, struct preq *p, const rest_ident_t *id, rest_answer_fn answer,
+                       void *arg);
 
 /* ---- the REST administration handlers (rest_admin.c), routed by http.c ------------------- */
 
 /** \brief PUT /api/handles/{handle}: create or replace, or add values (?index=). */
-void rest_put_handle(struct worker *w, http_rq_t *r, const char *handle,
-                     const http_params_t *ps);
+void rest_put_handle(struct worker *w, http_rq_t *r, const char *handle, const http_params_t *ps);
 /** \brief DELETE /api/handles/{handle}: delete the handle, or values (?index=). */
 void rest_delete_handle(struct worker *w, http_rq_t *r, const char *handle,
                         const http_params_t *ps);

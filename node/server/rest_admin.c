@@ -36,9 +36,8 @@
 preq_t *rest_write_new(http_rq_t *r, size_t arena_first)
 {
 	const char *why = "Writes are not accepted here";
-	preq_t *p = r->c->w->node->writer
-	                ? admin_write_new(r->c->w, &r->c->peer, arena_first, &why)
-	                : NULL;
+	preq_t *p =
+	    r->c->w->node->writer ? admin_write_new(r->c->w, &r->c->peer, arena_first, &why) : NULL;
 	if (!p)
 		http_send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, why, NULL);
 	return p;
@@ -76,7 +75,8 @@ static void answer_write(http_rq_t *r, preq_t *p, void *arg)
 	hdl_slice_t h = j->result_handle.len ? j->result_handle : j->handle;
 	snprintf(handle, sizeof(handle), "%.*s", (int)h.len, (const char *)h.p);
 	if (j->rcode != HDL_RC_SUCCESS) {
-		http_send_json_error(r, http_status_for(j->rcode, false), j->rcode, j->message, handle);
+		http_send_json_error(r, http_status_for(j->rcode, false), j->rcode, j->message,
+		                     handle);
 		return;
 	}
 	json_t *o = json_object();
@@ -160,7 +160,8 @@ void rest_put_handle(worker_t *w, http_rq_t *r, const char *handle, const http_p
 	bool various = false;
 	int n_idx = index_params(ps, idx, HDL_MAX_FILTER, &various);
 	if (n_idx < 0) {
-		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid index parameter", handle);
+		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid index parameter",
+		                     handle);
 		return;
 	}
 	if (!write_identity(w, r, handle, &id))
@@ -182,7 +183,8 @@ void rest_put_handle(worker_t *w, http_rq_t *r, const char *handle, const http_p
 	if (jh && (!json_is_string(jh) || strcmp(json_string_value(jh), handle) != 0)) {
 		json_decref(j);
 		http_send_json_error(r, 400, HDL_RC_INVALID_HANDLE,
-		                     "The handle of the entity is not the handle of the URL", handle);
+		                     "The handle of the entity is not the handle of the URL",
+		                     handle);
 		return;
 	}
 	preq_t *p = rest_write_new(r, (size_t)r->req->content_length + VALUES_ARENA);
@@ -209,7 +211,8 @@ void rest_put_handle(worker_t *w, http_rq_t *r, const char *handle, const http_p
 		if (!same) {
 			preq_free(p);
 			http_send_json_error(r, 400, HDL_RC_INVALID_VALUE,
-			                     "The index parameters are not the entity's indexes", handle);
+			                     "The index parameters are not the entity's indexes",
+			                     handle);
 			return;
 		}
 	}
@@ -225,7 +228,8 @@ void rest_delete_handle(worker_t *w, http_rq_t *r, const char *handle, const htt
 	bool various = false;
 	int n_idx = index_params(ps, idx, HDL_MAX_FILTER, &various);
 	if (n_idx < 0 || various) {
-		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid index parameter", handle);
+		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid index parameter",
+		                     handle);
 		return;
 	}
 	if (!write_identity(w, r, handle, &id))
@@ -244,7 +248,8 @@ void rest_delete_handle(worker_t *w, http_rq_t *r, const char *handle, const htt
 		job->indexes = hdl_arena_alloc(&p->arena, sizeof(uint32_t) * (size_t)n_idx);
 		if (!job->indexes) {
 			preq_free(p);
-			http_send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle);
+			http_send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory",
+			                     handle);
 			return;
 		}
 		memcpy(job->indexes, idx, sizeof(uint32_t) * (size_t)n_idx);
@@ -331,7 +336,8 @@ static void session_this(worker_t *w, http_rq_t *r, const rest_authz_t *a)
 	                     NODE_LIMIT(&n->limits, rest_session_idle_ms), &s) != HDL_EOK) {
 		char src[64];
 		conn_src_format(&r->c->src, src, sizeof(src));
-		log_peer(LOG_LVL_INFO, "rest: /api/sessions/this from %s without a live session", src);
+		log_peer(LOG_LVL_INFO, "rest: /api/sessions/this from %s without a live session",
+		         src);
 		http_send_json_error(r, 403, HDL_RC_AUTHENTICATION_NEEDED, "No such session", NULL);
 		return;
 	}
@@ -354,13 +360,14 @@ void rest_sessions_api(worker_t *w, http_rq_t *r, const char *rest)
 	if (rl && rest[rl - 1] == '/')
 		rl--;
 	if (!rest_secure(r->c)) {
-		http_send_json_error(r, 403, HDL_RC_AUTHENTICATION_NEEDED, "Sessions need HTTPS", NULL);
+		http_send_json_error(r, 403, HDL_RC_AUTHENTICATION_NEEDED, "Sessions need HTTPS",
+		                     NULL);
 		return;
 	}
 	rest_authz_t a = {.scheme = REST_SCHEME_NONE};
 	if (r->req->authorization.len && rest_authz_parse(r->req->authorization, &a) != HDL_EOK) {
-		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Malformed Authorization header",
-		                     NULL);
+		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR,
+		                     "Malformed Authorization header", NULL);
 		return;
 	}
 	if (rl == 0) {

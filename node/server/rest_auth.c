@@ -117,7 +117,8 @@ int rest_authz_parse(http_str_t v, rest_authz_t *out)
 			while (i < v.len && v.p[i] != ',' && !is_space(v.p[i])) {
 				unsigned char ch = (unsigned char)v.p[i];
 				if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-				      (ch >= 'A' && ch <= 'Z') || strchr("!#$%&'*+-.^_`|~/=", ch)) ||
+				      (ch >= 'A' && ch <= 'Z') ||
+				      strchr("!#$%&'*+-.^_`|~/=", ch)) ||
 				    ch == 0)
 					return HDL_EMALF;
 				i++;
@@ -227,7 +228,7 @@ typedef struct sess {
 	struct sess *hnext;         /* hash chain */
 	struct sess *older, *newer; /* creation order (the expiry walk) */
 	uint64_t expires_ms;
-	uint32_t src;               /* source slot + 1 */
+	uint32_t src; /* source slot + 1 */
 	rest_session_t s;
 } sess_t;
 
@@ -236,7 +237,7 @@ struct rest_sessions {
 	sess_t *buckets[SESS_BUCKETS];
 	sess_t *oldest, *newest;
 	unsigned count, max;
-	uint64_t k0, k1;            /* random hash key (ids and sources are chosen by peers) */
+	uint64_t k0, k1; /* random hash key (ids and sources are chosen by peers) */
 	uint16_t src_count[SRC_SLOTS];
 };
 
@@ -444,7 +445,8 @@ static bool peer_loopback(const conn_t *c)
 	}
 	if (c->peer.ss_family == AF_INET6) {
 		const struct in6_addr *a = &((const struct sockaddr_in6 *)&c->peer)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 	}
 	return false;
 }
@@ -520,9 +522,9 @@ static rest_auth_rc_t auth_basic(worker_t *w, http_rq_t *r, http_str_t token, re
 	}
 	const char *msg = NULL;
 	uint32_t got = 0;
-	uint32_t rc = verify(w, hdl_slice_str("HS_SECKEY"), handle, index, (hdl_slice_t){nonce, 8},
-	                     (hdl_slice_t){nonce + 8, 8}, (hdl_slice_t){resp, (uint32_t)rl}, &got,
-	                     &msg);
+	uint32_t rc =
+	    verify(w, hdl_slice_str("HS_SECKEY"), handle, index, (hdl_slice_t){nonce, 8},
+	           (hdl_slice_t){nonce + 8, 8}, (hdl_slice_t){resp, (uint32_t)rl}, &got, &msg);
 	if (rc == HDL_RC_SUCCESS) {
 		id->ok = true;
 		id->index = got;
@@ -654,7 +656,8 @@ static rest_auth_rc_t auth_handle(worker_t *w, http_rq_t *r, const rest_authz_t 
 		return REST_AUTH_OK;
 	}
 	if (a->version.len && !ieq(a->version.p, a->version.len, "0")) {
-		refuse(r, 401, HDL_RC_AUTHENTICATION_FAILED, "Unknown version in Authorization: Handle");
+		refuse(r, 401, HDL_RC_AUTHENTICATION_FAILED,
+		       "Unknown version in Authorization: Handle");
 		return REST_AUTH_REFUSED;
 	}
 	bool pubkey = ieq(a->type.p, a->type.len, "HS_PUBKEY");
@@ -667,7 +670,8 @@ static rest_auth_rc_t auth_handle(worker_t *w, http_rq_t *r, const rest_authz_t 
 	if ((!pubkey && !seckey) || cl <= 0 || rl == 0 ||
 	    parse_id((hdl_slice_t){(const uint8_t *)a->id.p, (uint32_t)a->id.len}, &handle,
 	             &index) != HDL_EOK) {
-		refuse(r, 401, HDL_RC_AUTHENTICATION_FAILED, "Missing or malformed authentication data");
+		refuse(r, 401, HDL_RC_AUTHENTICATION_FAILED,
+		       "Missing or malformed authentication data");
 		return REST_AUTH_REFUSED;
 	}
 	const char *msg = NULL;

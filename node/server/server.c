@@ -298,9 +298,10 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 		f->n_http++;
 	}
 	for (unsigned i = 0; i < c->n_tls_listen; i++) {
-		if ((f->tls[f->n_tls] = open_socket(c->tls_listen[i], SOCK_STREAM, err, errlen)) < 0)
+		int fd = open_socket(c->tls_listen[i], SOCK_STREAM, err, errlen);
+		if (fd < 0)
 			return HDL_EIO;
-		f->n_tls++;
+		f->tls[f->n_tls++] = fd;
 	}
 	return HDL_EOK;
 }
@@ -323,8 +324,9 @@ static int conn_setup(node_shared_t *n, const conf_t *c, unsigned workers)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
 		/* per worker: UDP and TCP sockets, HTTP listeners, epoll, notify pipe; then the
 		 * reserve for LMDB, the writer, signals and logs */
-		uint64_t fixed = CONN_FD_RESERVE +
-		                 (uint64_t)workers * (2u * c->n_listen + c->n_http + c->n_tls_listen + 3u);
+		uint64_t fixed =
+		    CONN_FD_RESERVE +
+		    (uint64_t)workers * (2u * c->n_listen + c->n_http + c->n_tls_listen + 3u);
 		uint64_t cap = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 1;
 		n->fd_conn_cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
 		if (c->max_connections > n->fd_conn_cap)
@@ -655,15 +657,14 @@ int server_run(const server_opts_t *o)
 		}
 		pidfile = true;
 	}
-	log_notice(
-	    "idnoded ready: %u worker(s), listen %s%s, http %s%s, tls %s, db %s, %llu homed "
-	    "prefix(es), %llu handles",
-	    s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
-	    s.boot.n_http ? s.boot.http[0] : "off",
-	    s.boot.n_http && s.node.http_tls && tls_server_on(s.node.tls) ? " (+https)" : "",
-	    s.boot.n_tls_listen ? s.boot.tls_listen[0] : "off", s.boot.db,
-	    (unsigned long long)store_homed_count(s.node.store),
-	    (unsigned long long)store_count(s.node.store));
+	log_notice("idnoded ready: %u worker(s), listen %s%s, http %s%s, tls %s, db %s, %llu homed "
+	           "prefix(es), %llu handles",
+	           s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
+	           s.boot.n_http ? s.boot.http[0] : "off",
+	           s.boot.n_http && s.node.http_tls && tls_server_on(s.node.tls) ? " (+https)" : "",
+	           s.boot.n_tls_listen ? s.boot.tls_listen[0] : "off", s.boot.db,
+	           (unsigned long long)store_homed_count(s.node.store),
+	           (unsigned long long)store_count(s.node.store));
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:

@@ -97,7 +97,8 @@ static void on_complete(preq_t *p)
 	}
 	tcp_frame_t f;
 	memcpy(&f, p->tpriv, sizeof(f));
-	unsigned mode = conn_is_tls(c) ? NODE_TCP_CLOSE_NO : NODE_LIMIT(&w->node->limits, tcp_close);
+	unsigned mode =
+	    conn_is_tls(c) ? NODE_TCP_CLOSE_NO : NODE_LIMIT(&w->node->limits, tcp_close);
 	bool close_after = n && tcp_close_after(mode, &f, w->out, n);
 	preq_unlink(&c->waiting, p);
 	preq_done(p);

@@ -19,8 +19,8 @@
 #include "node/conf/conf.h"
 
 struct tls_server {
-	pthread_mutex_t mu;        /**< guards the two pointers while a worker takes a reference */
-	SSL_CTX *ctx[2];           /**< by tls_kind_t; NULL = TLS off */
+	pthread_mutex_t mu; /**< guards the two pointers while a worker takes a reference */
+	SSL_CTX *ctx[2];    /**< by tls_kind_t; NULL = TLS off */
 	unsigned generation;
 };
 
@@ -207,7 +207,8 @@ int tls_server_reload(tls_server_t *t, const conf_t *c)
 	SSL_CTX_free(old[0]);
 	SSL_CTX_free(old[1]);
 	if (fresh[0])
-		log_notice("reload: TLS certificate %s loaded (new connections use it)", c->tls_cert);
+		log_notice("reload: TLS certificate %s loaded (new connections use it)",
+		           c->tls_cert);
 	else if (old[0])
 		log_notice("reload: TLS turned off (no tls_cert)");
 	return HDL_EOK;
@@ -281,9 +282,7 @@ static tls_io_t io_result(SSL *s, int r, const char *what)
 		}
 		note_reason("system error");
 		return TLS_IO_ERROR;
-	default:
-		note_reason("protocol error");
-		return TLS_IO_ERROR;
+	default: note_reason("protocol error"); return TLS_IO_ERROR;
 	}
 }
 

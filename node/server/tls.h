@@ -45,11 +45,11 @@ typedef enum tls_kind {
 
 /** Result of a non-blocking TLS call. */
 typedef enum tls_io {
-	TLS_IO_OK = 0,    /**< done (bytes moved, or the handshake finished) */
-	TLS_IO_WANT_READ, /**< wait until the socket is readable, then call again */
+	TLS_IO_OK = 0,     /**< done (bytes moved, or the handshake finished) */
+	TLS_IO_WANT_READ,  /**< wait until the socket is readable, then call again */
 	TLS_IO_WANT_WRITE, /**< wait until the socket is writable, then call again */
-	TLS_IO_EOF,       /**< the peer closed (close_notify, or EOF between records) */
-	TLS_IO_ERROR,     /**< a fatal error: the connection must close (no close_notify) */
+	TLS_IO_EOF,        /**< the peer closed (close_notify, or EOF between records) */
+	TLS_IO_ERROR,      /**< a fatal error: the connection must close (no close_notify) */
 } tls_io_t;
 
 /**

@@ -36,18 +36,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ret == HDL_EOK) {
 		if (a.scheme < REST_SCHEME_BASIC || a.scheme > REST_SCHEME_OTHER)
 			abort();
-		const http_str_t *f[] = {&a.basic,  &a.session_id, &a.version,   &a.id,
-		                         &a.type,   &a.alg,        &a.cnonce,    &a.signature,
-		                         &a.salt,   &a.iterations, &a.length};
+		const http_str_t *f[] = {&a.basic, &a.session_id, &a.version, &a.id,
+		                         &a.type,  &a.alg,        &a.cnonce,  &a.signature,
+		                         &a.salt,  &a.iterations, &a.length};
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 			in_input(p, size, *f[i]);
 		if (a.scheme == REST_SCHEME_BASIC) {
 			uint8_t buf[64];
 			hdl_slice_t h, sec;
 			uint32_t idx;
-			if (rest_basic_decode(a.basic, buf, sizeof(buf), &h, &idx, &sec) == HDL_EOK) {
+			if (rest_basic_decode(a.basic, buf, sizeof(buf), &h, &idx, &sec) ==
+			    HDL_EOK) {
 				if (h.len == 0 || h.p < buf || h.p + h.len > buf + sizeof(buf) ||
-				    (sec.len && (sec.p < buf || sec.p + sec.len > buf + sizeof(buf))))
+				    (sec.len &&
+				     (sec.p < buf || sec.p + sec.len > buf + sizeof(buf))))
 					abort();
 			}
 		}

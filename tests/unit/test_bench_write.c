@@ -47,7 +47,8 @@ static void test_write_rest(void **state)
 	assert_non_null(strstr(s, "PUT /api/handles/88.100.1/k1?overwrite=false HTTP/1.1\r\n"));
 	assert_non_null(strstr(s, "Host: 127.0.0.1:8000\r\n"));
 	/* base64 of "300%3A0.NA%2F88.100.1:secret", the user percent-encoded as pyhandle does */
-	assert_non_null(strstr(s, "Authorization: Basic MzAwJTNBMC5OQSUyRjg4LjEwMC4xOnNlY3JldA==\r\n"));
+	assert_non_null(
+	    strstr(s, "Authorization: Basic MzAwJTNBMC5OQSUyRjg4LjEwMC4xOnNlY3JldA==\r\n"));
 	const char *body = strstr(s, "\r\n\r\n") + 4;
 	assert_string_equal(body, "{\"values\":[{\"index\":1,\"type\":\"URL\",\"ttl\":86400,"
 	                          "\"data\":\"https://example.org/88.100.1/k1\"}]}");

@@ -41,7 +41,8 @@ static void test_parse_clients(void **state)
 	rest_authz_t a;
 	/* handle-net-node (captures/handlenetnode-rest.requests.hex, request 2) */
 	const char *hnn =
-	    "Handle version=\"0\", sessionId=\"b6d3393c4ebe4508\", cnonce=\"qZaK/GE4azjIfgpOQyULyQ==\", "
+	    "Handle version=\"0\", sessionId=\"b6d3393c4ebe4508\", "
+	    "cnonce=\"qZaK/GE4azjIfgpOQyULyQ==\", "
 	    "id=\"300:0.NA/88.100\", type=\"HS_PUBKEY\", alg=\"sha256\", signature=\"ZDO6Ksh==\"";
 	assert_int_equal(rest_authz_parse(hs(hnn), &a), HDL_EOK);
 	assert_int_equal(a.scheme, REST_SCHEME_HANDLE);
@@ -54,7 +55,8 @@ static void test_parse_clients(void **state)
 	assert_true(eq(a.signature, "ZDO6Ksh=="));
 	assert_int_equal(a.salt.len, 0);
 	/* later requests: the session only; CodeObia without version */
-	assert_int_equal(rest_authz_parse(hs("Handle sessionId=\"1637d06d689a5bc6\""), &a), HDL_EOK);
+	assert_int_equal(rest_authz_parse(hs("Handle sessionId=\"1637d06d689a5bc6\""), &a),
+	                 HDL_EOK);
 	assert_true(eq(a.session_id, "1637d06d689a5bc6"));
 	assert_int_equal(a.id.len, 0);
 	/* tokens without quotes, odd spacing, unknown names ignored */
@@ -125,15 +127,15 @@ static void test_basic(void **state)
 	assert_int_equal(secret.len, 3);
 	assert_memory_equal(secret.p, "a:b", 3);
 	/* a bare handle: index 0 */
-	assert_int_equal(rest_basic_decode(hs("ODguMTAwLjEvQURNSU46eA=="), buf, sizeof(buf), &h, &idx,
-	                                   &secret),
-	                 HDL_EOK);
+	assert_int_equal(
+	    rest_basic_decode(hs("ODguMTAwLjEvQURNSU46eA=="), buf, sizeof(buf), &h, &idx, &secret),
+	    HDL_EOK);
 	assert_int_equal(idx, 0);
 	assert_memory_equal(h.p, "88.100.1/ADMIN", 14);
 	/* refused: no colon ("abc"), bad escape ("30%3:x"), empty handle ("300%%3A:x"), an
 	 * escaped NUL ("3%00:x"), not base64, too long for the buffer */
-	static const char *const BAD[] = {"YWJj", "MzAlMzp4", "MzAwJTNBOng=", "MyUwMDp4", "!!!!",
-	                                  "YWJj=", "YQ=a"};
+	static const char *const BAD[] = {"YWJj", "MzAlMzp4", "MzAwJTNBOng=", "MyUwMDp4",
+	                                  "!!!!", "YWJj=",    "YQ=a"};
 	for (size_t i = 0; i < sizeof(BAD) / sizeof(BAD[0]); i++) {
 		if (rest_basic_decode(hs(BAD[i]), buf, sizeof(buf), &h, &idx, &secret) == HDL_EOK)
 			fail_msg("bad Basic %zu accepted", i);

@@ -124,8 +124,7 @@ static SSL_CTX *client_ctx(const char *ca, const char *cdir, const char *cert)
 	return ctx;
 }
 
-static void pair_open(pair_t *p, tls_server_t *t, tls_kind_t kind, SSL_CTX *cctx,
-                      SSL_SESSION *sess)
+static void pair_open(pair_t *p, tls_server_t *t, tls_kind_t kind, SSL_CTX *cctx, SSL_SESSION *sess)
 {
 	int sv[2];
 	memset(p, 0, sizeof(*p));
@@ -258,7 +257,8 @@ static void test_contexts(void **state)
 	tls_server_free(t);
 }
 
-/* ---- the non-blocking calls -------------------------------------------------------------------- */
+/* ---- the non-blocking calls --------------------------------------------------------------------
+ */
 
 static void test_io(void **state)
 {
@@ -431,8 +431,10 @@ static bool node_start(node_t *n, const char *client_ca)
 		assert_non_null(f);
 		for (int i = 0; i < 20; i++)
 			fprintf(f,
-			        "{\"handle\":\"88.100.1/tls-%d\",\"values\":[{\"index\":1,\"type\":\"URL\","
-			        "\"data\":{\"format\":\"string\",\"value\":\"https://example.org/%d\"}}]}\n",
+			        "{\"handle\":\"88.100.1/"
+			        "tls-%d\",\"values\":[{\"index\":1,\"type\":\"URL\","
+			        "\"data\":{\"format\":\"string\",\"value\":\"https://example.org/"
+			        "%d\"}}]}\n",
 			        i, i);
 		fclose(f);
 		snprintf(cmd, sizeof(cmd), "%s/idnode import --db %s --home 88.100.1 %s >/dev/null",
@@ -560,8 +562,7 @@ static size_t mkreq(const char *handle, uint32_t rid, uint8_t *out, size_t cap)
 
 /* Resolve \p n handles, all in flight at once, through \p tls; \return how many came back RC 1
  * with their own URL (the others' status in *fail). */
-static unsigned query_all(uint16_t port, ups_tls_t *tls, unsigned n, int *fail,
-                          ups_stats_t *st)
+static unsigned query_all(uint16_t port, ups_tls_t *tls, unsigned n, int *fail, ups_stats_t *st)
 {
 	struct event_base *base = event_base_new();
 	ups_limits_t l;

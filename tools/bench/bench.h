@@ -350,9 +350,9 @@ typedef struct bk_conf {
 	uint64_t seed;
 	int server_pid;    /**< 0 = none */
 	const bk_write_t *write; /**< write mode (TCP or REST), NULL = resolution */
-	struct ssl_ctx_st *tls; /**< stream connections run over TLS with this client context
-	                             (--proto https, --tls); NULL = plain. A reconnection offers the
-	                             connection's last session (resumption). */
+	struct ssl_ctx_st *tls;  /**< stream connections run over TLS with this client context
+	                              (--proto https, --tls); NULL = plain. A reconnection offers the
+	                              connection's last session (resumption). */
 } bk_conf_t;
 
 /** Results of one run. */

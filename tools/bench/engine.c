@@ -78,9 +78,9 @@ typedef struct conn {
 	size_t rxlen;
 	uint8_t *tx;
 	size_t txlen, txoff;
-	SSL *ssl;             /* TLS: the session of this connection */
-	SSL_SESSION *sess;    /* TLS: the last session, offered when it reconnects */
-	bool ssl_want_write;  /* TLS: the handshake or a read waits for POLLOUT */
+	SSL *ssl;            /* TLS: the session of this connection */
+	SSL_SESSION *sess;   /* TLS: the last session, offered when it reconnects */
+	bool ssl_want_write; /* TLS: the handshake or a read waits for POLLOUT */
 	uint32_t *fifo; /* REST: slots in send order */
 	uint32_t fhead, fcount, fcap;
 	/* udp */
@@ -959,9 +959,9 @@ static void *worker_main(void *arg)
 			if (cn->fd < 0)
 				continue;
 			w->pfd[j].events = POLLIN;
-			if (cn->state == C_CONNECTING || cn->ssl_want_write
-			    || (w->stream && cn->state == C_OPEN && cn->txlen > cn->txoff)
-			    || (!w->stream && cn->nb))
+			if (cn->state == C_CONNECTING || cn->ssl_want_write ||
+			    (w->stream && cn->state == C_OPEN && cn->txlen > cn->txoff) ||
+			    (!w->stream && cn->nb))
 				w->pfd[j].events |= POLLOUT;
 			np++;
 		}
