@@ -34,11 +34,15 @@ static void usage(FILE *f)
 	        "      --pidfile FILE    write the process id to FILE (default none)\n"
 	        "      --cache-size BYTES  response cache, all workers together (default %s;\n"
 	        "                        0 = off)\n"
+	        "      --tls-cert FILE --tls-key FILE  certificate chain and key (PEM): HTTPS on\n"
+	        "                        the http ports and the TLS stream (default none)\n"
+	        "      --tls-listen ADDR:PORT  TLS stream address (Handle framing over TLS, e.g.\n"
+	        "                        2642), repeatable (default none)\n"
 	        "  -v, --verbose         log at debug level (default level %s)\n"
 	        "  -V, --version         print the version and exit\n"
 	        "  -h, --help            this text\n"
-	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the log level, the limits and\n"
-	        "the homed prefixes of the configuration.\n",
+	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the log level, the limits,\n"
+	        "the homed prefixes and the TLS certificate of the configuration.\n",
 	        dflt("listen"), dflt("http"), dflt("db"), dflt("workers"), dflt("cache_size"),
 	        dflt("log_level"));
 }
@@ -58,6 +62,9 @@ int main(int argc, char **argv)
 		{"home", required_argument, NULL, 'P'},
 		{"pidfile", required_argument, NULL, 'p'},
 		{"cache-size", required_argument, NULL, 'C'},
+		{"tls-cert", required_argument, NULL, 'T'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"tls-listen", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	server_opts_t o = {0};
@@ -85,6 +92,9 @@ int main(int argc, char **argv)
 		case 'P': key = "home"; break;
 		case 'p': key = "pidfile"; break;
 		case 'C': key = "cache_size"; break;
+		case 'T': key = "tls_cert"; break;
+		case 'K': key = "tls_key"; break;
+		case 'S': key = "tls_listen"; break;
 		default: usage(stderr); goto out;
 		}
 		if (key)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Set up and start a working idnode with the demo data (embedded LMDB, no other service).
-#   scripts/demo.sh            install deps, build, load seeds/demo.jsonl, start idnoded in the
-#                              background on 127.0.0.1:2641 (UDP+TCP) and 127.0.0.1:8000 (HTTP)
+#   scripts/demo.sh            install deps, build, load seeds/demo.jsonl, make development TLS
+#                              certificates in var/certs (certs/make-dev-certs.sh), start idnoded
+#                              in the background on 127.0.0.1:2641 (UDP+TCP), 127.0.0.1:8000
+#                              (HTTP and HTTPS on one port) and 127.0.0.1:2642 (the TLS stream)
 #   scripts/demo.sh --foreground   same, but run idnoded in the foreground
 #   scripts/demo.sh stop       stop the demo node started before (by its PID file)
 set -euo pipefail
@@ -31,7 +33,12 @@ mkdir -p "$var"
 rm -rf "$var/demo-db"
 build/idnode import --db "$var/demo-db" --home 88.100.1 seeds/demo.jsonl
 
-args=(--db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000 --home 88.100.1)
+# development certificates (a throw-away CA; never for production): HTTPS on 8000, TLS on 2642
+bash certs/make-dev-certs.sh "$var/certs" >/dev/null
+
+args=(--db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000 --home 88.100.1
+	--tls-cert "$var/certs/server.pem" --tls-key "$var/certs/server.key"
+	--tls-listen 127.0.0.1:2642)
 if [ "${1:-}" = --foreground ]; then
 	exec build/idnoded "${args[@]}"
 fi
@@ -43,6 +50,8 @@ for _ in $(seq 100); do
 		echo "idnoded running (pid $pid, log $var/idnoded.log)"
 		echo "try: build/idnode resolve -s 127.0.0.1:2641 --udp 88.100.1/PUMP-2024-000123"
 		echo "     curl http://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
+		echo "     curl --cacert var/certs/ca.pem https://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
+		echo "     (administration over HTTPS: README.md, \"REST administration\")"
 		echo "stop: scripts/demo.sh stop"
 		exit 0
 	fi

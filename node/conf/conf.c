@@ -165,6 +165,39 @@ static const conf_key_t schema[] = {
 	 "requests waiting per source address per worker"},
 	{"allow_list_handles", CONF_BOOL, 0, 0, "yes", true, OFF(allow_list_handles), 0,
 	 "answer LIST_HANDLES (to admins with the LIST_HANDLES permission)"},
+	/* TLS (node/server/tls.c) and the REST admin API (node/server/rest_admin.c) */
+	{"tls_cert", CONF_STR, 0, 0, "", true, OFF(tls_cert), 0,
+	 "PEM certificate chain for HTTPS and the TLS stream (empty = no TLS); reloaded on SIGHUP"},
+	{"tls_key", CONF_STR, 0, 0, "", true, OFF(tls_key), 0,
+	 "PEM private key of tls_cert (unencrypted); reloaded on SIGHUP"},
+	{"tls_client_ca", CONF_STR, 0, 0, "", true, OFF(tls_client_ca), 0,
+	 "PEM CA file: tls_listen requires client certificates signed by it (empty = none asked)"},
+	{"tls_listen", CONF_ADDRS, 0, 0, NULL, false, OFF(tls_listen), OFF(n_tls_listen),
+	 "TLS stream address ADDR:PORT (Handle TCP framing over TLS, e.g. 2642); repeat for several"},
+	{"http_tls", CONF_BOOL, 0, 0, "yes", false, OFF(http_tls), 0,
+	 "the http ports also take TLS (a ClientHello is HTTPS, anything else plain HTTP)"},
+	{"tls_min_version", CONF_STR, 0, 0, "1.2", true, OFF(tls_min_version), 0,
+	 "oldest TLS version accepted: 1.2 or 1.3"},
+	{"tls_ciphers", CONF_STR, 0, 0,
+	 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+	 "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+	 true, OFF(tls_ciphers), 0, "TLS 1.2 cipher suites (OpenSSL list; TLS 1.3 uses its defaults)"},
+	{"tls_handshake_timeout_ms", CONF_UINT, 100, 600000, "5000", true,
+	 OFF(tls_handshake_timeout_ms), 0, "close a connection whose TLS handshake takes longer"},
+	{"tls_session_cache", CONF_UINT, 0, 1000000, "20480", true, OFF(tls_session_cache), 0,
+	 "TLS sessions kept for resumption, per context (0 = none; tickets still resume)"},
+	{"tls_session_lifetime_s", CONF_UINT, 1, 86400, "3600", true, OFF(tls_session_lifetime_s),
+	 0, "how long a TLS session or ticket may be resumed, seconds"},
+	{"http_auth_plain_loopback", CONF_BOOL, 0, 0, "no", true, OFF(http_auth_plain_loopback), 0,
+	 "accept credentials over plain HTTP from loopback clients (otherwise HTTPS only)"},
+	{"rest_sessions_max", CONF_UINT, 1, 1000000, "10000", false, OFF(rest_sessions_max), 0,
+	 "REST API sessions (/api/sessions) kept, node-wide"},
+	{"rest_sessions_per_source", CONF_UINT, 1, 1000000, "64", true,
+	 OFF(rest_sessions_per_source), 0, "REST API sessions per source address"},
+	{"rest_session_idle_ms", CONF_UINT, 1000, 86400000, "1800000", true,
+	 OFF(rest_session_idle_ms), 0, "an authenticated REST session expires unused this long"},
+	{"rest_session_unauth_ms", CONF_UINT, 1000, 3600000, "60000", true,
+	 OFF(rest_session_unauth_ms), 0, "a REST session not authenticated expires after this long"},
 	/* upstream servers (node/resolver/upconf.h, docs/delegation.md) */
 	{"upstream", CONF_LIST, 0, 0, NULL, false, OFF(upstream), OFF(n_upstream),
 	 "NAME HOST:PORT [transport=tls|https|http|tcp|udp] [sni=] [ca=] [cert= key=] [pin=] "
@@ -646,6 +679,12 @@ void conf_free(conf_t *c)
 	free(c->control_socket);
 	free(c->control_socket_mode);
 	free(c->metrics_listen);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_client_ca);
+	list_clear(&c->tls_listen, &c->n_tls_listen);
+	free(c->tls_min_version);
+	free(c->tls_ciphers);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -825,6 +864,30 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 		snprintf(err, errlen, "control_socket: path longer than %u bytes",
 		         CONF_UNIX_PATH_MAX - 1);
 		return HDL_ECONF;
+	}
+	if (!c->tls_min_version ||
+	    (strcmp(c->tls_min_version, "1.2") != 0 && strcmp(c->tls_min_version, "1.3") != 0)) {
+		snprintf(err, errlen, "tls_min_version: '%s' is not 1.2 or 1.3",
+		         c->tls_min_version ? c->tls_min_version : "");
+		return HDL_ECONF;
+	}
+	if ((c->tls_cert && c->tls_cert[0]) != (c->tls_key && c->tls_key[0])) {
+		snprintf(err, errlen, "tls_cert and tls_key: give both or neither");
+		return HDL_ECONF;
+	}
+	if (c->n_tls_listen && !(c->tls_cert && c->tls_cert[0])) {
+		snprintf(err, errlen, "tls_listen: needs tls_cert and tls_key");
+		return HDL_ECONF;
+	}
+	for (unsigned i = 0; i < c->n_tls_listen; i++) {
+		for (unsigned j = 0; j < c->n_listen + c->n_http; j++) {
+			const char *o = j < c->n_listen ? c->listen[j] : c->http[j - c->n_listen];
+			if (strcmp(c->tls_listen[i], o) == 0) {
+				snprintf(err, errlen,
+				         "tls_listen: %s is also a listen or http address", o);
+				return HDL_ECONF;
+			}
+		}
 	}
 	for (unsigned i = 0; i < c->n_listen; i++) {
 		for (unsigned j = 0; j < c->n_http; j++) {

@@ -119,6 +119,23 @@ typedef struct conf {
 	uint32_t pending_max;
 	uint32_t pending_per_source;
 	bool allow_list_handles;
+	/* TLS (node/server/tls.h) and the REST admin API (node/server/rest.h) */
+	char *tls_cert;      /**< PEM chain; empty = no TLS */
+	char *tls_key;       /**< its private key */
+	char *tls_client_ca; /**< client certificates on tls_listen; empty = none */
+	char **tls_listen;   /**< TLS stream addresses */
+	unsigned n_tls_listen;
+	bool http_tls;         /**< port unification on the http listeners */
+	char *tls_min_version; /**< "1.2" or "1.3" */
+	char *tls_ciphers;     /**< TLS 1.2 suites */
+	uint32_t tls_handshake_timeout_ms;
+	uint32_t tls_session_cache; /**< sessions cached per context; 0 = none */
+	uint32_t tls_session_lifetime_s;
+	bool http_auth_plain_loopback; /**< credentials over plain HTTP from loopback */
+	uint32_t rest_sessions_max;
+	uint32_t rest_sessions_per_source;
+	uint32_t rest_session_idle_ms;
+	uint32_t rest_session_unauth_ms;
 	/* upstream servers and forwarding (node/resolver/upconf.h, docs/delegation.md) */
 	char **upstream;   /**< "NAME HOST:PORT [options]" lines */
 	unsigned n_upstream;

@@ -378,17 +378,13 @@ static size_t challenge(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const h
 
 /* ---- authentication ----------------------------------------------------------------------- */
 
-/*
- * Verify the answer \p a to challenge \p c against the identity's key values in the store.
- * On success *index is the identity index that verified (index 0 in the answer: whichever key
- * of the type matched first, in index order). \return HDL_RC_SUCCESS or the RC to answer with
- * (*msg set).
- */
-static uint32_t verify_answer(dispatch_ctx_t *ctx, const hdl_body_answer_t *a, const chal_t *c,
-                              uint32_t *index, const char **msg)
+uint32_t admin_verify_identity(dispatch_ctx_t *ctx, hdl_slice_t auth_type, hdl_slice_t id_handle,
+                               uint32_t id_index, hdl_slice_t nonce, hdl_slice_t digest,
+                               hdl_slice_t signed_response, bool old_format, uint32_t *index,
+                               const char **msg)
 {
-	bool seckey = hdl_slice_eq_nocase(a->auth_type, T_SECKEY);
-	bool pubkey = hdl_slice_eq_nocase(a->auth_type, T_PUBKEY);
+	bool seckey = hdl_slice_eq_nocase(auth_type, T_SECKEY);
+	bool pubkey = hdl_slice_eq_nocase(auth_type, T_PUBKEY);
 	if (!seckey && !pubkey) {
 		*msg = "Unknown authentication type";
 		return HDL_RC_AUTHEN_ERROR;
@@ -400,7 +396,7 @@ static uint32_t verify_answer(dispatch_ctx_t *ctx, const hdl_body_answer_t *a, c
 	 */
 	hdl_value_t *vals = NULL;
 	uint32_t nv = 0;
-	int ret = store_get_values(ctx->reader, a->id_handle, &ctx->arena, &vals, &nv);
+	int ret = store_get_values(ctx->reader, id_handle, &ctx->arena, &vals, &nv);
 	if (ret == HDL_ENOENT) {
 		*msg = "Identity handle not found";
 		return HDL_RC_AUTHENTICATION_FAILED;
@@ -409,25 +405,22 @@ static uint32_t verify_answer(dispatch_ctx_t *ctx, const hdl_body_answer_t *a, c
 		*msg = "Identity cannot be read";
 		return HDL_RC_AUTHEN_ERROR;
 	}
-	hdl_slice_t nonce = {c->nonce, sizeof(c->nonce)};
-	hdl_slice_t digest = {c->digest, c->digest_len};
 	bool tried = false;
 	for (uint32_t i = 0; i < nv; i++) {
 		const hdl_value_t *v = &vals[i];
-		if (a->id_index != 0 && v->index != a->id_index)
+		if (id_index != 0 && v->index != id_index)
 			continue;
 		if (!hdl_slice_eq_nocase(v->type, seckey ? T_SECKEY : T_PUBKEY))
 			continue;
 		tried = true;
 		int vr;
 		if (seckey) {
-			vr = hdl_seckey_verify(v->data, nonce, digest, a->signed_response,
-			                       c->major == 2 && c->minor == 0);
+			vr = hdl_seckey_verify(v->data, nonce, digest, signed_response, old_format);
 		} else {
 			EVP_PKEY *key = NULL;
 			vr = hdl_pkey_from_value(v->data.p, v->data.len, &key);
 			if (vr == HDL_EOK)
-				vr = hdl_pubkey_verify(key, nonce, digest, a->signed_response);
+				vr = hdl_pubkey_verify(key, nonce, digest, signed_response);
 			EVP_PKEY_free(key);
 		}
 		if (vr == HDL_EOK) {
@@ -437,6 +430,16 @@ static uint32_t verify_answer(dispatch_ctx_t *ctx, const hdl_body_answer_t *a, c
 	}
 	*msg = tried ? "Authentication failed" : "No key of that type at that index";
 	return HDL_RC_AUTHENTICATION_FAILED;
+}
+
+/* Verify the answer \p a to challenge \p c (admin_verify_identity() with its nonce, digest). */
+static uint32_t verify_answer(dispatch_ctx_t *ctx, const hdl_body_answer_t *a, const chal_t *c,
+                              uint32_t *index, const char **msg)
+{
+	return admin_verify_identity(ctx, a->auth_type, a->id_handle, a->id_index,
+	                             (hdl_slice_t){c->nonce, sizeof(c->nonce)},
+	                             (hdl_slice_t){c->digest, c->digest_len}, a->signed_response,
+	                             c->major == 2 && c->minor == 0, index, msg);
 }
 
 /* ---- writes -------------------------------------------------------------------------------- */
@@ -476,6 +479,36 @@ static bool source_take(worker_t *w, preq_t *p, uint32_t src)
 	return true;
 }
 
+preq_t *admin_write_new(worker_t *w, const struct sockaddr_storage *peer, size_t extra,
+                        const char **why)
+{
+	preq_t *p = preq_new(w, PREQ_WRITE, PREQ_ARENA_FIRST + extra, PREQ_ARENA_LIMIT);
+	if (!p) {
+		*why = "out of memory";
+		return NULL;
+	}
+	if (!source_take(w, p, source_hash(peer))) {
+		preq_free(p);
+		log_peer(LOG_LVL_NOTICE, "admin: too many waiting requests, refusing a write");
+		*why = "Too many requests waiting";
+		return NULL;
+	}
+	return p;
+}
+
+int admin_write_submit(preq_t *p)
+{
+	writer_t *wr = p->w->node->writer;
+	p->job.done = on_job_done;
+	p->inflight = true;
+	int ret = wr ? writer_submit(wr, &p->job) : HDL_EINVAL;
+	if (ret != HDL_EOK) {
+		p->inflight = false;
+		log_peer(LOG_LVL_NOTICE, "admin: write queue full, answering server busy");
+	}
+	return ret;
+}
+
 /*
  * Run a decoded admin request \p m (bytes \p req, \p len) for an authenticated identity.
  * Writes are copied into a preq_t and handed to the writer; *wait is set.
@@ -489,15 +522,10 @@ static size_t run_write(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const u
 	if (!o || !o->attach || !w || !n->writer)
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Writes are not accepted here",
 		                   out, cap);
-	preq_t *p = preq_new(w, PREQ_WRITE, PREQ_ARENA_FIRST + len, PREQ_ARENA_LIMIT);
+	const char *why = NULL;
+	preq_t *p = admin_write_new(w, o->peer, len, &why);
 	if (!p)
-		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
-	if (!source_take(w, p, source_hash(o->peer))) {
-		preq_free(p);
-		log_peer(LOG_LVL_NOTICE, "admin: too many waiting requests, refusing a write");
-		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Too many requests waiting", out,
-		                   cap);
-	}
+		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, why, out, cap);
 	/* the request's own copy: the decoded values point into it */
 	hdl_slice_t copy = hdl_arena_dup(&p->arena, req, len);
 	hdl_slice_t idh = hdl_arena_dup(&p->arena, id_handle.p, id_handle.len);
@@ -532,13 +560,8 @@ static size_t run_write(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const u
 		j->peer_len = o->peer_len;
 	}
 	j->now = now_of(ctx);
-	j->done = on_job_done;
-	p->inflight = true;
-	int ret = writer_submit(n->writer, j);
-	if (ret != HDL_EOK) {
-		p->inflight = false;
+	if (admin_write_submit(p) != HDL_EOK) {
 		preq_free(p);
-		log_peer(LOG_LVL_NOTICE, "admin: write queue full, answering server busy");
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Server busy", out, cap);
 	}
 	o->attach(o->tctx, p);

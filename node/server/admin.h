@@ -26,11 +26,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "hdl/msg.h"
 #include "node/server/dispatch.h"
 
 struct chal;
 struct preq;
+struct worker;
 
 /** Login state of one connection (TCP or HTTP keep-alive); zero-initialised = none. */
 typedef struct conn_auth {
@@ -76,6 +79,42 @@ size_t admin_dispatch(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const hdl
  * \return reply bytes in \p out (0: nothing to send)
  */
 size_t admin_preq_reply(dispatch_ctx_t *ctx, struct preq *p, uint8_t *out, size_t cap);
+
+/**
+ * \brief Verify a signed response against the identity's HS_SECKEY / HS_PUBKEY values in the
+ *        store (RFC 3652 §3.5; handle-protocol.md §9): the identity record must be in this
+ *        node's store. Index 0 tries every key of the type in index order. Between
+ *        store_reader_begin() and store_reader_end() on ctx->reader; uses ctx->arena.
+ * \param auth_type "HS_SECKEY" or "HS_PUBKEY" (any case)
+ * \param nonce, digest the signed data is nonce || digest (the REST sessions sign
+ *        nonce || cnonce the same way)
+ * \param old_format an HS_SECKEY answer to a protocol 2.0 challenge (bare MD5)
+ * \param[out] index the index of the key that verified
+ * \param[out] msg the reason when refused
+ * \return HDL_RC_SUCCESS, HDL_RC_AUTHENTICATION_FAILED or HDL_RC_AUTHEN_ERROR
+ */
+uint32_t admin_verify_identity(dispatch_ctx_t *ctx, hdl_slice_t auth_type, hdl_slice_t id_handle,
+                               uint32_t id_index, hdl_slice_t nonce, hdl_slice_t digest,
+                               hdl_slice_t signed_response, bool old_format, uint32_t *index,
+                               const char **msg);
+
+/**
+ * \brief A write that will wait for the writer, for any transport (the Handle protocol, the
+ *        REST API): a PREQ_WRITE of worker \p w whose arena has \p extra bytes more than the
+ *        default first block, counted against pending_max and the pending_per_source of
+ *        \p peer (NULL: no per-source count).
+ * \param[out] why the reason when it is refused (a limit, out of memory; logged)
+ * \return the request, or NULL
+ */
+struct preq *admin_write_new(struct worker *w, const struct sockaddr_storage *peer, size_t extra,
+                             const char **why);
+/**
+ * \brief Hand p->job (request fields filled by the caller) to the writer: its done() posts the
+ *        request back to its worker, whose p->complete() answers it.
+ * \retval HDL_EOK (the request waits: p->inflight), HDL_EAGAIN (queue full) or HDL_EINVAL (no
+ *         writer): the caller still owns \p p and frees it
+ */
+int admin_write_submit(struct preq *p);
 
 /** \brief True for the opcodes admin_dispatch() handles. */
 bool admin_is_opcode(uint32_t opcode);

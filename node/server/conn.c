@@ -21,6 +21,7 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/tls.h"
 #include "node/server/worker.h"
 
 #define ACCEPT_PAUSE_MS 100u
@@ -34,16 +35,21 @@
 
 enum { L_NONE = 0, L_IDLE = 1, L_WAIT = 2, L_MORE = 3 };
 
+/* What a listener's connections speak at the byte level. */
+enum { LIS_PLAIN = 0, LIS_TLS = 1, LIS_UNIFIED = 2 };
+
 struct conn_listener {
 	worker_t *w;
 	const conn_proto_t *proto;
 	int fd;
+	uint8_t tls_mode; /**< LIS_* */
 	struct event *ev; /**< EV_READ | EV_PERSIST on the listening socket */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_readable(conn_t *c);
+static bool write_arm(conn_t *c, bool on);
 
 /* ---- accounting ------------------------------------------------------------------------------ */
 
@@ -211,6 +217,11 @@ static void conn_free(conn_t *c)
 		event_free(c->rev);
 	if (c->wev)
 		event_free(c->wev);
+	if (c->ssl) {
+		if (c->tls == CONN_TLS_UP && !c->tls_dead)
+			tls_io_shutdown(c->ssl); /* close_notify: the answers before it are whole */
+		tls_io_free(c->ssl);
+	}
 	close(c->fd);
 	buf_resize(c, &c->in, &c->in_cap, 0);
 	buf_resize(c, &c->out, &c->out_cap, 0);
@@ -218,9 +229,13 @@ static void conn_free(conn_t *c)
 	free(c);
 }
 
-static uint32_t frame_limit_ms(const worker_t *w)
+/* The deadline of c->frame_ms: the TLS handshake's until it is done, else the frame timer. */
+static uint32_t frame_limit_ms(const conn_t *c)
 {
-	return NODE_LIMIT(&w->node->limits, tcp_frame_timeout_ms);
+	const node_limits_t *l = &c->w->node->limits;
+	if (c->tls == CONN_TLS_SNIFF || c->tls == CONN_TLS_HANDSHAKE)
+		return NODE_LIMIT(l, tls_handshake_timeout_ms);
+	return NODE_LIMIT(l, tcp_frame_timeout_ms);
 }
 
 /* Add the read event with the idle timeout, or with what is left of the frame deadline. */
@@ -233,7 +248,7 @@ static bool read_arm(conn_t *c)
 			return false;
 	}
 	if (c->frame_ms) {
-		uint64_t now = worker_now_ms(), end = c->frame_ms + frame_limit_ms(w);
+		uint64_t now = worker_now_ms(), end = c->frame_ms + frame_limit_ms(c);
 		uint64_t left = end > now ? end - now : 1;
 		struct timeval tv = {(time_t)(left / 1000u), (suseconds_t)((left % 1000u) * 1000u)};
 		if (event_add(c->rev, &tv) != 0)
@@ -245,6 +260,8 @@ static bool read_arm(conn_t *c)
 		c->rev_frame = false;
 	}
 	c->reading = true;
+	if (c->ssl && c->tls == CONN_TLS_UP && tls_io_pending(c->ssl))
+		event_active(c->rev, EV_READ, 0); /* plaintext already inside the SSL */
 	return true;
 }
 
@@ -286,6 +303,8 @@ static void linger_start(conn_t *c)
 	c->in_len = 0;
 	c->lingering = true;
 	c->frame_ms = 0;
+	if (c->ssl && c->tls == CONN_TLS_UP && !c->tls_dead)
+		tls_io_shutdown(c->ssl);
 	(void)shutdown(c->fd, SHUT_WR);
 	if (!c->rev)
 		c->rev = event_new(c->w->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
@@ -314,6 +333,11 @@ hdl_buf_t *conn_out(conn_t *c)
 	return &c->w->cw.obuf;
 }
 
+bool conn_is_tls(const conn_t *c)
+{
+	return c->ssl != NULL;
+}
+
 bool conn_out_full(const conn_t *c)
 {
 	const worker_t *w = c->w;
@@ -339,11 +363,72 @@ static bool out_keep(conn_t *c, const uint8_t *p, size_t n)
 	return true;
 }
 
+/* write(2), or SSL_write on a TLS connection (errno EAGAIN when it waits). */
+static ssize_t conn_send(conn_t *c, const uint8_t *p, size_t len)
+{
+	if (!c->ssl)
+		return write(c->fd, p, len);
+	size_t n = 0;
+	switch (tls_io_write(c->ssl, p, len, &n)) {
+	case TLS_IO_OK: return (ssize_t)n;
+	case TLS_IO_WANT_WRITE: errno = EAGAIN; return -1;
+	default: {
+		/* WANT_READ cannot happen without renegotiation (refused): count it as an error */
+		char why[160];
+		log_debug("%s: TLS write: %s", c->proto->name, tls_io_reason(why, sizeof(why)));
+		c->tls_dead = true;
+		errno = EPIPE;
+		return -1;
+	}
+	}
+}
+
+/*
+ * read(2), or SSL_read on a TLS connection, filling \p buf as far as the SSL has records (a
+ * record is at most 16 KiB): 0 at EOF, -1 with errno EAGAIN when nothing is there yet.
+ */
+static ssize_t conn_recv(conn_t *c, uint8_t *buf, size_t room)
+{
+	if (!c->ssl)
+		return read(c->fd, buf, room);
+	size_t got = 0;
+	while (got < room) {
+		size_t n = 0;
+		tls_io_t r = tls_io_read(c->ssl, buf + got, room - got, &n);
+		if (r == TLS_IO_OK) {
+			got += n;
+			continue;
+		}
+		if (r == TLS_IO_WANT_WRITE) {
+			c->tls_rd_wants_write = true; /* on_write reads again */
+			(void)write_arm(c, true);
+		} else if (r == TLS_IO_EOF) {
+			if (got == 0)
+				return 0;
+		} else if (r == TLS_IO_ERROR) {
+			if (got == 0) {
+				char why[160];
+				log_debug("%s: TLS read: %s", c->proto->name,
+				          tls_io_reason(why, sizeof(why)));
+				c->tls_dead = true;
+				errno = EIO;
+				return -1;
+			}
+		}
+		break;
+	}
+	if (got == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
 /* Write p[*off..len) until done or EAGAIN. \return false on a write error. */
 static bool write_some(conn_t *c, const uint8_t *p, size_t len, size_t *off, bool *moved)
 {
 	while (*off < len) {
-		ssize_t n = write(c->fd, p + *off, len - *off);
+		ssize_t n = conn_send(c, p + *off, len - *off);
 		if (n > 0) {
 			*off += (size_t)n;
 			*moved = true;
@@ -406,7 +491,7 @@ static bool out_flush(conn_t *c)
 	c->out_off = c->out_len = 0;
 	c->stall_ms = 0;
 	buf_resize(c, &c->out, &c->out_cap, 0);
-	write_arm(c, false);
+	write_arm(c, c->tls_rd_wants_write);
 	return true;
 }
 
@@ -526,10 +611,10 @@ static void conn_after(conn_t *c)
 		c->frame_ms = 0;
 	} else if (!c->frame_ms) {
 		c->frame_ms = worker_now_ms();
-	} else if (worker_now_ms() - c->frame_ms >= frame_limit_ms(w)) {
+	} else if (worker_now_ms() - c->frame_ms >= frame_limit_ms(c)) {
 		w->cw.n_frame_timeouts++;
 		log_peer(LOG_LVL_INFO, "%s: request not complete after %u ms, closing",
-		         c->proto->name, frame_limit_ms(w));
+		         c->proto->name, frame_limit_ms(c));
 		conn_free(c);
 		return;
 	}
@@ -548,6 +633,94 @@ static void conn_after(conn_t *c)
 	}
 }
 
+/* ---- TLS -------------------------------------------------------------------------------- */
+
+/* Make the connection's SSL. \return false when it cannot (TLS off, out of memory). */
+static bool tls_begin(conn_t *c)
+{
+	tls_kind_t kind = c->proto == &tcp_proto ? TLS_KIND_STREAM : TLS_KIND_HTTP;
+	c->ssl = tls_accept(c->w->node->tls, kind, c->fd);
+	if (c->ssl)
+		return true;
+	char s[64];
+	conn_src_format(&c->src, s, sizeof(s));
+	if (tls_server_on(c->w->node->tls))
+		log_peer(LOG_LVL_NOTICE, "%s: TLS from %s refused: out of memory", c->proto->name,
+		         s);
+	else
+		log_peer(LOG_LVL_INFO,
+		         "%s: TLS handshake from %s on a plain port (no tls_cert loaded), closing",
+		         c->proto->name, s);
+	return false;
+}
+
+/* Wait for the socket during the handshake (the read event carries its deadline). */
+static void tls_wait(conn_t *c, bool want_write)
+{
+	c->tls_rd_wants_write = want_write;
+	if (!write_arm(c, want_write) || !read_arm(c))
+		conn_free(c);
+}
+
+/*
+ * Port unification and the handshake: look at the first byte (unified ports), then drive the
+ * handshake as far as the socket allows. Once it is done the connection is read as any other.
+ */
+static void tls_step(conn_t *c)
+{
+	conn_worker_t *cw = &c->w->cw;
+	char s[64], why[160];
+	if (c->tls == CONN_TLS_SNIFF) {
+		uint8_t b;
+		ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			tls_wait(c, false);
+			return;
+		}
+		if (n <= 0) {
+			conn_free(c);
+			return;
+		}
+		if (b != 0x16) {
+			/* not a TLS handshake record: plain HTTP on the unified port */
+			c->tls = CONN_TLS_NONE;
+			conn_readable(c);
+			return;
+		}
+		if (!tls_begin(c)) {
+			conn_free(c);
+			return;
+		}
+		c->tls = CONN_TLS_HANDSHAKE;
+		c->frame_ms = worker_now_ms(); /* the handshake is due within its timeout */
+	}
+	switch (tls_io_handshake(c->ssl)) {
+	case TLS_IO_OK:
+		c->tls = CONN_TLS_UP;
+		c->frame_ms = 0;
+		c->tls_rd_wants_write = false;
+		cw->n_tls_handshakes++;
+		if (tls_io_resumed(c->ssl))
+			cw->n_tls_resumed++;
+		if (!write_arm(c, false)) {
+			conn_free(c);
+			return;
+		}
+		conn_readable(c); /* the first request may have come with the handshake's end */
+		return;
+	case TLS_IO_WANT_READ: tls_wait(c, false); return;
+	case TLS_IO_WANT_WRITE: tls_wait(c, true); return;
+	default:
+		cw->n_tls_failed++;
+		conn_src_format(&c->src, s, sizeof(s));
+		log_peer(LOG_LVL_INFO, "%s: TLS handshake from %s failed: %s, closing",
+		         c->proto->name, s, tls_io_reason(why, sizeof(why)));
+		c->tls_dead = true;
+		conn_free(c);
+		return;
+	}
+}
+
 /* The socket is readable, or the connection was just accepted (TCP_DEFER_ACCEPT: data is in). */
 static void conn_readable(conn_t *c)
 {
@@ -555,6 +728,10 @@ static void conn_readable(conn_t *c)
 	conn_worker_t *cw = &w->cw;
 	if (c->lingering) {
 		linger_read(c);
+		return;
+	}
+	if (c->tls == CONN_TLS_SNIFF || c->tls == CONN_TLS_HANDSHAKE) {
+		tls_step(c);
 		return;
 	}
 	if (over_budget(w)) {
@@ -570,7 +747,7 @@ static void conn_readable(conn_t *c)
 	}
 	uint8_t *buf = scratch ? cw->rbuf : c->in + c->in_len;
 	size_t room = scratch ? CONN_RBUF : c->in_cap - c->in_len;
-	ssize_t n = read(c->fd, buf, room);
+	ssize_t n = conn_recv(c, buf, room);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 			c->drained = true;
@@ -612,10 +789,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		worker_t *w = c->w;
 		if (c->lingering) {
 			conn_free(c);
-		} else if (c->frame_ms && worker_now_ms() - c->frame_ms >= frame_limit_ms(w)) {
+		} else if (c->frame_ms && worker_now_ms() - c->frame_ms >= frame_limit_ms(c) &&
+		           (c->tls == CONN_TLS_SNIFF || c->tls == CONN_TLS_HANDSHAKE)) {
+			w->cw.n_tls_timeouts++;
+			char s[64];
+			conn_src_format(&c->src, s, sizeof(s));
+			log_peer(LOG_LVL_INFO,
+			         "%s: TLS handshake from %s not done after %u ms, closing",
+			         c->proto->name, s, frame_limit_ms(c));
+			conn_free(c);
+		} else if (c->frame_ms && worker_now_ms() - c->frame_ms >= frame_limit_ms(c)) {
 			w->cw.n_frame_timeouts++;
 			log_peer(LOG_LVL_INFO, "%s: request not complete after %u ms, closing",
-			         c->proto->name, frame_limit_ms(w));
+			         c->proto->name, frame_limit_ms(c));
 			conn_free(c);
 		} else if (c->frame_ms || c->out_len > c->out_off || c->n_waiting) {
 			/* not idle: a raised frame limit, or answers still going out (the write
@@ -680,8 +866,18 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
+	bool rd = c->tls_rd_wants_write;
+	c->tls_rd_wants_write = false;
+	if (c->tls == CONN_TLS_HANDSHAKE) {
+		tls_step(c);
+		return;
+	}
 	if (!out_flush(c))
 		return;
+	if (rd && c->reading) {
+		conn_readable(c); /* the TLS read that waited for the socket goes on */
+		return;
+	}
 	if (c->out_len == c->out_off)
 		conn_continue(c);
 }
@@ -875,6 +1071,18 @@ static void conn_new(struct conn_listener *cl, int fd, const struct sockaddr *sa
 	cw->all = c;
 	cw->n++;
 	cw->n_accepted++;
+	if (cl->tls_mode == LIS_TLS) {
+		/* the handshake is due within tls_handshake_timeout_ms of the accept */
+		c->frame_ms = worker_now_ms();
+		c->tls = CONN_TLS_HANDSHAKE;
+		if (!tls_begin(c)) {
+			conn_free(c);
+			return;
+		}
+	} else if (cl->tls_mode == LIS_UNIFIED && tls_server_on(w->node->tls)) {
+		/* the first byte decides; until it comes the connection is idle (idle timeout) */
+		c->tls = CONN_TLS_SNIFF;
+	}
 	conn_readable(c);
 }
 
@@ -945,7 +1153,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int listener_open(worker_t *w, int *fdp, const conn_proto_t *proto)
+static int listener_open(worker_t *w, int *fdp, const conn_proto_t *proto, uint8_t tls_mode)
 {
 	conn_worker_t *cw = &w->cw;
 	struct conn_listener *cl = &cw->lis[cw->n_lis];
@@ -955,6 +1163,7 @@ static int listener_open(worker_t *w, int *fdp, const conn_proto_t *proto)
 	(void)setsockopt(*fdp, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	cl->w = w;
 	cl->proto = proto;
+	cl->tls_mode = tls_mode;
 	cl->ev = event_new(w->base, *fdp, EV_READ | EV_PERSIST, on_accept, cl);
 	if (!cl->ev || event_add(cl->ev, NULL) != 0) {
 		if (cl->ev)
@@ -1002,7 +1211,7 @@ int conn_start(worker_t *w)
 	conn_worker_t *cw = &w->cw;
 	hdl_buf_init(&cw->obuf, 0);
 	cw->rbuf = malloc(CONN_RBUF);
-	cw->lis = calloc(w->fds.n_tcp + w->fds.n_http + 1, sizeof(*cw->lis));
+	cw->lis = calloc(w->fds.n_tcp + w->fds.n_http + w->fds.n_tls + 1, sizeof(*cw->lis));
 	cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	cw->more_ev = evtimer_new(w->base, on_more, w);
 	if (!cw->rbuf || !cw->lis || !cw->tick_ev || !cw->more_ev)
@@ -1011,11 +1220,16 @@ int conn_start(worker_t *w)
 	if (!cw->idle_tv)
 		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_tcp; i++) {
-		if (listener_open(w, &w->fds.tcp[i], &tcp_proto) != HDL_EOK)
+		if (listener_open(w, &w->fds.tcp[i], &tcp_proto, LIS_PLAIN) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
+	uint8_t http_mode = w->node->http_tls ? LIS_UNIFIED : LIS_PLAIN;
 	for (unsigned i = 0; i < w->fds.n_http; i++) {
-		if (listener_open(w, &w->fds.http[i], &http_proto) != HDL_EOK)
+		if (listener_open(w, &w->fds.http[i], &http_proto, http_mode) != HDL_EOK)
+			return HDL_ENOMEM;
+	}
+	for (unsigned i = 0; i < w->fds.n_tls; i++) {
+		if (listener_open(w, &w->fds.tls[i], &tcp_proto, LIS_TLS) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
 	return HDL_EOK;
@@ -1035,6 +1249,12 @@ void conn_drain(worker_t *w)
 	/* idle connections close now; the others once everything they sent is answered */
 	while (cw->idle_head)
 		conn_free(cw->idle_head);
+	/* so do those that have sent no request yet (TLS handshakes) */
+	for (conn_t *c = cw->all, *next; c; c = next) {
+		next = c->next;
+		if (c->tls == CONN_TLS_SNIFF || c->tls == CONN_TLS_HANDSHAKE)
+			conn_free(c);
+	}
 }
 
 void conn_maintain(worker_t *w)
@@ -1056,6 +1276,11 @@ void conn_free_all(worker_t *w)
 	conn_drain(w);
 	while (cw->all)
 		conn_free(cw->all);
+	if (cw->n_tls_handshakes || cw->n_tls_failed || cw->n_tls_timeouts)
+		log_info(
+		    "TLS: %llu handshakes (%llu resumed), %llu failed, %llu timed out",
+		    (unsigned long long)cw->n_tls_handshakes, (unsigned long long)cw->n_tls_resumed,
+		    (unsigned long long)cw->n_tls_failed, (unsigned long long)cw->n_tls_timeouts);
 	if (cw->n_refused || cw->n_evicted || cw->n_reclaimed || cw->n_frame_timeouts)
 		log_info("connections: %llu accepted, %llu refused at the limits, %llu idle closed "
 		         "to make room, %llu closed for not reading under the buffer budget, %llu "

@@ -29,6 +29,16 @@
  * - Drain (shutdown): listeners close, idle connections close at once, the others keep being
  *   served (every request they had sent is answered) and close when they become idle.
  *
+ * - TLS (tls.h): a listener is plain, TLS, or unified (the http ports with http_tls while a
+ *   certificate is loaded: the first byte decides, 0x16 being a TLS handshake record; until it
+ *   comes the connection is idle). Until the handshake is done the read event carries the
+ *   handshake deadline (tls_handshake_timeout_ms, counted from the accept on a TLS listener,
+ *   from the first byte on a unified one) instead of the frame timer; afterwards reads and
+ *   writes go through the connection's SSL
+ *   and everything above (limits, budget, back-pressure, timers, lingering, drain) is the same
+ *   as for a plain connection. Plaintext a read did not fit into stays inside the SSL; the
+ *   read event is then made active by hand (no socket event would come for it).
+ *
  * \note Requests answered later (a write waiting for its commit, a list streamed as the output
  *       drains: preq.h) are linked on c->waiting and counted in n_waiting: a connection with
  *       waiting requests is not idle, is not closed after an answer nor by the idle timeout or
@@ -52,6 +62,7 @@ struct worker;
 struct preq;
 struct event;
 struct timeval;
+struct ssl_st;
 
 #define CONN_RBUF       65536u /**< per-worker read scratch; also the most one read takes */
 #define CONN_STALL_MS   250u /**< output not moving this long counts as a peer that does not read */
@@ -115,6 +126,18 @@ struct conn {
 	conn_auth_t auth;   /**< login state and challenges of this connection (admin.h) */
 	struct preq *waiting;  /**< requests answered later (preq.h); cancelled when it closes */
 	struct preq *on_drain; /**< a streamed answer (list) to go on once the output drained */
+	struct ssl_st *ssl;    /**< TLS (tls.h); NULL = plain */
+	uint8_t tls;           /**< CONN_TLS_* */
+	bool tls_rd_wants_write; /**< the handshake or a TLS read waits for the socket to drain */
+	bool tls_dead;           /**< a fatal TLS error: no close_notify */
+};
+
+/** Where a connection stands with TLS (conn_t.tls). */
+enum {
+	CONN_TLS_NONE = 0,  /**< plain */
+	CONN_TLS_SNIFF,     /**< unified port: the first byte has not come yet (idle) */
+	CONN_TLS_HANDSHAKE, /**< handshake in progress */
+	CONN_TLS_UP,        /**< handshake done: application data */
 };
 
 /** Per-worker connection state (inside worker_t). */
@@ -135,11 +158,12 @@ typedef struct conn_worker {
 	struct event *more_ev;   /**< zero timer: the more list's turn after the next poll */
 	size_t mem_peak;         /**< highest connlimit_mem() seen since the last trim */
 	uint64_t n_accepted, n_refused, n_evicted, n_reclaimed, n_frame_timeouts;
+	uint64_t n_tls_handshakes, n_tls_resumed, n_tls_failed, n_tls_timeouts;
 } conn_worker_t;
 
 /**
- * \brief Create the worker's listeners on its TCP (Handle) and HTTP sockets and the scratch
- *        buffers. Runs on the worker thread.
+ * \brief Create the worker's listeners on its TCP (Handle), HTTP and TLS stream sockets and the
+ *        scratch buffers. Runs on the worker thread.
  * \retval HDL_EOK, HDL_ENOMEM
  */
 int conn_start(struct worker *w);
@@ -167,6 +191,9 @@ unsigned conn_count(const struct worker *w);
  *        (reading, answering requests that queued up behind, closing). \p c may be freed.
  */
 void conn_resume(conn_t *c);
+
+/** \brief True when \p c is TLS (HTTPS, the TLS stream). */
+bool conn_is_tls(const conn_t *c);
 
 /** \brief [proto] The buffer answers are appended to (one processing pass). */
 hdl_buf_t *conn_out(conn_t *c);

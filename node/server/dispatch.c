@@ -169,11 +169,12 @@ static void note_resolution(dispatch_ctx_t *ctx, unsigned t, hdl_slice_t key, bo
 /*
  * dispatch_resolve(), also saying which name it looked up: the normalized name goes into
  * \p keybuf (HDL_MAX_HANDLE_LEN + 8 bytes) and \p *key (empty when the name is invalid), and
- * \p *homed says whether its prefix is homed here.
+ * \p *homed says whether its prefix is homed here. \p admin_read also keeps the values with
+ * ADMIN_READ (an authorized reader: dispatch_resolve_admin()).
  */
 static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
                        const hdl_slice_t *types, uint32_t n_types, bool public_only,
-                       dispatch_sel_t *sel, uint8_t *keybuf, hdl_slice_t *keyout, bool *homed)
+                       bool admin_read, dispatch_sel_t *sel, uint8_t *keybuf, hdl_slice_t *keyout, bool *homed)
 {
 	hdl_slice_t vals = {NULL, 0};
 	memset(sel, 0, sizeof(*sel));
@@ -260,7 +261,8 @@ static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *
 		max_index = v.index > max_index ? v.index : max_index;
 		if (!value_wanted(&v, idx, n_idx, types, n_types))
 			continue;
-		if (!(v.perms & HDL_PERM_PUBLIC_READ)) {
+		if (!(v.perms & HDL_PERM_PUBLIC_READ) &&
+		    !(admin_read && (v.perms & HDL_PERM_ADMIN_READ))) {
 			/*
 			 * AUTH: values without PUBLIC_READ. With PO set they are silently left out
 			 * (Handle.Net does the same). With PO clear an authenticated reader with
@@ -310,15 +312,16 @@ static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *
 	return HDL_EOK;
 }
 
-int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
-                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
-                     dispatch_sel_t *sel)
+/* resolve_sel() for the REST API and the proxy, counted in the statistics and the metrics */
+static int resolve_counted(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
+                           uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
+                           bool public_only, bool admin_read, dispatch_sel_t *sel)
 {
 	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
 	hdl_slice_t key;
 	bool homed;
-	int ret = resolve_sel(ctx, handle, idx, n_idx, types, n_types, public_only, sel, keybuf,
-	                      &key, &homed);
+	int ret = resolve_sel(ctx, handle, idx, n_idx, types, n_types, public_only, admin_read, sel,
+	                      keybuf, &key, &homed);
 	/* the REST API and the proxy are the callers (Handle messages go through do_resolution) */
 	uint32_t rc = ret == HDL_EOK ? sel->rcode : HDL_RC_SERVER_TOO_BUSY;
 	note_resolution(ctx, STATS_T_REST, key, homed, rc);
@@ -326,6 +329,20 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 		obs_count(ctx->obs, STATS_T_REST, HDL_OC_RESOLUTION, rc, true,
 		          ctx->timing ? ctx->t_rest_ns : 0);
 	return ret;
+}
+
+int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                     dispatch_sel_t *sel)
+{
+	return resolve_counted(ctx, handle, idx, n_idx, types, n_types, public_only, false, sel);
+}
+
+int dispatch_resolve_admin(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
+                           uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
+                           dispatch_sel_t *sel)
+{
+	return resolve_counted(ctx, handle, idx, n_idx, types, n_types, false, true, sel);
 }
 
 /* ---- opcodes --------------------------------------------------------------------------------- */
@@ -400,7 +417,7 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r,
 	bool homed;
 	/* ckey + 1 holds the same normalized name when the request is cacheable */
 	ret = resolve_sel(ctx, q->handle, q->indexes, q->n_indexes, q->types, q->n_types,
-	                  (m->hdr.opflags & HDL_OF_PO) != 0, &sel, ckey + 1, &key, &homed);
+	                  (m->hdr.opflags & HDL_OF_PO) != 0, false, &sel, ckey + 1, &key, &homed);
 	note_resolution(ctx, obs_transport(ctx->transport), key, homed,
 	                ret == HDL_EOK ? sel.rcode : HDL_RC_SERVER_TOO_BUSY);
 	if (ret != HDL_EOK) {

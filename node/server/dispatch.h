@@ -132,5 +132,14 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
                      const hdl_slice_t *types, uint32_t n_types, bool public_only,
                      dispatch_sel_t *sel);
 
+/**
+ * \brief dispatch_resolve() for a reader the caller has authenticated and authorized
+ *        (READ_VALUE on the handle, handle-protocol.md §9.3): values with ADMIN_READ are kept
+ *        as well as the public ones; those with neither stay out.
+ * \retval HDL_EOK (see sel->rcode), HDL_ENOMEM
+ */
+int dispatch_resolve_admin(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx,
+                           uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
+                           dispatch_sel_t *sel);
 
 #endif /* HDL_NODE_SERVER_DISPATCH_H */

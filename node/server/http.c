@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * HTTP transport on one listener: the native tunnel (POST application/x-hdl-message), the REST
- * resolution API (GET /api/handles/{handle}, GET /api/site) and the proxy (GET /{handle} -> 302
- * to the first URL value, ?noredirect -> an HTML page of the values).
+ * API (GET /api/handles/{handle}, GET /api/site; the administration, PUT / DELETE
+ * /api/handles/{handle} and /api/sessions, is rest_admin.c's) and the proxy (GET /{handle} ->
+ * 302 to the first URL value, ?noredirect -> an HTML page of the values). Over TLS when the
+ * connection is (port unification, conn.c): the same requests, and only there credentials.
  *
  * A small HTTP/1.1 server on the worker's own event_base (no evhttp): connections, buffers,
  * back-pressure and timers are conn.c's (one read per readable event, answers of one read
@@ -25,28 +27,20 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 #include "node/server/admin.h"
+#include "node/server/authz.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
 #include "node/server/web.h"
+#include "node/server/rest.h"
 #include "node/server/worker.h"
+#include "node/store/store.h"
 #include "proto/json.h"
 #include "proto/json_write.h"
 
-#define MAX_PARAMS 64u
 #define MAX_URI 8192u
 #define HDL_MIME "application/x-hdl-message"
 #define JSON_MIME "application/json;charset=UTF-8"
 #define HTML_MIME "text/html;charset=UTF-8"
-
-typedef struct param {
-	char *key;
-	char *value; /**< NULL when the parameter had no '=' */
-} param_t;
-
-typedef struct params {
-	param_t p[MAX_PARAMS];
-	unsigned n;
-} params_t;
 
 static int hexval(int c)
 {
@@ -59,8 +53,7 @@ static int hexval(int c)
 	return -1;
 }
 
-/* Percent-decode \p s in place ('+' = space when \p plus). \return length, -1 on a bad escape. */
-static long pct_decode(char *s, bool plus)
+long http_pct_decode(char *s, bool plus)
 {
 	char *o = s;
 	for (char *i = s; *i; i++) {
@@ -82,20 +75,20 @@ static long pct_decode(char *s, bool plus)
 }
 
 /* Split and decode \p query in place (the caller's copy of the request target). */
-static bool params_parse(params_t *ps, char *query)
+static bool params_parse(http_params_t *ps, char *query)
 {
 	ps->n = 0;
 	if (!query || !*query)
 		return true;
 	char *save = NULL;
 	for (char *tok = strtok_r(query, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
-		if (ps->n >= MAX_PARAMS)
+		if (ps->n >= HTTP_MAX_PARAMS)
 			return false;
 		char *eq = strchr(tok, '=');
 		if (eq)
 			*eq = '\0';
-		long kl = pct_decode(tok, true);
-		long vl = eq ? pct_decode(eq + 1, true) : 0;
+		long kl = http_pct_decode(tok, true);
+		long vl = eq ? http_pct_decode(eq + 1, true) : 0;
 		if (kl < 0 || vl < 0 || (long)strlen(tok) != kl ||
 		    (eq && (long)strlen(eq + 1) != vl))
 			return false; /* bad escape or NUL byte */
@@ -106,7 +99,7 @@ static bool params_parse(params_t *ps, char *query)
 	return true;
 }
 
-static const param_t *param_get(const params_t *ps, const char *key)
+const http_param_t *http_param_get(const http_params_t *ps, const char *key)
 {
 	for (unsigned i = 0; i < ps->n; i++) {
 		if (strcmp(ps->p[i].key, key) == 0)
@@ -115,10 +108,9 @@ static const param_t *param_get(const params_t *ps, const char *key)
 	return NULL;
 }
 
-/* Handle.Net booleans: present without a value, "true" or "yes". */
-static bool param_bool(const params_t *ps, const char *key, bool dflt)
+bool http_param_bool(const http_params_t *ps, const char *key, bool dflt)
 {
-	const param_t *p = param_get(ps, key);
+	const http_param_t *p = http_param_get(ps, key);
 	if (!p)
 		return dflt;
 	if (!p->value || !*p->value)
@@ -134,11 +126,11 @@ typedef struct filters {
 	uint32_t n_types;
 } filters_t;
 
-static bool filters_parse(const params_t *ps, filters_t *f)
+static bool filters_parse(const http_params_t *ps, filters_t *f)
 {
 	f->n_idx = f->n_types = 0;
 	for (unsigned i = 0; i < ps->n; i++) {
-		const param_t *p = &ps->p[i];
+		const http_param_t *p = &ps->p[i];
 		if (!p->value)
 			continue;
 		if (strcmp(p->key, "type") == 0) {
@@ -157,8 +149,7 @@ static bool filters_parse(const params_t *ps, filters_t *f)
 	return true;
 }
 
-/* HTTP status for a response code (handle-protocol.md §13.3). */
-static int status_for(uint32_t rc, bool resolution)
+int http_status_for(uint32_t rc, bool resolution)
 {
 	switch (rc) {
 	case HDL_RC_SUCCESS: return 200;
@@ -188,6 +179,7 @@ static const char *reason_for(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 201: return "Created";
 	case 204: return "No Content";
 	case 300: return "Multiple Choices";
 	case 302: return "Found";
@@ -196,6 +188,7 @@ static const char *reason_for(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -206,11 +199,36 @@ static const char *reason_for(int status)
 /* ---- resolution into decoded values ------------------------------------------------------ */
 
 /*
- * Resolve and decode the selected values into the worker arena. On success *vals and *n are valid
- * until the next request on this worker.
+ * May \p id read the values of \p handle that are not public? (an HS_ADMIN value of the
+ * handle with READ_VALUE names it, or it is a server admin; handle-protocol.md §9.3).
+ * Between dispatch_begin() and dispatch_end().
  */
-static int resolve_values(worker_t *w, const char *handle, const filters_t *f, uint32_t *rcode,
-                          const char **msg, hdl_value_t **vals, uint32_t *n)
+static bool may_read_all(worker_t *w, const char *handle, const rest_ident_t *id)
+{
+	if (!id || !id->ok)
+		return false;
+	node_shared_t *n = w->node;
+	hdl_slice_t vals = {NULL, 0};
+	int ret = store_get(w->dctx.reader, hdl_slice_str(handle), &vals);
+	if (ret != HDL_EOK && ret != HDL_ENOENT)
+		return false;
+	authz_t az = {
+	    .lookup = authz_lookup_reader,
+	    .ctx = w->dctx.reader,
+	    .server_admins = n->server_admins,
+	    .n_server_admins = n->n_server_admins,
+	};
+	hdl_ref_t who = {{id->handle, id->handle_len}, id->index};
+	return authz_check(&az, who, vals, HDL_ADM_READ_VALUE, &w->dctx.arena) == AUTHZ_GRANTED;
+}
+
+/*
+ * Resolve and decode the selected values into the worker arena (only public ones unless \p id
+ * may read them all). On success *vals and *n are valid until the next request on this worker.
+ */
+static int resolve_values(worker_t *w, const char *handle, const filters_t *f,
+                          const rest_ident_t *id, uint32_t *rcode, const char **msg,
+                          hdl_value_t **vals, uint32_t *n)
 {
 	dispatch_sel_t sel;
 	*vals = NULL;
@@ -221,8 +239,12 @@ static int resolve_values(worker_t *w, const char *handle, const filters_t *f, u
 		*msg = "store unavailable";
 		return HDL_EOK;
 	}
-	ret = dispatch_resolve(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx, f->types,
-	                       f->n_types, true, &sel);
+	if (may_read_all(w, handle, id))
+		ret = dispatch_resolve_admin(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx,
+		                             f->types, f->n_types, &sel);
+	else
+		ret = dispatch_resolve(&w->dctx, hdl_slice_str(handle), f->idx, f->n_idx, f->types,
+		                       f->n_types, true, &sel);
 	if (ret != HDL_EOK)
 		goto out;
 	*rcode = sel.rcode;
@@ -305,17 +327,7 @@ typedef struct http_state {
 	hdl_buf_t body; /**< scratch: the body of the response being built */
 } http_state_t;
 
-/** What one response needs to know about its request. */
-typedef struct rq {
-	conn_t *c;
-	const http_req_t *req;
-	bool head;
-	bool close;
-	char extra[4400]; /**< extra header lines ("Name: value\r\n"); Location up to 4096 */
-	size_t extra_len;
-} rq_t;
-
-static void add_header(rq_t *r, const char *name, const char *value)
+void http_add_header(http_rq_t *r, const char *name, const char *value)
 {
 	int n = snprintf(r->extra + r->extra_len, sizeof(r->extra) - r->extra_len, "%s: %s\r\n",
 	                 name, value);
@@ -326,6 +338,7 @@ static void add_header(rq_t *r, const char *name, const char *value)
 static const char *reason_long(int status)
 {
 	switch (status) {
+	case 401: return "Unauthorized";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
 	case 431: return "Request Header Fields Too Large";
@@ -347,8 +360,7 @@ static void put_status_line(hdl_buf_t *o, int status)
 	hdl_buf_put(o, line, (size_t)n);
 }
 
-/* Status line, headers and (unless HEAD) the body into the connection's output. */
-static void send_body(rq_t *r, int status, const char *ctype, const void *body, size_t len)
+void http_send_body(http_rq_t *r, int status, const char *ctype, const void *body, size_t len)
 {
 	hdl_buf_t *o = conn_out(r->c);
 	put_status_line(o, status);
@@ -363,7 +375,7 @@ static void send_body(rq_t *r, int status, const char *ctype, const void *body, 
 	if (r->close || r->c->w->stopping) {
 		hdl_buf_puts(o, "Connection: close\r\n");
 		r->close = true;
-	} else if (r->req && r->req->minor == 0) {
+	} else if (r->minor == 0) {
 		hdl_buf_puts(o, "Connection: keep-alive\r\n");
 	}
 	hdl_buf_put(o, r->extra, r->extra_len);
@@ -372,24 +384,24 @@ static void send_body(rq_t *r, int status, const char *ctype, const void *body, 
 		hdl_buf_put(o, body, len);
 }
 
-static void send_text(rq_t *r, int status, const char *text)
+static void send_text(http_rq_t *r, int status, const char *text)
 {
-	send_body(r, status, "text/plain", text, strlen(text));
+	http_send_body(r, status, "text/plain", text, strlen(text));
 }
 
-static void send_json(rq_t *r, int status, json_t *j, bool pretty)
+void http_send_json(http_rq_t *r, int status, json_t *j)
 {
-	char *s = j ? json_dumps(j, pretty ? JSON_INDENT(2) : JSON_COMPACT) : NULL;
+	char *s = j ? json_dumps(j, r->pretty ? JSON_INDENT(2) : JSON_COMPACT) : NULL;
 	if (!s)
-		send_body(r, 500, JSON_MIME, "{\"responseCode\":2}", 18);
+		http_send_body(r, 500, JSON_MIME, "{\"responseCode\":2}", 18);
 	else
-		send_body(r, status, JSON_MIME, s, strlen(s));
+		http_send_body(r, status, JSON_MIME, s, strlen(s));
 	free(s);
 	json_decref(j);
 }
 
-static void send_json_error(rq_t *r, int status, uint32_t rc, const char *message,
-                            const char *handle, bool pretty)
+void http_send_json_error(http_rq_t *r, int status, uint32_t rc, const char *message,
+                          const char *handle)
 {
 	json_t *j = json_object();
 	if (j) {
@@ -402,37 +414,35 @@ static void send_json_error(rq_t *r, int status, uint32_t rc, const char *messag
 				json_object_set_new(j, "handle", hs);
 		}
 	}
-	send_json(r, status, j, pretty);
+	http_send_json(r, status, j);
 }
 
-/* ---- native tunnel ---------------------------------------------------------------------- */
+/* ---- requests that wait ------------------------------------------------------------------ */
 
-/* What the answer of a waiting native request needs of its HTTP request (in preq.tpriv). */
+/* What the answer of a waiting request needs of its HTTP request (in preq.tpriv). */
 typedef struct wait_rq {
 	bool close;
 	bool head;
+	bool pretty;
 	uint8_t minor;
+	rest_answer_fn answer;
+	void *arg;
 } wait_rq_t;
 
 _Static_assert(sizeof(wait_rq_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
 
 /*
- * A native request that waited is answered. HTTP/1.1 answers go out in request order, so the
+ * A request that waited is answered. HTTP/1.1 answers go out in request order, so the
  * connection was blocked (nothing behind it parsed) until now.
  */
 static void on_complete(preq_t *p)
 {
 	conn_t *c = p->conn;
-	worker_t *w = c->w;
 	wait_rq_t wr;
 	memcpy(&wr, p->tpriv, sizeof(wr));
-	http_req_t req = {.minor = wr.minor};
-	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
-	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
-	if (n)
-		send_body(&r, 200, HDL_MIME, w->out, n);
-	else
-		send_text(&r, 500, "no answer\n");
+	http_rq_t r = {
+	    .c = c, .head = wr.head, .close = wr.close, .pretty = wr.pretty, .minor = wr.minor};
+	wr.answer(&r, p, wr.arg);
 	preq_unlink(&c->waiting, p);
 	preq_done(p);
 	c->n_waiting--;
@@ -442,11 +452,15 @@ static void on_complete(preq_t *p)
 	conn_resume(c);
 }
 
-static void attach(void *tctx, preq_t *p)
+void http_wait(http_rq_t *r, preq_t *p, rest_answer_fn answer, void *arg)
 {
-	rq_t *r = tctx;
 	conn_t *c = r->c;
-	wait_rq_t wr = {.close = r->close, .head = r->head, .minor = (uint8_t)r->req->minor};
+	wait_rq_t wr = {.close = r->close,
+	                .head = r->head,
+	                .pretty = r->pretty,
+	                .minor = r->minor,
+	                .answer = answer,
+	                .arg = arg};
 	memcpy(p->tpriv, &wr, sizeof(wr));
 	preq_link(&c->waiting, p, c);
 	p->complete = on_complete;
@@ -454,7 +468,25 @@ static void attach(void *tctx, preq_t *p)
 	c->blocked = true;
 }
 
-static void do_native(worker_t *w, rq_t *r)
+/* ---- native tunnel ---------------------------------------------------------------------- */
+
+static void native_answer(http_rq_t *r, preq_t *p, void *arg)
+{
+	worker_t *w = r->c->w;
+	(void)arg;
+	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	if (n)
+		http_send_body(r, 200, HDL_MIME, w->out, n);
+	else
+		send_text(r, 500, "no answer\n");
+}
+
+static void attach(void *tctx, preq_t *p)
+{
+	http_wait(tctx, p, native_answer, NULL);
+}
+
+static void do_native(worker_t *w, http_rq_t *r)
 {
 	const uint8_t *p = r->req->body;
 	size_t len = (size_t)r->req->content_length;
@@ -466,7 +498,7 @@ static void do_native(worker_t *w, rq_t *r)
 	size_t n = 0;
 	conn_t *c = r->c;
 	dispatch_origin_t o = {
-	    .transport = WR_T_HTTP,
+	    .transport = conn_is_tls(c) ? WR_T_HTTPS : WR_T_HTTP,
 	    .peer = &c->peer,
 	    .peer_len = c->peer_len,
 	    .auth = &c->auth,
@@ -482,33 +514,44 @@ static void do_native(worker_t *w, rq_t *r)
 		send_text(r, 400, "not a Handle request\n");
 		return;
 	}
-	send_body(r, 200, HDL_MIME, w->out, n);
+	http_send_body(r, 200, HDL_MIME, w->out, n);
 }
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
-static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
+static void do_rest_handle(worker_t *w, http_rq_t *r, const char *handle, const http_params_t *ps)
 {
-	bool pretty = param_bool(ps, "pretty", false);
 	filters_t f;
 	if (!filters_parse(ps, &f)) {
-		send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid type or index parameter",
-		                handle, pretty);
+		http_send_json_error(r, 400, HDL_RC_PROTOCOL_ERROR,
+		                     "Invalid type or index parameter", handle);
 		return;
 	}
-	/* publicOnly: without authentication only public values are ever returned */
-	(void)param_bool(ps, "publicOnly", true);
+	/*
+	 * Credentials are optional here: with them (and publicOnly=false, the default once
+	 * authenticated) an identity with READ_VALUE also gets the values that are not public.
+	 * "auth" (authoritative) needs nothing more: this node answers from its own store.
+	 */
+	rest_ident_t id = {0};
+	if (r->req->authorization.len) {
+		rest_auth_rc_t ar = rest_authenticate(w, r, &id);
+		if (ar == REST_AUTH_REFUSED)
+			return;
+		if (ar == REST_AUTH_OK && http_param_bool(ps, "publicOnly", false))
+			id.ok = false;
+	}
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
-		send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle, pretty);
+	if (resolve_values(w, handle, &f, &id, &rc, &msg, &vals, &n) != HDL_EOK) {
+		http_send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle);
 		return;
 	}
 	if (rc != HDL_RC_SUCCESS && rc != HDL_RC_VALUES_NOT_FOUND) {
-		send_json_error(r, status_for(rc, true), rc, msg, handle, pretty);
+		http_send_json_error(r, http_status_for(rc, true), rc, msg, handle);
 		return;
 	}
+	bool pretty = r->pretty;
 	if (rc != HDL_RC_SUCCESS)
 		n = 0;
 	size_t hlen = strlen(handle);
@@ -518,7 +561,7 @@ static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const param
 		b->len = 0;
 		b->fail = false;
 		if (hdl_jw_resolution(b, rc, (const uint8_t *)handle, hlen, vals, n)) {
-			send_body(r, 200, JSON_MIME, b->p, b->len);
+			http_send_body(r, 200, JSON_MIME, b->p, b->len);
 			return;
 		}
 	}
@@ -529,29 +572,28 @@ static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const param
 		json_decref(j);
 		json_decref(hs);
 		json_decref(jv);
-		send_json_error(r, 500, HDL_RC_ERROR, "cannot format values", NULL, pretty);
+		http_send_json_error(r, 500, HDL_RC_ERROR, "cannot format values", NULL);
 		return;
 	}
 	json_object_set_new(j, "responseCode", json_integer(rc));
 	json_object_set_new(j, "handle", hs);
 	json_object_set_new(j, "values", jv);
-	send_json(r, 200, j, pretty);
+	http_send_json(r, 200, j);
 }
 
-static void do_rest_site(worker_t *w, rq_t *r, const params_t *ps)
+static void do_rest_site(worker_t *w, http_rq_t *r)
 {
-	bool pretty = param_bool(ps, "pretty", false);
 	json_t *j = json_object();
 	json_t *site = hdl_json_from_site(&w->node->site_info);
 	if (!j || !site) {
 		json_decref(j);
 		json_decref(site);
-		send_json_error(r, 500, HDL_RC_ERROR, "cannot format site", NULL, pretty);
+		http_send_json_error(r, 500, HDL_RC_ERROR, "cannot format site", NULL);
 		return;
 	}
 	json_object_set_new(j, "responseCode", json_integer(HDL_RC_SUCCESS));
 	json_object_set_new(j, "site", site);
-	send_json(r, 200, j, pretty);
+	http_send_json(r, 200, j);
 }
 
 /* ---- proxy ----------------------------------------------------------------------------------- */
@@ -607,15 +649,15 @@ static hdl_buf_t *page_begin(worker_t *w, const char *title)
 	return b;
 }
 
-static void send_html(rq_t *r, int status, hdl_buf_t *b)
+static void send_html(http_rq_t *r, int status, hdl_buf_t *b)
 {
 	if (b->fail)
 		send_text(r, 500, "out of memory\n");
 	else
-		send_body(r, status, HTML_MIME, b->p, b->len);
+		http_send_body(r, status, HTML_MIME, b->p, b->len);
 }
 
-static void values_page(worker_t *w, rq_t *r, const char *handle, const hdl_value_t *v,
+static void values_page(worker_t *w, http_rq_t *r, const char *handle, const hdl_value_t *v,
                         uint32_t n)
 {
 	hdl_buf_t *b = page_begin(w, handle);
@@ -643,7 +685,7 @@ static void values_page(worker_t *w, rq_t *r, const char *handle, const hdl_valu
 	send_html(r, 200, b);
 }
 
-static void error_page(worker_t *w, rq_t *r, int status, const char *handle, const char *msg)
+static void error_page(worker_t *w, http_rq_t *r, int status, const char *handle, const char *msg)
 {
 	hdl_buf_t *b = page_begin(w, reason_for(status));
 	buf_printf(b, "<h1>%d %s</h1>\n<p>", status, reason_for(status));
@@ -654,7 +696,7 @@ static void error_page(worker_t *w, rq_t *r, int status, const char *handle, con
 	send_html(r, status, b);
 }
 
-static void do_proxy(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
+static void do_proxy(worker_t *w, http_rq_t *r, const char *handle, const http_params_t *ps)
 {
 	if (!*handle) {
 		hdl_buf_t *b = page_begin(w, "idnode");
@@ -670,14 +712,14 @@ static void do_proxy(worker_t *w, rq_t *r, const char *handle, const params_t *p
 		error_page(w, r, 400, handle, "Invalid type or index parameter");
 		return;
 	}
-	bool show = param_bool(ps, "noredirect", false);
-	const param_t *action = param_get(ps, "action");
+	bool show = http_param_bool(ps, "noredirect", false);
+	const http_param_t *action = http_param_get(ps, "action");
 	if (action && action->value && strcmp(action->value, "showvalues") == 0)
 		show = true;
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
+	if (resolve_values(w, handle, &f, NULL, &rc, &msg, &vals, &n) != HDL_EOK) {
 		error_page(w, r, 503, handle, "out of memory");
 		return;
 	}
@@ -686,7 +728,7 @@ static void do_proxy(worker_t *w, rq_t *r, const char *handle, const params_t *p
 		return;
 	}
 	if (rc != HDL_RC_SUCCESS) {
-		int st = rc == HDL_RC_SERVER_NOT_RESP ? 404 : status_for(rc, true);
+		int st = rc == HDL_RC_SERVER_NOT_RESP ? 404 : http_status_for(rc, true);
 		error_page(w, r, st, handle, msg);
 		return;
 	}
@@ -730,8 +772,12 @@ static bool has_token_ci(http_str_t v, const char *needle)
 static void on_request(conn_t *c, const http_req_t *req)
 {
 	worker_t *w = c->w;
-	rq_t r = {.c = c, .req = req, .head = req->method == HTTP_M_HEAD, .close = !req->keep_alive};
-	params_t ps;
+	http_rq_t r = {.c = c,
+	               .req = req,
+	               .head = req->method == HTTP_M_HEAD,
+	               .close = !req->keep_alive,
+	               .minor = (uint8_t)req->minor};
+	http_params_t ps;
 	web_resp_t wr;
 	char tbuf[MAX_URI + 1];
 
@@ -740,9 +786,10 @@ static void on_request(conn_t *c, const http_req_t *req)
 		goto out;
 	}
 	if (req->method == HTTP_M_OPTIONS) {
-		add_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
-		add_header(&r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-		send_body(&r, 204, NULL, NULL, 0);
+		http_add_header(&r, "Access-Control-Allow-Methods",
+		                "GET, HEAD, POST, PUT, DELETE, OPTIONS");
+		http_add_header(&r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+		http_send_body(&r, 204, NULL, NULL, 0);
 		goto out;
 	}
 	if (req->target.len == 0 || req->target.p[0] != '/' || req->target.len > MAX_URI) {
@@ -759,41 +806,49 @@ static void on_request(conn_t *c, const http_req_t *req)
 	char *hash = strchr(path, '#'); /* drop a fragment */
 	if (hash)
 		*hash = '\0';
-	long dl = pct_decode(path, false);
+	long dl = http_pct_decode(path, false);
 	if (dl < 0 || (size_t)dl != strlen(path) || !params_parse(&ps, q)) {
 		if (api)
-			send_json_error(&r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid request URI", NULL,
-			                false);
+			http_send_json_error(&r, 400, HDL_RC_PROTOCOL_ERROR, "Invalid request URI",
+			                     NULL);
 		else
 			send_text(&r, 400, "bad request\n");
 		goto out;
 	}
 	bool get = req->method == HTTP_M_GET || req->method == HTTP_M_HEAD;
-	bool pretty = param_bool(&ps, "pretty", false);
+	r.pretty = http_param_bool(&ps, "pretty", false);
 
 	if (strncmp(path, "/api/handles/", 13) == 0 && path[13]) {
-		if (get)
-			do_rest_handle(w, &r, path + 13, &ps);
-		else
-			send_json_error(&r, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
-			                path + 13, pretty);
+		const char *handle = path + 13;
+		if (get) {
+			do_rest_handle(w, &r, handle, &ps);
+		} else if (req->method == HTTP_M_PUT) {
+			rest_put_handle(w, &r, handle, &ps);
+		} else if (req->method == HTTP_M_DELETE) {
+			rest_delete_handle(w, &r, handle, &ps);
+		} else {
+			http_add_header(&r, "Allow", "GET, HEAD, PUT, DELETE, OPTIONS");
+			http_send_json_error(&r, 405, HDL_RC_ERROR, "Method not allowed", handle);
+		}
 	} else if (strcmp(path, "/api/handles") == 0 || strcmp(path, "/api/handles/") == 0) {
-		send_json_error(&r, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet", NULL,
-		                pretty);
+		http_send_json_error(&r, 501, HDL_RC_OPERATION_NOT_SUPPORTED, "not supported yet",
+		                     NULL);
 	} else if (strcmp(path, "/api/site") == 0 && get) {
-		do_rest_site(w, &r, &ps);
+		do_rest_site(w, &r);
+	} else if (strcmp(path, "/api/sessions") == 0 || strncmp(path, "/api/sessions/", 14) == 0) {
+		rest_sessions_api(w, &r, path[13] ? path + 14 : "");
 	} else if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0) {
-		add_header(&r, "Allow", "GET, HEAD");
-		send_json_error(&r, 405, HDL_RC_ERROR, "Method not allowed", NULL, pretty);
+		http_add_header(&r, "Allow", "GET, HEAD");
+		http_send_json_error(&r, 405, HDL_RC_ERROR, "Method not allowed", NULL);
 	} else if (get && web_route(w, path, &wr)) { /* the status page: /, /app.js, /status.json */
 		for (unsigned i = 0; i < 4 && wr.hdr[i].name; i++)
-			add_header(&r, wr.hdr[i].name, wr.hdr[i].value);
-		send_body(&r, wr.status, wr.ctype, wr.body, wr.len);
+			http_add_header(&r, wr.hdr[i].name, wr.hdr[i].value);
+		http_send_body(&r, wr.status, wr.ctype, wr.body, wr.len);
 		web_resp_free(&wr);
 	} else if (get) {
 		do_proxy(w, &r, path + 1, &ps);
 	} else {
-		add_header(&r, "Allow", "GET, HEAD, POST");
+		http_add_header(&r, "Allow", "GET, HEAD, POST");
 		send_text(&r, 405, "method not allowed\n");
 	}
 out:
@@ -804,9 +859,9 @@ out:
 /* ---- connection input ------------------------------------------------------------------------- */
 
 /* Answer a request the parser refused, then close. */
-static void refuse(conn_t *c, http_parse_rc_t rc)
+static void refuse(conn_t *c, http_parse_rc_t rc, uint8_t minor)
 {
-	rq_t r = {.c = c, .close = true};
+	http_rq_t r = {.c = c, .close = true, .minor = minor};
 	switch (rc) {
 	case HTTP_PARSE_HDR_LARGE: send_text(&r, 431, "request header too large\n"); break;
 	case HTTP_PARSE_BODY_LARGE: send_text(&r, 413, "request body too large\n"); break;
@@ -825,6 +880,16 @@ static size_t http_process(conn_t *c, const uint8_t *p, size_t len)
 {
 	uint64_t max_body = NODE_LIMIT(&c->w->node->limits, http_max_body);
 	size_t off = 0;
+	if (len && p[0] == 0x16 && !conn_is_tls(c)) {
+		/* a TLS ClientHello where only plain HTTP is spoken (http_tls = no, or no
+		 * certificate): no HTTP answer would mean anything to it */
+		char s[64];
+		conn_src_format(&c->src, s, sizeof(s));
+		log_peer(LOG_LVL_INFO, "http: TLS handshake from %s on a plain HTTP port, closing",
+		         s);
+		c->closing = true;
+		return len;
+	}
 	while (!c->closing && !c->blocked && off < len) {
 		if (conn_out_full(c))
 			break; /* the rest waits for the peer to read (or for the budget) */
@@ -836,7 +901,7 @@ static size_t http_process(conn_t *c, const uint8_t *p, size_t len)
 			break;
 		}
 		if (rc != HTTP_PARSE_OK) {
-			refuse(c, rc);
+			refuse(c, rc, (uint8_t)req.minor);
 			break;
 		}
 		on_request(c, &req);

@@ -6,8 +6,15 @@
  *
  * Accepted: a request line "METHOD SP target SP HTTP/1.x" and header lines, each ended by CRLF
  * (a bare LF is tolerated), then an empty line, then Content-Length bytes of body. Recognised
- * headers: Content-Length, Connection, Content-Type, Accept, Transfer-Encoding, Host.
- * Chunked (or any Transfer-Encoding) request bodies are refused: the node needs none.
+ * headers: Content-Length, Connection, Content-Type, Accept, Transfer-Encoding, Host,
+ * Authorization. Chunked (or any Transfer-Encoding) request bodies are refused: the node needs
+ * none.
+ *
+ * Request smuggling (RFC 9112 §6.1, §6.3, §5.2): a request with both Transfer-Encoding and
+ * Content-Length, with Content-Length given twice (equal or not), with a folded header line
+ * (obs-fold), with whitespace before a header's colon, or with two Authorization headers is
+ * malformed (400, and the connection closes), so no proxy in front can read its end
+ * differently.
  */
 #ifndef HDL_NODE_SERVER_HTTP_H
 #define HDL_NODE_SERVER_HTTP_H
@@ -59,6 +66,7 @@ typedef struct http_req {
 	http_str_t content_type; /**< empty when absent */
 	http_str_t accept;
 	http_str_t host;
+	http_str_t authorization; /**< empty when absent */
 	size_t header_len;       /**< bytes up to and including the empty line */
 	size_t total_len;        /**< header_len + content_length: what this request consumes */
 	const uint8_t *body;     /**< content_length bytes */

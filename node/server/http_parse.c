@@ -136,8 +136,8 @@ static http_parse_rc_t parse_header_line(const uint8_t *p, size_t n, uint64_t ma
 		}
 		if (big)
 			cl = UINT64_MAX;
-		if (r->has_length && r->content_length != cl)
-			return HTTP_PARSE_BAD; /* conflicting lengths: request smuggling */
+		if (r->has_length)
+			return HTTP_PARSE_BAD; /* two lengths: request smuggling, even when equal */
 		r->has_length = true;
 		r->content_length = cl;
 		(void)max_body;
@@ -152,6 +152,10 @@ static http_parse_rc_t parse_header_line(const uint8_t *p, size_t n, uint64_t ma
 		r->accept = v;
 	} else if (str_ieq(name, nlen, "host")) {
 		r->host = v;
+	} else if (str_ieq(name, nlen, "authorization")) {
+		if (r->authorization.p)
+			return HTTP_PARSE_BAD; /* which one would count? */
+		r->authorization = v;
 	}
 	return HTTP_PARSE_OK;
 }
@@ -204,6 +208,8 @@ http_parse_rc_t http_parse(const uint8_t *p, size_t len, size_t max_header, uint
 		lines++;
 	}
 	r->header_len = pos;
+	if (st.te && r->has_length)
+		return HTTP_PARSE_BAD; /* RFC 9112 §6.1: both framings, a smuggling attempt */
 	if (st.te)
 		return HTTP_PARSE_LEN_REQUIRED;
 	if (r->content_length > max_body)

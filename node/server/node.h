@@ -21,6 +21,8 @@ struct connlimit;
 struct conf;
 struct rrl;
 struct node_obs;
+struct tls_server;
+struct rest_sessions;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -38,6 +40,12 @@ typedef struct node_limits {
 	_Atomic uint32_t pending_max;             /**< suspended requests per worker */
 	_Atomic uint32_t pending_per_source;      /**< suspended requests per source per worker */
 	_Atomic uint32_t allow_list_handles;      /**< 0: LIST_HANDLES answers RC 5 */
+	/* TLS and the REST admin API (tls.c, rest_admin.c) */
+	_Atomic uint32_t tls_handshake_timeout_ms; /**< a TLS handshake's deadline */
+	_Atomic uint32_t http_auth_plain_loopback; /**< 1: plain HTTP credentials from loopback */
+	_Atomic uint32_t rest_sessions_per_source; /**< REST sessions per source address */
+	_Atomic uint32_t rest_session_idle_ms;     /**< an authenticated session expires unused */
+	_Atomic uint32_t rest_session_unauth_ms;   /**< a session not authenticated expires */
 	/* UDP (udp.c, rrl.c); 0 in udp_answer_max_datagrams means no datagram cap */
 	_Atomic uint32_t udp_gso;                  /**< 1 = segmentation offload allowed */
 	_Atomic uint32_t udp_answer_max_datagrams; /**< most datagrams of one UDP answer */
@@ -85,12 +93,17 @@ typedef struct node_shared {
 	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
 	uint32_t n_server_admins;
 	struct node_obs *obs;       /**< counters, statistics, start time (obs.h); NULL in tests */
+	struct tls_server *tls;     /**< TLS contexts, swapped on reload (tls.h; NULL: no TLS) */
+	bool http_tls;              /**< the http listeners also take TLS (port unification) */
+	struct rest_sessions *rest_sessions; /**< REST API sessions, node-wide (rest.h) */
 } node_shared_t;
 
 /**
  * \brief Build this node's HS_SITE from the configuration: one server (id 1) at the first IPv4
  *        listen address (else the first), interfaces TCP (query+admin) and UDP (query) on its port, HTTP (query+admin)
- *        on the first http port; primary; serial from site_serial; protocol 2.10.
+ *        on the first http port; primary; serial from site_serial; protocol 2.10. With a
+ *        tls_listen address, the attribute "idnode.tls_port" names its port (the TLS stream,
+ *        docs/delegation.md).
  * \retval HDL_EOK, HDL_ENOMEM, HDL_ECONF (unusable address)
  */
 int node_site_build(node_shared_t *n, const struct conf *c, uint32_t now);

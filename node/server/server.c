@@ -30,6 +30,8 @@
 #include "node/server/writer.h"
 #include "node/resolver/rnode.h"
 #include "node/server/control.h"
+#include "node/server/rest.h"
+#include "node/server/tls.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -94,6 +96,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	udp_reasm_expire(w, now);
 	if (w->id == 0 && w->node->chal)
 		chal_table_expire(w->node->chal, now);
+	if (w->id == 0 && w->node->rest_sessions)
+		rest_sessions_expire(w->node->rest_sessions, now);
 	conn_maintain(w);
 	obs_worker_tick(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
@@ -265,6 +269,10 @@ static void worker_fds_free(worker_fds_t *f)
 		close_fds(f->http, f->n_http);
 		free(f->http);
 	}
+	if (f->tls) {
+		close_fds(f->tls, f->n_tls);
+		free(f->tls);
+	}
 	memset(f, 0, sizeof(*f));
 }
 
@@ -274,7 +282,8 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 	f->udp = malloc(sizeof(int) * (c->n_listen + 1));
 	f->tcp = malloc(sizeof(int) * (c->n_listen + 1));
 	f->http = malloc(sizeof(int) * (c->n_http + 1));
-	if (!f->udp || !f->tcp || !f->http) {
+	f->tls = malloc(sizeof(int) * (c->n_tls_listen + 1));
+	if (!f->udp || !f->tcp || !f->http || !f->tls) {
 		snprintf(err, errlen, "out of memory");
 		return HDL_ENOMEM;
 	}
@@ -290,6 +299,12 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 		if ((f->http[f->n_http] = open_socket(c->http[i], SOCK_STREAM, err, errlen)) < 0)
 			return HDL_EIO;
 		f->n_http++;
+	}
+	for (unsigned i = 0; i < c->n_tls_listen; i++) {
+		int fd = open_socket(c->tls_listen[i], SOCK_STREAM, err, errlen);
+		if (fd < 0)
+			return HDL_EIO;
+		f->tls[f->n_tls++] = fd;
 	}
 	return HDL_EOK;
 }
@@ -312,7 +327,9 @@ static int conn_setup(node_shared_t *n, const conf_t *c, unsigned workers)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
 		/* per worker: UDP and TCP sockets, HTTP listeners, epoll, notify pipe; then the
 		 * reserve for LMDB, the writer, signals and logs */
-		uint64_t fixed = CONN_FD_RESERVE + (uint64_t)workers * (2u * c->n_listen + c->n_http + 3u);
+		uint64_t fixed =
+		    CONN_FD_RESERVE +
+		    (uint64_t)workers * (2u * c->n_listen + c->n_http + c->n_tls_listen + 3u);
 		uint64_t cap = rl.rlim_cur > fixed ? rl.rlim_cur - fixed : 1;
 		n->fd_conn_cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
 		if (c->max_connections > n->fd_conn_cap)
@@ -366,6 +383,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (startup_home_sync(s->node.store, &nc, "reload", err, sizeof(err)) != HDL_EOK)
 		log_err("reload: %s", err);
 	rnode_apply(&s->node, &nc);
+	(void)tls_server_reload(s->node.tls, &nc);
 	log_notice("configuration reloaded (log level, limits, homed prefixes: %llu)",
 	           (unsigned long long)store_homed_count(s->node.store));
 	rrl_log_stats(s->node.rrl, "reload");
@@ -450,9 +468,29 @@ static int admin_setup(server_t *s, char *err, size_t errlen)
 		writer_opts_from_conf(c, &wo);
 		ret = writer_start(n->store, &wo, &n->writer);
 	}
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "cannot set up the write path: %s", hdl_strerror(ret));
+		return ret;
+	}
+	ret = rest_sessions_new(c->rest_sessions_max, &n->rest_sessions);
+	if (ret != HDL_EOK)
+		snprintf(err, errlen, "cannot set up the REST sessions: %s", hdl_strerror(ret));
 	return ret;
+}
+
+/* TLS: the contexts from tls_cert / tls_key (tls.h); port unification on the http ports. */
+static int tls_setup(server_t *s, char *err, size_t errlen)
+{
+	const conf_t *c = &s->boot;
+	int ret = tls_server_new(c, &s->node.tls, err, errlen);
+	if (ret != HDL_EOK)
+		return ret;
+	s->node.http_tls = c->http_tls;
+	if (tls_server_on(s->node.tls))
+		log_info("TLS: certificate %s; HTTPS on the http ports%s%s", c->tls_cert,
+		         c->http_tls ? "" : " off (http_tls = no)",
+		         c->n_tls_listen ? ", TLS stream on tls_listen" : "");
+	return HDL_EOK;
 }
 
 int server_check(const server_opts_t *o, char *err, size_t errlen)
@@ -531,6 +569,10 @@ int server_run(const server_opts_t *o)
 		goto out;
 	}
 	if (admin_setup(&s, err, sizeof(err)) != HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (tls_setup(&s, err, sizeof(err)) != HDL_EOK) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -628,13 +670,14 @@ int server_run(const server_opts_t *o)
 		}
 		pidfile = true;
 	}
-	log_notice(
-	    "idnoded ready: %u worker(s), listen %s%s, http %s, db %s, %llu homed prefix(es), "
-	    "%llu handles",
-	    s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
-	    s.boot.n_http ? s.boot.http[0] : "off", s.boot.db,
-	    (unsigned long long)store_homed_count(s.node.store),
-	    (unsigned long long)store_count(s.node.store));
+	log_notice("idnoded ready: %u worker(s), listen %s%s, http %s%s, tls %s, db %s, %llu homed "
+	           "prefix(es), %llu handles",
+	           s.n_workers, s.boot.listen[0], s.boot.n_listen > 1 ? " (+more)" : "",
+	           s.boot.n_http ? s.boot.http[0] : "off",
+	           s.boot.n_http && s.node.http_tls && tls_server_on(s.node.tls) ? " (+https)" : "",
+	           s.boot.n_tls_listen ? s.boot.tls_listen[0] : "off", s.boot.db,
+	           (unsigned long long)store_homed_count(s.node.store),
+	           (unsigned long long)store_count(s.node.store));
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:
@@ -677,6 +720,10 @@ out:
 	connlimit_free(s.node.conns);
 	chal_table_free(s.node.chal);
 	s.node.chal = NULL;
+	rest_sessions_free(s.node.rest_sessions);
+	s.node.rest_sessions = NULL;
+	tls_server_free(s.node.tls);
+	s.node.tls = NULL;
 	free(s.node.server_admins);
 	s.node.server_admins = NULL;
 	node_site_free(&s.node);

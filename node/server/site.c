@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,6 +50,16 @@ void node_limits_apply(node_limits_t *l, const conf_t *c)
 	atomic_store_explicit(&l->pending_per_source, c->pending_per_source, memory_order_relaxed);
 	atomic_store_explicit(&l->allow_list_handles, c->allow_list_handles ? 1u : 0u,
 	                      memory_order_relaxed);
+	atomic_store_explicit(&l->tls_handshake_timeout_ms, c->tls_handshake_timeout_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->http_auth_plain_loopback, c->http_auth_plain_loopback ? 1u : 0u,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->rest_sessions_per_source, c->rest_sessions_per_source,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->rest_session_idle_ms, c->rest_session_idle_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&l->rest_session_unauth_ms, c->rest_session_unauth_ms,
+	                      memory_order_relaxed);
 	atomic_fetch_add_explicit(&l->gen, 1, memory_order_release);
 }
 
@@ -84,7 +95,8 @@ int node_site_build(node_shared_t *n, const conf_t *c, uint32_t now)
 		return HDL_ECONF;
 	srv = calloc(1, sizeof(*srv));
 	ifs = calloc(3, sizeof(*ifs));
-	attr = calloc(1, sizeof(*attr));
+	/* "desc", and "idnode.tls_port" with the text of the port after the array */
+	attr = calloc(1, 2 * sizeof(*attr) + 8);
 	if (!srv || !ifs || !attr) {
 		ret = HDL_ENOMEM;
 		goto fail;
@@ -105,6 +117,16 @@ int node_site_build(node_shared_t *n, const conf_t *c, uint32_t now)
 	srv->ifaces = ifs;
 	attr->name = hdl_slice_str("desc");
 	attr->value = hdl_slice_str(site_desc);
+	uint32_t n_attrs = 1;
+	if (c->n_tls_listen > 0 && conf_parse_addr(c->tls_listen[0], &ss, &sl) == HDL_EOK) {
+		/* the TLS stream (Handle framing over TLS): HS_SITE has no protocol code for it,
+		 * so it is named by an attribute (docs/delegation.md) */
+		char *port_text = (char *)(attr + 2);
+		snprintf(port_text, 8, "%u", (unsigned)addr_port(&ss));
+		attr[1].name = hdl_slice_str("idnode.tls_port");
+		attr[1].value = hdl_slice_str(port_text);
+		n_attrs = 2;
+	}
 
 	memset(s, 0, sizeof(*s));
 	s->data_version = 1;
@@ -113,7 +135,7 @@ int node_site_build(node_shared_t *n, const conf_t *c, uint32_t now)
 	s->serial = (uint16_t)c->site_serial;
 	s->primary_mask = HDL_SITE_PRIMARY;
 	s->hash_option = HDL_HASH_BY_HANDLE;
-	s->n_attrs = 1;
+	s->n_attrs = n_attrs;
 	s->attrs = attr;
 	s->n_servers = 1;
 	s->servers = srv;

@@ -319,6 +319,8 @@ int startup_ports_check(const conf_t *c, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; ret == HDL_EOK && i < c->n_http; i++)
 		ret = probe(c->http[i], SOCK_STREAM, err, errlen);
+	for (unsigned i = 0; ret == HDL_EOK && i < c->n_tls_listen; i++)
+		ret = probe(c->tls_listen[i], SOCK_STREAM, err, errlen);
 	return ret;
 }
 

@@ -4,7 +4,9 @@
  * \brief Handle over TCP (port 2641): frames of envelope + MessageLength bytes answered in order
  *        through dispatch_message() (pipelining), frames over max_message_len refused before
  *        their body is read, and the close-after-answer rule of tcp.h. Connections, buffers,
- *        back-pressure and timers are conn.c's.
+ *        back-pressure and timers are conn.c's. The same framing over TLS is the TLS stream
+ *        (tls_listen, docs/delegation.md): transport "tls" in the audit trail, and never
+ *        closed after an answer (node-to-node connections are persistent and pipelined).
  */
 #include "node/server/tcp.h"
 
@@ -96,8 +98,9 @@ static void on_complete(preq_t *p)
 	}
 	tcp_frame_t f;
 	memcpy(&f, p->tpriv, sizeof(f));
-	bool close_after = n && tcp_close_after(NODE_LIMIT(&w->node->limits, tcp_close), &f, w->out,
-	                                        n);
+	unsigned mode =
+	    conn_is_tls(c) ? NODE_TCP_CLOSE_NO : NODE_LIMIT(&w->node->limits, tcp_close);
+	bool close_after = n && tcp_close_after(mode, &f, w->out, n);
 	preq_unlink(&c->waiting, p);
 	preq_done(p);
 	c->n_waiting--;
@@ -129,7 +132,8 @@ static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 	worker_t *w = c->w;
 	const node_limits_t *lim = &w->node->limits;
 	uint32_t max_len = NODE_LIMIT(lim, max_message_len);
-	unsigned mode = NODE_LIMIT(lim, tcp_close);
+	/* the TLS stream is node-to-node and pipelined: it stays open until idle */
+	unsigned mode = conn_is_tls(c) ? NODE_TCP_CLOSE_NO : NODE_LIMIT(lim, tcp_close);
 	hdl_buf_t *out = conn_out(c);
 	size_t off = 0;
 	bool close_after = false;
@@ -164,7 +168,7 @@ static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 		size_t n = 0;
 		tcp_origin_t to = {c, &f};
 		dispatch_origin_t o = {
-		    .transport = WR_T_TCP,
+		    .transport = conn_is_tls(c) ? WR_T_TLS : WR_T_TCP,
 		    .peer = &c->peer,
 		    .peer_len = c->peer_len,
 		    .auth = &c->auth,

@@ -54,6 +54,8 @@ typedef struct worker_fds {
 	unsigned n_tcp;
 	int *http;
 	unsigned n_http;
+	int *tls; /**< TLS stream (tls_listen) */
+	unsigned n_tls;
 } worker_fds_t;
 
 struct worker {

@@ -51,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in_input(p + off, len - off, r.content_type);
 		in_input(p + off, len - off, r.accept);
 		in_input(p + off, len - off, r.host);
+		in_input(p + off, len - off, r.authorization);
 		if (r.method_s.len == 0 || r.target.len == 0)
 			abort();
 		/* a cut inside the request is never a whole request */

@@ -222,6 +222,8 @@ class Node:
     def _start(self, tmp, db, extra, conf, workers, preexec):
         self.port = free_port()
         self.http = free_port()
+        while self.http == self.port:  # two probes may get the same free port
+            self.http = free_port()
         self.log = os.path.join(tmp, "idnoded-%d.log" % self.port)
         self.pidfile = os.path.join(tmp, "idnoded-%d.pid" % self.port)
         args = [IDNODED, "--db", db, "--listen", "127.0.0.1:%d" % self.port,

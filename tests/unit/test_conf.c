@@ -140,6 +140,55 @@ static void test_errors(void **state)
 	expect_err("workers =\n", "t.conf:1: workers: empty value");
 }
 
+/* The TLS and REST keys: defaults, ranges, and the cross-key checks of conf_validate(). */
+static void test_tls_keys(void **state)
+{
+	conf_t c;
+	char err[256] = "";
+	assert_int_equal(load(&c, "", err, sizeof(err)), HDL_EOK);
+	assert_string_equal(c.tls_cert, "");
+	assert_true(c.http_tls);
+	assert_string_equal(c.tls_min_version, "1.2");
+	assert_int_equal(c.tls_handshake_timeout_ms, 5000);
+	assert_int_equal(c.tls_session_cache, 20480);
+	assert_false(c.http_auth_plain_loopback);
+	assert_int_equal(c.rest_sessions_max, 10000);
+	assert_int_equal(c.rest_sessions_per_source, 64);
+	assert_int_equal(c.rest_session_idle_ms, 1800000);
+	assert_int_equal(c.rest_session_unauth_ms, 60000);
+	conf_free(&c);
+	expect_err("tls_handshake_timeout_ms = 10\n",
+	           "tls_handshake_timeout_ms: value 10 out of range");
+	expect_err("rest_sessions_max = 0\n", "rest_sessions_max: value 0 out of range");
+	expect_err("rest_session_idle_ms = 999\n", "rest_session_idle_ms: value 999 out of range");
+	expect_err("tls_listen = 2642\n", "tls_listen: '2642' is not ADDR:PORT");
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"tls_min_version = 1.1\n", "tls_min_version: '1.1' is not 1.2 or 1.3"},
+	    {"tls_cert = /c.pem\n", "tls_cert and tls_key: give both or neither"},
+	    {"tls_key = /k.pem\n", "tls_cert and tls_key: give both or neither"},
+	    {"tls_listen = 127.0.0.1:2642\n", "tls_listen: needs tls_cert and tls_key"},
+	    {"tls_cert = /c\ntls_key = /k\ntls_listen = 127.0.0.1:8000\n",
+	     "tls_listen: 127.0.0.1:8000 is also a listen or http address"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(load(&c, bad[i].text, err, sizeof(err)), HDL_EOK);
+		assert_int_equal(conf_validate(&c, err, sizeof(err)), HDL_ECONF);
+		if (!strstr(err, bad[i].want))
+			fail_msg("'%s' gave '%s'", bad[i].text, err);
+		conf_free(&c);
+	}
+	assert_int_equal(load(&c,
+	                      "tls_cert = /c\ntls_key = /k\ntls_listen = 127.0.0.1:2642\n"
+	                      "tls_listen = [::1]:2642\ntls_min_version = 1.3\n",
+	                      err, sizeof(err)),
+	                 HDL_EOK);
+	assert_int_equal(conf_validate(&c, err, sizeof(err)), HDL_EOK);
+	assert_int_equal(c.n_tls_listen, 2);
+	conf_free(&c);
+}
+
 static void test_lists_and_overrides(void **state)
 {
 	char path[] = "/tmp/idnode-test-conf-XXXXXX";
@@ -386,6 +435,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),   cmocka_unit_test(test_lists_and_overrides),
 	    cmocka_unit_test(test_addr),     cmocka_unit_test(test_udp_keys),
 	    cmocka_unit_test(test_net),      cmocka_unit_test(test_sample),
+	    cmocka_unit_test(test_tls_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,10 +151,29 @@ static void test_malformed(void **state)
 	/* other major versions */
 	assert_int_equal(parse("GET / HTTP/2.0\r\n\r\n", &r), HTTP_PARSE_VERSION);
 	assert_int_equal(parse("GET / HTTP/0.9\r\n\r\n", &r), HTTP_PARSE_VERSION);
-	/* duplicate equal Content-Length is fine */
-	assert_int_equal(parse("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
-	                       &r),
+	/* request smuggling shapes are malformed, never read one way or the other: two lengths
+	 * (even equal), both framings, a folded line, a space before the colon, two credentials */
+	static const char *const SMUGGLE[] = {
+		"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+		"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc",
+		"POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\nContent-Length: 3\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nContent-Length: 3\r\nX: a\r\n\tContent-Length: 9\r\n\r\nabc",
+		"POST / HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc",
+		"GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\nauthorization: Basic YzpkCg==\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(SMUGGLE) / sizeof(SMUGGLE[0]); i++) {
+		http_parse_rc_t rc = parse(SMUGGLE[i], &r);
+		if (rc != HTTP_PARSE_BAD)
+			fail_msg("smuggling shape %zu gave %d", i, (int)rc);
+	}
+	/* one Authorization header is kept */
+	assert_int_equal(parse("GET / HTTP/1.1\r\nAuthorization:  Basic YTpi \r\n\r\n", &r),
 	                 HTTP_PARSE_OK);
+	assert_int_equal(r.authorization.len, 10);
+	assert_memory_equal(r.authorization.p, "Basic YTpi", 10);
+	assert_int_equal(parse("GET / HTTP/1.1\r\n\r\n", &r), HTTP_PARSE_OK);
+	assert_int_equal(r.authorization.len, 0);
 }
 
 static void test_limits(void **state)
@@ -201,8 +220,7 @@ static void test_limits(void **state)
 	                       "0\r\n\r\n",
 	                       &r),
 	                 HTTP_PARSE_LEN_REQUIRED);
-	assert_int_equal(parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\nContent-Length: 3\r\n\r\n",
-	                       &r),
+	assert_int_equal(parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", &r),
 	                 HTTP_PARSE_LEN_REQUIRED);
 }
 

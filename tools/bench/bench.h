@@ -237,6 +237,9 @@ typedef struct bk_write {
 	bool login;                   /**< IDIS login (OC 2001) once per connection */
 	bool per_request;             /**< answer the challenge of every request (no login) */
 	const struct hdl_auth *auth;  /**< credentials, or NULL (an open server) */
+	bool rest;                    /**< the REST API (PUT / DELETE /api/handles/KEY) */
+	const char *host;             /**< REST: the Host header */
+	const char *basic;            /**< REST: "Basic ..." from --auth and --seckey-file */
 	size_t value_size;            /**< bytes of the URL value's data (at least the URL) */
 	uint64_t *next_key;           /**< create / delete: each key once, in order (atomic) */
 } bk_write_t;
@@ -259,6 +262,9 @@ const char *bk_write_op_name(uint32_t opcode);
 /**
  * \brief The admin request for \p key (RequestId \p id, SessionId \p session): create gives the
  *        handle one URL value at index 1, modify replaces index 1, delete deletes the handle.
+ *        REST (w->rest): `PUT /api/handles/KEY` with the value as JSON (create:
+ *        `?overwrite=false` unless --overwrite; modify: `?index=1`) or `DELETE`, with Basic
+ *        credentials.
  * \return bytes written, 0 when it does not fit \p cap
  */
 size_t bk_write_build(const bk_write_t *w, const char *key, size_t klen, uint32_t id,
@@ -343,7 +349,10 @@ typedef struct bk_conf {
 	bool verify;       /**< fully decode Handle replies with hdl_msg_decode */
 	uint64_t seed;
 	int server_pid;    /**< 0 = none */
-	const bk_write_t *write; /**< write mode (TCP only), NULL = resolution */
+	const bk_write_t *write; /**< write mode (TCP or REST), NULL = resolution */
+	struct ssl_ctx_st *tls;  /**< stream connections run over TLS with this client context
+	                              (--proto https, --tls); NULL = plain. A reconnection offers the
+	                              connection's last session (resumption). */
 } bk_conf_t;
 
 /** Results of one run. */
@@ -370,6 +379,8 @@ typedef struct bk_result {
 	uint64_t challenges;           /**< write modes: RC 402 challenges answered per request */
 	uint64_t logins;               /**< write modes: IDIS logins that succeeded */
 	uint64_t auth_failures;        /**< write modes: logins refused or unanswerable challenges */
+	uint64_t tls_handshakes;       /**< TLS handshakes completed */
+	uint64_t tls_resumed;          /**< of which resumed a session */
 } bk_result_t;
 
 /**

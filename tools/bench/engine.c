@@ -7,7 +7,9 @@
  * between workers while they run. A request's slot index and a generation number form its
  * request id (Handle: gen << 16 | slot; DNS: gen << 12 | slot), so replies are matched without
  * a search and late replies to a reused slot are told apart. REST replies (no id) are matched
- * in order per connection.
+ * in order per connection. Stream connections may run over TLS (bk_conf_t.tls): the handshake
+ * is driven by the same poll loop (non-blocking), a reconnection offers the connection's last
+ * session, and reads and writes go through SSL_read / SSL_write.
  *
  * Open loop: requests are due at start + k / rate; a request sent late (no free slot or
  * connection) keeps its intended time, and latency is measured from that time, so a stalled
@@ -32,6 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "hdl/error.h"
 #include "hdl/msg.h"
 #include "tools/bench/bench.h"
@@ -44,7 +49,7 @@
 #define NS 1000000000ull
 
 enum { SLOT_FREE = 0, SLOT_OUT = 1 };
-enum { C_CLOSED = 0, C_CONNECTING, C_OPEN };
+enum { C_CLOSED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN };
 
 typedef struct slot {
 	uint64_t t0;       /* intended send time */
@@ -73,6 +78,9 @@ typedef struct conn {
 	size_t rxlen;
 	uint8_t *tx;
 	size_t txlen, txoff;
+	SSL *ssl;            /* TLS: the session of this connection */
+	SSL_SESSION *sess;   /* TLS: the last session, offered when it reconnects */
+	bool ssl_want_write; /* TLS: the handshake or a read waits for POLLOUT */
 	uint32_t *fifo; /* REST: slots in send order */
 	uint32_t fhead, fcount, fcap;
 	/* udp */
@@ -200,6 +208,12 @@ static void conn_close(worker_t *w, conn_t *cn, bool error)
 		}
 		close(cn->fd);
 	}
+	if (cn->ssl) {
+		SSL_free(cn->ssl);
+		cn->ssl = NULL;
+		ERR_clear_error();
+	}
+	cn->ssl_want_write = false;
 	cn->fd = -1;
 	cn->state = C_CLOSED;
 	cn->rxlen = cn->txlen = cn->txoff = 0;
@@ -654,11 +668,46 @@ static void udp_read(worker_t *w, uint32_t ci)
 	}
 }
 
+/* send(2), or SSL_write on a TLS connection (-1 with errno EAGAIN when it waits) */
+static ssize_t stream_send(conn_t *cn, const uint8_t *p, size_t len)
+{
+	if (!cn->ssl)
+		return send(cn->fd, p, len, MSG_NOSIGNAL);
+	size_t n = 0;
+	ERR_clear_error();
+	if (SSL_write_ex(cn->ssl, p, len, &n) == 1)
+		return (ssize_t)n;
+	int e = SSL_get_error(cn->ssl, 0);
+	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+	return -1;
+}
+
+/* recv(2), or SSL_read on a TLS connection (0 at EOF, -1 with errno EAGAIN when nothing) */
+static ssize_t stream_recv(conn_t *cn, uint8_t *p, size_t cap)
+{
+	if (!cn->ssl)
+		return recv(cn->fd, p, cap, 0);
+	size_t n = 0;
+	ERR_clear_error();
+	if (SSL_read_ex(cn->ssl, p, cap, &n) == 1)
+		return (ssize_t)n;
+	int e = SSL_get_error(cn->ssl, 0);
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		cn->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EIO;
+	return -1;
+}
+
 static void stream_write(worker_t *w, uint32_t ci)
 {
 	conn_t *cn = &w->conns[ci];
 	while (cn->state == C_OPEN && cn->txoff < cn->txlen) {
-		ssize_t n = send(cn->fd, cn->tx + cn->txoff, cn->txlen - cn->txoff, MSG_NOSIGNAL);
+		ssize_t n = stream_send(cn, cn->tx + cn->txoff, cn->txlen - cn->txoff);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
@@ -687,7 +736,7 @@ static void stream_read(worker_t *w, uint32_t ci)
 			conn_close(w, cn, true);
 			return;
 		}
-		ssize_t n = recv(cn->fd, cn->rx + cn->rxlen, STREAM_RX_CAP - cn->rxlen, 0);
+		ssize_t n = stream_recv(cn, cn->rx + cn->rxlen, STREAM_RX_CAP - cn->rxlen);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			/* closed by the server: an error only when replies were still owed */
 			bool owed = cn->outstanding > 0;
@@ -726,9 +775,42 @@ static void stream_read(worker_t *w, uint32_t ci)
 			memmove(cn->rx, cn->rx + off, cn->rxlen - off);
 			cn->rxlen -= off;
 		}
-		if ((size_t)n < 65536)
+		if ((size_t)n < 65536 && !(cn->ssl && SSL_has_pending(cn->ssl)))
 			return;
 	}
+}
+
+/* TLS: go on with the handshake; once done the connection is open (and logs in). */
+static void tls_step(worker_t *w, uint32_t ci)
+{
+	conn_t *cn = &w->conns[ci];
+	ERR_clear_error();
+	int r = SSL_do_handshake(cn->ssl);
+	if (r == 1) {
+		w->res.tls_handshakes++;
+		if (SSL_session_reused(cn->ssl))
+			w->res.tls_resumed++;
+		if (cn->sess)
+			SSL_SESSION_free(cn->sess);
+		cn->sess = SSL_get1_session(cn->ssl);
+		cn->ssl_want_write = false;
+		cn->state = C_OPEN;
+		bk_login_start(w, cn);
+		return;
+	}
+	int e = SSL_get_error(cn->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		cn->ssl_want_write = e == SSL_ERROR_WANT_WRITE;
+		return;
+	}
+	const char *why = ERR_reason_error_string(ERR_peek_last_error());
+	snprintf(w->err, sizeof(w->err), "TLS handshake: %.120s", why ? why : "error");
+	if (cn->sess) { /* a session the server no longer takes: start afresh */
+		SSL_SESSION_free(cn->sess);
+		cn->sess = NULL;
+	}
+	conn_fail_slots(w, ci);
+	conn_close(w, cn, true);
 }
 
 static void check_connected(worker_t *w, uint32_t ci)
@@ -739,6 +821,21 @@ static void check_connected(worker_t *w, uint32_t ci)
 	if (getsockopt(cn->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
 		conn_fail_slots(w, ci);
 		conn_close(w, cn, true);
+		return;
+	}
+	if (w->c->tls) {
+		cn->ssl = SSL_new(w->c->tls);
+		if (!cn->ssl || SSL_set_fd(cn->ssl, cn->fd) != 1) {
+			conn_fail_slots(w, ci);
+			conn_close(w, cn, true);
+			return;
+		}
+		SSL_set_connect_state(cn->ssl);
+		SSL_set_tlsext_host_name(cn->ssl, "localhost");
+		if (cn->sess)
+			SSL_set_session(cn->ssl, cn->sess);
+		cn->state = C_HANDSHAKE;
+		tls_step(w, ci);
 		return;
 	}
 	cn->state = C_OPEN;
@@ -862,8 +959,9 @@ static void *worker_main(void *arg)
 			if (cn->fd < 0)
 				continue;
 			w->pfd[j].events = POLLIN;
-			if (cn->state == C_CONNECTING || (w->stream && cn->txlen > cn->txoff)
-			    || (!w->stream && cn->nb))
+			if (cn->state == C_CONNECTING || cn->ssl_want_write ||
+			    (w->stream && cn->state == C_OPEN && cn->txlen > cn->txoff) ||
+			    (!w->stream && cn->nb))
 				w->pfd[j].events |= POLLOUT;
 			np++;
 		}
@@ -888,6 +986,16 @@ static void *worker_main(void *arg)
 					stream_write(w, j);
 				continue;
 			}
+			if (cn->state == C_HANDSHAKE) {
+				tls_step(w, j);
+				if (cn->state == C_OPEN)
+					stream_write(w, j);
+				continue;
+			}
+			if (cn->ssl_want_write && (re & POLLOUT)) {
+				cn->ssl_want_write = false;
+				re |= POLLIN; /* the read that waited for the socket goes on */
+			}
 			if (re & (POLLIN | POLLERR | POLLHUP))
 				stream_read(w, j);
 			if (cn->state == C_OPEN && (re & POLLOUT))
@@ -909,6 +1017,10 @@ static void worker_free(worker_t *w)
 			conn_t *cn = &w->conns[j];
 			if (cn->fd >= 0)
 				close(cn->fd);
+			if (cn->ssl)
+				SSL_free(cn->ssl);
+			if (cn->sess)
+				SSL_SESSION_free(cn->sess);
 			free(cn->rx);
 			free(cn->tx);
 			free(cn->fifo);
@@ -1096,6 +1208,8 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 		res->challenges += r->challenges;
 		res->logins += r->logins;
 		res->auth_failures += r->auth_failures;
+		res->tls_handshakes += r->tls_handshakes;
+		res->tls_resumed += r->tls_resumed;
 		for (unsigned k = 0; k < BK_MAX_CODES; k++)
 			res->codes[k] += r->codes[k];
 		bh_merge(res->hist, &ws[i].hist);

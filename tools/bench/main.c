@@ -15,6 +15,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "hdl/msg.h"
 #include "tools/bench/bench.h"
 
@@ -37,6 +39,8 @@ typedef struct opts {
 	const char *types[MAX_TYPES];
 	size_t ntypes;
 	bool json, ramp, closed, allow_remote;
+	bool tls;           /**< --proto https, --tls */
+	const char *cacert; /**< --cacert: verify the server against it */
 	bool conns_set, inflight_set, depth_set;
 	double max_loss;
 	double ramp_step;
@@ -47,7 +51,8 @@ typedef struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: idnode-bench -s HOST:PORT [--proto udp|tcp|http|rest|dns|dns-tcp] -d SECONDS\n"
+	        "usage: idnode-bench -s HOST:PORT [--proto udp|tcp|http|rest|https|dns|dns-tcp]\n"
+	        "                    -d SECONDS\n"
 	        "                    (-f FILE | --pattern '88.100.1/%%s' --range A-B) [options]\n"
 	        "load:\n"
 	        "  --rate R          open loop at R requests/s (latency from the intended send time)\n"
@@ -76,7 +81,10 @@ static void usage(FILE *f)
 	        "  --echo-ok         count echoed requests as replies (UDP echo ceiling)\n"
 	        "  --verify          decode every Handle reply fully (counts malformed ones)\n"
 	        "  --seed N, --host NAME (HTTP Host), --allow-remote (targets off loopback)\n"
-	        "writes (TCP; see bench/README.md):\n"
+	        "TLS: --proto https is REST over TLS; --tls runs tcp (the TLS stream) or http over\n"
+	        "  TLS; --cacert FILE verifies the server (default: not verified); a reconnection\n"
+	        "  resumes its session\n"
+	        "writes (TCP, or REST with Basic credentials; see bench/README.md):\n"
 	        "  --op create|modify|delete   admin requests instead of resolutions; create and\n"
 	        "                    delete take each key once, in order; modify picks keys as reads do\n"
 	        "  --auth INDEX:HANDLE  identity; with --seckey-file F or --privkey F\n"
@@ -116,7 +124,7 @@ enum {
 	O_PROTO = 256, O_JSON, O_CONNS, O_DEPTH, O_NEWCONN, O_CLOSED, O_RAMP, O_MAXLOSS, O_ZIPF,
 	O_MISS, O_TIMEOUT, O_ALLOW, O_TYPE, O_PATTERN, O_RANGE, O_RATE, O_WARMUP, O_ECHO, O_VERIFY,
 	O_SEED, O_HOST, O_RAMPSTEP, O_VERSION, O_OP, O_AUTH, O_SECKEY, O_PRIVKEY, O_PASSFILE,
-	O_PERREQ, O_SECALG, O_VSIZE, O_OVERWRITE,
+	O_PERREQ, O_SECALG, O_VSIZE, O_OVERWRITE, O_TLS, O_CACERT,
 };
 
 static int parse_args(int argc, char **argv, opts_t *o)
@@ -155,6 +163,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		{"seckey-alg", required_argument, NULL, O_SECALG},
 		{"value-size", required_argument, NULL, O_VSIZE},
 		{"overwrite", no_argument, NULL, O_OVERWRITE},
+		{"tls", no_argument, NULL, O_TLS},
+		{"cacert", required_argument, NULL, O_CACERT},
 		{NULL, 0, NULL, 0},
 	};
 	bk_conf_t *c = &o->c;
@@ -199,9 +209,15 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		case 'h': usage(stdout); exit(0);
 		case O_VERSION: printf("idnode-bench %s\n", BENCH_VERSION); exit(0);
 		case O_PROTO:
-			if (bk_proto_parse(optarg, &c->proto))
+			if (strcmp(optarg, "https") == 0) {
+				c->proto = BK_REST;
+				o->tls = true;
+			} else if (bk_proto_parse(optarg, &c->proto)) {
 				goto bad;
+			}
 			break;
+		case O_TLS: o->tls = true; break;
+		case O_CACERT: o->cacert = optarg; break;
 		case O_JSON: o->json = true; break;
 		case O_CONNS:
 			if (!parse_uns(optarg, 1, 65536, &u))
@@ -299,6 +315,12 @@ static int parse_args(int argc, char **argv, opts_t *o)
 	}
 	if (o->closed)
 		c->rate = 0.0;
+	if ((o->tls || o->cacert) && (!bk_proto_stream(c->proto) || c->proto == BK_DNSTCP)) {
+		fprintf(stderr, "idnode-bench: TLS runs over tcp, http or rest\n");
+		goto usage;
+	}
+	if (o->cacert)
+		o->tls = true;
 	if (c->new_conn && !bk_proto_stream(c->proto)) {
 		fprintf(stderr, "idnode-bench: --new-conn needs a stream protocol\n");
 		goto usage;
@@ -380,8 +402,8 @@ static void print_text(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 	const bk_conf_t *c = &o->c;
 	char b1[32], b2[32], nb[32];
 	const char *mode = c->rate > 0.0 ? "open-loop" : "closed-loop";
-	printf("idnode-bench %s  proto=%s  target=%s  load=%s", BENCH_VERSION,
-	       bk_proto_name(c->proto), o->server, mode);
+	printf("idnode-bench %s  proto=%s%s  target=%s  load=%s", BENCH_VERSION,
+	       bk_proto_name(c->proto), c->tls ? "+tls" : "", o->server, mode);
 	if (c->rate > 0.0)
 		printf(" %.0f/s", c->rate);
 	printf("  warmup=%gs  duration=%gs\n", c->warmup, c->duration);
@@ -398,6 +420,9 @@ static void print_text(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 	       "  conn_errors %" PRIu64 "\n",
 	       r->sent, r->completed, pct(r->completed, r->sent), r->lost, pct(r->lost, r->sent),
 	       r->late, r->unsent, r->malformed, r->conn_errors);
+	if (c->tls)
+		printf("TLS        handshakes %" PRIu64 " (%" PRIu64 " resumed)\n", r->tls_handshakes,
+		       r->tls_resumed);
 	printf("Responses ");
 	bool any = false;
 	for (unsigned k = 0; k < BK_MAX_CODES; k++) {
@@ -481,6 +506,8 @@ static void print_json(const opts_t *o, const bk_result_t *r, const ramp_step_t 
 	        ",\"conn_errors\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",",
 	        r->sent, r->completed, r->lost, r->late, r->unsent, r->malformed, r->conn_errors,
 	        r->reconnects);
+	fprintf(f, "\"tls\":%s,\"tls_handshakes\":%" PRIu64 ",\"tls_resumed\":%" PRIu64 ",",
+	        c->tls ? "true" : "false", r->tls_handshakes, r->tls_resumed);
 	fprintf(f, "\"rcodes\":{");
 	bool first = true;
 	for (unsigned k = 0; k < BK_MAX_CODES; k++) {
@@ -643,6 +670,26 @@ int main(int argc, char **argv)
 		bk_tmpl_keep(&tmpl); /* a persistent pipelining client asks to keep its connection */
 	o.c.keys = &keys;
 	o.c.tmpl = &tmpl;
+	if (o.tls) {
+		/* a client context: TLS 1.2+, partial writes (the engine keeps what was not taken),
+		 * sessions kept per connection for resumption */
+		o.c.tls = SSL_CTX_new(TLS_client_method());
+		if (!o.c.tls) {
+			fprintf(stderr, "idnode-bench: cannot make a TLS context\n");
+			goto out;
+		}
+		SSL_CTX_set_min_proto_version(o.c.tls, TLS1_2_VERSION);
+		SSL_CTX_set_mode(o.c.tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_CTX_set_session_cache_mode(o.c.tls, SSL_SESS_CACHE_CLIENT);
+		if (o.cacert) {
+			if (SSL_CTX_load_verify_locations(o.c.tls, o.cacert, NULL) != 1) {
+				fprintf(stderr, "idnode-bench: cannot load --cacert %s\n", o.cacert);
+				goto out;
+			}
+			SSL_CTX_set_verify(o.c.tls, SSL_VERIFY_PEER, NULL);
+		}
+	}
 	{
 		int wr = bk_write_setup(&o.wa, &o.c, &wctx, err, sizeof(err));
 		if (wr != 0) {
@@ -709,6 +756,7 @@ int main(int argc, char **argv)
 	free(hist);
 	free(scratch);
 out:
+	SSL_CTX_free(o.c.tls);
 	bk_write_free(wctx);
 	bk_keys_free(&keys);
 	return ret;

@@ -6,7 +6,8 @@
  *        options (credentials from files) and the write lines of the report.
  *
  * Requests are encoded by hand, one memcpy per field, byte for byte what hdl_msg_encode() writes
- * (version 2.11, flags REC | CA | PO as hdllib's admin requests, expiration now + 12 h). The
+ * (version 2.11, flags REC | CA | PO as hdllib's admin requests plus KC, since the connection is
+ * kept for many requests, expiration now + 12 h). The
  * challenge answer goes out under the challenged request's RequestId, so the engine matches the
  * final reply to the same slot; the RC 402 digest is not checked here (the client library does
  * that: this is a load generator against a server under test).
@@ -116,11 +117,55 @@ static size_t finish(wbuf_t *b, bool no_cred)
 	return b->len;
 }
 
+/* The REST form of a write: PUT (create, modify) or DELETE /api/handles/KEY, Basic auth. */
+static size_t rest_build(const bk_write_t *w, const char *key, size_t klen, uint8_t *out,
+                         size_t cap)
+{
+	char body[512 + 65536];
+	int bl = 0;
+	const char *method = w->opcode == HDL_OC_DELETE_HANDLE ? "DELETE" : "PUT";
+	const char *query = w->opcode == HDL_OC_MODIFY_VALUE       ? "?index=1"
+	                    : w->opcode == HDL_OC_CREATE_HANDLE && !w->overwrite ? "?overwrite=false"
+	                                                                          : "";
+	if (w->opcode != HDL_OC_DELETE_HANDLE) {
+		size_t dlen = sizeof(WRITE_URL) - 1 + klen;
+		size_t pad = w->value_size > dlen ? w->value_size - dlen : 0;
+		if (pad > 65536)
+			return 0;
+		bl = snprintf(body, sizeof(body),
+		              "{\"values\":[{\"index\":1,\"type\":\"URL\",\"ttl\":%u,\"data\":\"%s%.*s",
+		              WRITE_TTL, WRITE_URL, (int)klen, key);
+		if (bl < 0 || (size_t)bl + pad + 8 > sizeof(body))
+			return 0;
+		if (pad) {
+			memset(body + bl, 'x', pad); /* "#xxx...": a fragment, still a valid URL */
+			body[bl] = '#';
+			bl += (int)pad;
+		}
+		bl += snprintf(body + bl, sizeof(body) - (size_t)bl, "\"}]}");
+	}
+	int n = snprintf((char *)out, cap,
+	                 "%s /api/handles/%.*s%s HTTP/1.1\r\nHost: %s\r\n%s%s%s"
+	                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+	                 method, (int)klen, key, query, w->host ? w->host : "localhost",
+	                 w->basic ? "Authorization: " : "", w->basic ? w->basic : "",
+	                 w->basic ? "\r\n" : "", bl);
+	if (n < 0 || (size_t)n + (size_t)bl > cap)
+		return 0;
+	memcpy(out + n, body, (size_t)bl);
+	return (size_t)n + (size_t)bl;
+}
+
 size_t bk_write_build(const bk_write_t *w, const char *key, size_t klen, uint32_t id,
                       uint32_t session, uint8_t *out, size_t cap)
 {
 	wbuf_t b = {out, 0, cap, false};
-	uint32_t flags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO;
+	/* KC: the connection is kept for the next requests (a 2.11 request without it is answered
+	 * and the connection closed, as hdllib expects; node/server/tcp.h) */
+	uint32_t flags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO | HDL_OF_KC;
+
+	if (w->rest)
+		return rest_build(w, key, klen, out, cap);
 
 	if (w->opcode == HDL_OC_CREATE_HANDLE && w->overwrite)
 		flags |= HDL_OF_OVRW;
@@ -190,7 +235,7 @@ size_t bk_write_answer(const bk_write_t *w, hdl_arena_t *a, const uint8_t *msg, 
 	m.env.session_id = ch.env.session_id;
 	m.env.request_id = ch.env.request_id;
 	m.hdr.opcode = HDL_OC_CHALLENGE_RESPONSE;
-	m.hdr.opflags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO;
+	m.hdr.opflags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO | HDL_OF_KC;
 	m.hdr.expiration = (uint32_t)time(NULL) + 43200u;
 	m.kind = HDL_BODY_CHAL_ANSWER;
 	m.u.answer.auth_type = hdl_auth_type(w->auth);
@@ -214,6 +259,7 @@ struct bk_write_ctx {
 	uint8_t *secret;
 	size_t secret_len;
 	uint64_t next_key;
+	char *basic; /**< REST: "Basic base64(INDEX%3AHANDLE:secret)" */
 };
 
 static const struct {
@@ -233,9 +279,41 @@ void bk_write_free(bk_write_ctx_t *x)
 	if (!x)
 		return;
 	hdl_secret_free(x->secret, x->secret_len);
+	if (x->basic)
+		hdl_secret_free((uint8_t *)x->basic, strlen(x->basic) + 1);
 	EVP_PKEY_free(x->cred.key);
 	free(x->id_handle);
 	free(x);
+}
+
+/* REST: the Basic credentials, the user "INDEX:HANDLE" percent-encoded as pyhandle does
+ * (handle-protocol.md §13.4). \return 0, -1 out of memory */
+static int make_basic(bk_write_ctx_t *x)
+{
+	size_t hl = strlen(x->id_handle);
+	size_t ul = 3 * (hl + 16) + 1 + x->secret_len;
+	uint8_t *user = malloc(ul);
+	size_t bl = 6 + 4 * (ul / 3 + 1) + 1;
+	x->basic = malloc(bl);
+	if (!user || !x->basic) {
+		free(user);
+		return -1;
+	}
+	int n = snprintf((char *)user, ul, "%u%%3A", x->cred.id_index);
+	for (size_t i = 0; i < hl; i++) {
+		unsigned char ch = (unsigned char)x->id_handle[i];
+		if (ch == ':' || ch == '%' || ch == '/' || ch <= 0x20 || ch >= 0x7f)
+			n += snprintf((char *)user + n, ul - (size_t)n, "%%%02X", ch);
+		else
+			user[n++] = ch;
+	}
+	user[n++] = ':';
+	memcpy(user + n, x->secret, x->secret_len);
+	n += (int)x->secret_len;
+	memcpy(x->basic, "Basic ", 6);
+	EVP_EncodeBlock((unsigned char *)x->basic + 6, user, n);
+	hdl_secret_free(user, ul);
+	return 0;
 }
 
 int bk_write_setup(const bk_write_args_t *a, bk_conf_t *c, bk_write_ctx_t **out, char *err,
@@ -263,8 +341,14 @@ int bk_write_setup(const bk_write_args_t *a, bk_conf_t *c, bk_write_ctx_t **out,
 		snprintf(err, errlen, "--op takes create, modify or delete");
 		goto fail;
 	}
-	if (c->proto != BK_TCP || c->new_conn) {
-		snprintf(err, errlen, "write modes run over --proto tcp, without --new-conn");
+	if ((c->proto != BK_TCP && c->proto != BK_REST) || c->new_conn) {
+		snprintf(err, errlen,
+		         "write modes run over --proto tcp, rest or https, without --new-conn");
+		goto fail;
+	}
+	x->w.rest = c->proto == BK_REST;
+	if (x->w.rest && (a->privkey_file || a->per_request || a->seckey_alg)) {
+		snprintf(err, errlen, "REST writes authenticate with --auth and --seckey-file (Basic)");
 		goto fail;
 	}
 	if (a->overwrite && x->w.opcode != HDL_OC_CREATE_HANDLE) {
@@ -320,9 +404,15 @@ int bk_write_setup(const bk_write_args_t *a, bk_conf_t *c, bk_write_ctx_t **out,
 			goto fail;
 		}
 	}
+	if (x->w.rest && a->auth && make_basic(x) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	x->w.host = c->tmpl ? c->tmpl->host : NULL;
+	x->w.basic = x->basic;
 	x->w.overwrite = a->overwrite;
 	x->w.auth = a->auth ? &x->cred : NULL;
-	x->w.login = a->auth && !a->per_request;
+	x->w.login = a->auth && !a->per_request && !x->w.rest;
 	x->w.per_request = a->auth && a->per_request;
 	x->w.value_size = (size_t)a->value_size;
 	if (x->w.opcode != HDL_OC_MODIFY_VALUE)
@@ -337,12 +427,18 @@ fail:
 
 static const char *auth_mode(const bk_write_t *w)
 {
-	return w->login ? "login" : w->per_request ? "per-request" : "none";
+	return w->rest && w->basic ? "basic" : w->login ? "login" : w->per_request ? "per-request" : "none";
+}
+
+/* Acknowledged writes: RC 1, or for REST the HTTP statuses 200 and 201. */
+static uint64_t acks_of(const bk_write_t *w, const bk_result_t *r)
+{
+	return w->rest ? r->codes[200] + r->codes[201] : r->codes[HDL_RC_SUCCESS];
 }
 
 void bk_write_print_text(FILE *f, const bk_write_t *w, const bk_result_t *r)
 {
-	uint64_t acks = r->codes[HDL_RC_SUCCESS];
+	uint64_t acks = acks_of(w, r);
 	fprintf(
 	    f,
 	    "Writes      op=%s auth=%s  acks %" PRIu64 " = %.1f durable acks/s  ack latency p50 "
@@ -355,7 +451,7 @@ void bk_write_print_text(FILE *f, const bk_write_t *w, const bk_result_t *r)
 
 void bk_write_print_json(FILE *f, const bk_write_t *w, const bk_result_t *r)
 {
-	uint64_t acks = r->codes[HDL_RC_SUCCESS];
+	uint64_t acks = acks_of(w, r);
 	fprintf(f,
 	        ",\"write\":{\"op\":\"%s\",\"auth\":\"%s\",\"acks\":%" PRIu64
 	        ",\"acks_per_s\":%.3f,\"ack_p50_us\":%.3f,\"ack_p99_us\":%.3f,\"logins\":%" PRIu64
