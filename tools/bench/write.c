@@ -6,7 +6,7 @@
  *        options (credentials from files) and the write lines of the report.
  *
  * Requests are encoded by hand, one memcpy per field, byte for byte what hdl_msg_encode() writes
- * (version 2.11, flags REC | CA | PO as hdllib's admin requests, expiration now + 12 h). The
+ * (version 2.11, flags REC | CA | PO as hdllib's admin requests plus KC, expiration now + 12 h). The
  * challenge answer goes out under the challenged request's RequestId, so the engine matches the
  * final reply to the same slot; the RC 402 digest is not checked here (the client library does
  * that: this is a load generator against a server under test).
@@ -120,7 +120,8 @@ size_t bk_write_build(const bk_write_t *w, const char *key, size_t klen, uint32_
                       uint32_t session, uint8_t *out, size_t cap)
 {
 	wbuf_t b = {out, 0, cap, false};
-	uint32_t flags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO;
+	/* KC: the connection is persistent (a 2.11 request without it is answered and closed) */
+	uint32_t flags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO | HDL_OF_KC;
 
 	if (w->opcode == HDL_OC_CREATE_HANDLE && w->overwrite)
 		flags |= HDL_OF_OVRW;
@@ -160,7 +161,7 @@ size_t bk_login_build(const bk_write_t *w, uint32_t session, uint32_t id, uint8_
 
 	if (!w->auth)
 		return 0;
-	head(&b, 10, session, id, HDL_OC_LOGIN_ID_SYSTEM, HDL_OF_REC | HDL_OF_RD);
+	head(&b, 10, session, id, HDL_OC_LOGIN_ID_SYSTEM, HDL_OF_REC | HDL_OF_RD | HDL_OF_KC);
 	put32(&b, w->auth->id_handle.len);
 	put(&b, w->auth->id_handle.p, w->auth->id_handle.len);
 	put32(&b, w->auth->id_index);
@@ -190,7 +191,7 @@ size_t bk_write_answer(const bk_write_t *w, hdl_arena_t *a, const uint8_t *msg, 
 	m.env.session_id = ch.env.session_id;
 	m.env.request_id = ch.env.request_id;
 	m.hdr.opcode = HDL_OC_CHALLENGE_RESPONSE;
-	m.hdr.opflags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO;
+	m.hdr.opflags = HDL_OF_REC | HDL_OF_CA | HDL_OF_PO | HDL_OF_KC; /* on the same connection */
 	m.hdr.expiration = (uint32_t)time(NULL) + 43200u;
 	m.kind = HDL_BODY_CHAL_ANSWER;
 	m.u.answer.auth_type = hdl_auth_type(w->auth);
