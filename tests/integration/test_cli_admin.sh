@@ -95,7 +95,11 @@ logged 'e["op"] == 103 and e["indexes"] == [2, 7, 3]'
 
 # ---- list, home, unhome ----------------------------------------------------------------------
 run create-b 0 create "${SEC[@]}" 88.100.1/b 'URL=http://example.org/b'
-run create-c 0 create "${SEC[@]}" 88.100.1/c '[{"index":1,"type":"URL","data":"http://example.org/c"}]'
+# no HS_ADMIN given: one for the --auth identity is added at index 100 (else nobody could modify)
+logged '[v[:2] for v in e["values"]] == [[1, "URL"], [100, "HS_ADMIN"]]'
+logged 'bytes.fromhex(e["values"][1][2]) == b"\x0f\xff" + b"\x00\x00\x00\x0b0.NA/88.100" + (300).to_bytes(4, "big")'
+run create-c 0 create "${SEC[@]}" --no-admin 88.100.1/c '[{"index":1,"type":"URL","data":"http://example.org/c"}]'
+logged '[v[0] for v in e["values"]] == [1]'
 run list 0 list "${SEC[@]}" 88.100.1
 [ "$(cat "$TMP/out")" = "$(printf '88.100.1/A\n88.100.1/B\n88.100.1/C')" ] ||
 	fail "list: $(cat "$TMP/out")"
@@ -167,6 +171,7 @@ run two-creds 2 delete -s "$SERVER" --auth 300:0.NA/88.100 --seckey-file "$TMP/s
 	--privkey "$TMP/adm.pem" 88.100.1/a
 run no-cred 2 delete -s "$SERVER" --auth 300:0.NA/88.100 88.100.1/a
 run mint-delete 2 delete "${SEC[@]}" --mint 88.100.1/a
+run noadmin-add 2 add "${SEC[@]}" --no-admin 88.100.1/a 'URL=x'
 run bad-value 2 create "${SEC[@]}" 88.100.1/z 'no-equals-sign'
 run bad-json 2 create "${SEC[@]}" 88.100.1/z '{"type":"URL"}'
 run dup-index 2 create "${SEC[@]}" 88.100.1/z '1:URL=a' '1:EMAIL=b'
