@@ -115,6 +115,8 @@ struct conn {
 	conn_auth_t auth;   /**< login state and challenges of this connection (admin.h) */
 	struct preq *waiting;  /**< requests answered later (preq.h); cancelled when it closes */
 	struct preq *on_drain; /**< a streamed answer (list) to go on once the output drained */
+	conn_t *dnext;         /**< the worker's deferred resumes (conn_defer_begin()) */
+	bool deferred;         /**< on that list */
 };
 
 /** Per-worker connection state (inside worker_t). */
@@ -134,6 +136,8 @@ typedef struct conn_worker {
 	struct event *resume_ev; /**< re-enables the listeners after EMFILE */
 	struct event *more_ev;   /**< zero timer: the more list's turn after the next poll */
 	size_t mem_peak;         /**< highest connlimit_mem() seen since the last trim */
+	conn_t *defer_head;      /**< connections whose resume waits for conn_defer_end() */
+	bool deferring;          /**< between conn_defer_begin() and conn_defer_end() */
 	uint64_t n_accepted, n_refused, n_evicted, n_reclaimed, n_frame_timeouts;
 } conn_worker_t;
 
@@ -167,6 +171,15 @@ unsigned conn_count(const struct worker *w);
  *        (reading, answering requests that queued up behind, closing). \p c may be freed.
  */
 void conn_resume(conn_t *c);
+
+/**
+ * \brief From now until conn_defer_end(), conn_resume() keeps each answer with its connection
+ *        instead of writing it: the answers of many waiting requests that finish together (a
+ *        group commit) go out in one write per connection.
+ */
+void conn_defer_begin(struct worker *w);
+/** \brief Resume (write, go on) every connection conn_resume() deferred, once each. */
+void conn_defer_end(struct worker *w);
 
 /** \brief [proto] The buffer answers are appended to (one processing pass). */
 hdl_buf_t *conn_out(conn_t *c);

@@ -5,6 +5,9 @@
 The node batches hard (write_batch_wait_us = 20 ms, so a group commit holds the ~64 creates in
 flight: 8 connections x 8 pipelined, each logged in once with the IDIS OC 2001). Checks:
   * idnode-bench's write mode keeps its connections (KC) and every create is acknowledged;
+  * the answers of a group commit go out in one write per connection, not one per answer: the
+    node's write system calls (/proc/PID/io syscw: answers and LMDB's page writes together) stay
+    under 0.6 per create (one per answer alone would be >= 1);
   * the writer does not map fresh memory for every job (LMDB's nested transaction per job
     allocates 3 MiB): under 0.5 minor page faults per create (/proc/PID/stat). Not checked in an
     ASan build, whose allocator maps large blocks itself;
@@ -77,6 +80,7 @@ def main():
                   d.get("rcodes"), wr, d.get("conn_errors")))
         syscw, minflt = (w1 - w0) / N, (f1 - f0) / N
         print("per create: %.2f write system calls, %.2f minor page faults" % (syscw, minflt))
+        check(syscw < 0.6, "answers coalesced per connection: %.2f writes per create" % syscw)
         if asan_build():
             print("ASan build: page faults not checked")
         else:
