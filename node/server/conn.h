@@ -112,7 +112,7 @@ struct conn {
 	                         answers in request order; TCP: too many requests waiting) */
 	struct sockaddr_storage peer; /**< the client's address */
 	socklen_t peer_len;
-	conn_auth_t auth;   /**< login state and challenges of this connection (admin.h) */
+	conn_auth_t auth;      /**< login state and challenges of this connection (admin.h) */
 	struct preq *waiting;  /**< requests answered later (preq.h); cancelled when it closes */
 	struct preq *on_drain; /**< a streamed answer (list) to go on once the output drained */
 	conn_t *dnext;         /**< the worker's deferred resumes (conn_defer_begin()) */

@@ -6,8 +6,8 @@
  *        options (credentials from files) and the write lines of the report.
  *
  * Requests are encoded by hand, one memcpy per field, byte for byte what hdl_msg_encode() writes
- * (version 2.11, flags REC | CA | PO as hdllib's admin requests plus KC, expiration now + 12 h). The
- * challenge answer goes out under the challenged request's RequestId, so the engine matches the
+ * (version 2.11, flags REC | CA | PO as hdllib's admin requests plus KC, expiration now + 12 h).
+ * The challenge answer goes out under the challenged request's RequestId, so the engine matches the
  * final reply to the same slot; the RC 402 digest is not checked here (the client library does
  * that: this is a load generator against a server under test).
  */
