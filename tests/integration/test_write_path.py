@@ -37,11 +37,6 @@ def proc_counts(pid):
     return int(io["syscw"]), minflt
 
 
-def asan_build():
-    p = subprocess.run(["ldd", IDNODED], capture_output=True, timeout=30)
-    return b"libasan" in p.stdout
-
-
 def bench(node, secret, pattern, count):
     p = subprocess.run([BENCH, "-s", "127.0.0.1:%d" % node.port, "--proto", "tcp", "--op",
                         "create", "--auth", "300:0.NA/88.100.1", "--seckey-file", secret,
@@ -81,7 +76,7 @@ def main():
         syscw, minflt = (w1 - w0) / N, (f1 - f0) / N
         print("per create: %.2f write system calls, %.2f minor page faults" % (syscw, minflt))
         check(syscw < 0.6, "answers coalesced per connection: %.2f writes per create" % syscw)
-        if asan_build():
+        if sanitized(node.proc.pid):
             print("ASan build: page faults not checked")
         else:
             check(minflt < 0.5, "no fresh memory per job: %.2f page faults per create" % minflt)
