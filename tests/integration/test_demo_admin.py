@@ -91,6 +91,8 @@ def main():
         check(out[6][0] == 1, "resolve after delete: exit %d (want 1, not found)" % out[6][0])
         rc, so, se = out[7]
         check(rc == 0, "audit while the node runs: exit %d %s" % (rc, se))
+        check(so.splitlines()[0].split()[1:2] == ["IMPORT"],
+              "audit lists the import of the demo data first: %r" % so[:200])
         rows = [r for r in so.splitlines() if HANDLE in r]
         ops = [r.split()[1] for r in rows]
         check(ops == ["CREATE_HANDLE", "MODIFY_VALUE", "ADD_VALUE", "DELETE_HANDLE"],
