@@ -5,19 +5,20 @@
 # echo server and nginx on the same box, in the same run, with the same pinning. See
 # bench/README.md.
 #
-#   bench/run.sh [--smoke] [--full] [--runs N] [-d SECONDS] [--warmup S] [--count N]
+#   bench/run.sh [--smoke] [--full] [--b6-only] [--runs N] [-d SECONDS] [--warmup S] [--count N]
 #                [--build DIR] [--append | --no-append] [--out FILE] [--keep]
 #
 # --smoke : ~1 s per cell, 1000 identifiers, one run; exits non-zero when any cell fails to
 #           produce a parsable report. Knot / nginx cells are skipped when the binaries are absent.
 #           -d, --warmup and --count given with --smoke replace its defaults.
 # --full  : also B4 with 10,000,000 identifiers.
+# --b6-only : only the B6 cells (registration writes and the LMDB baseline), no peers.
 # Every process this script starts is stopped by PID on exit. Loopback only.
 set -uo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
-SMOKE=0 FULL=0 RUNS=3 DUR=10 WARM=2 COUNT=1000000 APPEND=auto KEEP=0
+SMOKE=0 FULL=0 RUNS=3 DUR=10 WARM=2 COUNT=1000000 APPEND=auto KEEP=0 B6_ONLY=0
 SET_DUR= SET_WARM= SET_COUNT=
 OUT=$SRC/docs/benchmarks.md
 while [ $# -gt 0 ]; do
@@ -33,7 +34,8 @@ while [ $# -gt 0 ]; do
 	--no-append) APPEND=0 ;;
 	--out) OUT=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '3,17p' "$0"; exit 0 ;;
+	--b6-only) B6_ONLY=1 ;;
+	-h|--help) sed -n '3,18p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -44,11 +46,16 @@ if [ "$SMOKE" = 1 ]; then
 	[ "$APPEND" = auto ] && APPEND=0
 fi
 [ "$APPEND" = auto ] && APPEND=1
+if [ "$B6_ONLY" = 1 ]; then
+	# the read database only serves the readiness probes
+	COUNT=${SET_COUNT:-1000} FULL=0
+fi
 
 BENCH=$BUILD/idnode-bench
 IDNODED=$BUILD/idnoded
 IDNODE=$BUILD/idnode
 ECHO=$BUILD/udp_echo
+LMDBC=$BUILD/lmdb_commit
 for b in "$BENCH" "$IDNODED" "$IDNODE" "$ECHO"; do
 	if [ ! -x "$b" ]; then
 		echo "run.sh: $b is missing (build first: cmake -S . -B build && cmake --build build)" >&2
@@ -164,6 +171,7 @@ wait_ready() {
 cell() {
 	local bench=$1 server=$2 run=$3 pid=$4
 	shift 4
+	[ "$B6_ONLY" = 1 ] && [ "${bench#b6}" = "$bench" ] && return 0
 	local out=$RES/$bench.$server.$run.json
 	taskset -c "$GEN_CPU" "$BENCH" "$@" -d "$DUR" --warmup "$WARM" -P "$pid" --json >"$out" 2>"$TMP/$bench.$server.$run.err"
 	local rc=$?
@@ -186,7 +194,10 @@ cell() {
 	return 0
 }
 
-expect() { EXPECTED+=("$1"); }
+expect() {
+	[ "$B6_ONLY" = 1 ] && [ "${1#b6}" = "$1" ] && return 0
+	EXPECTED+=("$1")
+}
 
 # half_median BENCH.SERVER : half the median wall rate of that cell's runs (0 when none)
 half_median() {
@@ -225,7 +236,7 @@ log "import: $COUNT records in $(python3 -c "print('%.2f' % ($t1 - $t0))") s = $
 cp -a --reflink=auto "$DB" "$DB-cache"
 
 # ---- servers ----------------------------------------------------------------------------
-read -r P_NODE H_NODE P_NODEC H_NODEC P_ECHO P_KNOT P_NGX < <(free_ports 7)
+read -r P_NODE H_NODE P_NODEC H_NODEC P_ECHO P_KNOT P_NGX P_W H_W P_WP H_WP < <(free_ports 11)
 # B4 is defined with the response cache off; a second instance with the cache on (64 MiB) serves
 # the B4z cell "idnoded-cache" (Zipf keys + response cache)
 start idnoded "$IDNODED" --db "$DB" --listen "127.0.0.1:$P_NODE" --http "127.0.0.1:$H_NODE" --home $PREFIX --workers 1 --cache-size 0
@@ -245,7 +256,9 @@ start echo "$ECHO" "127.0.0.1:$P_ECHO"
 wait_ready "$PID_echo" 10 -s "127.0.0.1:$P_ECHO" --echo-ok --pattern "$PREFIX/%s" --range 1-10 || { log "udp_echo did not start"; exit 3; }
 
 HAVE_KNOT=0
-if [ -n "$KNOTD" ]; then
+if [ "$B6_ONLY" = 1 ]; then
+	:
+elif [ -n "$KNOTD" ]; then
 	K=$TMP/knot
 	mkdir -p "$K"
 	# DNS reply = 12 header + question (~10 name + 4) + answer (2 + 10 + rdata) + OPT 11:
@@ -302,7 +315,9 @@ else
 fi
 
 HAVE_NGINX=0
-if [ -n "$NGINX" ]; then
+if [ "$B6_ONLY" = 1 ]; then
+	:
+elif [ -n "$NGINX" ]; then
 	N=$TMP/nginx
 	mkdir -p "$N/www" "$N/tmp" "$N/logs"
 	FIRST_KEY=$(grep -v '^#' "$TMP/keys.txt" | head -1 | python3 -c 'import sys,json; l=sys.stdin.read().strip(); print(json.loads(l)["handle"] if l.startswith("{") else l)')
@@ -349,6 +364,50 @@ else
 	NOTES+=("nginx not installed: nginx cells skipped")
 fi
 
+# B6: durable creates. Two more nodes on small databases of their own (seeds/demo.jsonl: the
+# identity 300:0.NA/88.100.1 with HS_SECKEY "secret" may create under 88.100.1), in the same
+# directory as the read database (the same disk for the fsyncs), one worker like the others,
+# the writer thread on the same CPU: write_sync full (answered after the fsync of the group
+# commit) and write_sync periodic (fsync every second). idnode-bench logs in once per connection
+# (IDIS OC 2001) and keeps B6_CONNS x B6_DEPTH creates in flight.
+B6_CONNS=${B6_CONNS:-16} B6_DEPTH=${B6_DEPTH:-8}
+B6_BATCH_MAX=512 B6_BATCH_WAIT_US=0
+HAVE_B6=1
+for mode in full periodic; do
+	mkdir -p "$TMP/wdb-$mode"
+	"$IDNODE" import --db "$TMP/wdb-$mode" --home $PREFIX "$SRC/seeds/demo.jsonl" >"$TMP/wimport-$mode.log" 2>&1 \
+		|| { log "import for B6 failed: $(tail -3 "$TMP/wimport-$mode.log")"; HAVE_B6=0; }
+	printf 'write_sync = %s\nwrite_batch_max = %s\nwrite_batch_wait_us = %s\n' "$mode" \
+		"$B6_BATCH_MAX" "$B6_BATCH_WAIT_US" >"$TMP/w-$mode.conf"
+done
+B6=(--proto tcp --op create --auth 300:0.NA/88.100.1 --seckey-file "$SRC/seeds/demo-admin.secret"
+	--conns "$B6_CONNS" --depth "$B6_DEPTH" --timeout 10000)
+# smoke cells are too short for 16 logins with hdllib's PBKDF2 (on sanitized builds): a cheap MAC
+[ "$SMOKE" = 1 ] && B6+=(--seckey-alg hmac-sha256)
+if [ $HAVE_B6 = 1 ]; then
+	start idnodedw "$IDNODED" -c "$TMP/w-full.conf" --db "$TMP/wdb-full" --listen "127.0.0.1:$P_W" --http "127.0.0.1:$H_W" --home $PREFIX --workers 1
+	start idnodedwp "$IDNODED" -c "$TMP/w-periodic.conf" --db "$TMP/wdb-periodic" --listen "127.0.0.1:$P_WP" --http "127.0.0.1:$H_WP" --home $PREFIX --workers 1
+	for w in "$PID_idnodedw:$P_W" "$PID_idnodedwp:$P_WP"; do
+		wait_ready "${w%%:*}" 60 -s "127.0.0.1:${w#*:}" --proto tcp --pattern "$PREFIX/PUMP-2024-%06d" --range 123-123 \
+			|| { log "a B6 node did not answer"; HAVE_B6=0; FAILED=1; }
+	done
+fi
+[ -x "$LMDBC" ] || NOTES+=("bench/lmdb_commit not built: the B6 baseline row is missing")
+LMDB_COUNT=2000
+[ "$SMOKE" = 1 ] && LMDB_COUNT=100
+
+# lmdb_cell RUN: LMDB's own one-put-per-fsync'ed-commit rate on the same disk, pinned like a server
+lmdb_cell() {
+	local out=$RES/b6l.lmdb_commit.$1.json
+	if ! taskset -c "$SRV_CPU" "$LMDBC" --dir "$TMP" --count "$LMDB_COUNT" --json >"$out" 2>"$TMP/lmdb.$1.err"; then
+		log "FAIL b6l/lmdb_commit run $1: $(head -c 300 "$TMP/lmdb.$1.err")"
+		rm -f "$out"
+		FAILED=1
+		return 1
+	fi
+	log "b6l/lmdb_commit run $1: $(cat "$out")"
+}
+
 # ---- cells ------------------------------------------------------------------------------
 NODE=(-s "127.0.0.1:$P_NODE" "${KEYS[@]}")
 KNOTK=(--pattern 'k%s.bench' --range "0-$((COUNT - 1))")
@@ -358,6 +417,8 @@ B2C=(--new-conn -c 16)
 for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded b2c.idnoded b2ch.idnoded; do expect "$b"; done
 [ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
 [ $HAVE_NGINX = 1 ] && for b in b3.nginx b2c.nginx; do expect "$b"; done
+[ $HAVE_B6 = 1 ] && for b in b6.idnoded b6p.idnoded; do expect "$b"; done
+[ $HAVE_B6 = 1 ] && [ -x "$LMDBC" ] && expect b6l.lmdb_commit
 
 for run in $(seq 1 "$RUNS"); do
 	log "---- run $run of $RUNS"
@@ -375,11 +436,30 @@ for run in $(seq 1 "$RUNS"); do
 	cell b2c idnoded "$run" "$PID_idnoded" "${NODE[@]}" --proto tcp "${B2C[@]}"
 	[ $HAVE_NGINX = 1 ] && cell b2c nginx "$run" "$PID_nginx" -s "127.0.0.1:$P_NGX" "${KEYS[@]}" --proto rest "${B2C[@]}"
 	cell b2ch idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto rest "${B2C[@]}"
+	if [ $HAVE_B6 = 1 ]; then
+		# every create takes a new key; the write nodes' databases grow over the runs
+		[ -x "$LMDBC" ] && lmdb_cell "$run"
+		cell b6 idnoded "$run" "$PID_idnodedw" -s "127.0.0.1:$P_W" "${B6[@]}" --pattern "$PREFIX/b6-$run-%s" --range 1-100000000
+		cell b6p idnoded "$run" "$PID_idnodedwp" -s "127.0.0.1:$P_WP" "${B6[@]}" --pattern "$PREFIX/b6p-$run-%s" --range 1-100000000
+	fi
 done
+if [ $HAVE_B6 = 1 ]; then
+	# the writers' batch figures are in their shutdown lines
+	for w in idnodedw idnodedwp; do
+		pid_var=PID_$w
+		stop_pid "${!pid_var}"
+		remove_pid "${!pid_var}"
+	done
+	NOTES+=("B6 nodes: one worker, writer thread on the same CPU; write_batch_max $B6_BATCH_MAX, write_batch_wait_us $B6_BATCH_WAIT_US, write_queue_max 10000 (default); write_sync full (b6) and periodic with write_sync_interval_ms 1000 (b6p); idnode-bench --op create over TCP, $B6_CONNS connections x $B6_DEPTH pipelined, IDIS login once per connection, one URL value per handle; LMDB baseline: bench/lmdb_commit, $LMDB_COUNT commits of 160 bytes per run on the same disk")
+	NOTES+=("B6 writer, write_sync full: $(grep -o 'writer (shutdown): .*' "$TMP/idnodedw.log" | head -1)")
+	NOTES+=("B6 writer, write_sync periodic: $(grep -o 'writer (shutdown): .*' "$TMP/idnodedwp.log" | head -1)")
+fi
 
 # latency at 50 % of the measured maximum (median closed-loop wall rate of B4 uniform), open loop
 LAT_RATE=$(half_median b4u.idnoded)
-if [ "${LAT_RATE:-0}" -gt 0 ]; then
+if [ "$B6_ONLY" = 1 ]; then
+	:
+elif [ "${LAT_RATE:-0}" -gt 0 ]; then
 	expect lat.idnoded
 	log "latency at 50 % load: $LAT_RATE/s open loop"
 	cell lat idnoded 1 "$PID_idnoded" "${NODE[@]}" --rate "$LAT_RATE" -c 4096
@@ -392,7 +472,9 @@ fi
 # B2c latency: connect-per-request TCP and plain UDP at the same offered rate (half the median
 # B2c wall rate), open loop
 LAT2C_RATE=$(half_median b2c.idnoded)
-if [ "${LAT2C_RATE:-0}" -gt 0 ]; then
+if [ "$B6_ONLY" = 1 ]; then
+	:
+elif [ "${LAT2C_RATE:-0}" -gt 0 ]; then
 	expect lat2c.idnoded
 	expect lat2cu.idnoded
 	log "B2c latency: $LAT2C_RATE/s open loop, connect per request and UDP"
@@ -462,6 +544,7 @@ meta = {
     "duration": $DUR,
     "warmup": $WARM,
     "smoke": bool($SMOKE),
+    "b6_only": bool($B6_ONLY),
     "import_rate": $IMPORT_RATE,
     "import_rate_10m": $IMPORT_RATE_10M,
     "lat_rate": ${LAT_RATE:-0},
@@ -474,6 +557,8 @@ PY
 TITLE="Suite run"
 [ "$SMOKE" = 1 ] && TITLE="Smoke run"
 [ "$FULL" = 1 ] && TITLE="Full suite run (1M + 10M)"
+[ "$B6_ONLY" = 1 ] && TITLE="B6 run (registration writes)"
+[ "$B6_ONLY" = 1 ] && [ "$SMOKE" = 1 ] && TITLE="B6 smoke run"
 if [ "$APPEND" = 1 ]; then
 	python3 "$SRC/bench/summarize.py" "$RES" --title "$TITLE" --append "$OUT" || FAILED=1
 	log "appended to $OUT"

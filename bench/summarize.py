@@ -4,8 +4,8 @@
 
 usage: summarize.py RESULTS_DIR [--append FILE] [--title TEXT]
 
-RESULTS_DIR holds <bench>.<server>.<run>.json (idnode-bench --json output) and meta.json
-(date, commit, machine, counts, import figures). Prints a Markdown section; with --append it is
+RESULTS_DIR holds <bench>.<server>.<run>.json (idnode-bench --json output, or bench/lmdb_commit
+--json output for the B6 baseline) and meta.json (date, commit, machine, counts, import figures). Prints a Markdown section; with --append it is
 also appended to FILE. Exits 1 when a report is missing or does not parse, 0 otherwise.
 """
 import glob
@@ -13,6 +13,28 @@ import json
 import os
 import statistics
 import sys
+
+
+def from_lmdb_commit(doc):
+    """A bench/lmdb_commit --json report in the shape of an idnode-bench one (its commits are
+    the replies, their latency the reply latency)."""
+    n = doc["count"]
+    return {"completed": n, "sent": n, "lost": 0, "achieved_rate": doc["commits_per_s"],
+            "latency_us": {"p50": doc["p50_us"], "p99": doc["p99_us"], "p99.9": doc["max_us"]},
+            "reply_bytes": 0}
+
+
+def write_view(doc):
+    """For a write run: the durable acks (RC_SUCCESS) are the replies that count."""
+    w = doc.get("write")
+    if not w:
+        return doc
+    d = dict(doc)
+    d["achieved_rate"] = w.get("acks_per_s", doc.get("achieved_rate"))
+    lat = dict(doc.get("latency_us") or {})
+    lat["p50"], lat["p99"] = w.get("ack_p50_us", lat.get("p50")), w.get("ack_p99_us", lat.get("p99"))
+    d["latency_us"] = lat
+    return d
 
 
 def load(results):
@@ -29,6 +51,10 @@ def load(results):
         try:
             with open(path) as f:
                 doc = json.load(f)
+            if isinstance(doc, dict) and doc.get("bench") == "lmdb_commit":
+                doc = from_lmdb_commit(doc)
+            elif isinstance(doc, dict):
+                doc = write_view(doc)
             if not isinstance(doc, dict) or "completed" not in doc:
                 raise ValueError("not a report")
         except (OSError, ValueError) as e:
@@ -154,8 +180,8 @@ def main():
     lines.append("")
     lines.append("| benchmark | server | replies / server CPU-s | wall replies/s | p50 / p99 µs | loss % | reply B |")
     lines.append("|---|---|---|---|---|---|---|")
-    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b4u10m",
-             "b4z10m"]
+    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b6", "b6p",
+             "b6l", "b4u10m", "b4z10m"]
     names = {
         "b4u": "B4 UDP resolve, uniform",
         "b4z": "B4 UDP resolve, Zipf 1.0",
@@ -167,6 +193,9 @@ def main():
         "b2ch": "B2c REST GET, connect per request (Connection: close)",
         "lat2c": "B2c Handle TCP connect per request at 50 % of its max, open loop",
         "lat2cu": "UDP at the same rate as the row above, open loop",
+        "b6": "B6 durable creates (write_sync full), TCP, IDIS login per connection",
+        "b6p": "B6 creates, write_sync periodic (fsync every 1 s)",
+        "b6l": "B6 baseline: LMDB alone, one put per fsync'ed commit",
         "b4u10m": "B4 UDP uniform, 10M ids",
         "b4z10m": "B4 UDP Zipf, 10M ids",
     }
@@ -205,6 +234,17 @@ def main():
         r = ratio(l2c["p99"][0], l2u["p99"][0])
         t.append((f"B2c p99 / UDP p99, same offered load ({fmt_k(meta.get('lat2c_rate'))} per s)", r,
                   "≤ 1.0×", verdict(r, 1.0, higher=False)))
+    if S.get(("b6", "idnoded")):
+        rate = get("b6", "idnoded", "wall")
+        t.append(("B6 durable create rate, write_sync full", rate, "≥ 10k/s (stretch 20k/s)",
+                  verdict(rate, 10000.0)))
+        r = ratio(rate, get("b6l", "lmdb_commit", "wall"))
+        t.append(("B6 durable creates vs LMDB one fsync'ed commit per write (same disk, same run)",
+                  r, "≥ 10×", verdict(r, 10.0)))
+        p99 = get("b6", "idnoded", "p99")
+        t.append(("B6 durable create ack p99, µs", p99, "≤ 10 ms", verdict(p99, 10000.0, higher=False)))
+        r = ratio(get("b6p", "idnoded", "wall"), rate)
+        t.append(("B6 write_sync periodic vs full (creates per second)", r, "(info)", "info"))
     imp = meta.get("import_rate")
     t.append(("import rate (records/s)", imp, "≥ 100k/s", verdict(imp, 100000.0)))
     if get("b4u10m", "idnoded") is not None and get("b4u", "idnoded"):
@@ -223,6 +263,8 @@ def main():
     if rss and rss["rss"][0] is not None:
         mb = rss["rss"][0] / 1024.0
         t.append(("idnoded RSS outside the LMDB map (RssAnon), MB", mb, "≤ 64 MB", verdict(mb, 64.0, higher=False)))
+    if meta.get("b6_only"):
+        t = [row for row in t if row[1] is not None and row[0].startswith("B6")]
     lines.append("| target | figure | goal | verdict |")
     lines.append("|---|---|---|---|")
     for name, val, goal, v in t:

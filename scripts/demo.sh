@@ -52,6 +52,9 @@ for _ in $(seq 100); do
 		echo "     curl http://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
 		echo "     curl --cacert var/certs/ca.pem https://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
 		echo "     (administration over HTTPS: README.md, \"REST administration\")"
+		echo "register (demo secret, see README.md \"Registration quick start\"):"
+		echo "     build/idnode create --auth 300:0.NA/88.100.1 --seckey-file seeds/demo-admin.secret -s 127.0.0.1:2641 88.100.1/NEW-1 URL=https://example.com/p/NEW-1"
+		echo "     build/idnode audit --db var/demo-db"
 		echo "stop: scripts/demo.sh stop"
 		exit 0
 	fi

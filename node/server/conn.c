@@ -206,6 +206,13 @@ static void conn_free(conn_t *c)
 	}
 	conn_auth_clear(&c->auth);
 	list_unlink(c);
+	if (c->deferred) {
+		conn_t **pp = &cw->defer_head;
+		while (*pp && *pp != c)
+			pp = &(*pp)->dnext;
+		if (*pp)
+			*pp = c->dnext;
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -820,7 +827,43 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 void conn_resume(conn_t *c)
 {
-	conn_after(c);
+	conn_worker_t *cw = &c->w->cw;
+	hdl_buf_t *ob = &cw->obuf;
+	if (!cw->deferring || ob->fail) {
+		conn_after(c);
+		return;
+	}
+	/* keep the answer with the connection; conn_defer_end() writes them all at once */
+	if (ob->len && !out_keep(c, ob->p, ob->len)) {
+		ob->len = 0;
+		log_err("%s: out of memory for pending output, closing", c->proto->name);
+		conn_free(c);
+		return;
+	}
+	ob->len = 0;
+	if (!c->deferred) {
+		c->deferred = true;
+		c->dnext = cw->defer_head;
+		cw->defer_head = c;
+	}
+}
+
+void conn_defer_begin(worker_t *w)
+{
+	w->cw.deferring = true;
+}
+
+void conn_defer_end(worker_t *w)
+{
+	conn_worker_t *cw = &w->cw;
+	cw->deferring = false;
+	while (cw->defer_head) {
+		conn_t *c = cw->defer_head;
+		cw->defer_head = c->dnext;
+		c->dnext = NULL;
+		c->deferred = false;
+		conn_after(c);
+	}
 }
 
 /* The output drained or the budget has room again: go on where the connection stopped. */

@@ -123,13 +123,15 @@ struct conn {
 	                         answers in request order; TCP: too many requests waiting) */
 	struct sockaddr_storage peer; /**< the client's address */
 	socklen_t peer_len;
-	conn_auth_t auth;   /**< login state and challenges of this connection (admin.h) */
+	conn_auth_t auth;      /**< login state and challenges of this connection (admin.h) */
 	struct preq *waiting;  /**< requests answered later (preq.h); cancelled when it closes */
 	struct preq *on_drain; /**< a streamed answer (list) to go on once the output drained */
 	struct ssl_st *ssl;    /**< TLS (tls.h); NULL = plain */
 	uint8_t tls;           /**< CONN_TLS_* */
 	bool tls_rd_wants_write; /**< the handshake or a TLS read waits for the socket to drain */
 	bool tls_dead;           /**< a fatal TLS error: no close_notify */
+	conn_t *dnext;         /**< the worker's deferred resumes (conn_defer_begin()) */
+	bool deferred;         /**< on that list */
 };
 
 /** Where a connection stands with TLS (conn_t.tls). */
@@ -157,6 +159,8 @@ typedef struct conn_worker {
 	struct event *resume_ev; /**< re-enables the listeners after EMFILE */
 	struct event *more_ev;   /**< zero timer: the more list's turn after the next poll */
 	size_t mem_peak;         /**< highest connlimit_mem() seen since the last trim */
+	conn_t *defer_head;      /**< connections whose resume waits for conn_defer_end() */
+	bool deferring;          /**< between conn_defer_begin() and conn_defer_end() */
 	uint64_t n_accepted, n_refused, n_evicted, n_reclaimed, n_frame_timeouts;
 	uint64_t n_tls_handshakes, n_tls_resumed, n_tls_failed, n_tls_timeouts;
 } conn_worker_t;
@@ -194,6 +198,14 @@ void conn_resume(conn_t *c);
 
 /** \brief True when \p c is TLS (HTTPS, the TLS stream). */
 bool conn_is_tls(const conn_t *c);
+/**
+ * \brief From now until conn_defer_end(), conn_resume() keeps each answer with its connection
+ *        instead of writing it: the answers of many waiting requests that finish together (a
+ *        group commit) go out in one write per connection.
+ */
+void conn_defer_begin(struct worker *w);
+/** \brief Resume (write, go on) every connection conn_resume() deferred, once each. */
+void conn_defer_end(struct worker *w);
 
 /** \brief [proto] The buffer answers are appended to (one processing pass). */
 hdl_buf_t *conn_out(conn_t *c);

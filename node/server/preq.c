@@ -110,6 +110,8 @@ void preq_queue_run(worker_t *w)
 	preq_t *list = q->head;
 	q->head = q->tail = NULL;
 	pthread_mutex_unlock(&q->mu);
+	/* the answers of one connection go out in one write (a group commit finishes many) */
+	conn_defer_begin(w);
 	while (list) {
 		preq_t *p = list;
 		list = p->qnext;
@@ -120,6 +122,7 @@ void preq_queue_run(worker_t *w)
 		else
 			p->complete(p);
 	}
+	conn_defer_end(w);
 }
 
 static void on_queue(evutil_socket_t fd, short what, void *arg)

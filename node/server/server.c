@@ -313,15 +313,21 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 
 /*
  * Node-wide connection accounting, and how many connections the descriptor limit leaves room
- * for (max_connections is clamped to it). Connection buffers of 64 KiB and more are mmap'ed, so
- * their memory goes back to the system when they are freed (glibc otherwise raises that
- * threshold as large blocks come and go, and keeps freed memory in its heaps).
+ * for (max_connections is clamped to it). Connection buffers map their own memory (conn.c).
+ * The malloc threshold for mmap is fixed (glibc otherwise raises it as large blocks come and
+ * go) above the 3 MiB that LMDB allocates for every nested write transaction: the writer opens
+ * one per job (a savepoint), and an mmap + page faults + munmap for each cost ~40 % of the
+ * writer's CPU under load. Blocks below it come from the heaps and are reused; the heaps keep
+ * up to twice that free at their top (as glibc's own adjustment would), so that the same
+ * blocks are not handed back and faulted in again for every job; conn.c trims them after a
+ * burst of connection buffers (malloc_trim).
  */
 static int conn_setup(node_shared_t *n, const conf_t *c, unsigned workers)
 {
 	if (connlimit_new(&n->conns) != HDL_EOK)
 		return HDL_ENOMEM;
-	(void)mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 	n->fd_conn_cap = UINT32_MAX;
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
@@ -684,8 +690,18 @@ out:
 	obs_server_stop(&s.obs);
 	stop_workers(&s, n_started);
 	/* the writer finishes what was queued; answers for stopped workers are dropped below */
-	if (s.node.writer)
+	if (s.node.writer) {
+		writer_stats_t ws;
+		writer_stats(s.node.writer, &ws);
+		log_info(
+		    "writer (shutdown): %llu job(s) in %llu batch(es), %.1f per batch on average, "
+		    "at most %u; %llu applied, %llu refused, %llu failed, %llu refused as busy",
+		    (unsigned long long)ws.jobs, (unsigned long long)ws.batches,
+		    ws.batches ? (double)ws.jobs / (double)ws.batches : 0.0, ws.max_batch,
+		    (unsigned long long)ws.applied, (unsigned long long)ws.refused,
+		    (unsigned long long)ws.failed, (unsigned long long)ws.rejected);
 		writer_stop(s.node.writer);
+	}
 	s.node.writer = NULL;
 	obs_server_finish(&s.obs); /* the last statistics, with every audit entry committed */
 	if (s.workers) {

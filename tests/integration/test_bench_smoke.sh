@@ -3,9 +3,10 @@
 #
 # Smoke test of the load harness and the benchmark suite: idnode-bench's guard and usage errors,
 # its --json report against a UDP echo server, then `bench/run.sh --smoke` with 200 identifiers
-# and 0.2 s cells (Knot DNS / nginx cells are skipped when those binaries are absent). A few
-# seconds; runs end on request counts where they can, and nothing asserts a rate or a time, so
-# a loaded box makes it slower, never wrong. Skips (exit 0) when idnoded / idnode are not built.
+# and 0.2 s cells, the B6 registration writes included (Knot DNS / nginx cells are skipped when
+# those binaries are absent). A few seconds; runs end on request counts where they can, and
+# nothing asserts a rate or a time, so a loaded box makes it slower, never wrong. Skips (exit 0)
+# when idnoded / idnode are not built.
 set -uo pipefail
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
@@ -93,4 +94,9 @@ fi
 grep -q "| B4 UDP resolve, uniform | idnoded |" "$TMP/suite.out" || fail "no B4 row in the suite table"
 grep -q "| B3 REST GET keep-alive | idnoded |" "$TMP/suite.out" || fail "no B3 row in the suite table"
 grep -q "| B2c connect per request" "$TMP/suite.out" || fail "no B2c row in the suite table"
+grep -q "| B6 durable creates (write_sync full)[^|]*| idnoded |" "$TMP/suite.out" || fail "no B6 row in the suite table"
+grep -q "| B6 baseline: LMDB alone[^|]*| lmdb_commit |" "$TMP/suite.out" || fail "no B6 LMDB row in the suite table"
+grep -q "| B6 durable creates vs LMDB" "$TMP/suite.out" || fail "no B6 target in the suite table"
+grep -q "B6 writer, write_sync full: writer (shutdown): [1-9][0-9]* job" "$TMP/suite.out" ||
+	fail "no B6 writer figures in the notes"
 echo "PASS"

@@ -48,6 +48,8 @@ report 'd["write"]["acks_per_s"] > 0 and d["write"]["ack_p99_us"] >= d["write"][
 report 'sum(1 for e in log if e.get("op") == 2001 and e["ok"]) == 2'
 report 'sum(1 for e in log if e.get("op") == 100 and e.get("challenged") is False) == 300'
 report 'len(set(e["handle"] for e in log if e.get("op") == 100)) == 300'
+# persistent connections: every request says KC (a 2.11 request without it is answered and closed)
+report 'all(e["opflags"] & 0x02000000 for e in log if e.get("op") == 100)'
 
 # 2. modify, answering every challenge on its connection (HMAC-SHA256)
 : >"$LOG"

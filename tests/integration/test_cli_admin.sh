@@ -6,9 +6,10 @@
 # for HS_PUBKEY). Checks what the server received (its JSON log), what idnode prints, and the
 # exit codes: 0 ok, 1 error answer, 2 usage, 3 network / unreadable file, 4 malformed data.
 #
-# When the real idnoded answers admin requests, the same commands run against it with
-# HDL_ADMIN_SERVER=HOST:PORT (and the identity 300:0.NA/88.100 with secret "secret" there); the
-# log checks are skipped then.
+# Against the real idnoded (tests/integration/test_cli_admin_node.py): HDL_ADMIN_SERVER=HOST:PORT,
+# the identity 300:0.NA/88.100 with secret "secret" there, HDL_ADMIN_PRIVKEY a PEM key whose
+# public half the node holds under HDL_ADMIN_PUB_ID (INDEX:HANDLE), HDL_ADMIN_CNRI_ID the
+# identity holding tests/data/admpub.bin; the mock's log checks are skipped then.
 set -u
 
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -33,9 +34,13 @@ openssl pkey -in "$TMP/adm.pem" -pubout -out "$TMP/adm.pub.pem" 2>/dev/null || f
 "$IDNODE" keygen --out-priv "$TMP/adm.pem" --out-pub "$TMP/x.bin" >/dev/null 2>&1
 [ $? = 3 ] || fail "keygen refuses to overwrite"
 
+PUB_ID=${HDL_ADMIN_PUB_ID:-300:0.NA/88.100}
+CNRI_ID=${HDL_ADMIN_CNRI_ID:-300:0.NA/88.100}
 if [ -n "${HDL_ADMIN_SERVER:-}" ]; then
 	SERVER=$HDL_ADMIN_SERVER
 	LOG=
+	# the node knows this key, not the one keygen made above
+	[ -n "${HDL_ADMIN_PRIVKEY:-}" ] && cp "$HDL_ADMIN_PRIVKEY" "$TMP/adm.pem"
 else
 	LOG=$TMP/mock.log
 	: >"$LOG"
@@ -95,7 +100,11 @@ logged 'e["op"] == 103 and e["indexes"] == [2, 7, 3]'
 
 # ---- list, home, unhome ----------------------------------------------------------------------
 run create-b 0 create "${SEC[@]}" 88.100.1/b 'URL=http://example.org/b'
-run create-c 0 create "${SEC[@]}" 88.100.1/c '[{"index":1,"type":"URL","data":"http://example.org/c"}]'
+# no HS_ADMIN given: one for the --auth identity is added at index 100 (else nobody could modify)
+logged '[v[:2] for v in e["values"]] == [[1, "URL"], [100, "HS_ADMIN"]]'
+logged 'bytes.fromhex(e["values"][1][2]) == b"\x0f\xff" + b"\x00\x00\x00\x0b0.NA/88.100" + (300).to_bytes(4, "big")'
+run create-c 0 create "${SEC[@]}" --no-admin 88.100.1/c '[{"index":1,"type":"URL","data":"http://example.org/c"}]'
+logged '[v[0] for v in e["values"]] == [1]'
 run list 0 list "${SEC[@]}" 88.100.1
 [ "$(cat "$TMP/out")" = "$(printf '88.100.1/A\n88.100.1/B\n88.100.1/C')" ] ||
 	fail "list: $(cat "$TMP/out")"
@@ -106,36 +115,36 @@ run unhome 0 unhome "${SEC[@]}" 0.NA/88.200
 logged 'e["op"] == 301 and e["handle"] == "0.NA/88.200"'
 
 # ---- HS_PUBKEY: PEM, encrypted PEM (passphrase from a file, from the environment), CNRI ------
-PUB=(-s "$SERVER" --auth 300:0.NA/88.100 --privkey "$TMP/adm.pem")
+PUB=(-s "$SERVER" --auth "$PUB_ID" --privkey "$TMP/adm.pem")
 run pubkey 0 delete "${PUB[@]}" 88.100.1/c
 logged 'e["op"] == 101 and e["auth"] == "HS_PUBKEY" and e["alg"] == "SHA-256" and e["ok"]'
 printf 'pass phrase\n' >"$TMP/pass"
 openssl pkcs8 -topk8 -in "$TMP/adm.pem" -v2 aes-256-cbc -passout "file:$TMP/pass" \
 	-out "$TMP/adm-enc.pem" 2>/dev/null || fail "openssl pkcs8"
-run pubkey-enc 0 delete -s "$SERVER" --auth 300:0.NA/88.100 --privkey "$TMP/adm-enc.pem" \
+run pubkey-enc 0 delete -s "$SERVER" --auth "$PUB_ID" --privkey "$TMP/adm-enc.pem" \
 	--passphrase-file "$TMP/pass" 88.100.1/b
-IDNODE_PASSPHRASE='pass phrase' run pubkey-env 1 delete -s "$SERVER" --auth 300:0.NA/88.100 \
+IDNODE_PASSPHRASE='pass phrase' run pubkey-env 1 delete -s "$SERVER" --auth "$PUB_ID" \
 	--privkey "$TMP/adm-enc.pem" 88.100.1/b
 grep -q 'HANDLE_NOT_FOUND (100)' "$TMP/err" || fail "delete twice: $(cat "$TMP/err")"
 printf 'nope\n' >"$TMP/badpass"
-run pubkey-badpass 4 delete -s "$SERVER" --auth 300:0.NA/88.100 --privkey "$TMP/adm-enc.pem" \
+run pubkey-badpass 4 delete -s "$SERVER" --auth "$PUB_ID" --privkey "$TMP/adm-enc.pem" \
 	--passphrase-file "$TMP/badpass" 88.100.1/b
 grep -q 'passphrase' "$TMP/err" || fail "bad passphrase message: $(cat "$TMP/err")"
-run pubkey-nopass 4 delete -s "$SERVER" --auth 300:0.NA/88.100 --privkey "$TMP/adm-enc.pem" \
+run pubkey-nopass 4 delete -s "$SERVER" --auth "$PUB_ID" --privkey "$TMP/adm-enc.pem" \
 	88.100.1/b
 # the CNRI private key files of the HS_PUBKEY captures (plain, and encrypted as hdllib does)
-if [ -n "$LOG" ]; then
-	run cnri-key 0 create -s "$SERVER" --auth 300:0.NA/88.100 \
+if [ -n "$LOG" ] || [ -n "${HDL_ADMIN_CNRI_ID:-}" ]; then
+	run cnri-key 0 create -s "$SERVER" --auth "$CNRI_ID" \
 		--privkey "$SRC/tests/data/admpriv.bin" 88.100.1/k 'URL=http://example.org/k'
 	logged 'e["op"] == 100 and e["auth"] == "HS_PUBKEY" and e["ok"]'
 	IDNODE_PASSPHRASE=$(printf 'p\303\244sswort') run cnri-aes 0 delete -s "$SERVER" \
-		--auth 300:0.NA/88.100 --privkey "$SRC/tests/data/admpriv-aes.bin" 88.100.1/k
+		--auth "$CNRI_ID" --privkey "$SRC/tests/data/admpriv-aes.bin" 88.100.1/k
 	logged 'e["op"] == 101 and e["auth"] == "HS_PUBKEY" and e["ok"]'
 	"$IDNODE" keygen --cnri --dsa --passphrase-file "$TMP/pass" --out-priv "$TMP/cnri.bin" \
 		--out-pub "$TMP/cnri.pub" >/dev/null || fail "keygen --cnri"
 	head -c 4 "$TMP/cnri.bin" | od -An -tx1 | grep -q '00 00 00 04' || fail "keygen --cnri type 4"
 	# a DSA key the server does not know: signed, sent, refused
-	run cnri-dsa 1 delete -s "$SERVER" --auth 300:0.NA/88.100 --privkey "$TMP/cnri.bin" \
+	run cnri-dsa 1 delete -s "$SERVER" --auth "$CNRI_ID" --privkey "$TMP/cnri.bin" \
 		--passphrase-file "$TMP/pass" 88.100.1/k
 	logged 'e["auth"] == "HS_PUBKEY" and e["alg"] == "SHA-256" and not e["ok"]'
 fi
@@ -167,6 +176,7 @@ run two-creds 2 delete -s "$SERVER" --auth 300:0.NA/88.100 --seckey-file "$TMP/s
 	--privkey "$TMP/adm.pem" 88.100.1/a
 run no-cred 2 delete -s "$SERVER" --auth 300:0.NA/88.100 88.100.1/a
 run mint-delete 2 delete "${SEC[@]}" --mint 88.100.1/a
+run noadmin-add 2 add "${SEC[@]}" --no-admin 88.100.1/a 'URL=x'
 run bad-value 2 create "${SEC[@]}" 88.100.1/z 'no-equals-sign'
 run bad-json 2 create "${SEC[@]}" 88.100.1/z '{"type":"URL"}'
 run dup-index 2 create "${SEC[@]}" 88.100.1/z '1:URL=a' '1:EMAIL=b'

@@ -128,3 +128,49 @@ def create_msg(handle, rid, session=0, url="https://example.org/x", version=(2, 
     val = struct.pack(">IIBIB", 1, 0, 0, 86400, 0x0E) + s("URL") + s(url) + struct.pack(">I", 0)
     body = s(handle) + struct.pack(">I", 1) + val
     return message(100, body, session=session, rid=rid, version=version)
+
+
+# ---- HS_PUBKEY answers (RSA, pure Python: independent of the node's OpenSSL code) -------------
+
+def cnri_rsa_key(path):
+    """(n, d) of an unencrypted CNRI private key file (type 1, RSA_PRIVCRT_KEY: n e d p q dP dQ
+    qInv as length-prefixed big-endian numbers), the format hdllib writes admpriv.bin in."""
+    with open(path, "rb") as f:
+        b = f.read()
+    pos = 0
+
+    def lbytes():
+        nonlocal pos
+        n = struct.unpack(">I", b[pos:pos + 4])[0]
+        pos += 4 + n
+        return b[pos - n:pos]
+
+    kind = struct.unpack(">I", b[:4])[0]
+    pos = 4
+    name = lbytes()
+    if kind != 1 or name != b"RSA_PRIVCRT_KEY":
+        raise ValueError("not an unencrypted RSA_PRIVCRT_KEY file (%d, %r)" % (kind, name))
+    n = int.from_bytes(lbytes(), "big")
+    lbytes()  # e
+    d = int.from_bytes(lbytes(), "big")
+    return n, d
+
+
+def rsa_sha256_sign(key, data):
+    """RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2.1) of \\p data with the key (n, d)."""
+    n, d = key
+    k = (n.bit_length() + 7) // 8
+    t = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(data).digest()
+    em = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
+    return pow(int.from_bytes(em, "big"), d, n).to_bytes(k, "big")
+
+
+def pubkey_answer_msg(sid, rid, nonce, digest, key, ident=ID_HANDLE, index=ID_INDEX,
+                      version=(2, 11), tamper=False):
+    """OC 200 with an HS_PUBKEY answer as hdllib sends it (captures README fact 9):
+    signedResponse = BYTES "SHA-256" || BYTES signature over nonce || digest."""
+    sig = rsa_sha256_sign(key, nonce + digest)
+    if tamper:
+        sig = sig[:-1] + bytes([sig[-1] ^ 1])
+    body = s("HS_PUBKEY") + s(ident) + struct.pack(">I", index) + s(s("SHA-256") + s(sig))
+    return message(200, body, session=sid, rid=rid, version=version)

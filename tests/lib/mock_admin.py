@@ -279,7 +279,7 @@ class Mock:
                     out = [self.challenge(q, q["session"], conn)]
                 elif q["op"] in ADMIN_OPS and state["login"] and q["session"] == state["login"]:
                     self.log(op=q["op"], handle=q["handle"], challenged=False, session=q["session"],
-                             conn="same", ok=True)
+                             conn="same", ok=True, opflags=q["opflags"])
                     out = self.execute(q, q["rid"], q["session"])
                 elif q["op"] in ADMIN_OPS and q["handle"].endswith("/busy"):
                     self.log(op=q["op"], handle=q["handle"], busy=True)

@@ -1110,9 +1110,6 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 		return -1;
 	}
 	double cpu0 = self_cpu();
-	uint64_t t_start = bk_now_ns() + 20000000ull; /* 20 ms to set up sockets */
-	uint64_t t_measure = t_start + (uint64_t)(c->warmup * 1e9);
-	uint64_t t_end = t_measure + (uint64_t)(c->duration * 1e9);
 	for (unsigned i = 0; i < nt; i++) {
 		unsigned share_in = c->inflight / nt + (i < c->inflight % nt ? 1u : 0u);
 		unsigned share_cn = c->conns / nt + (i < c->conns % nt ? 1u : 0u);
@@ -1131,12 +1128,23 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 			goto out;
 		}
 		w->done_sending = &done_sending;
-		w->t_start = t_start;
-		w->t_measure = t_measure;
-		w->t_end = t_end;
 		w->timeout = (uint64_t)(c->timeout_ms * 1e6);
 		if (c->max_count)
 			w->quota = c->max_count / nt + (i < c->max_count % nt ? 1u : 0u);
+		started++;
+	}
+	/*
+	 * The clock starts once every worker is set up: thousands of connection buffers take a
+	 * while on a slow (sanitized) build, and a short run must not end before it began.
+	 */
+	uint64_t t_start = bk_now_ns() + 20000000ull; /* 20 ms to set up sockets */
+	uint64_t t_measure = t_start + (uint64_t)(c->warmup * 1e9);
+	uint64_t t_end = t_measure + (uint64_t)(c->duration * 1e9);
+	for (unsigned i = 0; i < nt; i++) {
+		worker_t *w = &ws[i];
+		w->t_start = t_start;
+		w->t_measure = t_measure;
+		w->t_end = t_end;
 		if (c->rate > 0.0) {
 			double per = c->rate / nt;
 			w->interval = (uint64_t)(1e9 / per);
@@ -1144,7 +1152,6 @@ int bk_run(const bk_conf_t *c, bk_result_t *res, char *err, size_t errlen)
 				w->interval = 1;
 			w->next = t_start + w->interval * i / nt; /* stagger the workers */
 		}
-		started++;
 	}
 	for (unsigned i = 0; i < nt; i++) {
 		if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {

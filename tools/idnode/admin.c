@@ -45,7 +45,11 @@ static const admin_cmd_t admin_cmds[] = {
     {"create", HDL_OC_CREATE_HANDLE, "HANDLE [VALUE...]", "create a handle with its values",
      "Creates HANDLE with the VALUEs (OC 100 CREATE_HANDLE). With --overwrite an existing handle\n"
      "is replaced; with --mint the server appends a new unique suffix to HANDLE (a prefix and a\n"
-     "slash) and the handle it made is printed. On success the handle is printed.\n",
+     "slash) and the handle it made is printed. On success the handle is printed.\n"
+     "Without an HS_ADMIN among the VALUEs, one naming the --auth identity with all\n"
+     "permissions is added (index 100, or the next free one), as the Handle.Net admin tool\n"
+     "proposes: the prefix's admins are not admins of the handles under it, so without it\n"
+     "nobody but a server admin could modify or delete the handle. --no-admin leaves it out.\n",
      true, true, true},
     {"delete", HDL_OC_DELETE_HANDLE, "HANDLE", "delete a handle",
      "Deletes HANDLE and all of its values (OC 101 DELETE_HANDLE).\n", false, false, false},
@@ -80,9 +84,9 @@ static void admin_usage(FILE *f, const admin_cmd_t *cmd, bool full)
 	fprintf(f,
 	        "usage: idnode %s [-s HOST:PORT] --auth INDEX:HANDLE\n"
 	        "              (--seckey-file FILE | --privkey FILE [--passphrase-file FILE])\n"
-	        "              [--session | --same-conn] [--timeout MS]%s%s %s\n",
+	        "              [--session | --same-conn] [--timeout MS]%s%s%s %s\n",
 	        cmd->name, cmd->overwrite ? " [--overwrite]" : "", cmd->mint ? " [--mint]" : "",
-	        cmd->args);
+	        cmd->opcode == HDL_OC_CREATE_HANDLE ? " [--no-admin]" : "", cmd->args);
 	if (!full) {
 		fprintf(f, "Run `idnode %s --help` for the whole description.\n", cmd->name);
 		return;
@@ -119,6 +123,9 @@ static void admin_usage(FILE *f, const admin_cmd_t *cmd, bool full)
 		fputs("  --overwrite              replace what exists (OVRW flag)\n", f);
 	if (cmd->mint)
 		fputs("  --mint                   let the server mint the suffix (MINT flag)\n", f);
+	if (cmd->opcode == HDL_OC_CREATE_HANDLE)
+		fputs("  --no-admin               do not add an HS_ADMIN for the --auth identity\n",
+		      f);
 	fputs("  -h, --help               this text\n", f);
 	if (cmd->values)
 		fputs("\nVALUES\n"
@@ -169,7 +176,7 @@ typedef struct admin_cli {
 	char host[256];
 	uint16_t port;
 	unsigned timeout_ms;
-	bool overwrite, mint, session, same_conn;
+	bool overwrite, mint, session, same_conn, no_admin;
 	const char *auth, *seckey_file, *privkey_file, *pass_file;
 	char *id_handle; /**< from --auth */
 	uint8_t *secret;
@@ -556,6 +563,49 @@ static int report(const admin_cli_t *o, const char *handle, const hdl_result_t *
 	return IDNODE_EXIT_OK;
 }
 
+/**
+ * \brief create: add an HS_ADMIN value naming the --auth identity (all permissions) when none of
+ *        the values is one, at index 100 or the next free index.
+ * \return exit status (0 ok)
+ */
+static int add_default_admin(admin_cli_t *o, hdl_value_t **vals, uint32_t *n)
+{
+	static const hdl_slice_t admin_types = {(const uint8_t *)"HS_ADMIN.", 9};
+	hdl_admin_t ad = {
+	    .perms = HDL_ADM_ALL, .handle = o->cred.id_handle, .index = o->cred.id_index};
+	uint8_t buf[HDL_MAX_HANDLE_LEN + 64u];
+	size_t len = 0;
+	uint32_t idx = 100;
+	hdl_value_t *bigger;
+
+	for (uint32_t i = 0; i < *n; i++)
+		if (hdl_type_matches((*vals)[i].type, admin_types))
+			return IDNODE_EXIT_OK;
+	if (*n >= HDL_MAX_VALUES) {
+		fprintf(stderr, "idnode create: more than %u values with the HS_ADMIN\n",
+		        HDL_MAX_VALUES);
+		return IDNODE_EXIT_USAGE;
+	}
+	while (index_used(*vals, *n, NULL, 0, idx))
+		idx++;
+	bigger = hdl_arena_alloc(&o->arena, (*n + 1u) * sizeof(**vals));
+	if (!bigger || hdl_admin_encode(&ad, buf, sizeof(buf), &len) != HDL_EOK)
+		return IDNODE_EXIT_IO;
+	if (*n)
+		memcpy(bigger, *vals, *n * sizeof(**vals));
+	memset(&bigger[*n], 0, sizeof(bigger[*n]));
+	bigger[*n].index = idx;
+	bigger[*n].type = hdl_slice_str("HS_ADMIN");
+	bigger[*n].data = hdl_arena_dup(&o->arena, buf, len);
+	bigger[*n].ttl = ADMIN_TTL;
+	bigger[*n].perms = HDL_PERM_DEFAULT;
+	if (!bigger[*n].data.p)
+		return IDNODE_EXIT_IO;
+	*vals = bigger;
+	(*n)++;
+	return IDNODE_EXIT_OK;
+}
+
 /** \brief Build the request for the operands in \p args. \return exit status */
 static int build_request(admin_cli_t *o, hdl_client_t *c, char **args, int nargs, hdl_msg_t *m,
                          char **handle)
@@ -587,6 +637,8 @@ static int build_request(admin_cli_t *o, hdl_client_t *c, char **args, int nargs
 		ret = parse_values(o, args + 1, nargs - 1, used, n_used, &m->u.values.values,
 		                   &m->u.values.n_values);
 		free(used);
+		if (ret == IDNODE_EXIT_OK && op == HDL_OC_CREATE_HANDLE && !o->no_admin)
+			ret = add_default_admin(o, &m->u.values.values, &m->u.values.n_values);
 	} else if (op == HDL_OC_REMOVE_VALUE) {
 		uint32_t *idx = NULL, n = 0;
 		for (int i = 1; i < nargs; i++)
@@ -684,6 +736,7 @@ static int admin_main(const admin_cmd_t *cmd, int argc, char **argv)
 		O_SESSION,
 		O_SAME,
 		O_TIMEOUT,
+		O_NOADMIN,
 	};
 	static const struct option longopts[] = {
 	    {"server", required_argument, NULL, 's'},
@@ -696,6 +749,7 @@ static int admin_main(const admin_cmd_t *cmd, int argc, char **argv)
 	    {"session", no_argument, NULL, O_SESSION},
 	    {"same-conn", no_argument, NULL, O_SAME},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"no-admin", no_argument, NULL, O_NOADMIN},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -723,6 +777,7 @@ static int admin_main(const admin_cmd_t *cmd, int argc, char **argv)
 		case O_MINT: o.mint = true; break;
 		case O_SESSION: o.session = true; break;
 		case O_SAME: o.same_conn = true; break;
+		case O_NOADMIN: o.no_admin = true; break;
 		case O_TIMEOUT:
 			if (!idnode_parse_u64(optarg, false, &v) || v == 0 || v > 3600000) {
 				fprintf(stderr, "idnode %s: bad timeout '%s'\n", cmd->name, optarg);
@@ -737,9 +792,14 @@ static int admin_main(const admin_cmd_t *cmd, int argc, char **argv)
 		default: admin_usage(stderr, cmd, false); goto out;
 		}
 	}
-	if ((o.overwrite && !cmd->overwrite) || (o.mint && !cmd->mint)) {
+	bool creates = cmd->opcode == HDL_OC_CREATE_HANDLE;
+	if ((o.overwrite && !cmd->overwrite) || (o.mint && !cmd->mint) ||
+	    (o.no_admin && !creates)) {
 		fprintf(stderr, "idnode %s: --%s does not apply to %s\n", cmd->name,
-		        o.mint && !cmd->mint ? "mint" : "overwrite", cmd->name);
+		        o.mint && !cmd->mint     ? "mint"
+		        : o.no_admin && !creates ? "no-admin"
+		                                 : "overwrite",
+		        cmd->name);
 		goto out;
 	}
 	if (o.session && o.same_conn) {
