@@ -410,7 +410,8 @@ static res_job_t *job_new(res_engine_t *e, hdl_slice_t handle, const uint32_t *i
 	p += (size_t)n_types * sizeof(hdl_slice_t);
 	j->idx = (uint32_t *)p;
 	p += (size_t)n_idx * sizeof(uint32_t);
-	memcpy(j->idx, idx, (size_t)n_idx * sizeof(uint32_t));
+	if (n_idx)
+		memcpy(j->idx, idx, (size_t)n_idx * sizeof(uint32_t));
 	j->n_idx = n_idx;
 	for (uint32_t i = 0; i < n_types; i++) {
 		memcpy(p, types[i].p, types[i].len);

@@ -25,6 +25,7 @@
 #include "hdl/error.h"
 #include "node/common/log.h"
 #include "node/server/admin.h"
+#include "node/server/delegate.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
 #include "node/server/worker.h"
@@ -209,11 +210,12 @@ static const char *reason_for(int status)
  * until the next request on this worker.
  */
 static int resolve_values(worker_t *w, const char *handle, const filters_t *f, uint32_t *rcode,
-                          const char **msg, hdl_value_t **vals, uint32_t *n)
+                          const char **msg, hdl_value_t **vals, uint32_t *n, bool *not_homed)
 {
 	dispatch_sel_t sel;
 	*vals = NULL;
 	*n = 0;
+	*not_homed = false;
 	int ret = dispatch_begin(&w->dctx);
 	if (ret != HDL_EOK) {
 		*rcode = HDL_RC_SERVER_TOO_BUSY;
@@ -226,6 +228,7 @@ static int resolve_values(worker_t *w, const char *handle, const filters_t *f, u
 		goto out;
 	*rcode = sel.rcode;
 	*msg = sel.message;
+	*not_homed = sel.not_homed;
 	if (sel.rcode != HDL_RC_SUCCESS)
 		goto out;
 	size_t total = 4;
@@ -411,7 +414,12 @@ typedef struct wait_rq {
 	bool close;
 	bool head;
 	uint8_t minor;
+	uint8_t kind; /**< WAIT_NATIVE, WAIT_REST, WAIT_PROXY */
+	bool pretty;  /**< REST: ?pretty */
+	bool show;    /**< proxy: ?noredirect / action=showvalues */
 } wait_rq_t;
+
+enum { WAIT_NATIVE = 0, WAIT_REST, WAIT_PROXY };
 
 _Static_assert(sizeof(wait_rq_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
 
@@ -427,7 +435,7 @@ static void on_complete(preq_t *p)
 	memcpy(&wr, p->tpriv, sizeof(wr));
 	http_req_t req = {.minor = wr.minor};
 	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
-	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
 	if (n)
 		send_body(&r, 200, HDL_MIME, w->out, n);
 	else
@@ -486,6 +494,65 @@ static void do_native(worker_t *w, rq_t *r)
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
+static void rest_render(worker_t *w, rq_t *r, const char *handle, bool pretty, uint32_t rc,
+                        const char *msg, hdl_value_t *vals, uint32_t n);
+static void proxy_render(worker_t *w, rq_t *r, const char *handle, bool show, uint32_t rc,
+                         const char *msg, hdl_value_t *vals, uint32_t n);
+
+/* A REST or proxy request that waited for upstream is answered (in order: see on_complete). */
+static void on_http_complete(preq_t *p)
+{
+	conn_t *c = p->conn;
+	worker_t *w = c->w;
+	wait_rq_t wr;
+	memcpy(&wr, p->tpriv, sizeof(wr));
+	http_req_t req = {.minor = wr.minor};
+	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
+	const char *handle = "", *msg = NULL;
+	uint32_t rc = HDL_RC_ERROR, n = 0;
+	hdl_value_t *vals = NULL;
+	hdl_arena_reset(&w->dctx.arena);
+	if (delegate_http_result(w, p, &handle, &rc, &msg, &vals, &n) != HDL_EOK) {
+		rc = HDL_RC_SERVER_TOO_BUSY;
+		msg = "out of memory";
+	}
+	if (wr.kind == WAIT_REST)
+		rest_render(w, &r, handle, wr.pretty, rc, msg, vals, n);
+	else
+		proxy_render(w, &r, handle, wr.show, rc, msg, vals, n);
+	preq_unlink(&c->waiting, p);
+	preq_done(p);
+	c->n_waiting--;
+	c->blocked = false;
+	if (r.close)
+		c->closing = true;
+	conn_resume(c);
+}
+
+/*
+ * Resolve for REST or the proxy; a handle not homed here goes to the resolution path, and when
+ * it has to wait for upstream the connection is blocked until on_http_complete().
+ * \retval HDL_EOK (answer in the out parameters), HDL_ENOMEM, DISPATCH_WAIT
+ */
+static int http_resolve(worker_t *w, rq_t *r, const char *handle, const filters_t *f,
+                        wait_rq_t *wr, uint32_t *rc, const char **msg, hdl_value_t **vals,
+                        uint32_t *n)
+{
+	bool not_homed = false;
+	int ret = resolve_values(w, handle, f, rc, msg, vals, n, &not_homed);
+	if (ret != HDL_EOK || !not_homed)
+		return ret;
+	wr->close = r->close;
+	wr->head = r->head;
+	wr->minor = (uint8_t)r->req->minor;
+	delegate_http_t dh = {r->c, on_http_complete, wr, sizeof(*wr)};
+	ret = delegate_http_resolve(w, &dh, handle, f->idx, f->n_idx, f->types, f->n_types, rc, msg,
+	                            vals, n);
+	if (ret == DISPATCH_WAIT)
+		r->c->blocked = true; /* answers go out in request order */
+	return ret;
+}
+
 static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
 {
 	bool pretty = param_bool(ps, "pretty", false);
@@ -500,10 +567,20 @@ static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const param
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
+	wait_rq_t wr = {.kind = WAIT_REST, .pretty = pretty};
+	int ret = http_resolve(w, r, handle, &f, &wr, &rc, &msg, &vals, &n);
+	if (ret == DISPATCH_WAIT)
+		return;
+	if (ret != HDL_EOK) {
 		send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle, pretty);
 		return;
 	}
+	rest_render(w, r, handle, pretty, rc, msg, vals, n);
+}
+
+static void rest_render(worker_t *w, rq_t *r, const char *handle, bool pretty, uint32_t rc,
+                        const char *msg, hdl_value_t *vals, uint32_t n)
+{
 	if (rc != HDL_RC_SUCCESS && rc != HDL_RC_VALUES_NOT_FOUND) {
 		send_json_error(r, status_for(rc, true), rc, msg, handle, pretty);
 		return;
@@ -676,10 +753,20 @@ static void do_proxy(worker_t *w, rq_t *r, const char *handle, const params_t *p
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &rc, &msg, &vals, &n) != HDL_EOK) {
+	wait_rq_t wr = {.kind = WAIT_PROXY, .show = show};
+	int ret = http_resolve(w, r, handle, &f, &wr, &rc, &msg, &vals, &n);
+	if (ret == DISPATCH_WAIT)
+		return;
+	if (ret != HDL_EOK) {
 		error_page(w, r, 503, handle, "out of memory");
 		return;
 	}
+	proxy_render(w, r, handle, show, rc, msg, vals, n);
+}
+
+static void proxy_render(worker_t *w, rq_t *r, const char *handle, bool show, uint32_t rc,
+                         const char *msg, hdl_value_t *vals, uint32_t n)
+{
 	if (rc == HDL_RC_VALUES_NOT_FOUND) {
 		values_page(w, r, handle, NULL, 0);
 		return;
