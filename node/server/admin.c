@@ -188,6 +188,16 @@ out:
 	return ret;
 }
 
+/* Would a challenge of \p len bytes from \p src fit now? (checked again by chal_put()) */
+static bool chal_room(chal_table_t *t, uint32_t src, size_t len, unsigned per_source)
+{
+	pthread_mutex_lock(&t->mu);
+	bool ok = t->count < t->max && t->bytes + len <= t->max_bytes &&
+	          (!src || t->src_count[src % 1024] < per_source);
+	pthread_mutex_unlock(&t->mu);
+	return ok;
+}
+
 /* Take the challenge of \p sid out of the table (single use). NULL when there is none. */
 static chal_t *chal_take(chal_table_t *t, uint32_t sid)
 {
@@ -272,6 +282,15 @@ static size_t challenge(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const h
                         size_t cap)
 {
 	node_shared_t *n = ctx->node;
+	bool conn_bound = m->env.session_id != 0 && o && o->auth;
+	uint32_t src = preq_source_hash(o ? o->peer : NULL);
+	if (!conn_bound && n->chal &&
+	    !chal_room(n->chal, src, len, NODE_LIMIT(&n->limits, auth_pending_per_source))) {
+		/* refused before anything is copied: a flood costs no allocation */
+		log_peer(LOG_LVL_NOTICE, "admin: cannot keep another pending authentication");
+		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Too many pending authentications",
+		                   out, cap);
+	}
 	chal_t *c = malloc(sizeof(*c) + len);
 	if (!c)
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
@@ -280,7 +299,7 @@ static size_t challenge(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const h
 	c->msg_len = len;
 	c->major = r->major;
 	c->minor = r->minor;
-	c->src = preq_source_hash(o ? o->peer : NULL);
+	c->src = src;
 	c->expires_ms = worker_now_ms() + NODE_LIMIT(&n->limits, auth_timeout_ms);
 	bool old = r->major == 2 && r->minor == 0;
 	uint8_t alg = old ? HDL_DIGEST_MD5 : hdl_digest_alg_for(r->major, r->minor);
@@ -294,7 +313,7 @@ static size_t challenge(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const h
 	c->digest_len = (uint8_t)dl;
 
 	reply_t cr = *r;
-	if (m->env.session_id != 0 && o && o->auth) {
+	if (conn_bound) {
 		/* a session the client chose (IDIS): the challenge lives on this connection */
 		c->session_id = m->env.session_id;
 		free(o->auth->pending);

@@ -354,6 +354,16 @@ def need_binaries():
     return True
 
 
+def sanitized(pid):
+    """True when process \p pid runs with AddressSanitizer (its quarantine and shadow memory
+    make RSS figures meaningless)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 def rss_kb(pid):
     """Resident set size of process \\p pid in KiB (0 when unknown)."""
     try:
