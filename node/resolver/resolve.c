@@ -1337,6 +1337,43 @@ static void prefetch(res_engine_t *e, const res_question_t *q, const uint8_t *ke
 	unpin(j);
 }
 
+/*
+ * A client without REC is not resolved for: when the prefix's sites are cached (its prefix
+ * handle, fresh or stale), it is referred to them (RC 302: STR 0.NA/<prefix> + those values).
+ */
+static bool referral(res_engine_t *e, hdl_slice_t handle, uint8_t *buf, size_t cap,
+                     res_answer_t *ans)
+{
+	hdl_slice_t prefix, suffix;
+	uint8_t ph[HDL_MAX_HANDLE_LEN + 8], key[DCACHE_KEY_MAX];
+	hdl_name_split(handle, &prefix, &suffix);
+	if (hdl_slice_eq_nocase(prefix, hdl_slice_str("0.NA")) || prefix.len + 5u > sizeof(ph) ||
+	    cap < 4u + 5u + prefix.len)
+		return false;
+	memcpy(ph, "0.NA/", 5);
+	memcpy(ph + 5, prefix.p, prefix.len);
+	hdl_slice_t pfx = {ph, prefix.len + 5u};
+	size_t kl = make_key(e, pfx, NULL, 0, PREFIX_TYPES, 3, key, sizeof(key));
+	size_t head = 4u + pfx.len;
+	dcache_hit_t hit;
+	if (kl == 0 ||
+	    dcache_get(e->sh.dcache, key, kl, DCACHE_GET_STALE_OK, buf + head, cap - head, &hit) !=
+	        HDL_EOK ||
+	    hit.rcode != HDL_RC_SUCCESS || hit.n_values == 0)
+		return false;
+	buf[0] = (uint8_t)(pfx.len >> 24);
+	buf[1] = (uint8_t)(pfx.len >> 16);
+	buf[2] = (uint8_t)(pfx.len >> 8);
+	buf[3] = (uint8_t)pfx.len;
+	memcpy(buf + 4, pfx.p, pfx.len);
+	ans->rcode = HDL_RC_SERVICE_REFERRAL;
+	ans->message = NULL;
+	ans->vals = buf;
+	ans->vlen = head + hit.len;
+	e->st.referred++;
+	return true;
+}
+
 int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap,
             res_answer_t *ans)
 {
@@ -1381,6 +1418,8 @@ int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap,
 		}
 	}
 	if (!rec) {
+		if (!(q->opflags & HDL_OF_DNRF) && referral(e, q->handle, buf, cap, ans))
+			return RES_DONE;
 		ans->rcode = HDL_RC_SERVER_NOT_RESP;
 		ans->message = "That prefix doesn't live here";
 		return RES_DONE;

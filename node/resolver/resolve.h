@@ -28,7 +28,10 @@
  *     full) or RC 2 (a broken upstream answer).
  *
  * Every wait has a deadline (`timeout_ms` per resolution, nested lookups included). A request
- * from a client without REC is answered from the cache only. A request whose RecursionCount is
+ * from a client without REC is answered from the cache only; on a miss it is referred (RC 302,
+ * unless DNRF) to the prefix's sites when its prefix handle is cached, else answered RC 301
+ * (this is also what a resolver following referrals meets when sites point back at this node:
+ * the loop ends at its visited set). A request whose RecursionCount is
  * `max_recursion` or more is refused with RC 6 (a forwarding loop between nodes ends there).
  *
  * Sockets, timers and the clock come through res_ops_t, so the whole state machine runs under a
@@ -137,11 +140,15 @@ typedef struct res_question {
 	uint8_t recursion; /**< the client's RecursionCount */
 } res_question_t;
 
-/** An answer: the response code and, for RC 1, the values part (U32 count + values). */
+/**
+ * An answer: the response code and, for RC 1, the values part (U32 count + values); for RC 302
+ * (a client without REC referred to the prefix's cached sites) the referral body after the RD
+ * block: STR referral handle, U32 count + values.
+ */
 typedef struct res_answer {
 	uint32_t rcode;
 	const char *message; /**< text for other codes (static) */
-	const uint8_t *vals; /**< RC 1: values part */
+	const uint8_t *vals; /**< RC 1: values part; RC 302: referral body */
 	size_t vlen;
 	bool stale; /**< answered from an expired entry (RFC 8767) */
 } res_answer_t;
@@ -178,6 +185,7 @@ typedef struct res_stats {
 	uint64_t failures;     /**< resolutions that failed (timeouts, errors) */
 	uint64_t prefetches;   /**< background refreshes started */
 	uint64_t refused;      /**< requests refused: too many resolutions running */
+	uint64_t referred;     /**< clients without REC referred to cached sites (RC 302) */
 	unsigned running;      /**< resolutions running now */
 } res_stats_t;
 

@@ -317,7 +317,18 @@ static size_t answer_reply(dispatch_ctx_t *ctx, const reply_t *r, hdl_slice_t ha
                            const res_answer_t *a, uint8_t *out, size_t cap)
 {
 	size_t len;
-	if (a->rcode != HDL_RC_SUCCESS) {
+	if (a->rcode == HDL_RC_SERVICE_REFERRAL && a->vlen) {
+		/* the referral body may sit in \p out already, a few bytes off: moved, not copied */
+		wire_wr_t w = wire_wr_init(out, cap);
+		reply_begin(ctx, &w, r, HDL_RC_SERVICE_REFERRAL);
+		if (wire_wr_need(&w, a->vlen)) {
+			memmove(w.base + w.pos, a->vals, a->vlen);
+			w.pos += a->vlen;
+		}
+		len = reply_end(&w);
+		if (len == 0)
+			len = reply_error(ctx, r, HDL_RC_ERROR, "answer too large", out, cap);
+	} else if (a->rcode != HDL_RC_SUCCESS) {
 		len = reply_error(ctx, r, a->rcode, a->message ? a->message : "", out, cap);
 	} else if (a->vlen >= 4 && be32(a->vals) > NODE_LIMIT(&ctx->node->limits, max_values)) {
 		log_peer(LOG_LVL_WARN, "resolve: upstream answer has %u values, over max_values",

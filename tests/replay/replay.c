@@ -893,6 +893,8 @@ static uint64_t stat_value(const char *name)
 			v = st.prefetches;
 		else if (!strcmp(name, "refused"))
 			v = st.refused;
+		else if (!strcmp(name, "referred"))
+			v = st.referred;
 		else if (!strcmp(name, "running"))
 			v = st.running;
 		else
