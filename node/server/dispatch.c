@@ -345,6 +345,11 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, con
 	size_t cklen = 0;
 	hdl_slice_t hit;
 
+	if (ctx->ctr) /* one writer: a relaxed load and store, no locked instruction */
+		atomic_store_explicit(
+		    &ctx->ctr->resolutions,
+		    atomic_load_explicit(&ctx->ctr->resolutions, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
 	/* not dispatch_begin(): the arena holds the decoded request */
 	int ret = store_reader_begin(ctx->reader);
 	if (ret != HDL_EOK) {

@@ -44,6 +44,7 @@ typedef struct dispatch_ctx {
 	 */
 	struct rcache *cache;
 	uint32_t cache_limits_gen; /**< limits.gen the cache was last checked against */
+	node_ctr_t *ctr;           /**< this worker's counters (NULL: none) */
 } dispatch_ctx_t;
 
 /** \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM */

@@ -65,12 +65,20 @@ typedef struct node_limits {
 /** \brief Copy the reloadable limits of \p c into \p l and bump the generation. */
 void node_limits_apply(node_limits_t *l, const struct conf *c);
 
+/** Per-worker counters read by other threads (control socket `status`); one cache line each. */
+typedef struct node_ctr {
+	_Atomic uint64_t resolutions; /**< resolution requests handled (local and delegated) */
+	uint8_t pad_[56];
+} node_ctr_t;
+
 /** Immutable after start, except the atomics in limits. */
 typedef struct node_shared {
 	struct store *store;
 	struct dcache *dcache;   /**< upstream answers, all workers (resolver/rnode.h) */
 	struct dflight *dflight; /**< upstream queries in flight (resolver/rnode.h) */
 	struct delegate_node *deleg; /**< the resolution path (delegate.h); NULL: none */
+	node_ctr_t *ctr;             /**< one per worker (NULL: not counted) */
+	unsigned n_ctr;
 	node_limits_t limits;
 	uint16_t site_serial;
 	uint8_t *site;           /**< this node's HS_SITE record (hdl_site_encode) */

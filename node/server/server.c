@@ -140,6 +140,8 @@ static int worker_setup(worker_t *w)
 	int ret = dispatch_ctx_init(&w->dctx, w->node);
 	if (ret != HDL_EOK)
 		return ret;
+	if (w->node->ctr && (unsigned)w->id < w->node->n_ctr)
+		w->dctx.ctr = &w->node->ctr[w->id];
 	if ((ret = preq_queue_init(w, &w->pq)) != HDL_EOK)
 		return ret;
 	w->out = malloc(DISPATCH_OUT_CAP);
@@ -544,6 +546,11 @@ int server_run(const server_opts_t *o)
 		log_err("resolution path: %s", err);
 		goto out;
 	}
+	s.node.ctr = aligned_alloc(64, sizeof(node_ctr_t) * s.n_workers);
+	if (s.node.ctr) {
+		memset(s.node.ctr, 0, sizeof(node_ctr_t) * s.n_workers);
+		s.node.n_ctr = s.n_workers;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -656,6 +663,8 @@ out:
 	control_close(s.ctl);
 	delegate_node_free(&s.node);
 	rnode_free(&s.node);
+	free(s.node.ctr);
+	s.node.ctr = NULL;
 	if (s.base)
 		event_base_free(s.base);
 	if (pidfile)
