@@ -354,6 +354,15 @@ def main():
                     p.wait(5)
         if started:
             subprocess.run(["bash", SCRIPT, "stop", d], env=env, capture_output=True, timeout=120)
+            # a node built with a sanitizer reports in its log (scripts/test.sh --tsan)
+            for n in ("top", "a", "b"):
+                try:
+                    with open(os.path.join(d, n, "idnoded.log")) as f:
+                        text = f.read()
+                except OSError:
+                    continue
+                check("ThreadSanitizer" not in text and "AddressSanitizer" not in text and
+                      "runtime error" not in text, "node %s ran clean under its sanitizer" % n)
         if FAILS:
             for n in ("top", "a", "b"):
                 try:
