@@ -497,10 +497,13 @@ static int cmd_status(void *arg, const char *args, control_out_t *out)
 	control_printf(out, "handles %llu\n", (unsigned long long)store_count(s->n->store));
 	control_printf(out, "txlog_serial %llu\n",
 	               (unsigned long long)store_txlog_last(s->n->store));
-	uint64_t res = 0;
-	for (unsigned i = 0; s->n->ctr && i < s->n->n_ctr; i++)
+	uint64_t res = 0, ups = 0;
+	for (unsigned i = 0; s->n->ctr && i < s->n->n_ctr; i++) {
 		res += atomic_load_explicit(&s->n->ctr[i].resolutions, memory_order_relaxed);
-	control_printf(out, "resolutions %llu\n", (unsigned long long)res);
+		ups += atomic_load_explicit(&s->n->ctr[i].upstream_queries, memory_order_relaxed);
+	}
+	control_printf(out, "resolutions %llu\nupstream_queries %llu\n", (unsigned long long)res,
+	               (unsigned long long)ups);
 	return 0;
 }
 

@@ -126,6 +126,12 @@ static int op_query(void *env, const ups_target_t *cands, unsigned n, const uint
 {
 	delegate_worker_t *dw = env;
 	ups_query_t *q = NULL;
+	node_ctr_t *ctr = dw->w->dctx.ctr;
+	if (ctr)
+		atomic_store_explicit(
+		    &ctr->upstream_queries,
+		    atomic_load_explicit(&ctr->upstream_queries, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
 	int r = ups_query_any(dw->pool, cands, n, req, len, deadline_ms, try_ms, cb, arg, &q);
 	*qh = q;
 	return r;

@@ -93,4 +93,8 @@ fi
 grep -q "| B4 UDP resolve, uniform | idnoded |" "$TMP/suite.out" || fail "no B4 row in the suite table"
 grep -q "| B3 REST GET keep-alive | idnoded |" "$TMP/suite.out" || fail "no B3 row in the suite table"
 grep -q "| B2c connect per request" "$TMP/suite.out" || fail "no B2c row in the suite table"
+grep -q "| B1 UDP resolve at a delegating node" "$TMP/suite.out" || fail "no B1 row in the suite table"
+grep -q "| B5 UDP resolve, every query a miss" "$TMP/suite.out" || fail "no B5 row in the suite table"
+grep -q "| B5s serve-stale" "$TMP/suite.out" || fail "no B5s row in the suite table"
+grep -q "| B5s refreshes per key per hold interval |" "$TMP/suite.out" || fail "no B5s refresh figure"
 echo "PASS"
