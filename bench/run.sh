@@ -383,7 +383,7 @@ cp -a --reflink=auto "$DB" "$DB-up"
 } >"$R/up.conf"
 start idnodedu "$IDNODED" -c "$R/up.conf"
 wait_ready "$PID_idnodedu" 60 -s "127.0.0.1:$P_UP" "${KEYS[@]}" || { log "upstream idnoded did not answer: $(tail -5 "$TMP/idnodedu.log")"; exit 3; }
-UPLINE="up 127.0.0.1:$UP_PORT transport=$UP_TRANSPORT"
+UPLINE="up 127.0.0.1:$UP_PORT transport=$UP_TRANSPORT pipeline=32"
 [ "$UP_TRANSPORT" = tls ] && UPLINE="$UPLINE ca=$R/certs/ca.pem"
 B5S_BUDGET_MS=200
 B5S_HOLD_MS=2000
@@ -431,11 +431,13 @@ done
 status_field() {
 	"$IDNODE" "$2" $( [ "$2" = cache ] && echo stats ) --socket "$1" 2>/dev/null | awk -v f="$3" '$1 == f {print $2}' | head -1 | grep . || echo 0
 }
-# prime SOCKET UDP-PORT KEYFILE COUNT : resolve every key once through the delegating node
+# prime SOCKET UDP-PORT KEYFILE ENTRIES [BENCH-ARGS...] : resolve every key once through the
+# delegating node, until its cache holds ENTRIES entries
 prime() {
 	local sock=$1 port=$2 keys=$3 want=$4 i have
+	shift 4
 	for i in 1 2 3 4 5 6; do
-		taskset -c "$GEN_CPU" "$BENCH" -s "127.0.0.1:$port" -f "$keys" -d 3 -c 64 >/dev/null 2>&1
+		taskset -c "$GEN_CPU" "$BENCH" -s "127.0.0.1:$port" -f "$keys" -d 3 -c 64 "$@" >/dev/null 2>&1
 		have=$(status_field "$sock" cache entries)
 		[ "${have:-0}" -ge "$want" ] && return 0
 	done
@@ -444,6 +446,8 @@ prime() {
 }
 if [ "$HAVE_RES" = 1 ]; then
 	prime "$R/res.sock" "$P_RES" "$R/b1keys.txt" "$B1_COUNT" || NOTES+=("B1: the resolver cache did not hold every key after priming (some B1 requests were misses)")
+	# the same keys asked for their URL only: one-datagram answers, like the echo's
+	prime "$R/res.sock" "$P_RES" "$R/b1keys.txt" $((2 * B1_COUNT)) --type URL || NOTES+=("B1 (URL only): not every key was cached after priming")
 	prime "$R/ress.sock" "$P_RESS" "$R/b5skeys.txt" "$B5S_COUNT" || NOTES+=("B5s: not every key was cached before the upstream was black-holed")
 	NOTES+=("B1: $B1_COUNT keys resolved once through the delegating node before the cells (all cache hits); B5: $COUNT keys, resolver cache off, forward rule to the upstream over $UP_TRANSPORT, both nodes pinned to CPU $SRV_CPU")
 fi
@@ -455,7 +459,7 @@ UDPLOAD=(-c 128)
 # B2c: connect, one request, answer, close (idnode-bench --new-conn: HTTP says Connection: close)
 B2C=(--new-conn -c 16)
 for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded b2c.idnoded b2ch.idnoded; do expect "$b"; done
-[ "$HAVE_RES" = 1 ] && for b in b1.idnoded-resolver b5.idnoded-resolver b5.idnoded-upstream; do expect "$b"; done
+[ "$HAVE_RES" = 1 ] && for b in b1.idnoded-resolver b1t.idnoded-resolver b5.idnoded-resolver b5.idnoded-upstream; do expect "$b"; done
 [ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
 [ $HAVE_NGINX = 1 ] && for b in b3.nginx b2c.nginx; do expect "$b"; done
 
@@ -477,6 +481,7 @@ for run in $(seq 1 "$RUNS"); do
 	cell b2ch idnoded "$run" "$PID_idnoded" -s "127.0.0.1:$H_NODE" "${KEYS[@]}" --proto rest "${B2C[@]}"
 	if [ "$HAVE_RES" = 1 ]; then
 		cell b1 idnoded-resolver "$run" "$PID_idnodedr" -s "127.0.0.1:$P_RES" -f "$R/b1keys.txt" "${UDPLOAD[@]}"
+		cell b1t idnoded-resolver "$run" "$PID_idnodedr" -s "127.0.0.1:$P_RES" -f "$R/b1keys.txt" --type URL "${UDPLOAD[@]}"
 		cell b5 idnoded-resolver "$run" "$PID_idnodedm" -s "127.0.0.1:$P_RESM" "${KEYS[@]}" "${UDPLOAD[@]}"
 		cell b5 idnoded-upstream "$run" "$PID_idnodedu" -s "127.0.0.1:$P_UP" "${KEYS[@]}" "${UDPLOAD[@]}"
 	fi

@@ -154,7 +154,7 @@ def main():
     lines.append("")
     lines.append("| benchmark | server | replies / server CPU-s | wall replies/s | p50 / p99 µs | loss % | reply B |")
     lines.append("|---|---|---|---|---|---|---|")
-    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b1", "b5",
+    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b1", "b1t", "b5",
              "lat5", "b5s", "b4u10m", "b4z10m"]
     names = {
         "b4u": "B4 UDP resolve, uniform",
@@ -168,6 +168,7 @@ def main():
         "lat2c": "B2c Handle TCP connect per request at 50 % of its max, open loop",
         "lat2cu": "UDP at the same rate as the row above, open loop",
         "b1": "B1 UDP resolve at a delegating node, every query a cache hit",
+        "b1t": "B1 with the URL only (one-datagram answers, as the echo's)",
         "b5": "B5 UDP resolve, every query a miss sent upstream (delegating node; the upstream itself)",
         "lat5": "B5 at 50 % of its max, open loop (through the delegating node; at the upstream)",
         "b5s": "B5s serve-stale, upstream black-holed, TTLs expired",
@@ -211,6 +212,8 @@ def main():
                   "≤ 1.0×", verdict(r, 1.0, higher=False)))
     r = ratio(get("b1", "idnoded-resolver"), get("b4u", "echo"))
     t.append(("B1 cache-hit UDP resolve vs UDP echo ceiling", r, "≥ 0.70×", verdict(r, 0.70)))
+    r = ratio(get("b1t", "idnoded-resolver"), get("b4u", "echo"))
+    t.append(("B1 with one-datagram answers (URL only) vs UDP echo ceiling", r, "(info)", "info"))
     r = ratio(get("b5", "idnoded-resolver"), get("b1", "idnoded-resolver"))
     t.append(("B5 upstream-miss path vs B1, per delegating-node CPU-s", r, "≥ 0.2×", verdict(r, 0.2)))
     l5r, l5u = S.get(("lat5", "idnoded-resolver")), S.get(("lat5", "idnoded-upstream"))

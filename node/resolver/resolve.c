@@ -746,24 +746,38 @@ static uint64_t target_hash(const ups_target_t *t)
 	return h;
 }
 
+/* Targets being collected (on the stack: a job keeps only as many as it found). */
+typedef struct tset {
+	ups_target_t t[UPS_MAX_CANDIDATES];
+	unsigned n;
+} tset_t;
+
 /* Add \p t unless already there. */
-static void add_target(res_job_t *j, const ups_target_t *t)
+static void add_target(tset_t *ts, const ups_target_t *t)
 {
-	for (unsigned i = 0; i < j->n_targets; i++) {
-		if (j->targets[i].port == t->port && j->targets[i].transport == t->transport &&
-		    strcmp(j->targets[i].host, t->host) == 0)
+	for (unsigned i = 0; i < ts->n; i++) {
+		if (ts->t[i].port == t->port && ts->t[i].transport == t->transport &&
+		    strcmp(ts->t[i].host, t->host) == 0)
 			return;
 	}
-	if (j->n_targets < UPS_MAX_CANDIDATES)
-		j->targets[j->n_targets++] = *t;
+	if (ts->n < UPS_MAX_CANDIDATES)
+		ts->t[ts->n++] = *t;
 }
 
-static bool targets_alloc(res_job_t *j)
+/* The job asks \p ts from now on. \retval false out of memory */
+static bool set_targets(res_job_t *j, const tset_t *ts)
 {
+	free(j->targets);
+	j->targets = NULL;
 	j->n_targets = 0;
+	if (ts->n == 0)
+		return true;
+	j->targets = malloc(sizeof(ups_target_t) * ts->n);
 	if (!j->targets)
-		j->targets = malloc(sizeof(ups_target_t) * UPS_MAX_CANDIDATES);
-	return j->targets != NULL;
+		return false;
+	memcpy(j->targets, ts->t, sizeof(ups_target_t) * ts->n);
+	j->n_targets = ts->n;
+	return true;
 }
 
 /*
@@ -771,7 +785,7 @@ static bool targets_alloc(res_job_t *j)
  * §3.3), through the configured upstreams of its address when there are, else (site_plaintext)
  * over the query interfaces the site lists.
  */
-static void add_site(res_job_t *j, const hdl_site_t *site)
+static void add_site(res_job_t *j, const hdl_site_t *site, tset_t *ts)
 {
 	res_engine_t *e = j->e;
 	ups_target_t tmp[UPS_MAX_CANDIDATES];
@@ -796,7 +810,7 @@ static void add_site(res_job_t *j, const hdl_site_t *site)
 	if (n == 0 && e->conf.site_plaintext)
 		n = ups_site_targets(site, j->handle, PLAIN_MASK, NULL, tmp, UPS_MAX_CANDIDATES);
 	for (unsigned i = 0; i < n; i++)
-		add_target(j, &tmp[i]);
+		add_target(ts, &tmp[i]);
 }
 
 static bool type_is(hdl_slice_t t, hdl_slice_t want)
@@ -813,12 +827,12 @@ static unsigned targets_from_values(res_job_t *j, const hdl_value_t *v, uint32_t
                                     bool prefix_sites, hdl_slice_t *serv)
 {
 	hdl_site_t sites[UPS_MAX_CANDIDATES];
+	tset_t ts;
 	unsigned ns = 0;
 	bool any_primary = false;
 	serv->p = NULL;
 	serv->len = 0;
-	if (!targets_alloc(j))
-		return 0;
+	ts.n = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		bool site = type_is(v[i].type, T_SITE) || type_is(v[i].type, T_SITE6) ||
 		            (prefix_sites &&
@@ -839,8 +853,10 @@ static unsigned targets_from_values(res_job_t *j, const hdl_value_t *v, uint32_t
 	for (unsigned i = 0; i < ns; i++) {
 		if (j->at && any_primary && !(sites[i].primary_mask & HDL_SITE_PRIMARY))
 			continue;
-		add_site(j, &sites[i]);
+		add_site(j, &sites[i], &ts);
 	}
+	if (!set_targets(j, &ts))
+		return 0;
 	return j->n_targets;
 }
 
@@ -975,13 +991,13 @@ static void job_route(res_job_t *j)
 	res_engine_t *e = j->e;
 	hdl_slice_t prefix, suffix;
 	hdl_name_split(j->handle, &prefix, &suffix);
-	if (!targets_alloc(j)) {
-		job_fail(j, HDL_ENOMEM);
-		return;
-	}
-	unsigned n = ups_set_route(e->sh.set, prefix, j->targets, UPS_MAX_CANDIDATES);
-	if (n > 0) {
-		j->n_targets = n;
+	tset_t ts;
+	ts.n = ups_set_route(e->sh.set, prefix, ts.t, UPS_MAX_CANDIDATES);
+	if (ts.n > 0) {
+		if (!set_targets(j, &ts)) {
+			job_fail(j, HDL_ENOMEM);
+			return;
+		}
 		j->forwarded = true;
 		job_query(j);
 		return;

@@ -26,7 +26,7 @@
 #include "node/server/worker.h"
 #include "proto/wire.h"
 
-#define DREQ_ARENA_FIRST 4096u
+#define DREQ_ARENA_FIRST 512u
 #define DREQ_ARENA_LIMIT (1u * 1024u * 1024u)
 
 /* Node-wide: the set, the holds, the settings every worker's engine is made with. */
