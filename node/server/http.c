@@ -423,9 +423,27 @@ enum { WAIT_NATIVE = 0, WAIT_REST, WAIT_PROXY };
 
 _Static_assert(sizeof(wait_rq_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
 
+/* The answer of waiting request \p p is written: the connection goes on (or closes). */
+static void waited_done(conn_t *c, preq_t *p, bool close)
+{
+	preq_unlink(&c->waiting, p);
+	preq_done(p);
+	c->n_waiting--;
+	c->blocked = false;
+	if (close)
+		c->closing = true;
+	conn_resume(c);
+}
+
+static void rest_render(worker_t *w, rq_t *r, const char *handle, bool pretty, uint32_t rc,
+                        const char *msg, hdl_value_t *vals, uint32_t n);
+static void proxy_render(worker_t *w, rq_t *r, const char *handle, bool show, uint32_t rc,
+                         const char *msg, hdl_value_t *vals, uint32_t n);
+
 /*
- * A native request that waited is answered. HTTP/1.1 answers go out in request order, so the
- * connection was blocked (nothing behind it parsed) until now.
+ * A request that waited is answered: a native one (a write, a list, a delegated resolution), or
+ * a REST or proxy resolution delegated upstream. HTTP/1.1 answers go out in request order, so
+ * the connection was blocked (nothing behind it parsed) until now.
  */
 static void on_complete(preq_t *p)
 {
@@ -435,25 +453,38 @@ static void on_complete(preq_t *p)
 	memcpy(&wr, p->tpriv, sizeof(wr));
 	http_req_t req = {.minor = wr.minor};
 	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
-	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
-	if (n)
-		send_body(&r, 200, HDL_MIME, w->out, n);
+	if (wr.kind == WAIT_NATIVE) {
+		size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+		if (n)
+			send_body(&r, 200, HDL_MIME, w->out, n);
+		else
+			send_text(&r, 500, "no answer\n");
+		waited_done(c, p, r.close);
+		return;
+	}
+	const char *handle = "", *msg = NULL;
+	uint32_t rc = HDL_RC_ERROR, n = 0;
+	hdl_value_t *vals = NULL;
+	hdl_arena_reset(&w->dctx.arena);
+	if (delegate_http_result(w, p, &handle, &rc, &msg, &vals, &n) != HDL_EOK) {
+		rc = HDL_RC_SERVER_TOO_BUSY;
+		msg = "out of memory";
+	}
+	if (wr.kind == WAIT_REST)
+		rest_render(w, &r, handle, wr.pretty, rc, msg, vals, n);
 	else
-		send_text(&r, 500, "no answer\n");
-	preq_unlink(&c->waiting, p);
-	preq_done(p);
-	c->n_waiting--;
-	c->blocked = false;
-	if (r.close)
-		c->closing = true;
-	conn_resume(c);
+		proxy_render(w, &r, handle, wr.show, rc, msg, vals, n);
+	waited_done(c, p, r.close);
 }
 
 static void attach(void *tctx, preq_t *p)
 {
 	rq_t *r = tctx;
 	conn_t *c = r->c;
-	wait_rq_t wr = {.close = r->close, .head = r->head, .minor = (uint8_t)r->req->minor};
+	wait_rq_t wr = {.close = r->close,
+	                .head = r->head,
+	                .minor = (uint8_t)r->req->minor,
+	                .kind = WAIT_NATIVE};
 	memcpy(p->tpriv, &wr, sizeof(wr));
 	preq_link(&c->waiting, p, c);
 	p->complete = on_complete;
@@ -494,41 +525,6 @@ static void do_native(worker_t *w, rq_t *r)
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
-static void rest_render(worker_t *w, rq_t *r, const char *handle, bool pretty, uint32_t rc,
-                        const char *msg, hdl_value_t *vals, uint32_t n);
-static void proxy_render(worker_t *w, rq_t *r, const char *handle, bool show, uint32_t rc,
-                         const char *msg, hdl_value_t *vals, uint32_t n);
-
-/* A REST or proxy request that waited for upstream is answered (in order: see on_complete). */
-static void on_http_complete(preq_t *p)
-{
-	conn_t *c = p->conn;
-	worker_t *w = c->w;
-	wait_rq_t wr;
-	memcpy(&wr, p->tpriv, sizeof(wr));
-	http_req_t req = {.minor = wr.minor};
-	rq_t r = {.c = c, .req = &req, .head = wr.head, .close = wr.close};
-	const char *handle = "", *msg = NULL;
-	uint32_t rc = HDL_RC_ERROR, n = 0;
-	hdl_value_t *vals = NULL;
-	hdl_arena_reset(&w->dctx.arena);
-	if (delegate_http_result(w, p, &handle, &rc, &msg, &vals, &n) != HDL_EOK) {
-		rc = HDL_RC_SERVER_TOO_BUSY;
-		msg = "out of memory";
-	}
-	if (wr.kind == WAIT_REST)
-		rest_render(w, &r, handle, wr.pretty, rc, msg, vals, n);
-	else
-		proxy_render(w, &r, handle, wr.show, rc, msg, vals, n);
-	preq_unlink(&c->waiting, p);
-	preq_done(p);
-	c->n_waiting--;
-	c->blocked = false;
-	if (r.close)
-		c->closing = true;
-	conn_resume(c);
-}
-
 /*
  * Resolve for REST or the proxy; a handle not homed here goes to the resolution path, and when
  * it has to wait for upstream the connection is blocked until on_http_complete().
@@ -545,7 +541,7 @@ static int http_resolve(worker_t *w, rq_t *r, const char *handle, const filters_
 	wr->close = r->close;
 	wr->head = r->head;
 	wr->minor = (uint8_t)r->req->minor;
-	delegate_http_t dh = {r->c, on_http_complete, wr, sizeof(*wr)};
+	delegate_http_t dh = {r->c, on_complete, wr, sizeof(*wr)};
 	ret = delegate_http_resolve(w, &dh, handle, f->idx, f->n_idx, f->types, f->n_types, rc, msg,
 	                            vals, n);
 	if (ret == DISPATCH_WAIT)
