@@ -226,6 +226,22 @@ def main():
               (s0["hits"], s1["hits"]))
         check(resolutions(d, "b") == b1, "B not asked again")
 
+        # ---- local writes at A never flush its delegated answers -------------------------------
+        sec = os.path.join(tmp, "secret")
+        with open(sec, "w") as f:
+            f.write("secret")
+        rc, out, err = idnode("create", "-s", "%s:%d" % (ADDR["a"], udp), "--auth",
+                              "300:0.NA/88.100.1", "--seckey-file", sec, "--timeout", "10000",
+                              "88.100.1/LOCAL-WRITE", "URL=https://a.example/local")
+        check(rc == 0, "a local write at A (rc %d %s)" % (rc, err.strip()))
+        s_w = control(d, "a", "cache", "stats")
+        check(s_w["entries"] == s1["entries"] and s_w.get("flushes") == s1.get("flushes") and
+              s_w.get("invalidations") == s1.get("invalidations"),
+              "the local write left A's delegated entries alone (%s -> %s entries)" %
+              (s1["entries"], s_w["entries"]))
+        u_w = udp_ask(udp, x, rid=9)
+        check(u_w["rc"] == 1 and resolutions(d, "b") == b1, "after the write: still a cache hit")
+
         # ---- B killed: stale within the budget; B back: fresh -----------------------------------
         os.kill(pid_of(d, "b"), signal.SIGKILL)
         time.sleep(MAX_TTL + 0.5)
