@@ -25,7 +25,7 @@
 #include "node/resolver/upconf.h"
 
 #define TABLE_BUCKETS 1024u
-#define READ_STACK    4096u            /**< cache reads try a stack buffer of this size first */
+#define READ_STACK    4096u                /**< cache reads try a stack buffer of this size first */
 #define JOB_ARENA     (4u * 1024u * 1024u) /**< decoded upstream answer of one resolution */
 #define PLAIN_MASK    ((1u << UPS_TCP) | (1u << UPS_UDP) | (1u << UPS_HTTP))
 
@@ -43,13 +43,13 @@ enum {
 
 struct res_job {
 	res_engine_t *e;
-	res_job_t *hnext;          /* table chain (while in_table) */
-	res_job_t *next, *prev;    /* every job of the engine */
-	res_job_t *parents;        /* jobs waiting for this one (wnext / wprev) */
-	res_job_t *wnext, *wprev;  /* in the child's parents list */
-	res_job_t *child;          /* the job this one waits for */
-	res_client_t *clients;     /* clients waiting */
-	unsigned pins;             /* on some caller's stack: not freed */
+	res_job_t *hnext;         /* table chain (while in_table) */
+	res_job_t *next, *prev;   /* every job of the engine */
+	res_job_t *parents;       /* jobs waiting for this one (wnext / wprev) */
+	res_job_t *wnext, *wprev; /* in the child's parents list */
+	res_job_t *child;         /* the job this one waits for */
+	res_client_t *clients;    /* clients waiting */
+	unsigned pins;            /* on some caller's stack: not freed */
 	int state;
 	bool in_table;
 	bool leading;      /* leads its flight: must finish or abandon it */
@@ -209,7 +209,8 @@ bool res_hold_active(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t no
 	return v && HOLD_TAG(v) == HOLD_TAG(x) && HOLD_TIME(v) * 100 > now_ms;
 }
 
-/* ---- timers ----------------------------------------------------------------------------------- */
+/* ---- timers -----------------------------------------------------------------------------------
+ */
 
 static void rearm(res_engine_t *e)
 {
@@ -262,7 +263,8 @@ static void timer_add(res_engine_t *e, res_tnode_t *t, uint64_t at, uint8_t kind
 	rearm(e);
 }
 
-/* ---- small helpers ---------------------------------------------------------------------------- */
+/* ---- small helpers ----------------------------------------------------------------------------
+ */
 
 static uint64_t now_ms(res_engine_t *e)
 {
@@ -365,7 +367,8 @@ static uint32_t status_rcode(int status)
 	}
 }
 
-/* ---- table ------------------------------------------------------------------------------------ */
+/* ---- table ------------------------------------------------------------------------------------
+ */
 
 static res_job_t *table_find(res_engine_t *e, const uint8_t *key, size_t klen, uint64_t h)
 {
@@ -389,13 +392,13 @@ static void table_remove(res_job_t *j)
 	j->in_table = false;
 }
 
-/* ---- jobs ------------------------------------------------------------------------------------- */
+/* ---- jobs -------------------------------------------------------------------------------------
+ */
 
 /* A new job for a question (everything copied into one block), in the table. */
-static res_job_t *job_new(res_engine_t *e, hdl_slice_t handle, const uint32_t *idx,
-                          uint32_t n_idx, const hdl_slice_t *types, uint32_t n_types,
-                          const uint8_t *key, size_t klen, uint64_t h, uint8_t depth,
-                          uint64_t deadline)
+static res_job_t *job_new(res_engine_t *e, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                          const hdl_slice_t *types, uint32_t n_types, const uint8_t *key,
+                          size_t klen, uint64_t h, uint8_t depth, uint64_t deadline)
 {
 	size_t tbytes = 0;
 	for (uint32_t i = 0; i < n_types; i++)
@@ -619,8 +622,8 @@ static void client_fill(res_engine_t *e, res_client_t *c, const res_job_t *j)
 	}
 	dcache_hit_t hit;
 	uint8_t *vals;
-	if (!j->at && cache_read(e, j->key, j->klen, DCACHE_GET_STALE_OK, &c->ans, &vals, &hit) ==
-	                  HDL_EOK) {
+	if (!j->at &&
+	    cache_read(e, j->key, j->klen, DCACHE_GET_STALE_OK, &c->ans, &vals, &hit) == HDL_EOK) {
 		c->owned_ = vals;
 		c->ans.message = rcode_text(c->ans.rcode);
 		e->st.stale++;
@@ -647,8 +650,8 @@ static void job_finish(res_job_t *j)
 			job_unwaited(c);
 	}
 	if (j->leading) {
-		dflight_result_t r = {.status = j->status, .rcode = j->rcode, .vals = j->vals,
-		                      .len = j->vlen};
+		dflight_result_t r = {
+		    .status = j->status, .rcode = j->rcode, .vals = j->vals, .len = j->vlen};
 		(void)dflight_finish(e->sh.dflight, &j->fw, &r);
 		j->leading = false;
 	}
@@ -734,7 +737,8 @@ static void job_start(res_job_t *j)
 	}
 }
 
-/* ---- where to ask ------------------------------------------------------------------------------ */
+/* ---- where to ask ------------------------------------------------------------------------------
+ */
 
 static uint64_t target_hash(const ups_target_t *t)
 {
@@ -797,15 +801,14 @@ static void add_site(res_job_t *j, const hdl_site_t *site, tset_t *ts)
 		return;
 	char host[64];
 	if (hdl_server_is_ipv4(sv))
-		snprintf(host, sizeof(host), "%u.%u.%u.%u", sv->addr[12], sv->addr[13], sv->addr[14],
-		         sv->addr[15]);
+		snprintf(host, sizeof(host), "%u.%u.%u.%u", sv->addr[12], sv->addr[13],
+		         sv->addr[14], sv->addr[15]);
 	else
-		snprintf(host, sizeof(host),
-		         "%x:%x:%x:%x:%x:%x:%x:%x", sv->addr[0] << 8 | sv->addr[1],
-		         sv->addr[2] << 8 | sv->addr[3], sv->addr[4] << 8 | sv->addr[5],
-		         sv->addr[6] << 8 | sv->addr[7], sv->addr[8] << 8 | sv->addr[9],
-		         sv->addr[10] << 8 | sv->addr[11], sv->addr[12] << 8 | sv->addr[13],
-		         sv->addr[14] << 8 | sv->addr[15]);
+		snprintf(host, sizeof(host), "%x:%x:%x:%x:%x:%x:%x:%x",
+		         sv->addr[0] << 8 | sv->addr[1], sv->addr[2] << 8 | sv->addr[3],
+		         sv->addr[4] << 8 | sv->addr[5], sv->addr[6] << 8 | sv->addr[7],
+		         sv->addr[8] << 8 | sv->addr[9], sv->addr[10] << 8 | sv->addr[11],
+		         sv->addr[12] << 8 | sv->addr[13], sv->addr[14] << 8 | sv->addr[15]);
 	unsigned n = ups_set_by_host(e->sh.set, host, tmp, UPS_MAX_CANDIDATES);
 	if (n == 0 && e->conf.site_plaintext)
 		n = ups_site_targets(site, j->handle, PLAIN_MASK, NULL, tmp, UPS_MAX_CANDIDATES);
@@ -837,8 +840,10 @@ static unsigned targets_from_values(res_job_t *j, const hdl_value_t *v, uint32_t
 		bool site = type_is(v[i].type, T_SITE) || type_is(v[i].type, T_SITE6) ||
 		            (prefix_sites &&
 		             (type_is(v[i].type, T_SITE_PFX) || type_is(v[i].type, T_NA_DELEGATE)));
-		bool sv = type_is(v[i].type, T_SERV) || (prefix_sites && type_is(v[i].type, T_SERV_PFX));
-		if (sv && serv->len == 0 && hdl_handle_data_check(v[i].data.p, v[i].data.len) == HDL_EOK)
+		bool sv =
+		    type_is(v[i].type, T_SERV) || (prefix_sites && type_is(v[i].type, T_SERV_PFX));
+		if (sv && serv->len == 0 &&
+		    hdl_handle_data_check(v[i].data.p, v[i].data.len) == HDL_EOK)
 			*serv = v[i].data;
 		if (!site || ns == UPS_MAX_CANDIDATES)
 			continue;
@@ -860,7 +865,8 @@ static unsigned targets_from_values(res_job_t *j, const hdl_value_t *v, uint32_t
 	return j->n_targets;
 }
 
-/* ---- upstream queries -------------------------------------------------------------------------- */
+/* ---- upstream queries --------------------------------------------------------------------------
+ */
 
 static void on_reply(void *arg, int status, const uint8_t *reply, size_t len);
 
@@ -872,8 +878,8 @@ static uint8_t *encode_request(res_job_t *j, size_t *len)
 	m.env.request_id = 1; /* the pool gives it one of its own */
 	m.hdr.opcode = HDL_OC_RESOLUTION;
 	/* PO: this node is anonymous upstream; REC only where a forward rule names a resolver */
-	m.hdr.opflags = HDL_OF_PO | HDL_OF_CA | (j->forwarded ? HDL_OF_REC : 0) |
-	                (j->at ? HDL_OF_AT : 0);
+	m.hdr.opflags =
+	    HDL_OF_PO | HDL_OF_CA | (j->forwarded ? HDL_OF_REC : 0) | (j->at ? HDL_OF_AT : 0);
 	m.hdr.recursion = j->recursion;
 	m.kind = HDL_BODY_RESOLVE;
 	m.u.resolve.handle = j->handle;
@@ -944,7 +950,8 @@ static void job_spawn(res_job_t *j, hdl_slice_t handle, const hdl_slice_t *types
 	res_engine_t *e = j->e;
 	uint8_t key[DCACHE_KEY_MAX];
 	if (j->depth + 1u >= RES_MAX_DEPTH) {
-		log_peer(LOG_LVL_NOTICE, "resolve: lookups nested too deep for %.*s, answering RC 6",
+		log_peer(LOG_LVL_NOTICE,
+		         "resolve: lookups nested too deep for %.*s, answering RC 6",
 		         (int)j->handle.len, (const char *)j->handle.p);
 		job_fail_rc(j, HDL_RC_RECURSION_COUNT_TOO_HIGH, "Too many nested lookups");
 		return;
@@ -960,7 +967,8 @@ static void job_spawn(res_job_t *j, hdl_slice_t handle, const hdl_slice_t *types
 		/* a lookup already running here; waiting on one that waits on us is a loop */
 		for (res_job_t *x = c; x; x = x->child) {
 			if (x == j) {
-				job_fail_rc(j, HDL_RC_RECURSION_COUNT_TOO_HIGH, "Service handle loop");
+				job_fail_rc(j, HDL_RC_RECURSION_COUNT_TOO_HIGH,
+				            "Service handle loop");
 				return;
 			}
 		}
@@ -1018,8 +1026,7 @@ static void job_route(res_job_t *j)
 }
 
 /* Decode the values part a child or a flight handed over. */
-static int decode_vals(res_job_t *j, const uint8_t *vals, size_t len, hdl_value_t **v,
-                       uint32_t *n)
+static int decode_vals(res_job_t *j, const uint8_t *vals, size_t len, hdl_value_t **v, uint32_t *n)
 {
 	*v = NULL;
 	*n = 0;
@@ -1041,7 +1048,8 @@ static void child_done(res_job_t *p, res_job_t *c)
 		res_answer_t a;
 		uint8_t *vals = NULL;
 		dcache_hit_t hit;
-		if (cache_read(e, c->key, c->klen, DCACHE_GET_STALE_OK, &a, &vals, &hit) != HDL_EOK ||
+		if (cache_read(e, c->key, c->klen, DCACHE_GET_STALE_OK, &a, &vals, &hit) !=
+		        HDL_EOK ||
 		    a.rcode != HDL_RC_SUCCESS) {
 			free(vals);
 			job_fail(p, c->status);
@@ -1067,7 +1075,8 @@ static void child_done(res_job_t *p, res_job_t *c)
 			job_fail_rc(p, c->rcode, c->msg);
 		else
 			job_fail_rc(p, HDL_RC_SERVER_NOT_RESP,
-			            st == J_PREFIX ? "The prefix has no site" : "The service has no site");
+			            st == J_PREFIX ? "The prefix has no site"
+			                           : "The service has no site");
 		return;
 	}
 	hdl_value_t *v;
@@ -1150,8 +1159,10 @@ static void on_reply(void *arg, int status, const uint8_t *reply, size_t len)
 	}
 	switch (m.hdr.rcode) {
 	case HDL_RC_SUCCESS:
-		if (m.kind != HDL_BODY_VALUES || !hdl_slice_eq_nocase(m.u.values.handle, j->handle)) {
-			log_peer(LOG_LVL_NOTICE, "resolve: upstream answered for another handle than %.*s",
+		if (m.kind != HDL_BODY_VALUES ||
+		    !hdl_slice_eq_nocase(m.u.values.handle, j->handle)) {
+			log_peer(LOG_LVL_NOTICE,
+			         "resolve: upstream answered for another handle than %.*s",
 			         (int)j->handle.len, (const char *)j->handle.p);
 			job_fail(j, HDL_EPROTO);
 			break;
@@ -1167,7 +1178,9 @@ static void on_reply(void *arg, int status, const uint8_t *reply, size_t len)
 	case HDL_RC_RECURSION_COUNT_TOO_HIGH:
 		job_fail_rc(j, m.hdr.rcode, "Recursion count too high upstream");
 		break;
-	case HDL_RC_SERVER_NOT_RESP: job_fail_rc(j, m.hdr.rcode, "That prefix doesn't live there"); break;
+	case HDL_RC_SERVER_NOT_RESP:
+		job_fail_rc(j, m.hdr.rcode, "That prefix doesn't live there");
+		break;
 	case HDL_RC_INVALID_HANDLE: job_fail_rc(j, m.hdr.rcode, "Invalid handle"); break;
 	default:
 		log_peer(LOG_LVL_INFO, "resolve: upstream answered RC %u for %.*s", m.hdr.rcode,
@@ -1179,7 +1192,8 @@ out:
 	unpin(j);
 }
 
-/* ---- flights ---------------------------------------------------------------------------------- */
+/* ---- flights ----------------------------------------------------------------------------------
+ */
 
 /* dflight notification, on the leader's thread: copy and post to our engine. */
 static void on_flight_done(dflight_waiter_t *w, const dflight_result_t *r)
@@ -1232,8 +1246,9 @@ static void job_posted(res_job_t *j)
 		j->rcode = j->p_rcode;
 		j->msg = rcode_text(j->rcode);
 		if (!j->msg && j->rcode != HDL_RC_SUCCESS)
-			j->msg = j->rcode == HDL_RC_RECURSION_COUNT_TOO_HIGH ? "Recursion count too high"
-			                                                      : "Upstream error";
+			j->msg = j->rcode == HDL_RC_RECURSION_COUNT_TOO_HIGH
+			             ? "Recursion count too high"
+			             : "Upstream error";
 		free(j->vals);
 		j->vals = j->p_vals;
 		j->vlen = j->p_len;
@@ -1260,7 +1275,8 @@ void res_run_posted(res_engine_t *e)
 	}
 }
 
-/* ---- timers ------------------------------------------------------------------------------------ */
+/* ---- timers ------------------------------------------------------------------------------------
+ */
 
 static void job_deadline(res_job_t *j)
 {
@@ -1308,7 +1324,7 @@ static void client_budget(res_engine_t *e, res_client_t *c)
 	e->ops.answer(e->env, c);
 }
 
-#define TNODE_OWNER(t, type, member) ((type *)(void *)((char *)(t) - offsetof(type, member)))
+#define TNODE_OWNER(t, type, member) ((type *)(void *)((char *)(t)-offsetof(type, member)))
 
 void res_timers(res_engine_t *e)
 {
@@ -1331,7 +1347,8 @@ void res_timers(res_engine_t *e)
 	rearm(e);
 }
 
-/* ---- clients ---------------------------------------------------------------------------------- */
+/* ---- clients ----------------------------------------------------------------------------------
+ */
 
 /* Start a background refresh of \p key (a prefetch), unless one runs or the engine is full. */
 static void prefetch(res_engine_t *e, const res_question_t *q, const uint8_t *key, size_t klen)
@@ -1339,8 +1356,8 @@ static void prefetch(res_engine_t *e, const res_question_t *q, const uint8_t *ke
 	uint64_t h = key_hash(e, key, klen);
 	if (table_find(e, key, klen, h) || e->n_jobs >= e->conf.max_jobs)
 		return;
-	res_job_t *j = job_new(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, klen, h, 0,
-	                       now_ms(e) + e->conf.timeout_ms);
+	res_job_t *j = job_new(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, klen, h,
+	                       0, now_ms(e) + e->conf.timeout_ms);
 	if (!j)
 		return;
 	e->st.prefetches++;
@@ -1390,8 +1407,7 @@ static bool referral(res_engine_t *e, hdl_slice_t handle, uint8_t *buf, size_t c
 	return true;
 }
 
-int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap,
-            res_answer_t *ans)
+int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap, res_answer_t *ans)
 {
 	uint8_t key[DCACHE_KEY_MAX];
 	memset(ans, 0, sizeof(*ans));
@@ -1400,7 +1416,8 @@ int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap,
 		ans->message = "Recursion count too high";
 		return RES_DONE;
 	}
-	size_t kl = make_key(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, sizeof(key));
+	size_t kl =
+	    make_key(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, sizeof(key));
 	if (kl == 0) {
 		ans->rcode = HDL_RC_INVALID_HANDLE;
 		ans->message = "Invalid handle";
@@ -1449,7 +1466,8 @@ int res_start(res_engine_t *e, const res_question_t *q, res_client_t *c)
 	memset(&c->ans, 0, sizeof(c->ans));
 	c->owned_ = NULL;
 	c->job_ = NULL;
-	size_t kl = make_key(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, sizeof(key));
+	size_t kl =
+	    make_key(e, q->handle, q->idx, q->n_idx, q->types, q->n_types, key, sizeof(key));
 	if (kl == 0) {
 		c->ans.rcode = HDL_RC_INVALID_HANDLE;
 		c->ans.message = "Invalid handle";
@@ -1518,7 +1536,8 @@ void res_client_release(res_client_t *c)
 	c->ans.vlen = 0;
 }
 
-/* ---- engine ----------------------------------------------------------------------------------- */
+/* ---- engine -----------------------------------------------------------------------------------
+ */
 
 int res_new(const res_ops_t *ops, void *env, const res_conf_t *conf, const res_shared_t *sh,
             res_engine_t **out)

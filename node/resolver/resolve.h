@@ -131,8 +131,8 @@ typedef struct res_ops {
 
 /** One question: a resolution request of a client. */
 typedef struct res_question {
-	hdl_slice_t handle;       /**< as the client sent it */
-	const uint32_t *idx;      /**< index filter */
+	hdl_slice_t handle;  /**< as the client sent it */
+	const uint32_t *idx; /**< index filter */
 	uint32_t n_idx;
 	const hdl_slice_t *types; /**< type filter */
 	uint32_t n_types;
@@ -174,19 +174,19 @@ struct res_client {
 
 /** Counters of an engine. */
 typedef struct res_stats {
-	uint64_t cache_hits;   /**< answered from a fresh entry */
-	uint64_t stale;        /**< answered from a stale entry */
-	uint64_t jobs;         /**< resolutions started (nested and prefetches included) */
-	uint64_t coalesced;    /**< requests joining a resolution already running here */
-	uint64_t followed;     /**< resolutions that waited for another worker's (dflight) */
-	uint64_t queries;      /**< upstream queries sent */
-	uint64_t referrals;    /**< referrals followed */
-	uint64_t loops;        /**< resolutions ended by a referral loop or the depth limit */
-	uint64_t failures;     /**< resolutions that failed (timeouts, errors) */
-	uint64_t prefetches;   /**< background refreshes started */
-	uint64_t refused;      /**< requests refused: too many resolutions running */
-	uint64_t referred;     /**< clients without REC referred to cached sites (RC 302) */
-	unsigned running;      /**< resolutions running now */
+	uint64_t cache_hits; /**< answered from a fresh entry */
+	uint64_t stale;      /**< answered from a stale entry */
+	uint64_t jobs;       /**< resolutions started (nested and prefetches included) */
+	uint64_t coalesced;  /**< requests joining a resolution already running here */
+	uint64_t followed;   /**< resolutions that waited for another worker's (dflight) */
+	uint64_t queries;    /**< upstream queries sent */
+	uint64_t referrals;  /**< referrals followed */
+	uint64_t loops;      /**< resolutions ended by a referral loop or the depth limit */
+	uint64_t failures;   /**< resolutions that failed (timeouts, errors) */
+	uint64_t prefetches; /**< background refreshes started */
+	uint64_t refused;    /**< requests refused: too many resolutions running */
+	uint64_t referred;   /**< clients without REC referred to cached sites (RC 302) */
+	unsigned running;    /**< resolutions running now */
 } res_stats_t;
 
 /**
@@ -207,8 +207,7 @@ void res_free(res_engine_t *e);
  * \retval RES_DONE *ans set (ans->vals in \p buf; a hit larger than \p cap is a miss)
  * \retval RES_MISS call res_start() (with a copy of \p q that lives as long as the client)
  */
-int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap,
-            res_answer_t *ans);
+int res_try(res_engine_t *e, const res_question_t *q, uint8_t *buf, size_t cap, res_answer_t *ans);
 
 /**
  * \brief Resolve \p q for client \p c (zeroed; q's bytes must live as long as c waits).

@@ -112,7 +112,8 @@ void delegate_node_free(node_shared_t *n)
 	n->deleg = NULL;
 }
 
-/* ---- the engine's ops --------------------------------------------------------------------------- */
+/* ---- the engine's ops ---------------------------------------------------------------------------
+ */
 
 static uint64_t op_now(void *env)
 {
@@ -225,7 +226,8 @@ int delegate_worker_start(worker_t *w)
 	dw->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	char err[256];
 	int ret = dw->efd < 0 ? HDL_EIO : HDL_EOK;
-	if (ret == HDL_EOK && (ret = dns_new(w->base, &d->dc, &dw->dns, err, sizeof(err))) != HDL_EOK)
+	if (ret == HDL_EOK &&
+	    (ret = dns_new(w->base, &d->dc, &dw->dns, err, sizeof(err))) != HDL_EOK)
 		log_err("resolve: %s", err);
 	if (ret == HDL_EOK)
 		ret = ups_pool_new(w->base, &d->lim, dw->dns, &dw->pool);
@@ -264,7 +266,8 @@ void delegate_worker_stop(worker_t *w)
 	dw_free(dw);
 }
 
-/* ---- suspended requests ----------------------------------------------------------------------- */
+/* ---- suspended requests -----------------------------------------------------------------------
+ */
 
 static void dreq_release(preq_t *p)
 {
@@ -310,7 +313,7 @@ static preq_t *dreq_new(worker_t *w, const struct sockaddr_storage *peer, size_t
 static void clear_at(uint8_t *out, size_t len)
 {
 	if (len >= HDL_ENVELOPE_LEN + 12)
-		out[HDL_ENVELOPE_LEN + 8] &= (uint8_t)~(HDL_OF_AT >> 24);
+		out[HDL_ENVELOPE_LEN + 8] &= (uint8_t) ~(HDL_OF_AT >> 24);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -324,7 +327,8 @@ static size_t answer_reply(dispatch_ctx_t *ctx, const reply_t *r, hdl_slice_t ha
 {
 	size_t len;
 	if (a->rcode == HDL_RC_SERVICE_REFERRAL && a->vlen) {
-		/* the referral body may sit in \p out already, a few bytes off: moved, not copied */
+		/* the referral body may sit in \p out already, a few bytes off: moved, not copied
+		 */
 		wire_wr_t w = wire_wr_init(out, cap);
 		reply_begin(ctx, &w, r, HDL_RC_SERVICE_REFERRAL);
 		if (wire_wr_need(&w, a->vlen)) {
@@ -376,8 +380,8 @@ size_t delegate_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, cons
 	delegate_worker_t *dw = w ? w->deleg : NULL;
 	*wait = false;
 	if (!dw)
-		return reply_error(ctx, r, HDL_RC_SERVER_NOT_RESP, "That prefix doesn't live here", out,
-		                   cap);
+		return reply_error(ctx, r, HDL_RC_SERVER_NOT_RESP, "That prefix doesn't live here",
+		                   out, cap);
 	res_question_t q;
 	question_of(m, &q);
 	/* the fast path: the values of a hit are copied straight into the reply */
@@ -389,8 +393,8 @@ size_t delegate_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, cons
 	    res_try(dw->e, &q, out + ww.pos, cap - ww.pos - 4, &a) == RES_DONE)
 		return answer_reply(ctx, r, q.handle, &a, out, cap);
 	if (!o || !o->attach) {
-		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Cannot wait for upstream here", out,
-		                   cap);
+		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Cannot wait for upstream here",
+		                   out, cap);
 	}
 	const char *why = NULL;
 	preq_t *p = dreq_new(w, o->peer, len, &why);
@@ -432,7 +436,8 @@ size_t delegate_preq_reply(dispatch_ctx_t *ctx, preq_t *p, uint8_t *out, size_t 
 	return n;
 }
 
-/* ---- HTTP (REST, proxy) ------------------------------------------------------------------------ */
+/* ---- HTTP (REST, proxy) ------------------------------------------------------------------------
+ */
 
 /* Decode an answer's values into the worker arena. */
 static int decode_answer(worker_t *w, const res_answer_t *a, uint32_t *rcode, const char **msg,
@@ -505,7 +510,8 @@ int delegate_http_resolve(worker_t *w, const delegate_http_t *h, const char *han
 		preq_free(p);
 		return ret;
 	}
-	memcpy(p->tpriv, h->tpriv, h->tpriv_len < sizeof(p->tpriv) ? h->tpriv_len : sizeof(p->tpriv));
+	memcpy(p->tpriv, h->tpriv,
+	       h->tpriv_len < sizeof(p->tpriv) ? h->tpriv_len : sizeof(p->tpriv));
 	p->complete = h->complete;
 	preq_link(&h->c->waiting, p, h->c);
 	h->c->n_waiting++;

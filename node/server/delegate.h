@@ -64,9 +64,9 @@ size_t delegate_preq_reply(dispatch_ctx_t *ctx, struct preq *p, uint8_t *out, si
 
 /** How an HTTP request waits for a delegated resolution (http.c fills it in). */
 typedef struct delegate_http {
-	struct conn *c;                 /**< the HTTP connection */
+	struct conn *c;                   /**< the HTTP connection */
 	void (*complete)(struct preq *p); /**< http.c's answer of the waiting request */
-	const void *tpriv;              /**< copied into p->tpriv (at most its size) */
+	const void *tpriv;                /**< copied into p->tpriv (at most its size) */
 	size_t tpriv_len;
 } delegate_http_t;
 

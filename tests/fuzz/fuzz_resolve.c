@@ -66,8 +66,9 @@ static int query_cb(void *env, const ups_target_t *c, unsigned n, const uint8_t 
 		abort(); /* the engine always sends a whole message */
 	for (unsigned i = 0; i < MAX_PEND; i++) {
 		if (!f_pend[i].live) {
-			f_pend[i] = (pend_t){cb, arg, (uint32_t)req[8] << 24 | (uint32_t)req[9] << 16 |
-			                                  (uint32_t)req[10] << 8 | req[11],
+			f_pend[i] = (pend_t){cb, arg,
+			                     (uint32_t)req[8] << 24 | (uint32_t)req[9] << 16 |
+			                         (uint32_t)req[10] << 8 | req[11],
 			                     true};
 			*qh = &f_pend[i];
 			return HDL_EOK;
@@ -125,8 +126,9 @@ static void setup(void)
 	log_set_level(LOG_LVL_ERR);
 	dcache_opts_t o = {.max_bytes = 1u << 20,
 	                   .policy = {.max_ttl = 86400, .negative_ttl = 60, .stale_max = 3600}};
-	if (ups_set_build(&c, &f_set, err, sizeof(err)) != HDL_EOK || dcache_new(&o, &f_dc) != HDL_EOK ||
-	    dflight_new(64, 64, &f_fl) != HDL_EOK || res_hold_new(1024, &f_hold) != HDL_EOK)
+	if (ups_set_build(&c, &f_set, err, sizeof(err)) != HDL_EOK ||
+	    dcache_new(&o, &f_dc) != HDL_EOK || dflight_new(64, 64, &f_fl) != HDL_EOK ||
+	    res_hold_new(1024, &f_hold) != HDL_EOK)
 		abort();
 	static const res_ops_t ops = {now_cb, query_cb, cancel_cb, arm_cb, wake_cb, answer_cb};
 	res_conf_t rc;

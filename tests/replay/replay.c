@@ -43,7 +43,8 @@ static uint64_t g_now;
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2), noreturn))
 #endif
-static void fail(const char *fmt, ...)
+static void
+fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -70,7 +71,8 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-/* ---- fake servers ------------------------------------------------------------------------------ */
+/* ---- fake servers ------------------------------------------------------------------------------
+ */
 
 typedef struct fvalue {
 	char *handle;
@@ -175,7 +177,8 @@ static uint8_t *encode_site(const char *spec, size_t *len)
 		x->id = s.n_servers + 1;
 		x->ifaces = ifs[s.n_servers];
 		char *psave = NULL;
-		for (char *p = strtok_r(slash + 1, "+", &psave); p; p = strtok_r(NULL, "+", &psave)) {
+		for (char *p = strtok_r(slash + 1, "+", &psave); p;
+		     p = strtok_r(NULL, "+", &psave)) {
 			hdl_interface_t *f = &x->ifaces[x->n_ifaces++];
 			f->type = HDL_IF_QUERY | HDL_IF_ADMIN;
 			f->port = port;
@@ -247,8 +250,7 @@ static bool prefix_matches(const char *rule, hdl_slice_t h)
 }
 
 /* The fake server's answer to one request: an encoded message in \p out. */
-static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8_t *out,
-                            size_t cap)
+static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8_t *out, size_t cap)
 {
 	hdl_arena_t a;
 	hdl_arena_init(&a, NULL, 0, 1u << 24);
@@ -270,7 +272,8 @@ static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8
 	}
 	hdl_value_t *vals = hdl_arena_alloc(&a, sizeof(hdl_value_t) * (sv->n_vals + 8));
 	uint32_t n = 0, total = 0;
-	if (best && (best->rcode == HDL_RC_SERVICE_REFERRAL || best->rcode == HDL_RC_PREFIX_REFERRAL)) {
+	if (best &&
+	    (best->rcode == HDL_RC_SERVICE_REFERRAL || best->rcode == HDL_RC_PREFIX_REFERRAL)) {
 		m.hdr.rcode = best->rcode;
 		m.kind = HDL_BODY_REFERRAL;
 		m.u.referral.handle = hdl_slice_str(best->ref_handle);
@@ -317,7 +320,8 @@ static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8
 	return olen;
 }
 
-/* ---- fake upstream pool ------------------------------------------------------------------------ */
+/* ---- fake upstream pool ------------------------------------------------------------------------
+ */
 
 typedef struct fquery {
 	struct fquery *next;
@@ -326,8 +330,8 @@ typedef struct fquery {
 	uint8_t *req;
 	size_t len;
 	uint64_t deadline, try_ms;
-	uint64_t due;     /* next event */
-	bool answering;   /* due = the current candidate's answer */
+	uint64_t due;   /* next event */
+	bool answering; /* due = the current candidate's answer */
 	ups_cb_t cb;
 	void *arg;
 	bool cancelled;
@@ -429,7 +433,8 @@ static bool fq_event(fquery_t *q)
 	return false;
 }
 
-/* ---- engines ------------------------------------------------------------------------------------ */
+/* ---- engines ------------------------------------------------------------------------------------
+ */
 
 typedef struct qrec qrec_t;
 
@@ -576,7 +581,8 @@ static void run_until(uint64_t until)
 		g_now = until;
 }
 
-/* ---- scenario --------------------------------------------------------------------------------- */
+/* ---- scenario ---------------------------------------------------------------------------------
+ */
 
 static conf_t g_conf;
 static char *g_up_lines[MAX_LINES];
@@ -670,8 +676,8 @@ static void start(void)
 	    res_hold_new(1024, &g_hold) != HDL_EOK)
 		fail("cannot set up the shared state");
 	res_shared_t sh = {g_set, g_dc, g_fl, g_hold};
-	static const res_ops_t ops = {fake_now, fake_query, fake_cancel, fake_arm, fake_wake,
-	                              fake_answer};
+	static const res_ops_t ops = {fake_now, fake_query, fake_cancel,
+	                              fake_arm, fake_wake,  fake_answer};
 	for (unsigned i = 0; i < g_n_engines; i++) {
 		g_env[i].armed = UINT64_MAX;
 		if (res_new(&ops, &g_env[i], &g_rconf, &sh, &g_env[i].e) != HDL_EOK)
@@ -787,7 +793,8 @@ static uint32_t n_values(const qrec_t *r)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* "expect NAME pending" | "expect NAME rc=N [values=N] [has=T:D] [lacks=T:D] [stale|fresh] [msg=S] [within=MS]" */
+/* "expect NAME pending" | "expect NAME rc=N [values=N] [has=T:D] [lacks=T:D] [stale|fresh] [msg=S]
+ * [within=MS]" */
 static void check(qrec_t *r, char **tok, unsigned n)
 {
 	if (n == 1 && !strcmp(tok[0], "pending")) {
@@ -827,7 +834,8 @@ static void check(qrec_t *r, char **tok, unsigned n)
 			uint64_t want = strtoull(tok[i] + 7, NULL, 10);
 			if (r->at - r->asked_at > want)
 				fail("%s: answered after %llu ms, expected within %llu", r->name,
-				     (unsigned long long)(r->at - r->asked_at), (unsigned long long)want);
+				     (unsigned long long)(r->at - r->asked_at),
+				     (unsigned long long)want);
 		} else {
 			fail("unknown expectation %s", tok[i]);
 		}
@@ -1064,7 +1072,8 @@ static void run_file(FILE *f)
 			unsigned want = (unsigned)atoi(tok[2]);
 			fserver_t *sv = server_arg(tok[1]);
 			if (sv->count != want)
-				fail("server %s got %u queries, expected %u", tok[1], sv->count, want);
+				fail("server %s got %u queries, expected %u", tok[1], sv->count,
+				     want);
 		} else if (!strcmp(cmd, "stat") && n == 3) {
 			uint64_t want = strtoull(tok[2], NULL, 10);
 			uint64_t got = stat_value(tok[1]);
@@ -1075,8 +1084,8 @@ static void run_file(FILE *f)
 			uint64_t want = strtoull(tok[2], NULL, 10);
 			uint64_t got = stat_value(tok[1]);
 			if (got > want)
-				fail("%s is %llu, expected at most %llu", tok[1], (unsigned long long)got,
-				     (unsigned long long)want);
+				fail("%s is %llu, expected at most %llu", tok[1],
+				     (unsigned long long)got, (unsigned long long)want);
 		} else if (!strcmp(cmd, "cancel") && n == 2) {
 			qrec_t *r = qrec_find(tok[1]);
 			if (!r->waiting)

@@ -59,7 +59,8 @@ static void test_hold_collisions(void **state)
 	res_hold_free(h);
 }
 
-/* ---- an engine with a query that never ends --------------------------------------------------- */
+/* ---- an engine with a query that never ends ---------------------------------------------------
+ */
 
 static uint64_t now_v = 1000;
 static int answers;
