@@ -173,9 +173,9 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	bool derived = false;
 	if (auth.len == 0 || !store_is_homed(ctx->reader, auth)) {
 		/*
-		 * The prefix handle of a derived prefix (0.NA/88.100.2) lives with its parent prefix
-		 * (88.100): a node homing the parent answers it from its store (Handle.Net's parent
-		 * NA of a prefix handle; docs/delegation.md "Resolution").
+		 * The prefix handle of a derived prefix (0.NA/88.100.2) lives with its parent
+		 * prefix (88.100): a node homing the parent answers it from its store (Handle.Net's
+		 * parent NA of a prefix handle; docs/delegation.md "Resolution").
 		 */
 		hdl_slice_t parent = auth;
 		while (parent.len && parent.p[parent.len - 1] != '.')

@@ -530,9 +530,8 @@ static void do_native(worker_t *w, rq_t *r)
  * it has to wait for upstream the connection is blocked until on_http_complete().
  * \retval HDL_EOK (answer in the out parameters), HDL_ENOMEM, DISPATCH_WAIT
  */
-static int http_resolve(worker_t *w, rq_t *r, const char *handle, const filters_t *f,
-                        wait_rq_t *wr, uint32_t *rc, const char **msg, hdl_value_t **vals,
-                        uint32_t *n)
+static int http_resolve(worker_t *w, rq_t *r, const char *handle, const filters_t *f, wait_rq_t *wr,
+                        uint32_t *rc, const char **msg, hdl_value_t **vals, uint32_t *n)
 {
 	bool not_homed = false;
 	int ret = resolve_values(w, handle, f, rc, msg, vals, n, &not_homed);

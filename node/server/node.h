@@ -68,7 +68,7 @@ void node_limits_apply(node_limits_t *l, const struct conf *c);
 /** Per-worker counters read by other threads (control socket `status`); one cache line each. */
 typedef struct node_ctr {
 	_Atomic uint64_t resolutions;      /**< resolution requests handled (local and delegated) */
-	_Atomic uint64_t upstream_queries; /**< queries the resolution path sent (or tried) upstream */
+	_Atomic uint64_t upstream_queries; /**< queries sent (or tried) upstream */
 	uint8_t pad_[48];
 } node_ctr_t;
 
