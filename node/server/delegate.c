@@ -510,11 +510,7 @@ int delegate_http_resolve(worker_t *w, const delegate_http_t *h, const char *han
 		preq_free(p);
 		return ret;
 	}
-	memcpy(p->tpriv, h->tpriv,
-	       h->tpriv_len < sizeof(p->tpriv) ? h->tpriv_len : sizeof(p->tpriv));
-	p->complete = h->complete;
-	preq_link(&h->c->waiting, p, h->c);
-	h->c->n_waiting++;
+	h->wait(h->ctx, p);
 	return DISPATCH_WAIT;
 }
 

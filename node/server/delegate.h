@@ -64,16 +64,16 @@ size_t delegate_preq_reply(dispatch_ctx_t *ctx, struct preq *p, uint8_t *out, si
 
 /** How an HTTP request waits for a delegated resolution (http.c fills it in). */
 typedef struct delegate_http {
-	struct conn *c;                   /**< the HTTP connection */
-	void (*complete)(struct preq *p); /**< http.c's answer of the waiting request */
-	const void *tpriv;                /**< copied into p->tpriv (at most its size) */
-	size_t tpriv_len;
+	struct conn *c; /**< the HTTP connection (its peer is the request's source) */
+	/** Suspend the request in \p p: link it to the connection, set its complete(), block. */
+	void (*wait)(void *ctx, struct preq *p);
+	void *ctx;
 } delegate_http_t;
 
 /**
  * \brief REST / proxy resolution of \p handle (not homed here) with filters: the decoded values
- *        in the worker arena at once (DONE), or the request waits (DISPATCH_WAIT: \p h's
- *        complete() comes later; the connection is linked and counted, the caller blocks it).
+ *        in the worker arena at once (DONE), or the request waits (DISPATCH_WAIT: h->wait() was
+ *        called; the answer comes through the complete() it set).
  * \retval HDL_EOK *rcode, *msg, *vals, *n set; DISPATCH_WAIT
  */
 int delegate_http_resolve(struct worker *w, const delegate_http_t *h, const char *handle,

@@ -477,19 +477,24 @@ static void on_complete(preq_t *p)
 	waited_done(c, p, r.close);
 }
 
-static void attach(void *tctx, preq_t *p)
+/* Suspend \p p on \p c: nothing behind it is parsed until it is answered (on_complete). */
+static void wait_on(conn_t *c, const wait_rq_t *wr, preq_t *p)
 {
-	rq_t *r = tctx;
-	conn_t *c = r->c;
-	wait_rq_t wr = {.close = r->close,
-	                .head = r->head,
-	                .minor = (uint8_t)r->req->minor,
-	                .kind = WAIT_NATIVE};
-	memcpy(p->tpriv, &wr, sizeof(wr));
+	memcpy(p->tpriv, wr, sizeof(*wr));
 	preq_link(&c->waiting, p, c);
 	p->complete = on_complete;
 	c->n_waiting++;
 	c->blocked = true;
+}
+
+static void attach(void *tctx, preq_t *p)
+{
+	rq_t *r = tctx;
+	wait_rq_t wr = {.close = r->close,
+	                .head = r->head,
+	                .minor = (uint8_t)r->req->minor,
+	                .kind = WAIT_NATIVE};
+	wait_on(r->c, &wr, p);
 }
 
 static void do_native(worker_t *w, rq_t *r)
@@ -525,6 +530,18 @@ static void do_native(worker_t *w, rq_t *r)
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
+typedef struct delegated {
+	conn_t *c;
+	const wait_rq_t *wr;
+} delegated_t;
+
+/* A REST or proxy request waits for upstream, like a native one. */
+static void delegated_wait(void *ctx, preq_t *p)
+{
+	delegated_t *d = ctx;
+	wait_on(d->c, d->wr, p);
+}
+
 /*
  * Resolve for REST or the proxy; a handle not homed here goes to the resolution path, and when
  * it has to wait for upstream the connection is blocked until on_http_complete().
@@ -540,12 +557,10 @@ static int http_resolve(worker_t *w, rq_t *r, const char *handle, const filters_
 	wr->close = r->close;
 	wr->head = r->head;
 	wr->minor = (uint8_t)r->req->minor;
-	delegate_http_t dh = {r->c, on_complete, wr, sizeof(*wr)};
-	ret = delegate_http_resolve(w, &dh, handle, f->idx, f->n_idx, f->types, f->n_types, rc, msg,
-	                            vals, n);
-	if (ret == DISPATCH_WAIT)
-		r->c->blocked = true; /* answers go out in request order */
-	return ret;
+	delegated_t dw = {r->c, wr};
+	delegate_http_t dh = {r->c, delegated_wait, &dw};
+	return delegate_http_resolve(w, &dh, handle, f->idx, f->n_idx, f->types, f->n_types, rc,
+	                             msg, vals, n);
 }
 
 static void do_rest_handle(worker_t *w, rq_t *r, const char *handle, const params_t *ps)
