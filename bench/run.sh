@@ -361,7 +361,8 @@ mkdir -p "$R"
 UP_TRANSPORT=tcp
 UP_PORT=$P_UP
 printf 'db = %s\ntls_listen = 127.0.0.1:1\n' "$R" >"$R/probe.conf"
-if "$IDNODED" -t -c "$R/probe.conf" >/dev/null 2>&1 && bash "$SRC/certs/make-dev-certs.sh" "$R/certs" >/dev/null 2>&1; then
+if ! "$IDNODED" -t -c "$R/probe.conf" 2>&1 | grep -q "unknown key" &&
+	bash "$SRC/certs/make-dev-certs.sh" "$R/certs" >/dev/null 2>&1; then
 	UP_TRANSPORT=tls
 	UP_PORT=$T_UP
 else
