@@ -11,6 +11,12 @@ PKGS=(build-essential cmake pkg-config xxd curl python3 ca-certificates
 if [ "${HDL_BENCH_PEERS:-0}" = 1 ]; then
 	PKGS+=(knot nginx-light)
 fi
+# tools some tests use when present (CI installs them: .ci/run): headless Chromium for the
+# status page test (tests/integration/test_web.py), promtool (package prometheus) for
+# `promtool check metrics` (tests/integration/test_metrics.py)
+if [ "${HDL_TEST_TOOLS:-0}" = 1 ]; then
+	PKGS+=(chromium prometheus)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,6 +14,7 @@
 #include "hdl/msg.h"
 #include "node/common/log.h"
 #include "node/resolver/upconf.h"
+#include "node/store/stats.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -22,6 +23,7 @@
 #define TIB (1024ull * GIB)
 
 static int admin_check(const char *v, char *err, size_t errlen);
+static int addr_check(const char *v, char *err, size_t errlen);
 
 /* rows leave the optional check callback out */
 #pragma GCC diagnostic push
@@ -213,6 +215,30 @@ static const conf_key_t schema[] = {
 	 "first UDP retransmission to an upstream; then 2x, 3x ..."},
 	{"dns_cache_size", CONF_UINT, 1, 1000000, "1024", false, OFF(dns_cache_size), 0,
 	 "upstream host names cached (and being resolved), per worker"},
+	/* metrics, status page, usage statistics (node/server/metrics.h, web.h, stats.h) */
+	{"metrics_listen", CONF_STR, 0, 0, "", false, OFF(metrics_listen), 0,
+	 "Prometheus metrics listener ADDR:PORT (GET /metrics); empty = off; loopback only unless "
+	 "metrics_allow_remote", addr_check},
+	{"metrics_allow_remote", CONF_BOOL, 0, 0, "no", false, OFF(metrics_allow_remote), 0,
+	 "let metrics_listen be an address other than loopback"},
+	{"metrics_max_connections", CONF_UINT, 1, 1024, "8", false, OFF(metrics_max_connections), 0,
+	 "scrape connections open at once; more are closed at once"},
+	{"metrics_timeout_ms", CONF_UINT, 100, 600000, "5000", false, OFF(metrics_timeout_ms), 0,
+	 "a scrape connection must send its request and take its answer within this"},
+	{"web_status", CONF_BOOL, 0, 0, "yes", false, OFF(web_status), 0,
+	 "serve the status page (GET /) and /status.json on the HTTP listener"},
+	{"stats", CONF_BOOL, 0, 0, "yes", false, OFF(stats), 0,
+	 "count usage statistics per prefix and day (idnode stats)"},
+	{"stats_flush_interval_s", CONF_UINT, 1, 86400, "60", false, OFF(stats_flush_interval_s), 0,
+	 "seconds between statistics flushes into the store"},
+	{"stats_max_prefixes", CONF_UINT, 1, 30000, "256", false, OFF(stats_max_prefixes), 0,
+	 "prefixes counted by name per worker and per flush; more are counted under -"},
+	{"stats_top_entries", CONF_UINT, 1, STATS_TOP_MAX, "64", false, OFF(stats_top_entries), 0,
+	 "identifiers in each per-prefix, per-day top list"},
+	{"stats_retention_days", CONF_UINT, 0, 36500, "400", false, OFF(stats_retention_days), 0,
+	 "statistics records kept this many days (0 = forever)"},
+	{"stats_audit_batch", CONF_UINT, 100, 10000000, "100000", false, OFF(stats_audit_batch), 0,
+	 "audit entries counted as registrations per flush at most"},
 };
 #pragma GCC diagnostic pop
 /* clang-format on */
@@ -461,6 +487,39 @@ static int admin_check(const char *v, char *err, size_t errlen)
 	return HDL_ECONF;
 }
 
+/* An optional ADDR:PORT (metrics_listen): empty, or a numeric address and port. */
+static int addr_check(const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (!v[0] || conf_parse_addr(v, &ss, &sl) == HDL_EOK)
+		return HDL_EOK;
+	snprintf(err, errlen, "'%s' is not ADDR:PORT ([IPv6]:PORT for IPv6)", v);
+	return HDL_ECONF;
+}
+
+/* metrics_listen on loopback unless metrics_allow_remote (the metrics are not for the world). */
+static int metrics_validate(const conf_t *c, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (!c->metrics_listen || !c->metrics_listen[0] || c->metrics_allow_remote ||
+	    conf_parse_addr(c->metrics_listen, &ss, &sl) != HDL_EOK)
+		return HDL_EOK;
+	bool loop = false;
+	if (ss.ss_family == AF_INET)
+		loop = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	else if (ss.ss_family == AF_INET6)
+		loop = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	if (loop)
+		return HDL_EOK;
+	snprintf(err, errlen,
+	         "metrics_listen: %s is not a loopback address (set metrics_allow_remote = yes to "
+	         "serve the metrics elsewhere)",
+	         c->metrics_listen);
+	return HDL_ECONF;
+}
+
 static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
                    size_t errlen)
 {
@@ -601,6 +660,7 @@ void conf_free(conf_t *c)
 	free(c->tcp_close_after_answer);
 	free(c->control_socket);
 	free(c->control_socket_mode);
+	free(c->metrics_listen);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -789,6 +849,8 @@ int conf_validate(const conf_t *c, char *err, size_t errlen)
 			}
 		}
 	}
+	if (metrics_validate(c, err, errlen) != HDL_EOK)
+		return HDL_ECONF;
 	return ups_conf_validate(c, err, errlen);
 }
 

@@ -146,6 +146,18 @@ typedef struct conf {
 	uint32_t upstream_backoff_max_ms;
 	uint32_t upstream_udp_retry_ms;
 	uint32_t dns_cache_size;
+	/* metrics, status page and usage statistics (node/server/metrics.h, web.h, stats.h) */
+	char *metrics_listen;             /**< Prometheus listener ADDR:PORT; empty = off */
+	bool metrics_allow_remote;        /**< metrics_listen may be a non-loopback address */
+	uint32_t metrics_max_connections; /**< scrape connections open at once */
+	uint32_t metrics_timeout_ms;      /**< a scrape's request and answer must take no longer */
+	bool web_status; /**< GET / (status page) and /status.json on the HTTP listener */
+	bool stats;      /**< count usage statistics (per prefix and day) */
+	uint32_t stats_flush_interval_s; /**< seconds between statistics flushes into the store */
+	uint32_t stats_max_prefixes;   /**< prefixes tracked by name per worker buffer and flush */
+	uint32_t stats_top_entries;    /**< identifiers in each top list */
+	uint32_t stats_retention_days; /**< statistics records kept this long (0 = forever) */
+	uint32_t stats_audit_batch;    /**< audit entries counted per flush at most */
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
 	uint8_t set_[CONF_MAX_KEYS]; /**< 1 for the list keys set by the file (by schema row) */
 } conf_t;

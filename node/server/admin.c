@@ -19,6 +19,7 @@
 #include "hdl/values.h"
 #include "node/common/log.h"
 #include "node/server/authz.h"
+#include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/reply.h"
 #include "node/server/worker.h"
@@ -563,6 +564,7 @@ static size_t run_list(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const hd
 	p->list_prefix = (uint8_t *)pfx.p;
 	p->list_prefix_len = pfx.len;
 	p->reply = *r;
+	p->job.transport = o->transport; /* for the metrics */
 	o->attach(o->tctx, p);
 	/* the first chunk goes out from the completion queue, like every later one */
 	p->inflight = true;
@@ -798,11 +800,29 @@ out:
 	return n;
 }
 
+/* Count a request that waited, once its (last) answer is built (obs.h). */
+static void count_waited(dispatch_ctx_t *ctx, const preq_t *p, uint32_t rcode)
+{
+	if (ctx->obs)
+		obs_count(ctx->obs, obs_transport(p->job.transport), p->reply.opcode, rcode, true,
+		          ctx->timing ? p->started_ms * 1000000u : 0);
+}
+
 size_t admin_preq_reply(dispatch_ctx_t *ctx, preq_t *p, uint8_t *out, size_t cap)
 {
-	if (p->kind == PREQ_LIST)
-		return list_chunk(ctx, p, out, cap);
+	if (p->kind == PREQ_LIST) {
+		size_t n = list_chunk(ctx, p, out, cap);
+		if (!p->more) {
+			wire_rd_t hr =
+			    wire_rd_init(out + HDL_ENVELOPE_LEN, n >= HDL_ENVELOPE_LEN + 8 ? 8 : 0);
+			wire_rd_skip(&hr, 4);
+			uint32_t rc = wire_rd_u32(&hr);
+			count_waited(ctx, p, hr.err ? HDL_RC_ERROR : rc);
+		}
+		return n;
+	}
 	const wr_job_t *j = &p->job;
+	count_waited(ctx, p, j->rcode);
 	if (j->rcode != HDL_RC_SUCCESS)
 		return reply_error(ctx, &p->reply, j->rcode, j->message, out, cap);
 	wire_wr_t w = wire_wr_init(out, cap);

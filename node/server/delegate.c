@@ -22,6 +22,7 @@
 #include "node/resolver/resolve.h"
 #include "node/resolver/upconf.h"
 #include "node/resolver/upstream.h"
+#include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/worker.h"
 #include "proto/wire.h"
@@ -127,12 +128,8 @@ static int op_query(void *env, const ups_target_t *cands, unsigned n, const uint
 {
 	delegate_worker_t *dw = env;
 	ups_query_t *q = NULL;
-	node_ctr_t *ctr = dw->w->dctx.ctr;
-	if (ctr)
-		atomic_store_explicit(
-		    &ctr->upstream_queries,
-		    atomic_load_explicit(&ctr->upstream_queries, memory_order_relaxed) + 1,
-		    memory_order_relaxed);
+	if (dw->w->dctx.obs)
+		obs_add(&dw->w->dctx.obs->upstream_queries, 1);
 	int r = ups_query_any(dw->pool, cands, n, req, len, deadline_ms, try_ms, cb, arg, &q);
 	*qh = q;
 	return r;
@@ -413,6 +410,7 @@ size_t delegate_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, cons
 	p->req = copy.p;
 	p->req_len = copy.len;
 	p->reply = *r;
+	p->job.transport = o->transport;
 	question_of(&pm, &q);
 	d->handle = q.handle;
 	int rs = res_start(dw->e, &q, &d->c);
@@ -426,12 +424,21 @@ size_t delegate_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, cons
 	return 0;
 }
 
+/* Count a resolution answered after it waited (obs.h): its transport, its response code. */
+static void count_waited(dispatch_ctx_t *ctx, const preq_t *p, unsigned t, uint32_t rcode)
+{
+	if (ctx->obs)
+		obs_count(ctx->obs, t, HDL_OC_RESOLUTION, rcode, true,
+		          ctx->timing ? p->started_ms * 1000000u : 0);
+}
+
 size_t delegate_preq_reply(dispatch_ctx_t *ctx, preq_t *p, uint8_t *out, size_t cap)
 {
 	dreq_t *d = p->ext;
 	if (!d)
 		return reply_error(ctx, &p->reply, HDL_RC_SERVER_TOO_BUSY, "no answer", out, cap);
 	size_t n = answer_reply(ctx, &p->reply, d->handle, &d->c.ans, out, cap);
+	count_waited(ctx, p, obs_transport(p->job.transport), d->c.ans.rcode);
 	res_client_release(&d->c);
 	return n;
 }
@@ -488,8 +495,12 @@ int delegate_http_resolve(worker_t *w, const delegate_http_t *h, const char *han
 	size_t cap = 65536;
 	uint8_t *buf = hdl_arena_alloc(&w->dctx.arena, cap);
 	res_answer_t a;
-	if (buf && res_try(dw->e, &q, buf, cap, &a) == RES_DONE)
+	if (buf && res_try(dw->e, &q, buf, cap, &a) == RES_DONE) {
+		if (w->dctx.obs)
+			obs_count(w->dctx.obs, STATS_T_REST, HDL_OC_RESOLUTION, a.rcode, true,
+			          w->dctx.timing ? w->dctx.t_rest_ns : 0);
 		return decode_answer(w, &a, rcode, msg, vals, n);
+	}
 	const char *why = NULL;
 	size_t tbytes = 0;
 	for (uint32_t i = 0; i < n_types; i++)
@@ -507,6 +518,7 @@ int delegate_http_resolve(worker_t *w, const delegate_http_t *h, const char *han
 	int rs = res_start(dw->e, &q, &d->c);
 	if (rs == RES_DONE) {
 		int ret = decode_answer(w, &d->c.ans, rcode, msg, vals, n);
+		count_waited(&w->dctx, p, STATS_T_REST, d->c.ans.rcode);
 		preq_free(p);
 		return ret;
 	}
@@ -527,5 +539,6 @@ int delegate_http_result(worker_t *w, preq_t *p, const char **handle, uint32_t *
 		return HDL_EOK;
 	}
 	*handle = (const char *)d->handle.p;
+	count_waited(&w->dctx, p, STATS_T_REST, d->c.ans.rcode);
 	return decode_answer(w, &d->c.ans, rcode, msg, vals, n);
 }

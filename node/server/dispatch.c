@@ -12,8 +12,10 @@
 #include "node/server/admin.h"
 #include "node/server/cache.h"
 #include "node/server/delegate.h"
+#include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/reply.h"
+#include "node/server/stats.h"
 #include "node/store/store.h"
 #include "proto/wire.h"
 
@@ -135,6 +137,8 @@ static bool value_wanted(const raw_value_t *v, const uint32_t *idx, uint32_t n_i
 
 int dispatch_begin(dispatch_ctx_t *ctx)
 {
+	if (ctx->timing)
+		ctx->t_rest_ns = obs_now_ns();
 	hdl_arena_reset(&ctx->arena);
 	return store_reader_begin(ctx->reader);
 }
@@ -149,26 +153,49 @@ static bool is_prefix_handle(hdl_slice_t key)
 	return key.len > 5 && hdl_slice_eq_nocase((hdl_slice_t){key.p, 5}, hdl_slice_str("0.NA/"));
 }
 
-int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
-                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
-                     dispatch_sel_t *sel)
+/*
+ * Count a resolution in the usage statistics: \p key is the normalized name (empty when the
+ * handle was invalid), \p homed whether its prefix is homed here.
+ */
+static void note_resolution(dispatch_ctx_t *ctx, unsigned t, hdl_slice_t key, bool homed,
+                            uint32_t rcode)
 {
-	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
+	if (!ctx->stats)
+		return;
+	hdl_slice_t prefix = {NULL, 0};
+	if (homed)
+		prefix = hdl_name_authority(key);
+	stats_note(ctx->stats, t, key, prefix, rcode);
+}
+
+/*
+ * dispatch_resolve(), also saying which name it looked up: the normalized name goes into
+ * \p keybuf (HDL_MAX_HANDLE_LEN + 8 bytes) and \p *key (empty when the name is invalid), and
+ * \p *homed says whether its prefix is homed here.
+ */
+static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                       const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                       dispatch_sel_t *sel, uint8_t *keybuf, hdl_slice_t *keyout, bool *homed)
+{
 	hdl_slice_t vals = {NULL, 0};
 	memset(sel, 0, sizeof(*sel));
+	keyout->p = keybuf;
+	keyout->len = 0;
+	*homed = false;
 
 	if (hdl_name_check(handle.p, handle.len) != HDL_EOK) {
 		sel->rcode = HDL_RC_INVALID_HANDLE;
 		sel->message = "Invalid handle";
 		return HDL_EOK;
 	}
-	size_t kl = store_key(ctx->node->store, handle, keybuf, sizeof(keybuf));
+	size_t kl = store_key(ctx->node->store, handle, keybuf, HDL_MAX_HANDLE_LEN + 8);
 	if (kl == 0) {
 		sel->rcode = HDL_RC_INVALID_HANDLE;
 		sel->message = "Invalid handle";
 		return HDL_EOK;
 	}
 	hdl_slice_t key = {keybuf, (uint32_t)kl};
+	keyout->len = (uint32_t)kl;
 	hdl_slice_t auth = hdl_name_authority(key);
 	bool derived = false;
 	if (auth.len == 0 || !store_is_homed(ctx->reader, auth)) {
@@ -191,6 +218,7 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 			return HDL_EOK;
 		}
 	}
+	*homed = true;
 	static const uint8_t no_values[4] = {0, 0, 0, 0};
 	bool prefix = is_prefix_handle(key) && ctx->node->prefix_vals && !derived;
 	int ret = store_get(ctx->reader, key, &vals);
@@ -300,6 +328,26 @@ int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *id
 	return HDL_EOK;
 }
 
+int dispatch_resolve(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *idx, uint32_t n_idx,
+                     const hdl_slice_t *types, uint32_t n_types, bool public_only,
+                     dispatch_sel_t *sel)
+{
+	uint8_t keybuf[HDL_MAX_HANDLE_LEN + 8];
+	hdl_slice_t key;
+	bool homed;
+	int ret = resolve_sel(ctx, handle, idx, n_idx, types, n_types, public_only, sel, keybuf,
+	                      &key, &homed);
+	/* the REST API and the proxy are the callers (Handle messages go through do_resolution) */
+	uint32_t rc = ret == HDL_EOK ? sel->rcode : HDL_RC_SERVER_TOO_BUSY;
+	note_resolution(ctx, STATS_T_REST, key, homed, rc);
+	if (ret == HDL_EOK && sel->not_homed && ctx->node->deleg)
+		return ret; /* counted when the resolution path answers (delegate.c) */
+	if (ctx->obs)
+		obs_count(ctx->obs, STATS_T_REST, HDL_OC_RESOLUTION, rc, true,
+		          ctx->timing ? ctx->t_rest_ns : 0);
+	return ret;
+}
+
 /* ---- opcodes --------------------------------------------------------------------------------- */
 
 /*
@@ -345,11 +393,6 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, con
 	size_t cklen = 0;
 	hdl_slice_t hit;
 
-	if (ctx->ctr) /* one writer: a relaxed load and store, no locked instruction */
-		atomic_store_explicit(
-		    &ctx->ctr->resolutions,
-		    atomic_load_explicit(&ctx->ctr->resolutions, memory_order_relaxed) + 1,
-		    memory_order_relaxed);
 	/* not dispatch_begin(): the arena holds the decoded request */
 	int ret = store_reader_begin(ctx->reader);
 	if (ret != HDL_EOK) {
@@ -361,6 +404,10 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, con
 	if (cklen && rcache_get(ctx->cache, ckey, cklen, &hit) && hit.len >= 4 &&
 	    ((uint32_t)hit.p[0] << 24 | (uint32_t)hit.p[1] << 16 | (uint32_t)hit.p[2] << 8 |
 	     hit.p[3]) <= NODE_LIMIT(&ctx->node->limits, max_values)) {
+		/* only answers of homed prefixes are cached */
+		note_resolution(ctx, obs_transport(ctx->transport),
+		                (hdl_slice_t){ckey + 1, (uint32_t)(cklen - 1)}, true,
+		                HDL_RC_SUCCESS);
 		wire_wr_t w = wire_wr_init(out, cap);
 		reply_begin(ctx, &w, r, HDL_RC_SUCCESS);
 		wire_wr_slice(&w, q->handle);
@@ -370,8 +417,13 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, con
 			len = reply_error(ctx, r, HDL_RC_ERROR, "answer too large", out, cap);
 		goto out;
 	}
-	ret = dispatch_resolve(ctx, q->handle, q->indexes, q->n_indexes, q->types, q->n_types,
-	                       (m->hdr.opflags & HDL_OF_PO) != 0, &sel);
+	hdl_slice_t key;
+	bool homed;
+	/* ckey + 1 holds the same normalized name when the request is cacheable */
+	ret = resolve_sel(ctx, q->handle, q->indexes, q->n_indexes, q->types, q->n_types,
+	                  (m->hdr.opflags & HDL_OF_PO) != 0, &sel, ckey + 1, &key, &homed);
+	note_resolution(ctx, obs_transport(ctx->transport), key, homed,
+	                ret == HDL_EOK ? sel.rcode : HDL_RC_SERVER_TOO_BUSY);
 	if (ret != HDL_EOK) {
 		len = reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
 		goto out;
@@ -433,7 +485,10 @@ int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const
 	reply_t r;
 	size_t n = 0;
 	uint32_t max_len = NODE_LIMIT(&ctx->node->limits, max_message_len);
+	uint64_t t0 = ctx->timing ? (ctx->t_in_ns ? ctx->t_in_ns : obs_now_ns()) : 0;
 
+	ctx->t_in_ns = 0;
+	ctx->transport = o ? o->transport : 0;
 	*outlen = 0;
 	hdl_arena_reset(&ctx->arena);
 	int ret = hdl_envelope_decode(req, len, &env);
@@ -531,10 +586,20 @@ int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const
 done:
 	*outlen = n;
 	if (wait)
-		return DISPATCH_WAIT;
+		return DISPATCH_WAIT; /* counted when it is answered (admin_preq_reply) */
 	if (n)
 		ctx->n_requests++;
 	else
 		ctx->n_dropped++;
+	if (ctx->obs) {
+		/* what the answer says: its opcode and response code (header after the envelope) */
+		uint32_t op = 0, rc = 0;
+		if (n >= HDL_ENVELOPE_LEN + 8) {
+			wire_rd_t hr = wire_rd_init(out + HDL_ENVELOPE_LEN, 8);
+			op = wire_rd_u32(&hr);
+			rc = wire_rd_u32(&hr);
+		}
+		obs_count(ctx->obs, obs_transport(ctx->transport), op, rc, n != 0, t0);
+	}
 	return HDL_EOK;
 }

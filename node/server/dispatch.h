@@ -23,6 +23,8 @@ struct store_reader;
 struct rcache;
 struct conn_auth;
 struct preq;
+struct obs_ctr;
+struct stats_worker;
 
 /** Bytes a reply buffer must have for any reply. */
 #define DISPATCH_OUT_CAP (HDL_ENVELOPE_LEN + HDL_MAX_MESSAGE_LEN)
@@ -44,7 +46,13 @@ typedef struct dispatch_ctx {
 	 */
 	struct rcache *cache;
 	uint32_t cache_limits_gen; /**< limits.gen the cache was last checked against */
-	node_ctr_t *ctr;           /**< this worker's counters (NULL: none) */
+	/* observability (obs.h, stats.h); NULL / 0 outside a running node */
+	struct obs_ctr *obs;        /**< this worker's counters (NULL: not counted) */
+	struct stats_worker *stats; /**< this worker's usage statistics (NULL: off) */
+	bool timing;                /**< measure latencies (the metrics listener is on) */
+	uint64_t t_in_ns;           /**< set by a transport: when the request came in (0 = now) */
+	uint64_t t_rest_ns;         /**< dispatch_begin() time of a REST resolution */
+	int transport;              /**< wr_transport_t of the request being dispatched */
 } dispatch_ctx_t;
 
 /** \retval HDL_EOK, HDL_ESTORE, HDL_ENOMEM */

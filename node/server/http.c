@@ -28,6 +28,7 @@
 #include "node/server/delegate.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
+#include "node/server/web.h"
 #include "node/server/worker.h"
 #include "proto/json.h"
 #include "proto/json_write.h"
@@ -828,6 +829,7 @@ static void on_request(conn_t *c, const http_req_t *req)
 	worker_t *w = c->w;
 	rq_t r = {.c = c, .req = req, .head = req->method == HTTP_M_HEAD, .close = !req->keep_alive};
 	params_t ps;
+	web_resp_t wr;
 	char tbuf[MAX_URI + 1];
 
 	if (req->method == HTTP_M_POST && has_token_ci(req->content_type, HDL_MIME)) {
@@ -880,6 +882,11 @@ static void on_request(conn_t *c, const http_req_t *req)
 	} else if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0) {
 		add_header(&r, "Allow", "GET, HEAD");
 		send_json_error(&r, 405, HDL_RC_ERROR, "Method not allowed", NULL, pretty);
+	} else if (get && web_route(w, path, &wr)) { /* the status page: /, /app.js, /status.json */
+		for (unsigned i = 0; i < 4 && wr.hdr[i].name; i++)
+			add_header(&r, wr.hdr[i].name, wr.hdr[i].value);
+		send_body(&r, wr.status, wr.ctype, wr.body, wr.len);
+		web_resp_free(&wr);
 	} else if (get) {
 		do_proxy(w, &r, path + 1, &ps);
 	} else {

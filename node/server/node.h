@@ -21,6 +21,7 @@ struct store;
 struct connlimit;
 struct conf;
 struct rrl;
+struct node_obs;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -65,21 +66,12 @@ typedef struct node_limits {
 /** \brief Copy the reloadable limits of \p c into \p l and bump the generation. */
 void node_limits_apply(node_limits_t *l, const struct conf *c);
 
-/** Per-worker counters read by other threads (control socket `status`); one cache line each. */
-typedef struct node_ctr {
-	_Atomic uint64_t resolutions;      /**< resolution requests handled (local and delegated) */
-	_Atomic uint64_t upstream_queries; /**< queries sent (or tried) upstream */
-	uint8_t pad_[48];
-} node_ctr_t;
-
 /** Immutable after start, except the atomics in limits. */
 typedef struct node_shared {
 	struct store *store;
 	struct dcache *dcache;   /**< upstream answers, all workers (resolver/rnode.h) */
 	struct dflight *dflight; /**< upstream queries in flight (resolver/rnode.h) */
 	struct delegate_node *deleg; /**< the resolution path (delegate.h); NULL: none */
-	node_ctr_t *ctr;             /**< one per worker (NULL: not counted) */
-	unsigned n_ctr;
 	node_limits_t limits;
 	uint16_t site_serial;
 	uint8_t *site;           /**< this node's HS_SITE record (hdl_site_encode) */
@@ -94,6 +86,7 @@ typedef struct node_shared {
 	struct chal_table *chal;    /**< challenges waiting for their answers (admin.c) */
 	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
 	uint32_t n_server_admins;
+	struct node_obs *obs;       /**< counters, statistics, start time (obs.h); NULL in tests */
 } node_shared_t;
 
 /**

@@ -27,6 +27,7 @@
 #include "node/server/authz.h"
 #include "node/server/connlimit.h"
 #include "node/server/delegate.h"
+#include "node/server/obs.h"
 #include "node/server/writer.h"
 #include "node/resolver/rnode.h"
 #include "node/server/control.h"
@@ -95,6 +96,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (w->id == 0 && w->node->chal)
 		chal_table_expire(w->node->chal, now);
 	conn_maintain(w);
+	obs_worker_tick(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	if (gen != w->limits_gen) {
 		w->limits_gen = gen;
@@ -140,8 +142,7 @@ static int worker_setup(worker_t *w)
 	int ret = dispatch_ctx_init(&w->dctx, w->node);
 	if (ret != HDL_EOK)
 		return ret;
-	if (w->node->ctr && (unsigned)w->id < w->node->n_ctr)
-		w->dctx.ctr = &w->node->ctr[w->id];
+	obs_worker_attach(w);
 	if ((ret = preq_queue_init(w, &w->pq)) != HDL_EOK)
 		return ret;
 	w->out = malloc(DISPATCH_OUT_CAP);
@@ -334,6 +335,7 @@ typedef struct server {
 	control_t *ctl; /**< the control socket (NULL: none) */
 	int exit_code;
 	int lock_fd; /**< the database lock (startup_db_lock), held until exit */
+	node_obs_t obs; /**< counters, metrics listener, statistics (obs.h) */
 } server_t;
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -546,11 +548,6 @@ int server_run(const server_opts_t *o)
 		log_err("resolution path: %s", err);
 		goto out;
 	}
-	s.node.ctr = aligned_alloc(64, sizeof(node_ctr_t) * s.n_workers);
-	if (s.node.ctr) {
-		memset(s.node.ctr, 0, sizeof(node_ctr_t) * s.n_workers);
-		s.node.n_ctr = s.n_workers;
-	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -575,6 +572,11 @@ int server_run(const server_opts_t *o)
 			log_err("%s", err);
 			goto out;
 		}
+	}
+	if (obs_server_setup(&s.obs, &s.node, s.workers, s.n_workers, &s.boot, err, sizeof(err)) !=
+	    HDL_EOK) {
+		log_err("%s", err);
+		goto out;
 	}
 
 	/* workers never see the process signals: the main thread owns them */
@@ -621,6 +623,10 @@ int server_run(const server_opts_t *o)
 		log_err("%s", err);
 		goto out;
 	}
+	if (obs_server_start(&s.obs, s.base) != HDL_EOK) {
+		log_err("cannot start the metrics listener or the statistics timer");
+		goto out;
+	}
 	if (s.boot.pidfile && s.boot.pidfile[0]) {
 		if (write_pidfile(s.boot.pidfile) != HDL_EOK) {
 			log_err("pidfile %s: %s", s.boot.pidfile, strerror(errno));
@@ -638,11 +644,13 @@ int server_run(const server_opts_t *o)
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:
+	obs_server_stop(&s.obs);
 	stop_workers(&s, n_started);
 	/* the writer finishes what was queued; answers for stopped workers are dropped below */
 	if (s.node.writer)
 		writer_stop(s.node.writer);
 	s.node.writer = NULL;
+	obs_server_finish(&s.obs); /* the last statistics, with every audit entry committed */
 	if (s.workers) {
 		for (unsigned i = 0; i < s.n_workers; i++) {
 			preq_queue_free(&s.workers[i].pq);
@@ -663,8 +671,6 @@ out:
 	control_close(s.ctl);
 	delegate_node_free(&s.node);
 	rnode_free(&s.node);
-	free(s.node.ctr);
-	s.node.ctr = NULL;
 	if (s.base)
 		event_base_free(s.base);
 	if (pidfile)

@@ -14,6 +14,7 @@
 #include "hdl/msg.h"
 #include "node/common/log.h"
 #include "node/server/admin.h"
+#include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/worker.h"
 
@@ -132,6 +133,8 @@ static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 	hdl_buf_t *out = conn_out(c);
 	size_t off = 0;
 	bool close_after = false;
+	uint64_t t_in =
+	    w->dctx.timing ? obs_now_ns() : 0; /* the read's requests came in together */
 	while (off < len) {
 		if (conn_out_full(c))
 			return off; /* the rest waits for the peer to read (or for the budget) */
@@ -169,6 +172,7 @@ static size_t tcp_process(conn_t *c, const uint8_t *p, size_t len)
 		    .attach = attach,
 		    .tctx = &to,
 		};
+		w->dctx.t_in_ns = t_in;
 		int dr = dispatch_message_from(&w->dctx, &o, p + off, f.len, w->out,
 		                               DISPATCH_OUT_CAP, &n);
 		off += f.len;

@@ -30,11 +30,14 @@
 #include "node/common/log.h"
 #include "node/server/rrl.h"
 #include "node/server/admin.h"
+#include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/worker.h"
 
 /* Monotonic milliseconds, read once per receive batch (RRL buckets). */
 static _Thread_local uint64_t t_now_ms;
+/* Monotonic nanoseconds of the receive batch when latencies are measured (obs.h), else 0. */
+static _Thread_local uint64_t t_batch_ns;
 
 /* Source address for a reply: the destination address of the request (pktinfo sockets only). */
 typedef struct udp_src {
@@ -520,6 +523,7 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 		    .attach = attach,
 		    .tctx = &uo,
 		};
+		w->dctx.t_in_ns = t_batch_ns;
 		dispatch_message_from(&w->dctx, &o, msg, len, w->out, DISPATCH_OUT_CAP, &n);
 		if (n)
 			n = udp_fit(w, msg, len, bytes_in, n);
@@ -741,6 +745,7 @@ static inline void rx_loop(evutil_socket_t fd, udp_sock_t *us, int pkt_family)
 			break;
 		}
 		t_now_ms = worker_now_ms();
+		t_batch_ns = w->dctx.timing ? obs_now_ns() : 0;
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				log_peer(LOG_LVL_INFO, "udp: dropped datagram over %u bytes",

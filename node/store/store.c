@@ -104,6 +104,8 @@ struct store {
 	MDB_dbi dbi_audit;     /**< audit trail (see "audit trail" below) */
 	MDB_dbi dbi_audit_idx; /**< audit entries by handle */
 	bool has_audit;        /**< false: a read-only open of a store without an audit trail */
+	MDB_dbi dbi_stats;     /**< usage statistics per day and prefix (node/store/stats.h) */
+	bool has_stats;        /**< false: a read-only open of a store without statistics */
 	store_opts_t opts;  /**< copy; path points to path_buf */
 	char *path_buf;
 	uint64_t map_size;  /**< current map size */
@@ -313,6 +315,13 @@ static int open_dbis(store_t *s)
 		return store_err_from_mdb(rc, "mdb_dbi_open audit");
 	}
 	s->has_audit = rc == MDB_SUCCESS;
+	/* so did the statistics */
+	rc = mdb_dbi_open(txn, "stats", dflags, &s->dbi_stats);
+	if (rc != MDB_SUCCESS && !(rc == MDB_NOTFOUND && s->opts.read_only)) {
+		mdb_txn_abort(txn);
+		return store_err_from_mdb(rc, "mdb_dbi_open stats");
+	}
+	s->has_stats = rc == MDB_SUCCESS;
 	rc = mdb_txn_commit(txn);
 	return rc == MDB_SUCCESS ? HDL_EOK : write_err(s, rc, "mdb_txn_commit (open)");
 }
@@ -362,7 +371,7 @@ int store_open(const store_opts_t *opts, store_t **out)
 		ret = store_err_from_mdb(rc, "mdb_env_set_mapsize");
 		goto fail;
 	}
-	if ((rc = mdb_env_set_maxdbs(s->env, 8)) != MDB_SUCCESS) {
+	if ((rc = mdb_env_set_maxdbs(s->env, 16)) != MDB_SUCCESS) {
 		ret = store_err_from_mdb(rc, "mdb_env_set_maxdbs");
 		goto fail;
 	}
@@ -1449,6 +1458,22 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 	return op_result(b, rc);
 }
 
+/* ---- statistics (node/store/stats.h: the records; node/server/stats.c writes them) -------- */
+
+#define LOG_STATS     30 /* name = stats key, val = record */
+#define LOG_STATS_DEL 31 /* name = stats key */
+
+static int stats_exec(store_batch_t *b, uint8_t op, hdl_slice_t key, hdl_slice_t val)
+{
+	store_t *s = b->s;
+	if (!s->has_stats || key.len == 0 || key.len > s->max_key)
+		return HDL_EINVAL;
+	MDB_val k = mval(key.p, key.len), d = mval(val.p, val.len);
+	int rc = op == LOG_STATS_DEL ? mdb_del(b->txn, s->dbi_stats, &k, NULL)
+	                             : mdb_put(b->txn, s->dbi_stats, &k, &d, 0);
+	return op_result(b, rc);
+}
+
 /**
  * Execute one logged operation: the audit trail's own (handled here, so exec_op stays about
  * handles, prefixes and meta) or exec_op's. Same results as exec_op.
@@ -1456,6 +1481,8 @@ static int exec_op(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t v
 static int exec_any(store_batch_t *b, uint8_t op, hdl_slice_t name, hdl_slice_t val)
 {
 	int rc;
+	if (op == LOG_STATS || op == LOG_STATS_DEL)
+		return stats_exec(b, op, name, val);
 	if (op == LOG_AUDIT)
 		rc = audit_put(b, name, val);
 	else if (op == LOG_AUDIT_PRUNE)
@@ -2038,4 +2065,79 @@ int store_set_no_sync(store_t *s, bool on)
 	if (rc == MDB_SUCCESS)
 		s->opts.no_sync = on;
 	return store_err_from_mdb(rc, "mdb_env_set_flags");
+}
+
+/* ---- statistics records (continued) ---- */
+
+int store_batch_stats_put(store_batch_t *b, hdl_slice_t key, hdl_slice_t val)
+{
+	if (b == NULL || val.p == NULL)
+		return HDL_EINVAL;
+	return batch_op(b, LOG_STATS, key, val);
+}
+
+int store_batch_stats_del(store_batch_t *b, hdl_slice_t key)
+{
+	hdl_slice_t none = {NULL, 0};
+	if (b == NULL)
+		return HDL_EINVAL;
+	return batch_op(b, LOG_STATS_DEL, key, none);
+}
+
+int store_batch_stats_get(store_batch_t *b, hdl_slice_t key, hdl_slice_t *val)
+{
+	val->p = NULL;
+	val->len = 0;
+	int usable = store_batch_failed(b);
+	if (usable != HDL_EOK)
+		return usable;
+	if (!b->s->has_stats || key.len == 0 || key.len > b->s->max_key)
+		return HDL_EINVAL;
+	MDB_val k = mval(key.p, key.len), d;
+	int rc = mdb_get(b->txn, b->s->dbi_stats, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_get stats");
+	if (d.mv_size > UINT32_MAX)
+		return HDL_ESTORE;
+	val->p = d.mv_data;
+	val->len = (uint32_t)d.mv_size;
+	return HDL_EOK;
+}
+
+int store_stats_foreach(store_reader_t *r, hdl_slice_t from,
+                        int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t val), void *ctx)
+{
+	if (!r->active)
+		return HDL_EINVAL;
+	if (!r->s->has_stats)
+		return HDL_EOK;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(r->txn, r->s->dbi_stats, &cur);
+	if (rc != MDB_SUCCESS)
+		return store_err_from_mdb(rc, "mdb_cursor_open stats");
+	MDB_val k = mval(from.p, from.len), d;
+	rc = from.len ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+	              : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	while (rc == MDB_SUCCESS) {
+		if (k.mv_size > UINT32_MAX || d.mv_size > UINT32_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (cb(ctx, (hdl_slice_t){k.mv_data, (uint32_t)k.mv_size},
+		       (hdl_slice_t){d.mv_data, (uint32_t)d.mv_size}))
+			break;
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? HDL_EOK
+	                                               : store_err_from_mdb(rc, "mdb_cursor stats");
+}
+
+uint64_t store_map_used(store_t *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (mdb_env_info(s->env, &info) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS)
+		return 0;
+	return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 }

@@ -372,4 +372,33 @@ int store_audit_foreach(store_reader_t *r, uint32_t since, hdl_slice_t handle,
  */
 int store_set_no_sync(store_t *s, bool on);
 
+/* ---- usage statistics (node/store/stats.h: keys and records) -------------------------------- */
+
+/**
+ * \brief Write the statistics record \p val under \p key ("stats" database; the store does not
+ *        look inside).
+ * \retval HDL_EOK, HDL_EINVAL (empty or over-long key, a read-only store without statistics),
+ *         HDL_ENOMEM, HDL_ESTORE, HDL_ESPACE
+ */
+int store_batch_stats_put(store_batch_t *b, hdl_slice_t key, hdl_slice_t val);
+/** \brief Delete the statistics record \p key. \retval HDL_EOK, HDL_ENOENT, as above */
+int store_batch_stats_del(store_batch_t *b, hdl_slice_t key);
+/**
+ * \brief Read the statistics record \p key inside the batch's write txn (sees the batch's own
+ *        writes). \p *val is valid until the next write of the batch.
+ * \retval HDL_EOK, HDL_ENOENT, HDL_EINVAL, HDL_ESTORE, or the batch's sticky error
+ */
+int store_batch_stats_get(store_batch_t *b, hdl_slice_t key, hdl_slice_t *val);
+/**
+ * \brief Iterate the statistics records in key order from the first key >= \p from (empty: the
+ *        first); \p cb returns non-zero to stop. A read-only store without statistics iterates
+ *        nothing.
+ * \retval HDL_EOK, HDL_EINVAL (no snapshot), HDL_ESTORE
+ */
+int store_stats_foreach(store_reader_t *r, hdl_slice_t from,
+                        int (*cb)(void *ctx, hdl_slice_t key, hdl_slice_t val), void *ctx);
+
+/** \brief Bytes of the map in use (pages up to the last one written; 0 when unknown). */
+uint64_t store_map_used(store_t *s);
+
 #endif /* HDL_NODE_STORE_STORE_H */

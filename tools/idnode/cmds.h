@@ -25,6 +25,7 @@ int cmd_export(int argc, char **argv);  /* tools/idnode/db.c */
 int cmd_gen(int argc, char **argv);     /* tools/idnode/gen.c */
 int cmd_prefixes(int argc, char **argv); /* tools/idnode/prefixes.c */
 int cmd_audit(int argc, char **argv);   /* tools/idnode/audit.c */
+int cmd_stats(int argc, char **argv);   /* tools/idnode/stats.c */
 
 /* Authenticated administration over the network (tools/idnode/admin.c) and keys (keygen.c). */
 int cmd_create(int argc, char **argv);

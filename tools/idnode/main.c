@@ -68,6 +68,7 @@ static const subcmd_t subcmds[] = {
 	{"gen", cmd_gen, "generate test data sets"},
 	{"prefixes", cmd_prefixes, "list the homed prefixes of a node database and who homed them"},
 	{"audit", cmd_audit, "print the audit trail of a node database"},
+	{"stats", cmd_stats, "usage statistics of a node database, per prefix and day"},
 	{"create", cmd_create, "create a handle (authenticated, over TCP)"},
 	{"delete", cmd_delete, "delete a handle (authenticated)"},
 	{"add", cmd_add, "add values to a handle (authenticated)"},
