@@ -407,6 +407,109 @@ lmdb_cell() {
 	fi
 	log "b6l/lmdb_commit run $1: $(cat "$out")"
 }
+# ---- the resolution path: B1, B5, B5s (docs/delegation.md) ----------------------------------
+# An upstream idnoded homing the prefix (a copy of the B4 data) and three delegating nodes that
+# home nothing and forward 88.100.1 to it: "resolver" (cache on, primed: B1 cache hits),
+# "resolver-miss" (cache off: every query goes upstream, B5) and "resolver-stale" (TTLs cut to
+# 1 s: B5s serve-stale once the upstream is black-holed). The upstream is asked over the TLS
+# stream when this build has one (tls_listen), else over TCP (noted in the report).
+read -r P_UP H_UP T_UP P_RES H_RES P_RESM H_RESM P_RESS H_RESS < <(free_ports 9)
+R=$TMP/resolver
+mkdir -p "$R"
+UP_TRANSPORT=tcp
+UP_PORT=$P_UP
+printf 'db = %s\ntls_listen = 127.0.0.1:1\n' "$R" >"$R/probe.conf"
+if ! "$IDNODED" -t -c "$R/probe.conf" 2>&1 | grep -q "unknown key" &&
+	bash "$SRC/certs/make-dev-certs.sh" "$R/certs" >/dev/null 2>&1; then
+	UP_TRANSPORT=tls
+	UP_PORT=$T_UP
+else
+	NOTES+=("B1/B5/B5s: this build has no TLS stream (tls_listen): the delegating nodes ask the upstream over plain TCP")
+fi
+cp -a --reflink=auto "$DB" "$DB-up"
+{
+	echo "db = $DB-up"
+	echo "listen = 127.0.0.1:$P_UP"
+	echo "http = 127.0.0.1:$H_UP"
+	echo "home = $PREFIX"
+	echo "workers = 1"
+	echo "cache_size = 0"
+	if [ "$UP_TRANSPORT" = tls ]; then
+		echo "tls_listen = 127.0.0.1:$T_UP"
+		echo "tls_cert = $R/certs/server.pem"
+		echo "tls_key = $R/certs/server.key"
+	fi
+} >"$R/up.conf"
+start idnodedu "$IDNODED" -c "$R/up.conf"
+wait_ready "$PID_idnodedu" 60 -s "127.0.0.1:$P_UP" "${KEYS[@]}" || { log "upstream idnoded did not answer: $(tail -5 "$TMP/idnodedu.log")"; exit 3; }
+UPLINE="up 127.0.0.1:$UP_PORT transport=$UP_TRANSPORT pipeline=32"
+[ "$UP_TRANSPORT" = tls ] && UPLINE="$UPLINE ca=$R/certs/ca.pem"
+B5S_BUDGET_MS=200
+B5S_HOLD_MS=2000
+# resolver_conf NAME UDP HTTP [extra lines...]
+resolver_conf() {
+	local name=$1 udp=$2 http=$3
+	shift 3
+	mkdir -p "$R/$name-db"
+	{
+		echo "db = $R/$name-db"
+		echo "listen = 127.0.0.1:$udp"
+		echo "http = 127.0.0.1:$http"
+		echo "workers = 1"
+		echo "control_socket = $R/$name.sock"
+		echo "upstream = $UPLINE"
+		echo "forward = $PREFIX up"
+		echo "pending_per_source = 100000"
+		printf '%s\n' "$@"
+	} >"$R/$name.conf"
+}
+resolver_conf res "$P_RES" "$H_RES" "resolver_cache_size = 256m"
+resolver_conf resm "$P_RESM" "$H_RESM" "resolver_cache_size = 0"
+resolver_conf ress "$P_RESS" "$H_RESS" "resolver_max_ttl = 1" "resolver_prefetch_pct = 0" \
+	"resolver_stale_budget_ms = $B5S_BUDGET_MS" "resolver_stale_refresh_ms = $B5S_HOLD_MS" \
+	"upstream_timeout_ms = 1000" "upstream_try_timeout_ms = 1000"
+start idnodedr "$IDNODED" -c "$R/res.conf"
+start idnodedm "$IDNODED" -c "$R/resm.conf"
+start idnodeds "$IDNODED" -c "$R/ress.conf"
+# B1 keys: as many as the resolver cache holds comfortably; B5s keys: a smaller set
+B1_COUNT=$(( COUNT < 20000 ? COUNT : 20000 ))
+B5S_COUNT=$(( COUNT < 2000 ? COUNT : 2000 ))
+head -n "$B1_COUNT" "$TMP/keys.txt" >"$R/b1keys.txt"
+head -n "$B5S_COUNT" "$TMP/keys.txt" >"$R/b5skeys.txt"
+HAVE_RES=1
+for n in idnodedr idnodedm idnodeds; do
+	pv=PID_$n
+	port=$P_RES; [ $n = idnodedm ] && port=$P_RESM; [ $n = idnodeds ] && port=$P_RESS
+	if ! wait_ready "${!pv}" 60 -s "127.0.0.1:$port" "${KEYS[@]}"; then
+		log "FAIL: delegating idnoded $n did not answer: $(tail -5 "$TMP/$n.log")"
+		HAVE_RES=0
+		FAILED=1
+	fi
+done
+# status_field SOCKET COMMAND FIELD : one number from the control socket (0 when none)
+status_field() {
+	"$IDNODE" "$2" $( [ "$2" = cache ] && echo stats ) --socket "$1" 2>/dev/null | awk -v f="$3" '$1 == f {print $2}' | head -1 | grep . || echo 0
+}
+# prime SOCKET UDP-PORT KEYFILE ENTRIES [BENCH-ARGS...] : resolve every key once through the
+# delegating node, until its cache holds ENTRIES entries
+prime() {
+	local sock=$1 port=$2 keys=$3 want=$4 i have
+	shift 4
+	for i in 1 2 3 4 5 6; do
+		taskset -c "$GEN_CPU" "$BENCH" -s "127.0.0.1:$port" -f "$keys" -d 3 -c 64 "$@" >/dev/null 2>&1
+		have=$(status_field "$sock" cache entries)
+		[ "${have:-0}" -ge "$want" ] && return 0
+	done
+	log "priming $sock: $have of $want entries cached"
+	return 1
+}
+if [ "$HAVE_RES" = 1 ]; then
+	prime "$R/res.sock" "$P_RES" "$R/b1keys.txt" "$B1_COUNT" || NOTES+=("B1: the resolver cache did not hold every key after priming (some B1 requests were misses)")
+	# the same keys asked for their URL only: one-datagram answers, like the echo's
+	prime "$R/res.sock" "$P_RES" "$R/b1keys.txt" $((2 * B1_COUNT)) --type URL || NOTES+=("B1 (URL only): not every key was cached after priming")
+	prime "$R/ress.sock" "$P_RESS" "$R/b5skeys.txt" "$B5S_COUNT" || NOTES+=("B5s: not every key was cached before the upstream was black-holed")
+	NOTES+=("B1: $B1_COUNT keys resolved once through the delegating node before the cells (all cache hits); B5: $COUNT keys, resolver cache off, forward rule to the upstream over $UP_TRANSPORT, both nodes pinned to CPU $SRV_CPU")
+fi
 
 # ---- cells ------------------------------------------------------------------------------
 NODE=(-s "127.0.0.1:$P_NODE" "${KEYS[@]}")
@@ -415,6 +518,7 @@ UDPLOAD=(-c 128)
 # B2c: connect, one request, answer, close (idnode-bench --new-conn: HTTP says Connection: close)
 B2C=(--new-conn -c 16)
 for b in b4u.idnoded b4z.idnoded b4z.idnoded-cache b4u.echo b2.idnoded b3.idnoded http.idnoded b2c.idnoded b2ch.idnoded; do expect "$b"; done
+[ "$HAVE_RES" = 1 ] && for b in b1.idnoded-resolver b1t.idnoded-resolver b5.idnoded-resolver b5.idnoded-upstream; do expect "$b"; done
 [ $HAVE_KNOT = 1 ] && for b in b4u.knot b4z.knot b2.knot; do expect "$b"; done
 [ $HAVE_NGINX = 1 ] && for b in b3.nginx b2c.nginx; do expect "$b"; done
 [ $HAVE_B6 = 1 ] && for b in b6.idnoded b6p.idnoded; do expect "$b"; done
@@ -441,6 +545,12 @@ for run in $(seq 1 "$RUNS"); do
 		[ -x "$LMDBC" ] && lmdb_cell "$run"
 		cell b6 idnoded "$run" "$PID_idnodedw" -s "127.0.0.1:$P_W" "${B6[@]}" --pattern "$PREFIX/b6-$run-%s" --range 1-100000000
 		cell b6p idnoded "$run" "$PID_idnodedwp" -s "127.0.0.1:$P_WP" "${B6[@]}" --pattern "$PREFIX/b6p-$run-%s" --range 1-100000000
+	fi
+	if [ "$HAVE_RES" = 1 ]; then
+		cell b1 idnoded-resolver "$run" "$PID_idnodedr" -s "127.0.0.1:$P_RES" -f "$R/b1keys.txt" "${UDPLOAD[@]}"
+		cell b1t idnoded-resolver "$run" "$PID_idnodedr" -s "127.0.0.1:$P_RES" -f "$R/b1keys.txt" --type URL "${UDPLOAD[@]}"
+		cell b5 idnoded-resolver "$run" "$PID_idnodedm" -s "127.0.0.1:$P_RESM" "${KEYS[@]}" "${UDPLOAD[@]}"
+		cell b5 idnoded-upstream "$run" "$PID_idnodedu" -s "127.0.0.1:$P_UP" "${KEYS[@]}" "${UDPLOAD[@]}"
 	fi
 done
 if [ $HAVE_B6 = 1 ]; then
@@ -483,6 +593,43 @@ elif [ "${LAT2C_RATE:-0}" -gt 0 ]; then
 else
 	log "FAIL: no B2c figure to size its latency run"
 	FAILED=1
+fi
+
+# B5 added latency: the delegating node and the upstream itself at the same offered rate (half
+# the median B5 wall rate), open loop, same keys
+LAT5_RATE=$(half_median b5.idnoded-resolver)
+if [ "$HAVE_RES" = 1 ] && [ "${LAT5_RATE:-0}" -gt 0 ]; then
+	expect lat5.idnoded-resolver
+	expect lat5.idnoded-upstream
+	log "B5 latency: $LAT5_RATE/s open loop, through the delegating node and at the upstream"
+	cell lat5 idnoded-resolver 1 "$PID_idnodedm" -s "127.0.0.1:$P_RESM" "${KEYS[@]}" --rate "$LAT5_RATE" -c 1024
+	cell lat5 idnoded-upstream 1 "$PID_idnodedu" -s "127.0.0.1:$P_UP" "${KEYS[@]}" --rate "$LAT5_RATE" -c 1024
+elif [ "$HAVE_RES" = 1 ]; then
+	log "FAIL: no B5 figure to size its latency run"
+	FAILED=1
+fi
+
+# B5s: the upstream black-holed (SIGSTOP: connections stay open, nothing answers), the cached
+# keys past their 1 s TTL; every request must be answered from the stale entries within the
+# budget, with at most one refresh per key per hold interval (upstream_queries of the node)
+B5S_REFRESH=None
+if [ "$HAVE_RES" = 1 ]; then
+	expect b5s.idnoded-resolver
+	sleep 1.5
+	kill -STOP "$PID_idnodedu"
+	q0=$(status_field "$R/ress.sock" status upstream_queries)
+	t0=$(now_s)
+	cell b5s idnoded-resolver 1 "$PID_idnodeds" -s "127.0.0.1:$P_RESS" -f "$R/b5skeys.txt" -c 64 --timeout $((B5S_BUDGET_MS + 300))
+	t1=$(now_s)
+	q1=$(status_field "$R/ress.sock" status upstream_queries)
+	kill -CONT "$PID_idnodedu"
+	B5S_REFRESH=$(python3 -c "
+import math
+span = max(1e-9, $t1 - $t0)
+intervals = math.ceil(span / ($B5S_HOLD_MS / 1000.0))
+print('%.3f' % (($q1 - $q0) / float($B5S_COUNT * intervals)))")
+	log "B5s: $((q1 - q0)) upstream queries for $B5S_COUNT keys over $(python3 -c "print('%.1f' % ($t1 - $t0))") s: $B5S_REFRESH per key per ${B5S_HOLD_MS} ms interval"
+	NOTES+=("B5s: $B5S_COUNT keys, TTL cut to 1 s, upstream SIGSTOPped; stale budget $B5S_BUDGET_MS ms, hold $B5S_HOLD_MS ms; a request counts as answered within $((B5S_BUDGET_MS + 300)) ms (the budget + 300 ms of scheduling on a shared box); $((q1 - q0)) upstream queries were tried during the cell")
 fi
 
 IMPORT_RATE_10M=None
@@ -549,6 +696,9 @@ meta = {
     "import_rate_10m": $IMPORT_RATE_10M,
     "lat_rate": ${LAT_RATE:-0},
     "lat2c_rate": ${LAT2C_RATE:-0},
+    "lat5_rate": ${LAT5_RATE:-0},
+    "b5s_budget_ms": ${B5S_BUDGET_MS:-0},
+    "b5s_refresh": $B5S_REFRESH,
     "expected": $(json_list "${EXPECTED[@]}"),
     "notes": $(json_list "${NOTES[@]}"),
 }

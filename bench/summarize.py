@@ -180,8 +180,8 @@ def main():
     lines.append("")
     lines.append("| benchmark | server | replies / server CPU-s | wall replies/s | p50 / p99 µs | loss % | reply B |")
     lines.append("|---|---|---|---|---|---|---|")
-    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b6", "b6p",
-             "b6l", "b4u10m", "b4z10m"]
+    order = ["b4u", "b4z", "b2", "b3", "http", "lat", "b2c", "b2ch", "lat2c", "lat2cu", "b1", "b1t", "b5",
+             "lat5", "b5s", "b6", "b6p", "b6l", "b4u10m", "b4z10m"]
     names = {
         "b4u": "B4 UDP resolve, uniform",
         "b4z": "B4 UDP resolve, Zipf 1.0",
@@ -196,6 +196,11 @@ def main():
         "b6": "B6 durable creates (write_sync full), TCP, IDIS login per connection",
         "b6p": "B6 creates, write_sync periodic (fsync every 1 s)",
         "b6l": "B6 baseline: LMDB alone, one put per fsync'ed commit",
+        "b1": "B1 UDP resolve at a delegating node, every query a cache hit",
+        "b1t": "B1 with the URL only (one-datagram answers, as the echo's)",
+        "b5": "B5 UDP resolve, every query a miss sent upstream (delegating node; the upstream itself)",
+        "lat5": "B5 at 50 % of its max, open loop (through the delegating node; at the upstream)",
+        "b5s": "B5s serve-stale, upstream black-holed, TTLs expired",
         "b4u10m": "B4 UDP uniform, 10M ids",
         "b4z10m": "B4 UDP Zipf, 10M ids",
     }
@@ -245,6 +250,29 @@ def main():
         t.append(("B6 durable create ack p99, µs", p99, "≤ 10 ms", verdict(p99, 10000.0, higher=False)))
         r = ratio(get("b6p", "idnoded", "wall"), rate)
         t.append(("B6 write_sync periodic vs full (creates per second)", r, "(info)", "info"))
+    r = ratio(get("b1", "idnoded-resolver"), get("b4u", "echo"))
+    t.append(("B1 cache-hit UDP resolve vs UDP echo ceiling", r, "≥ 0.70×", verdict(r, 0.70)))
+    r = ratio(get("b1t", "idnoded-resolver"), get("b4u", "echo"))
+    t.append(("B1 with one-datagram answers (URL only) vs UDP echo ceiling", r, "(info)", "info"))
+    r = ratio(get("b5", "idnoded-resolver"), get("b1", "idnoded-resolver"))
+    t.append(("B5 upstream-miss path vs B1, per delegating-node CPU-s", r, "≥ 0.2×", verdict(r, 0.2)))
+    l5r, l5u = S.get(("lat5", "idnoded-resolver")), S.get(("lat5", "idnoded-upstream"))
+    if l5r and l5u and l5r["p50"][0] is not None and l5u["p50"][0] is not None:
+        t.append((f"B5 added latency at {fmt_k(meta.get('lat5_rate'))}/s, p50 µs",
+                  l5r["p50"][0] - l5u["p50"][0], "(reported)", "info"))
+        t.append((f"B5 added latency at {fmt_k(meta.get('lat5_rate'))}/s, p99 µs",
+                  l5r["p99"][0] - l5u["p99"][0], "(reported)", "info"))
+    b5s = S.get(("b5s", "idnoded-resolver"))
+    if b5s and b5s["loss"][0] is not None:
+        answered = 100.0 - b5s["loss"][0]
+        budget = meta.get("b5s_budget_ms", 0)
+        t.append((f"B5s keys answered within the {budget} ms budget (+300 ms), %", answered,
+                  "100 %", verdict(answered, 100.0)))
+        if b5s["p99"][0] is not None:
+            t.append(("B5s p99 µs", b5s["p99"][0], f"(budget {budget} ms)", "info"))
+    if meta.get("b5s_refresh") is not None:
+        t.append(("B5s refreshes per key per hold interval", meta["b5s_refresh"], "≤ 1",
+                  verdict(meta["b5s_refresh"], 1.0, higher=False)))
     imp = meta.get("import_rate")
     t.append(("import rate (records/s)", imp, "≥ 100k/s", verdict(imp, 100000.0)))
     if get("b4u10m", "idnoded") is not None and get("b4u", "idnoded"):
@@ -272,8 +300,10 @@ def main():
             fig = "–"
         elif "rate" in name:
             fig = fmt_k(val) + "/s"
-        elif "µs" in name or "MB" in name:
+        elif "µs" in name or "MB" in name or name.endswith("%"):
             fig = f"{val:.1f}"
+        elif "per key" in name:
+            fig = f"{val:.3f}"
         else:
             fig = f"{val:.2f}×"
         lines.append(f"| {name} | {fig} | {goal} | {v} |")

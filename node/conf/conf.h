@@ -90,6 +90,13 @@ typedef struct conf {
 	uint32_t resolver_prefetch_pct;     /**< prefetch in this last part of a TTL; 0 = off */
 	uint32_t resolver_inflight_max;     /**< upstream queries in flight, node-wide */
 	uint32_t resolver_inflight_waiters; /**< requests waiting on one in-flight query */
+	/* the resolution path (node/resolver/resolve.h) */
+	uint32_t resolver_stale_budget_ms;  /**< wait for upstream before a stale answer, ms */
+	uint32_t resolver_stale_refresh_ms; /**< no refresh this long after a failed one, ms */
+	uint32_t resolver_hold_slots;       /**< failed refreshes remembered, node-wide */
+	uint32_t resolver_max_referrals;    /**< referrals followed per request */
+	uint32_t resolver_max_recursion;    /**< RecursionCount refused with RC 6 */
+	bool resolver_site_plaintext;       /**< HS_SITE servers without an upstream line asked */
 	char *control_socket;               /**< Unix socket path; empty = no control socket */
 	char *control_socket_mode;          /**< octal permissions of the socket file */
 	uint32_t control_max_clients;       /**< control connections at once */

@@ -510,3 +510,24 @@ unsigned ups_set_route(const ups_set_t *s, hdl_slice_t prefix, ups_target_t *out
 		out[n++] = s->ups[best->idx[k]].target;
 	return n;
 }
+
+/* The same host: equal addresses when both are numeric (IPv6 spellings differ), else the name. */
+static bool same_host(const char *a, const char *b)
+{
+	uint8_t x[16], y[16];
+	if (inet_pton(AF_INET, a, x) == 1)
+		return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, 4) == 0;
+	if (inet_pton(AF_INET6, a, x) == 1)
+		return inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, 16) == 0;
+	return strcasecmp(a, b) == 0;
+}
+
+unsigned ups_set_by_host(const ups_set_t *s, const char *host, ups_target_t *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; s && i < s->n_ups && n < max; i++) {
+		if (same_host(s->ups[i].target.host, host))
+			out[n++] = s->ups[i].target;
+	}
+	return n;
+}

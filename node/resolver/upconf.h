@@ -98,4 +98,12 @@ const ups_target_t *ups_set_find(const ups_set_t *s, const char *name);
  */
 unsigned ups_set_route(const ups_set_t *s, hdl_slice_t prefix, ups_target_t *out, unsigned max);
 
+/**
+ * \brief The configured upstreams whose HOST is \p host (numeric addresses compare as addresses,
+ *        names ASCII case-insensitively): how the resolution path reaches a server an HS_SITE
+ *        names over the transport and certificates configured for it (docs/delegation.md).
+ * \return targets copied to \p out (their tls borrowed from the set)
+ */
+unsigned ups_set_by_host(const ups_set_t *s, const char *host, ups_target_t *out, unsigned max);
+
 #endif /* HDL_NODE_RESOLVER_UPCONF_H */

@@ -34,37 +34,13 @@
 static const hdl_slice_t T_SECKEY = {(const uint8_t *)"HS_SECKEY", 9};
 static const hdl_slice_t T_PUBKEY = {(const uint8_t *)"HS_PUBKEY", 9};
 
-/* ---- sources ----------------------------------------------------------------------------- */
-
-/* Hash of the peer's address (IPv4 /32, IPv6 /64), for per-source counters. 0 = no address. */
-static uint32_t source_hash(const struct sockaddr_storage *ss)
-{
-	const uint8_t *p = NULL;
-	size_t n = 0;
-	if (!ss)
-		return 0;
-	if (ss->ss_family == AF_INET) {
-		p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-		n = 4;
-	} else if (ss->ss_family == AF_INET6) {
-		p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-		n = 8;
-	} else {
-		return 0;
-	}
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h | 1u;
-}
-
 /* ---- challenges ------------------------------------------------------------------------------ */
 
 typedef struct chal {
 	struct chal *hnext;          /* hash chain */
 	struct chal *older, *newer;  /* the table's age list */
 	uint32_t session_id;
-	uint32_t src;                /* source_hash of the requester */
+	uint32_t src;                /* preq_source_hash() of the requester */
 	uint64_t expires_ms;
 	uint8_t nonce[HDL_NONCE_LEN];
 	uint8_t digest[HDL_DIGEST_MAX_LEN];
@@ -308,7 +284,7 @@ static size_t challenge(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const h
 {
 	node_shared_t *n = ctx->node;
 	bool conn_bound = m->env.session_id != 0 && o && o->auth;
-	uint32_t src = source_hash(o ? o->peer : NULL);
+	uint32_t src = preq_source_hash(o ? o->peer : NULL);
 	if (!conn_bound && n->chal &&
 	    !chal_room(n->chal, src, len, NODE_LIMIT(&n->limits, auth_pending_per_source))) {
 		/* refused before anything is copied: a flood costs no allocation */
@@ -463,22 +439,6 @@ static bool op_of(uint32_t opcode, wr_op_t *op)
 	}
 }
 
-/* Count a waiting request against its source on this worker. false: over the limits. */
-static bool source_take(worker_t *w, preq_t *p, uint32_t src)
-{
-	node_limits_t *l = &w->node->limits;
-	if (w->pq.n_live > NODE_LIMIT(l, pending_max))
-		return false;
-	if (!src)
-		return true;
-	uint16_t *slot = &w->pq.src_count[src % PREQ_SRC_SLOTS];
-	if (*slot >= NODE_LIMIT(l, pending_per_source))
-		return false;
-	(*slot)++;
-	p->source_slot = src % PREQ_SRC_SLOTS + 1;
-	return true;
-}
-
 preq_t *admin_write_new(worker_t *w, const struct sockaddr_storage *peer, size_t extra,
                         const char **why)
 {
@@ -487,7 +447,7 @@ preq_t *admin_write_new(worker_t *w, const struct sockaddr_storage *peer, size_t
 		*why = "out of memory";
 		return NULL;
 	}
-	if (!source_take(w, p, source_hash(peer))) {
+	if (!preq_source_take(w, p, preq_source_hash(peer))) {
 		preq_free(p);
 		log_peer(LOG_LVL_NOTICE, "admin: too many waiting requests, refusing a write");
 		*why = "Too many requests waiting";
@@ -613,7 +573,7 @@ static size_t run_list(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const hd
 	preq_t *p = preq_new(w, PREQ_LIST, PREQ_ARENA_FIRST, PREQ_ARENA_LIMIT);
 	if (!p)
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
-	if (!source_take(w, p, source_hash(o->peer))) {
+	if (!preq_source_take(w, p, preq_source_hash(o->peer))) {
 		preq_free(p);
 		return reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "Too many requests waiting", out,
 		                   cap);

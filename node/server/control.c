@@ -28,6 +28,7 @@
 #include "node/conf/conf.h"
 #include "node/resolver/rnode.h"
 #include "node/server/node.h"
+#include "node/server/obs.h"
 #include "node/store/store.h"
 
 #define CONTROL_CMDS_MAX 32u
@@ -497,6 +498,20 @@ static int cmd_status(void *arg, const char *args, control_out_t *out)
 	control_printf(out, "handles %llu\n", (unsigned long long)store_count(s->n->store));
 	control_printf(out, "txlog_serial %llu\n",
 	               (unsigned long long)store_txlog_last(s->n->store));
+	/* resolutions answered (local and delegated, every transport), queries sent upstream */
+	obs_sum_t *sum = s->n->obs ? malloc(sizeof(*sum)) : NULL;
+	if (sum) {
+		obs_sum(s->n->obs, sum);
+		uint64_t res = 0;
+		unsigned op = obs_op_slot(HDL_OC_RESOLUTION);
+		for (unsigned t = 0; t < OBS_T_N; t++) {
+			for (unsigned rc = 0; rc < OBS_RC_N; rc++)
+				res += sum->req[t][op][rc];
+		}
+		control_printf(out, "resolutions %llu\nupstream_queries %llu\n",
+		               (unsigned long long)res, (unsigned long long)sum->upstream_queries);
+		free(sum);
+	}
 	return 0;
 }
 

@@ -11,7 +11,9 @@
 #include "node/common/log.h"
 #include "node/server/admin.h"
 #include "node/server/cache.h"
+#include "node/server/delegate.h"
 #include "node/server/obs.h"
+#include "node/server/preq.h"
 #include "node/server/reply.h"
 #include "node/server/stats.h"
 #include "node/store/store.h"
@@ -196,14 +198,30 @@ static int resolve_sel(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32_t *
 	hdl_slice_t key = {keybuf, (uint32_t)kl};
 	keyout->len = (uint32_t)kl;
 	hdl_slice_t auth = hdl_name_authority(key);
+	bool derived = false;
 	if (auth.len == 0 || !store_is_homed(ctx->reader, auth)) {
-		sel->rcode = HDL_RC_SERVER_NOT_RESP;
-		sel->message = "That prefix doesn't live here";
-		return HDL_EOK;
+		/*
+		 * The prefix handle of a derived prefix (0.NA/88.100.2) lives with its parent
+		 * prefix (88.100): a node homing the parent answers it from its store (Handle.Net's
+		 * parent NA of a prefix handle; docs/delegation.md "Resolution").
+		 */
+		hdl_slice_t parent = auth;
+		while (parent.len && parent.p[parent.len - 1] != '.')
+			parent.len--;
+		if (parent.len > 1)
+			parent.len--;
+		derived = is_prefix_handle(key) && parent.len > 0 && parent.len < auth.len &&
+		          parent.p[parent.len] == '.' && store_is_homed(ctx->reader, parent);
+		if (!derived) {
+			sel->rcode = HDL_RC_SERVER_NOT_RESP;
+			sel->message = "That prefix doesn't live here";
+			sel->not_homed = true;
+			return HDL_EOK;
+		}
 	}
 	*homed = true;
 	static const uint8_t no_values[4] = {0, 0, 0, 0};
-	bool prefix = is_prefix_handle(key) && ctx->node->prefix_vals;
+	bool prefix = is_prefix_handle(key) && ctx->node->prefix_vals && !derived;
 	int ret = store_get(ctx->reader, key, &vals);
 	if (ret == HDL_ENOENT && prefix) {
 		/* a homed prefix without a record of its own: our HS_SITE is added below */
@@ -325,6 +343,8 @@ static int resolve_counted(dispatch_ctx_t *ctx, hdl_slice_t handle, const uint32
 	/* the REST API and the proxy are the callers (Handle messages go through do_resolution) */
 	uint32_t rc = ret == HDL_EOK ? sel->rcode : HDL_RC_SERVER_TOO_BUSY;
 	note_resolution(ctx, STATS_T_REST, key, homed, rc);
+	if (ret == HDL_EOK && sel->not_homed && ctx->node->deleg)
+		return ret; /* counted when the resolution path answers (delegate.c) */
 	if (ctx->obs)
 		obs_count(ctx->obs, STATS_T_REST, HDL_OC_RESOLUTION, rc, true,
 		          ctx->timing ? ctx->t_rest_ns : 0);
@@ -379,8 +399,9 @@ static size_t cache_key(dispatch_ctx_t *ctx, const hdl_msg_t *m, uint8_t *key, s
 	return kl + 1;
 }
 
-static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r, uint8_t *out,
-                            size_t cap)
+static size_t do_resolution(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const hdl_msg_t *m,
+                            const uint8_t *req, size_t len_req, reply_t *r, uint8_t *out,
+                            size_t cap, bool *wait)
 {
 	const hdl_body_resolve_t *q = &m->u.resolve;
 	dispatch_sel_t sel;
@@ -424,6 +445,11 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r,
 		len = reply_error(ctx, r, HDL_RC_SERVER_TOO_BUSY, "out of memory", out, cap);
 		goto out;
 	}
+	if (sel.not_homed) {
+		/* not homed here: the resolution path (cache, then upstream) */
+		dispatch_end(ctx);
+		return delegate_resolution(ctx, o, m, req, len_req, r, out, cap, wait);
+	}
 	if (sel.rcode != HDL_RC_SUCCESS) {
 		len = reply_error(ctx, r, sel.rcode, sel.message, out, cap);
 		goto out;
@@ -444,6 +470,13 @@ static size_t do_resolution(dispatch_ctx_t *ctx, const hdl_msg_t *m, reply_t *r,
 out:
 	dispatch_end(ctx);
 	return len;
+}
+
+size_t dispatch_preq_reply(dispatch_ctx_t *ctx, preq_t *p, uint8_t *out, size_t cap)
+{
+	if (p->kind == PREQ_RESOLVE)
+		return delegate_preq_reply(ctx, p, out, cap);
+	return admin_preq_reply(ctx, p, out, cap);
 }
 
 static size_t do_siteinfo(dispatch_ctx_t *ctx, reply_t *r, uint8_t *out, size_t cap)
@@ -545,7 +578,7 @@ int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const
 			                cap);
 			break;
 		}
-		n = do_resolution(ctx, &m, &r, out, cap);
+		n = do_resolution(ctx, o, &m, req, len, &r, out, cap, &wait);
 		break;
 	case HDL_OC_GET_SITEINFO:
 		n = do_siteinfo(ctx, &r, out, cap);

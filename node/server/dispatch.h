@@ -115,7 +115,15 @@ typedef struct dispatch_sel {
 	const char *message; /**< text for non-success codes */
 	uint32_t n;          /**< values selected */
 	hdl_slice_t *vals;   /**< each one encoded HandleValue; borrow from the store snapshot */
+	bool not_homed;      /**< RC 301: the prefix is not homed here (delegate.h resolves it) */
 } dispatch_sel_t;
+
+/**
+ * \brief The Handle reply of a suspended request whose wait ended (transports' complete()):
+ *        a write's result, a list chunk (admin.h), or a delegated resolution (delegate.h).
+ * \return reply bytes in \p out (0: nothing to send)
+ */
+size_t dispatch_preq_reply(dispatch_ctx_t *ctx, struct preq *p, uint8_t *out, size_t cap);
 
 /** \brief Start a store snapshot and reset the arena (before dispatch_resolve). */
 int dispatch_begin(dispatch_ctx_t *ctx);

@@ -28,6 +28,7 @@
 #include "node/common/log.h"
 #include "node/server/admin.h"
 #include "node/server/authz.h"
+#include "node/server/delegate.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
 #include "node/server/web.h"
@@ -228,11 +229,12 @@ static bool may_read_all(worker_t *w, const char *handle, const rest_ident_t *id
  */
 static int resolve_values(worker_t *w, const char *handle, const filters_t *f,
                           const rest_ident_t *id, uint32_t *rcode, const char **msg,
-                          hdl_value_t **vals, uint32_t *n)
+                          hdl_value_t **vals, uint32_t *n, bool *not_homed)
 {
 	dispatch_sel_t sel;
 	*vals = NULL;
 	*n = 0;
+	*not_homed = false;
 	int ret = dispatch_begin(&w->dctx);
 	if (ret != HDL_EOK) {
 		*rcode = HDL_RC_SERVER_TOO_BUSY;
@@ -249,6 +251,7 @@ static int resolve_values(worker_t *w, const char *handle, const filters_t *f,
 		goto out;
 	*rcode = sel.rcode;
 	*msg = sel.message;
+	*not_homed = sel.not_homed;
 	if (sel.rcode != HDL_RC_SUCCESS)
 		goto out;
 	size_t total = 4;
@@ -474,7 +477,7 @@ static void native_answer(http_rq_t *r, preq_t *p, void *arg)
 {
 	worker_t *w = r->c->w;
 	(void)arg;
-	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
 	if (n)
 		http_send_body(r, 200, HDL_MIME, w->out, n);
 	else
@@ -519,6 +522,74 @@ static void do_native(worker_t *w, http_rq_t *r)
 
 /* ---- REST API -------------------------------------------------------------------------------- */
 
+static void rest_render(worker_t *w, http_rq_t *r, const char *handle, uint32_t rc,
+                        const char *msg, hdl_value_t *vals, uint32_t n);
+static void proxy_render(worker_t *w, http_rq_t *r, const char *handle, bool show, uint32_t rc,
+                         const char *msg, hdl_value_t *vals, uint32_t n);
+
+/* A REST or proxy request that waited for upstream is answered (through http_wait()). */
+static void delegated_answer(http_rq_t *r, preq_t *p, bool rest, bool show)
+{
+	worker_t *w = r->c->w;
+	const char *handle = "", *msg = NULL;
+	uint32_t rc = HDL_RC_ERROR, n = 0;
+	hdl_value_t *vals = NULL;
+	hdl_arena_reset(&w->dctx.arena);
+	if (delegate_http_result(w, p, &handle, &rc, &msg, &vals, &n) != HDL_EOK) {
+		rc = HDL_RC_SERVER_TOO_BUSY;
+		msg = "out of memory";
+	}
+	if (rest)
+		rest_render(w, r, handle, rc, msg, vals, n);
+	else
+		proxy_render(w, r, handle, show, rc, msg, vals, n);
+}
+
+static void rest_delegated(http_rq_t *r, preq_t *p, void *arg)
+{
+	(void)arg;
+	delegated_answer(r, p, true, false);
+}
+
+static const int SHOW_VALUES; /* the proxy's arg: show the values, do not redirect */
+
+static void proxy_delegated(http_rq_t *r, preq_t *p, void *arg)
+{
+	delegated_answer(r, p, false, arg == &SHOW_VALUES);
+}
+
+typedef struct delegated {
+	http_rq_t *r;
+	rest_answer_fn answer;
+	void *arg;
+} delegated_t;
+
+/* A REST or proxy request waits for upstream, like a native one. */
+static void delegated_wait(void *ctx, preq_t *p)
+{
+	delegated_t *d = ctx;
+	http_wait(d->r, p, d->answer, d->arg);
+}
+
+/*
+ * Resolve for REST or the proxy; a handle not homed here goes to the resolution path, and when
+ * it has to wait for upstream the request waits in order (http_wait(); \p answer renders it).
+ * \retval HDL_EOK (answer in the out parameters), HDL_ENOMEM, DISPATCH_WAIT
+ */
+static int http_resolve(worker_t *w, http_rq_t *r, const char *handle, const filters_t *f,
+                        const rest_ident_t *id, rest_answer_fn answer, void *arg, uint32_t *rc,
+                        const char **msg, hdl_value_t **vals, uint32_t *n)
+{
+	bool not_homed = false;
+	int ret = resolve_values(w, handle, f, id, rc, msg, vals, n, &not_homed);
+	if (ret != HDL_EOK || !not_homed)
+		return ret;
+	delegated_t dw = {r, answer, arg};
+	delegate_http_t dh = {r->c, delegated_wait, &dw};
+	return delegate_http_resolve(w, &dh, handle, f->idx, f->n_idx, f->types, f->n_types, rc,
+	                             msg, vals, n);
+}
+
 static void do_rest_handle(worker_t *w, http_rq_t *r, const char *handle, const http_params_t *ps)
 {
 	filters_t f;
@@ -543,10 +614,19 @@ static void do_rest_handle(worker_t *w, http_rq_t *r, const char *handle, const 
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, &id, &rc, &msg, &vals, &n) != HDL_EOK) {
+	int ret = http_resolve(w, r, handle, &f, &id, rest_delegated, NULL, &rc, &msg, &vals, &n);
+	if (ret == DISPATCH_WAIT)
+		return;
+	if (ret != HDL_EOK) {
 		http_send_json_error(r, 503, HDL_RC_SERVER_TOO_BUSY, "out of memory", handle);
 		return;
 	}
+	rest_render(w, r, handle, rc, msg, vals, n);
+}
+
+static void rest_render(worker_t *w, http_rq_t *r, const char *handle, uint32_t rc,
+                        const char *msg, hdl_value_t *vals, uint32_t n)
+{
 	if (rc != HDL_RC_SUCCESS && rc != HDL_RC_VALUES_NOT_FOUND) {
 		http_send_json_error(r, http_status_for(rc, true), rc, msg, handle);
 		return;
@@ -719,10 +799,20 @@ static void do_proxy(worker_t *w, http_rq_t *r, const char *handle, const http_p
 	uint32_t rc = HDL_RC_ERROR, n = 0;
 	const char *msg = NULL;
 	hdl_value_t *vals = NULL;
-	if (resolve_values(w, handle, &f, NULL, &rc, &msg, &vals, &n) != HDL_EOK) {
+	int ret = http_resolve(w, r, handle, &f, NULL, proxy_delegated,
+	                       show ? (void *)&SHOW_VALUES : NULL, &rc, &msg, &vals, &n);
+	if (ret == DISPATCH_WAIT)
+		return;
+	if (ret != HDL_EOK) {
 		error_page(w, r, 503, handle, "out of memory");
 		return;
 	}
+	proxy_render(w, r, handle, show, rc, msg, vals, n);
+}
+
+static void proxy_render(worker_t *w, http_rq_t *r, const char *handle, bool show, uint32_t rc,
+                         const char *msg, hdl_value_t *vals, uint32_t n)
+{
 	if (rc == HDL_RC_VALUES_NOT_FOUND) {
 		values_page(w, r, handle, NULL, 0);
 		return;

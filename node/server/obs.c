@@ -279,6 +279,7 @@ void obs_sum(const node_obs_t *o, obs_sum_t *s)
 		s->conn_reclaimed += obs_get(&c->conn_reclaimed);
 		s->conn_frame_timeouts += obs_get(&c->conn_frame_timeouts);
 		s->pending += obs_get(&c->pending);
+		s->upstream_queries += obs_get(&c->upstream_queries);
 	}
 }
 

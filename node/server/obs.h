@@ -70,6 +70,7 @@ typedef struct obs_ctr {
 	_Atomic uint64_t conn_open, conn_accepted, conn_refused, conn_evicted, conn_reclaimed,
 	    conn_frame_timeouts;
 	_Atomic uint64_t pending; /**< requests waiting for the writer or a list */
+	_Atomic uint64_t upstream_queries; /**< queries the resolution path sent (or tried) upstream */
 } obs_ctr_t;
 
 /** \brief Add \p n to a single-writer counter (the owning thread only). */
@@ -132,6 +133,7 @@ typedef struct obs_sum {
 	uint64_t conn_open, conn_accepted, conn_refused, conn_evicted, conn_reclaimed,
 	    conn_frame_timeouts;
 	uint64_t pending;
+	uint64_t upstream_queries;
 } obs_sum_t;
 
 /**

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -29,9 +30,47 @@ preq_t *preq_new(worker_t *w, preq_kind_t kind, size_t arena_first, size_t arena
 	return p;
 }
 
+uint32_t preq_source_hash(const struct sockaddr_storage *ss)
+{
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (!ss)
+		return 0;
+	if (ss->ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	} else if (ss->ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 8;
+	} else {
+		return 0;
+	}
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h | 1u;
+}
+
+bool preq_source_take(worker_t *w, preq_t *p, uint32_t src)
+{
+	node_limits_t *l = &w->node->limits;
+	if (w->pq.n_live > NODE_LIMIT(l, pending_max))
+		return false;
+	if (!src)
+		return true;
+	uint16_t *slot = &w->pq.src_count[src % PREQ_SRC_SLOTS];
+	if (*slot >= NODE_LIMIT(l, pending_per_source))
+		return false;
+	(*slot)++;
+	p->source_slot = src % PREQ_SRC_SLOTS + 1;
+	return true;
+}
+
 void preq_free(preq_t *p)
 {
 	worker_t *w = p->w;
+	if (p->release)
+		p->release(p);
 	if (p->cancelled)
 		w->pq.n_cancelled--;
 	if (p->source_slot && w->pq.src_count[p->source_slot - 1])

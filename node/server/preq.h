@@ -40,6 +40,7 @@ typedef struct preq preq_t;
 typedef enum preq_kind {
 	PREQ_WRITE = 1, /**< a writer job (create/delete/add/remove/modify/home/unhome) */
 	PREQ_LIST,      /**< handles under a prefix, streamed a chunk at a time */
+	PREQ_RESOLVE,   /**< a resolution delegated upstream (node/server/delegate.h) */
 } preq_kind_t;
 
 struct preq {
@@ -76,6 +77,13 @@ struct preq {
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	uint8_t tpriv[48];       /**< transport-private bytes (udp.c keeps the pktinfo here) */
+
+	/* PREQ_RESOLVE (delegate.c) */
+	void *ext;               /**< the waiting resolution's state, in the arena */
+	/** Called by preq_free(): detach from what it waits for (same thread; may be NULL). */
+	void (*release)(preq_t *p);
+	const uint8_t *req;      /**< the request's copy (UDP answer caps), or NULL */
+	uint32_t req_len;
 
 	hdl_arena_t arena;       /**< the request's own scratch (copied request, decoded values) */
 	preq_t *qnext;           /**< completion queue link */
@@ -115,6 +123,15 @@ void preq_cancel(preq_t *p);
 
 /** \brief The answer is sent: unlink from the connection and free (worker thread). */
 void preq_done(preq_t *p);
+
+/** \brief Hash of a peer's address (IPv4 /32, IPv6 /64) for per-source counters; 0 = none. */
+uint32_t preq_source_hash(const struct sockaddr_storage *ss);
+
+/**
+ * \brief Count \p p against the worker's pending_max and its source's pending_per_source.
+ * \retval true counted (released by preq_free()), false over a limit (nothing counted)
+ */
+bool preq_source_take(struct worker *w, preq_t *p, uint32_t src);
 
 /** \brief Link \p p to a connection's list \p head and set p->conn. */
 void preq_link(preq_t **head, preq_t *p, void *conn);

@@ -26,6 +26,7 @@
 #include "node/server/admin.h"
 #include "node/server/authz.h"
 #include "node/server/connlimit.h"
+#include "node/server/delegate.h"
 #include "node/server/obs.h"
 #include "node/server/writer.h"
 #include "node/resolver/rnode.h"
@@ -110,6 +111,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void worker_cleanup(worker_t *w)
 {
 	conn_free_all(w);
+	delegate_worker_stop(w); /* after the connections: their waiting requests are cancelled */
 	http_free(w);
 	udp_free(w);
 	if (w->pq.ev)
@@ -151,7 +153,7 @@ static int worker_setup(worker_t *w)
 	if (!w->out)
 		return HDL_ENOMEM;
 	if ((ret = udp_start(w)) != HDL_EOK || (ret = http_start(w)) != HDL_EOK ||
-	    (ret = conn_start(w)) != HDL_EOK)
+	    (ret = conn_start(w)) != HDL_EOK || (ret = delegate_worker_start(w)) != HDL_EOK)
 		return ret;
 	w->limits_gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	w->notify_ev = event_new(w->base, w->notify[0], EV_READ | EV_PERSIST, on_notify, w);
@@ -590,6 +592,10 @@ int server_run(const server_opts_t *o)
 		log_err("cannot create the resolver cache: out of memory");
 		goto out;
 	}
+	if (delegate_node_setup(&s.node, &s.boot, err, sizeof(err)) != HDL_EOK) {
+		log_err("resolution path: %s", err);
+		goto out;
+	}
 	s.workers = calloc(s.n_workers, sizeof(*s.workers));
 	if (!s.workers) {
 		log_err("out of memory");
@@ -722,6 +728,7 @@ out:
 	if (ev_hup)
 		event_free(ev_hup);
 	control_close(s.ctl);
+	delegate_node_free(&s.node);
 	rnode_free(&s.node);
 	if (s.base)
 		event_base_free(s.base);

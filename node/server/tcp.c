@@ -83,7 +83,7 @@ static void on_complete(preq_t *p)
 {
 	conn_t *c = p->conn;
 	worker_t *w = c->w;
-	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
 	if (n)
 		hdl_buf_put(conn_out(c), w->out, n);
 	if (p->kind == PREQ_LIST && p->more && n) {

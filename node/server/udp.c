@@ -444,22 +444,30 @@ static size_t udp_slip(worker_t *w, const uint8_t *msg, size_t len, size_t bytes
  * Rate-limit, dispatch and send the answer to one whole request \p msg (\p len bytes; it came in
  * \p bytes_in bytes of UDP payload). \p tx: the batch to queue it in, or NULL to send now.
  */
-_Static_assert(sizeof(udp_src_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
+/* A waiting UDP request keeps its return path and the size it came in (the answer caps). */
+typedef struct udp_wait {
+	udp_src_t src;
+	uint32_t bytes_in;
+} udp_wait_t;
+
+_Static_assert(sizeof(udp_wait_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
 
 /*
- * A request that waited (an administrative request answered after its commit) is answered to
- * where it came from. Such answers are short (a handle name or an error message, never larger
- * than the request's own data by more than a header), so the answer caps of udp_fit() are not
- * needed here.
+ * A request that waited is answered to where it came from. An administrative answer is short
+ * (a handle name or an error message, never larger than the request's own data by more than a
+ * header); a delegated resolution's can be anything, so it gets the answer caps of udp_fit()
+ * (its request is kept in p->req).
  */
 static void on_complete(preq_t *p)
 {
 	worker_t *w = p->w;
-	udp_src_t src;
-	memcpy(&src, p->tpriv, sizeof(src));
-	size_t n = admin_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	udp_wait_t uw;
+	memcpy(&uw, p->tpriv, sizeof(uw));
+	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
+	if (n && p->req)
+		n = udp_fit(w, p->req, p->req_len, uw.bytes_in, n);
 	if (n && p->udp_fd >= 0 && !w->stopping)
-		send_reply(w, p->udp_fd, &p->peer, p->peer_len, &src, n);
+		send_reply(w, p->udp_fd, &p->peer, p->peer_len, &uw.src, n);
 	preq_done(p);
 }
 
@@ -468,16 +476,19 @@ typedef struct udp_origin {
 	const struct sockaddr_storage *peer;
 	socklen_t plen;
 	const udp_src_t *src;
+	size_t bytes_in;
 } udp_origin_t;
 
 static void attach(void *tctx, preq_t *p)
 {
 	const udp_origin_t *u = tctx;
-	udp_src_t none = {.family = 0};
+	udp_wait_t uw = {.src = {.family = 0}, .bytes_in = (uint32_t)u->bytes_in};
+	if (u->src)
+		uw.src = *u->src;
 	p->udp_fd = u->fd;
 	memcpy(&p->peer, u->peer, u->plen);
 	p->peer_len = u->plen;
-	memcpy(p->tpriv, u->src ? u->src : &none, sizeof(udp_src_t));
+	memcpy(p->tpriv, &uw, sizeof(uw));
 	p->complete = on_complete;
 }
 
@@ -504,7 +515,7 @@ static void answer(worker_t *w, int fd, const struct sockaddr_storage *peer, soc
 	if (v == RRL_SLIP) {
 		n = udp_slip(w, msg, len, bytes_in);
 	} else {
-		udp_origin_t uo = {fd, peer, plen, src};
+		udp_origin_t uo = {fd, peer, plen, src, bytes_in};
 		dispatch_origin_t o = {
 		    .transport = WR_T_UDP,
 		    .peer = peer,

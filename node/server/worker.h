@@ -78,6 +78,7 @@ struct worker {
 	unsigned n_reasm;
 
 	preq_queue_t pq;          /**< suspended requests whose wait ended (preq.h) */
+	struct delegate_worker *deleg; /**< the resolution engine and upstream pool (delegate.h) */
 
 	int notify[2];            /**< main -> worker: 'q' = drain and stop */
 	struct event *notify_ev;

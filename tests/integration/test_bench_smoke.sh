@@ -3,10 +3,10 @@
 #
 # Smoke test of the load harness and the benchmark suite: idnode-bench's guard and usage errors,
 # its --json report against a UDP echo server, then `bench/run.sh --smoke` with 200 identifiers
-# and 0.2 s cells, the B6 registration writes included (Knot DNS / nginx cells are skipped when
-# those binaries are absent). A few seconds; runs end on request counts where they can, and
-# nothing asserts a rate or a time, so a loaded box makes it slower, never wrong. Skips (exit 0)
-# when idnoded / idnode are not built.
+# and 0.5 s cells, the B1/B5/B5s delegation cells and the B6 registration writes included (Knot
+# DNS / nginx cells are skipped when those binaries are absent). A few seconds; runs end on request
+# counts where they can, and nothing asserts a rate or a time, so a loaded box makes it slower,
+# never wrong. Skips (exit 0) when idnoded / idnode are not built.
 set -uo pipefail
 SRC=${HDL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${HDL_BUILD_DIR:-$SRC/build}
@@ -83,8 +83,9 @@ done
 kill "$ECHO_PID" && wait "$ECHO_PID" 2>/dev/null
 ECHO_PID=
 
-# 3. the suite, smoke-sized: 200 identifiers, 0.2 s cells (a bound of minutes, not a budget)
-timeout 300 bash "$SRC/bench/run.sh" --smoke -d 0.2 --warmup 0 --count 200 --build "$BUILD" \
+# 3. the suite, smoke-sized: 200 identifiers, 0.5 s cells (a bound of minutes, not a budget;
+#    shorter cells end before a worker thread starts on a box loaded by other work)
+timeout 300 bash "$SRC/bench/run.sh" --smoke -d 0.5 --warmup 0 --count 200 --build "$BUILD" \
 	>"$TMP/suite.out" 2>"$TMP/suite.err"
 rc=$?
 if [ $rc != 0 ]; then
@@ -99,4 +100,8 @@ grep -q "| B6 baseline: LMDB alone[^|]*| lmdb_commit |" "$TMP/suite.out" || fail
 grep -q "| B6 durable creates vs LMDB" "$TMP/suite.out" || fail "no B6 target in the suite table"
 grep -q "B6 writer, write_sync full: writer (shutdown): [1-9][0-9]* job" "$TMP/suite.out" ||
 	fail "no B6 writer figures in the notes"
+grep -q "| B1 UDP resolve at a delegating node" "$TMP/suite.out" || fail "no B1 row in the suite table"
+grep -q "| B5 UDP resolve, every query a miss" "$TMP/suite.out" || fail "no B5 row in the suite table"
+grep -q "| B5s serve-stale" "$TMP/suite.out" || fail "no B5s row in the suite table"
+grep -q "| B5s refreshes per key per hold interval |" "$TMP/suite.out" || fail "no B5s refresh figure"
 echo "PASS"
