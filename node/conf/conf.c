@@ -14,6 +14,7 @@
 #include "hdl/msg.h"
 #include "node/common/log.h"
 #include "node/resolver/upconf.h"
+#include "node/server/snms_auth.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -22,6 +23,7 @@
 #define TIB (1024ull * GIB)
 
 static int admin_check(const char *v, char *err, size_t errlen);
+static int snms_user_check(const char *v, char *err, size_t errlen);
 
 /* rows leave the optional check callback out */
 #pragma GCC diagnostic push
@@ -198,6 +200,32 @@ static const conf_key_t schema[] = {
 	 "first UDP retransmission to an upstream; then 2x, 3x ..."},
 	{"dns_cache_size", CONF_UINT, 1, 1000000, "1024", false, OFF(dns_cache_size), 0,
 	 "upstream host names cached (and being resolved), per worker"},
+	/* metadata templates and the SNMS API (node/store/template.h, docs/snms-api.md) */
+	{"template_max_items", CONF_UINT, 1, 4096, "256", false, OFF(template_max_items), 0,
+	 "items of one metadata template at most"},
+	{"template_pattern_max", CONF_UINT, 8, 4096, "256", false, OFF(template_pattern_max), 0,
+	 "bytes of one pattern constraint of a template item at most"},
+	{"template_value_max", CONF_UINT, 16, 65536, "4096", false, OFF(template_value_max), 0,
+	 "bytes of a value checked against a template item at most (longer ones are refused)"},
+	{"template_max_per_prefix", CONF_UINT, 1, 100000, "64", false,
+	 OFF(template_max_per_prefix), 0, "templates (versions) of one prefix at most"},
+	{"template_cache_max", CONF_UINT, 1, 100000, "64", false, OFF(template_cache_max), 0,
+	 "compiled templates the writer keeps in memory"},
+	{"snms_user", CONF_LIST, 0, 0, NULL, false, OFF(snms_user), OFF(n_snms_user),
+	 "NAME PASSWORD-HASH INDEX:HANDLE: an SNMS API user acting as that admin identity "
+	 "(hash from `idnode passwd`); repeat for several", snms_user_check},
+	{"snms_token_ttl_s", CONF_UINT, 1, 2592000, "86400", true, OFF(snms_token_ttl_s), 0,
+	 "lifetime of an SNMS bearer token, seconds"},
+	{"snms_token_max", CONF_UINT, 1, 1000000, "10000", false, OFF(snms_token_max), 0,
+	 "SNMS tokens alive node-wide at most; a login beyond it is refused"},
+	{"snms_tokens_per_user", CONF_UINT, 1, 10000, "16", false, OFF(snms_tokens_per_user), 0,
+	 "SNMS tokens of one user at most; a new login retires that user's oldest"},
+	{"snms_batch_max", CONF_UINT, 1, 100000, "2000", true, OFF(snms_batch_max), 0,
+	 "items of one SNMS batchCreate/batchUpdate/batchDelete at most"},
+	{"snms_login_rate", CONF_UINT, 1, 100000, "20", false, OFF(snms_login_rate), 0,
+	 "SNMS logins (password checks) per second node-wide"},
+	{"snms_login_burst", CONF_UINT, 1, 100000, "40", false, OFF(snms_login_burst), 0,
+	 "SNMS logins allowed at once above the rate"},
 };
 #pragma GCC diagnostic pop
 /* clang-format on */
@@ -446,6 +474,12 @@ static int admin_check(const char *v, char *err, size_t errlen)
 	return HDL_ECONF;
 }
 
+/* the check of snms_user entries (node/server/snms_auth.h) */
+static int snms_user_check(const char *v, char *err, size_t errlen)
+{
+	return snms_user_parse(v, NULL, err, errlen) == HDL_EOK ? HDL_EOK : HDL_ECONF;
+}
+
 static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
                    size_t errlen)
 {
@@ -583,6 +617,7 @@ void conf_free(conf_t *c)
 	free(c->pidfile);
 	free(c->write_sync);
 	list_clear(&c->server_admin, &c->n_server_admin);
+	list_clear(&c->snms_user, &c->n_snms_user);
 	free(c->tcp_close_after_answer);
 	free(c->control_socket);
 	free(c->control_socket_mode);
