@@ -30,8 +30,17 @@ stop
 mkdir -p "$var"
 rm -rf "$var/demo-db"
 build/idnode import --db "$var/demo-db" --home 88.100.1 seeds/demo.jsonl
+# metadata templates of the demo prefix (pump, gearbox, valve, motor), then two identifiers that
+# follow them (docs/snms-api.md)
+build/idnode template load --db "$var/demo-db" seeds/templates/*.json
+build/idnode import --db "$var/demo-db" seeds/templated.jsonl
+# the SNMS API: user demo, password secret (demo only), acting as the prefix admin; a 2000-item
+# batch with a few values each is over 1 MiB, so bodies up to 8 MiB
+echo secret | build/idnode passwd --user demo --id 300:0.NA/88.100.1 >"$var/demo.conf"
+echo "http_max_body = 8m" >>"$var/demo.conf"
 
-args=(--db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000 --home 88.100.1)
+args=(-c "$var/demo.conf" --db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000
+	--home 88.100.1)
 if [ "${1:-}" = --foreground ]; then
 	exec build/idnoded "${args[@]}"
 fi
@@ -43,6 +52,7 @@ for _ in $(seq 100); do
 		echo "idnoded running (pid $pid, log $var/idnoded.log)"
 		echo "try: build/idnode resolve -s 127.0.0.1:2641 --udp 88.100.1/PUMP-2024-000123"
 		echo "     curl http://127.0.0.1:8000/api/handles/88.100.1/PUMP-2024-000123"
+		echo "     curl -XPOST http://127.0.0.1:8000/identity/token -d '{\"username\":\"demo\",\"password\":\"secret\"}'"
 		echo "stop: scripts/demo.sh stop"
 		exit 0
 	fi

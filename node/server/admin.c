@@ -456,6 +456,11 @@ static bool source_take(worker_t *w, preq_t *p, uint32_t src)
 	return true;
 }
 
+bool admin_preq_take(worker_t *w, preq_t *p, const struct sockaddr_storage *peer)
+{
+	return source_take(w, p, source_hash(peer));
+}
+
 /*
  * Run a decoded admin request \p m (bytes \p req, \p len) for an authenticated identity.
  * Writes are copied into a preq_t and handed to the writer; *wait is set.

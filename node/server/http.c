@@ -27,6 +27,7 @@
 #include "node/server/admin.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
+#include "node/server/snms.h"
 #include "node/server/worker.h"
 #include "proto/json.h"
 #include "proto/json_write.h"
@@ -743,6 +744,8 @@ static void on_request(conn_t *c, const http_req_t *req)
 		send_body(&r, 204, NULL, NULL, 0);
 		goto out;
 	}
+	if (snms_request(c, req)) /* the SNMS-compatible API (snms.h) */
+		goto out;
 	if (req->target.len == 0 || req->target.p[0] != '/' || req->target.len > MAX_URI) {
 		send_text(&r, 400, "bad request\n");
 		goto out;

@@ -20,6 +20,7 @@ struct store;
 struct connlimit;
 struct conf;
 struct rrl;
+struct snms;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -83,6 +84,7 @@ typedef struct node_shared {
 	struct chal_table *chal;    /**< challenges waiting for their answers (admin.c) */
 	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
 	uint32_t n_server_admins;
+	struct snms *snms;          /**< the SNMS API's users and tokens (snms.h) */
 } node_shared_t;
 
 /**

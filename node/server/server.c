@@ -26,6 +26,7 @@
 #include "node/server/admin.h"
 #include "node/server/authz.h"
 #include "node/server/connlimit.h"
+#include "node/server/snms.h"
 #include "node/server/writer.h"
 #include "node/resolver/rnode.h"
 #include "node/server/control.h"
@@ -446,9 +447,11 @@ static int admin_setup(server_t *s, char *err, size_t errlen)
 		writer_opts_from_conf(c, &wo);
 		ret = writer_start(n->store, &wo, &n->writer);
 	}
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "cannot set up the write path: %s", hdl_strerror(ret));
-	return ret;
+		return ret;
+	}
+	return snms_new(c, &n->snms, err, errlen);
 }
 
 int server_check(const server_opts_t *o, char *err, size_t errlen)
@@ -662,6 +665,8 @@ out:
 	connlimit_free(s.node.conns);
 	chal_table_free(s.node.chal);
 	s.node.chal = NULL;
+	snms_free(s.node.snms);
+	s.node.snms = NULL;
 	free(s.node.server_admins);
 	s.node.server_admins = NULL;
 	node_site_free(&s.node);
