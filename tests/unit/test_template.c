@@ -144,6 +144,9 @@ static void test_parse(void **state)
 	          "back-references are not allowed");
 	parse_bad("{\"prefix\":\"88.1\",\"version\":\"1\",\"items\":[{\"name\":\"a\","
 	          "\"idType\":\"A\",\"metadata\":{\"pattern\":\"(((a{0,255}){0,255}){0,255})\"}}]}",
+	          "may not nest");
+	parse_bad("{\"prefix\":\"88.1\",\"version\":\"1\",\"items\":[{\"name\":\"a\","
+	          "\"idType\":\"A\",\"metadata\":{\"pattern\":\"(.?){100}\"}}]}",
 	          "too complex");
 	parse_bad("{\"prefix\":\"88.1\",\"version\":\"1\",\"items\":[{\"name\":\"a\","
 	          "\"idType\":\"A\",\"metadata\":{\"pattern\":\"a{1,300}\"}}]}",
@@ -167,6 +170,13 @@ static void test_pattern_guard(void **state)
 	                 HDL_EOK);
 	assert_int_equal(tpl_pattern_check("^[]a[:alpha:]]+$", 256, err, sizeof(err)), HDL_EOK);
 	assert_int_equal(tpl_pattern_check("(a{1,100}){1,100}", 256, err, sizeof(err)), HDL_EJSON);
+	assert_string_equal(err, "counted repetitions may not nest");
+	assert_int_equal(tpl_pattern_check("((){130}){7,}", 256, err, sizeof(err)), HDL_EJSON);
+	assert_int_equal(tpl_pattern_check("a{2}{3}", 256, err, sizeof(err)), HDL_EJSON);
+	assert_int_equal(tpl_pattern_check("((a?){30})*", 256, err, sizeof(err)), HDL_EOK);
+	assert_int_equal(tpl_pattern_check("(.?){85}x", 256, err, sizeof(err)), HDL_EOK);
+	assert_int_equal(tpl_pattern_check("(.?){86}x", 256, err, sizeof(err)), HDL_EJSON);
+	assert_string_equal(err, "too complex (counted repetitions multiply; at most 256)");
 	assert_int_equal(tpl_pattern_check("((a{1,30}){1,30}){1,30}", 256, err, sizeof(err)),
 	                 HDL_EJSON);
 	assert_int_equal(tpl_pattern_check("a{3}b{1,}c{2,4}", 256, err, sizeof(err)), HDL_EOK);
