@@ -1037,6 +1037,12 @@ static int check_data(const tpl_t *t, const tpl_limits_t *lim, const tpl_item_t 
 	return ret;
 }
 
+/** The value that names a handle's template: index 1001, type TEMPLATE. */
+static bool is_ref(const hdl_value_t *v)
+{
+	return v->index == TPL_INDEX_REF && hdl_slice_eq_nocase(v->type, hdl_slice_str("TEMPLATE"));
+}
+
 static int cmp_vptr(const void *a, const void *b)
 {
 	const hdl_value_t *x = *(const hdl_value_t *const *)a, *y = *(const hdl_value_t *const *)b;
@@ -1054,7 +1060,7 @@ int tpl_validate(const tpl_t *t, const tpl_limits_t *limp, const hdl_value_t *v,
 		return HDL_ENOMEM;
 	uint32_t m = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		if (v[i].index >= TPL_RESERVED_MIN && v[i].index != TPL_INDEX_REF)
+		if (v[i].index >= TPL_RESERVED_MIN && !is_ref(&v[i]))
 			g[m++] = &v[i];
 	}
 	qsort(g, m, sizeof(*g), cmp_vptr);
@@ -1245,7 +1251,7 @@ int tpl_check(tpl_cache_t *c, tpl_fetch_fn fetch, void *ctx, hdl_slice_t handle,
 		return HDL_EOK; /* prefix handles; names no template could be stored for */
 	const hdl_value_t *ref = NULL;
 	for (uint32_t i = 0; i < n && ref == NULL; i++) {
-		if (v[i].index == TPL_INDEX_REF)
+		if (is_ref(&v[i]))
 			ref = &v[i];
 	}
 	uint8_t vbuf[TPL_VERSION_MAX];
@@ -1255,10 +1261,6 @@ int tpl_check(tpl_cache_t *c, tpl_fetch_fn fetch, void *ctx, hdl_slice_t handle,
 	int ret;
 	int pl = quote_len((const char *)prefix.p, prefix.len, MSG_NAME_MAX);
 	if (ref) {
-		if (!hdl_slice_eq_nocase(ref->type, hdl_slice_str("TEMPLATE"))) {
-			snprintf(msg, cap, "Index %u is reserved for the TEMPLATE value", TPL_INDEX_REF);
-			return TPL_REFUSED;
-		}
 		if (!tpl_version_ok(ref->data)) {
 			snprintf(msg, cap, "The TEMPLATE value (index %u) is not a template version",
 			         TPL_INDEX_REF);

@@ -7,11 +7,12 @@
  *        handle's record against its template that every write path runs (the writer thread,
  *        `idnode import`).
  *
- * Which template a handle follows: the value at index 1001 (type TEMPLATE, data = the version,
- * as the SNMS API writes it) names a version of its own prefix's templates; without one, the
- * prefix's default template (if one is set) applies; without either, nothing is checked.
- * Indexes 1000-1999 are reserved (only 1001 is used); template items have indexes from 2000;
- * values below 1000 (URL, HS_ADMIN, ...) are not governed by templates.
+ * Which template a handle follows: the value at index 1001 of type TEMPLATE (data = the
+ * version, as the SNMS API writes it) names a version of its own prefix's templates; without
+ * one, the prefix's default template (if one is set) applies; without either, nothing is
+ * checked. Under a template, indexes 1000-1999 are reserved (only the TEMPLATE value at 1001 may
+ * be there), template items have indexes from 2000, and values below 1000 (URL, HS_ADMIN, ...)
+ * are not governed.
  *
  * Records (meta names, the prefix ASCII upper-cased):
  *  - "tpl/<PREFIX>/<version>": the template as canonical JSON (tpl_to_json());

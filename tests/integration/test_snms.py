@@ -402,13 +402,14 @@ def test_same_message(api, node, db, tmp):
 
 
 def test_expired(tmp, db_conf_user):
-    """A second node whose tokens live one second."""
+    """A second node whose tokens live one second and that takes one login a second."""
     db2 = os.path.join(tmp, "db-expiry")
     subprocess.run([IDNODE, "import", "--db", db2, "--home", "88.100.1",
                     os.path.join(SRC, "seeds", "demo.jsonl")], capture_output=True, timeout=60)
     conf = os.path.join(tmp, "expiry.conf")
     with open(conf, "w") as f:
-        f.write(db_conf_user + "\nsnms_token_ttl_s = 1\n")
+        f.write(db_conf_user + "\nsnms_token_ttl_s = 1\nsnms_login_rate = 1\n"
+                "snms_login_burst = 2\n")
     node = Node(tmp, db2, conf=conf, workers=1)
     try:
         api = Api(node)
@@ -423,6 +424,12 @@ def test_expired(tmp, db_conf_user):
             if j["status"] != 1:
                 break
         check(j["status"] == -1, "expired token refused: %s" % j)
+        # the login bucket (1/s, burst 2): a burst of logins meets 429 before the password
+        # is even checked
+        codes = [api.call("POST", "/identity/token",
+                          {"username": "acme", "password": "wrong"})[0] for _ in range(4)]
+        check(429 in codes, "login rate limit answered 429: %s" % codes)
+        check("login rate limit" in node.logtext(), "the limit is logged")
     finally:
         node.stop()
     return node

@@ -477,10 +477,15 @@ static void test_store(void **state)
 	r = with(1001, "TEMPLATE", "9.9");
 	assert_int_equal(check_rec(f, c, "88.100.1/a", &r, msg), TPL_REFUSED);
 	assert_string_equal(msg, "Template 88.100.1:9.9 not found");
+	/* a value at 1001 of another type names nothing: the default applies and refuses it;
+	 * under a prefix without templates it is just a value */
 	r = with(1001, "URL", "1.0");
 	assert_int_equal(check_rec(f, c, "88.100.1/a", &r, msg), TPL_REFUSED);
-	assert_string_equal(msg, "Index 1001 is reserved for the TEMPLATE value");
+	assert_string_equal(msg, "Template 88.100.1:2.0: index 1001 is not in the template");
+	assert_int_equal(check_rec(f, c, "88.200.1/a", &r, msg), HDL_EOK);
+	r = with(1001, "TEMPLATE", "bad\nversion");
 	assert_int_equal(check_rec(f, c, "88.200.1/a", &r, msg), TPL_REFUSED);
+	assert_string_equal(msg, "The TEMPLATE value (index 1001) is not a template version");
 
 	/* an update changes the rule at once: the cache follows the record */
 	const char *upd = "{\"prefix\":\"88.100.1\",\"version\":\"1.0\",\"items\":["
