@@ -658,7 +658,7 @@ int tpl_parse(const json_t *j, const tpl_limits_t *limp, int mode, tpl_t **out, 
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
 		char path[24];
-		snprintf(path, sizeof(path), "items[%zu]", i);
+		snprintf(path, sizeof(path), "items[%u]", (unsigned)i);
 		ret = parse_item(json_array_get(items, i), &lim, mode, &t->items[i], path, err,
 		                 errlen);
 		t->n_items = (uint32_t)i + 1;
