@@ -222,6 +222,8 @@ static const conf_key_t schema[] = {
 	 "SNMS tokens of one user at most; a new login retires that user's oldest"},
 	{"snms_batch_max", CONF_UINT, 1, 100000, "2000", false, OFF(snms_batch_max), 0,
 	 "items of one SNMS batchCreate/batchUpdate/batchDelete at most"},
+	{"snms_max_body", CONF_SIZE, 1 * KIB, 64 * MIB, "4m", false, OFF(snms_max_body), 0,
+	 "largest SNMS request body parsed (its JSON tree takes ~12x); also bounded by http_max_body"},
 	{"snms_login_rate", CONF_UINT, 1, 100000, "20", false, OFF(snms_login_rate), 0,
 	 "SNMS logins (password checks) per second node-wide"},
 	{"snms_login_burst", CONF_UINT, 1, 100000, "40", false, OFF(snms_login_burst), 0,

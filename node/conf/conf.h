@@ -151,6 +151,7 @@ typedef struct conf {
 	uint32_t snms_token_max;          /**< tokens node-wide */
 	uint32_t snms_tokens_per_user;    /**< tokens of one user (the oldest goes) */
 	uint32_t snms_batch_max;          /**< items of one SNMS batch request */
+	uint32_t snms_max_body;           /**< bytes of an SNMS request body parsed */
 	uint32_t snms_login_rate;         /**< logins per second node-wide (token bucket) */
 	uint32_t snms_login_burst;        /**< the bucket's depth */
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */

@@ -94,6 +94,7 @@ int snms_new(const conf_t *c, snms_t **out, char *err, size_t errlen)
 		return HDL_ENOMEM;
 	s->token_ttl_ms = (uint64_t)(c->snms_token_ttl_s ? c->snms_token_ttl_s : 86400u) * 1000u;
 	s->batch_max = c->snms_batch_max ? c->snms_batch_max : 2000u;
+	s->max_body = c->snms_max_body ? c->snms_max_body : (4u << 20);
 	snms_bucket_init(&s->login, c->snms_login_rate, c->snms_login_burst, worker_now_ms());
 	int ret = snms_tokens_new(c->snms_token_max ? c->snms_token_max : 10000u,
 	                          c->snms_tokens_per_user ? c->snms_tokens_per_user : 16u,
@@ -179,6 +180,7 @@ static const char *reason(int http)
 	case 200: return "OK";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
 	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
@@ -995,6 +997,13 @@ bool snms_request(conn_t *c, const http_req_t *req)
 	}
 	const snms_user_t *u = &s->users[ui];
 	http_method_t m = req->method;
+	if (req->content_length > s->max_body) {
+		/* its JSON tree would take about 12 times the body: refused before the parse */
+		log_peer(LOG_LVL_INFO, "snms: body of %llu bytes over snms_max_body refused",
+		         (unsigned long long)req->content_length);
+		answer(&r, 413, SNMS_REFUSED, "request body over snms_max_body", NULL);
+		return true;
+	}
 	switch (e) {
 	case EP_DETAIL:
 		if (m == HTTP_M_GET)

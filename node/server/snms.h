@@ -47,6 +47,7 @@ typedef struct snms {
 	snms_bucket_t login;   /**< logins per second, node-wide */
 	uint64_t token_ttl_ms;
 	uint32_t batch_max;    /**< items of one batch */
+	uint64_t max_body;     /**< bytes of a body parsed */
 	_Atomic uint64_t n_logins, n_login_failed, n_requests, n_items;
 } snms_t;
 

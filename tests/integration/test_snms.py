@@ -270,7 +270,8 @@ def test_batches(api, node, db):
 
 def test_oversized(api, node):
     """A body over http_max_body (2m here) is refused from its Content-Length, before it is
-    read, with 413; nothing is written and the node goes on."""
+    read, and one over snms_max_body before it is parsed, both with 413; nothing is written
+    and the node goes on."""
     import socket
     with socket.create_connection(("127.0.0.1", node.http), timeout=10) as s:
         s.sendall(b"POST /identityv2/data/batchCreate HTTP/1.1\r\nHost: x\r\n"
@@ -287,6 +288,14 @@ def test_oversized(api, node):
         except OSError:
             pass
     check(got.startswith(b"HTTP/1.1 413"), "oversized body refused: %r" % got[:60])
+    # under http_max_body but over snms_max_body (1.5 MiB here): refused before the parse
+    items = [gearbox_item(50000 + i) for i in range(2600)]
+    items[0]["handle"] = "88.100.1/BIG"
+    raw = json.dumps(items)
+    check((3 << 19) < len(raw) < (2 << 20), "the body is between the two bounds (%d)" % len(raw))
+    st, j = api.call("POST", "/identityv2/data/batchCreate", raw=raw)
+    check(st == 413 and j.get("status") == -2 and "snms_max_body" in j.get("message", ""),
+          "over snms_max_body: %s %s" % (st, j))
     check(rest_get(node, "88.100.1/BIG")[0] == 404, "nothing written")
     check(node.alive(), "node alive after the oversized body")
 
@@ -472,7 +481,7 @@ def main():
         with open(conf, "w") as f:
             f.write(acme + "\n")
             f.write(passwd_line("other", "other-secret", "300:0.NA/88.200.1") + "\n")
-            f.write("http_max_body = 2m\n")
+            f.write("http_max_body = 2m\nsnms_max_body = 1536k\n")
         node = Node(tmp, db, extra=["--home", "88.200.1"], conf=conf, workers=2)
         nodes.append(node)
         api, oth = Api(node), Api(node)
