@@ -73,8 +73,8 @@ typedef struct item {
 /** A request that waits for its jobs. */
 typedef struct op {
 	preq_t *p;
-	bool batch;      /**< per-item results; else one status */
-	int kind;        /**< enum item_kind */
+	bool batch; /**< per-item results; else one status */
+	int kind;   /**< enum item_kind */
 	uint32_t n;
 	item_t *items;
 	_Atomic unsigned left; /**< jobs not finished yet */
@@ -96,9 +96,9 @@ int snms_new(const conf_t *c, snms_t **out, char *err, size_t errlen)
 	s->batch_max = c->snms_batch_max ? c->snms_batch_max : 2000u;
 	s->max_body = c->snms_max_body ? c->snms_max_body : (4u << 20);
 	snms_bucket_init(&s->login, c->snms_login_rate, c->snms_login_burst, worker_now_ms());
-	int ret = snms_tokens_new(c->snms_token_max ? c->snms_token_max : 10000u,
-	                          c->snms_tokens_per_user ? c->snms_tokens_per_user : 16u,
-	                          &s->tokens);
+	int ret =
+	    snms_tokens_new(c->snms_token_max ? c->snms_token_max : 10000u,
+	                    c->snms_tokens_per_user ? c->snms_tokens_per_user : 16u, &s->tokens);
 	if (ret == HDL_EOK && c->n_snms_user) {
 		s->users = calloc(c->n_snms_user, sizeof(*s->users));
 		ret = s->users ? HDL_EOK : HDL_ENOMEM;
@@ -114,7 +114,8 @@ int snms_new(const conf_t *c, snms_t **out, char *err, size_t errlen)
 			s->n_users = i + 1;
 		for (uint32_t k = 0; ret == HDL_EOK && k < i; k++) {
 			if (strcmp(s->users[k].name, s->users[i].name) == 0) {
-				snprintf(err, errlen, "snms_user: %s is given twice", s->users[i].name);
+				snprintf(err, errlen, "snms_user: %s is given twice",
+				         s->users[i].name);
 				ret = HDL_ECONF;
 			}
 		}
@@ -192,7 +193,8 @@ static void send_json(rqx_t *r, int http, json_t *j)
 {
 	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	static const char fallback[] = "{\"message\":\"out of memory\",\"status\":-4,\"data\":null}";
+	static const char fallback[] =
+	    "{\"message\":\"out of memory\",\"status\":-4,\"data\":null}";
 	const char *b = body ? body : fallback;
 	hdl_buf_t *o = conn_out(r->c);
 	char head[128];
@@ -257,7 +259,8 @@ static enum ep endpoint(const char *path, size_t n)
 	static const char *const ours[] = {"/identity/", "/identityv2/", "/snms/"};
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
 		size_t k = strlen(ours[i]);
-		if (n >= k - 1 && memcmp(path, ours[i], k - 1) == 0 && (n == k - 1 || path[k - 1] == '/'))
+		if (n >= k - 1 && memcmp(path, ours[i], k - 1) == 0 &&
+		    (n == k - 1 || path[k - 1] == '/'))
 			return EP_UNKNOWN;
 	}
 	return 0;
@@ -315,7 +318,8 @@ bool snms_bearer(const http_req_t *req, const char **tok, size_t *len)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
-		if ((size_t)(le - p) > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		if ((size_t)(le - p) > sizeof(name) - 1 &&
+		    strncasecmp(p, name, sizeof(name) - 1) == 0) {
 			const char *v = p + sizeof(name) - 1;
 			while (v < le && (*v == ' ' || *v == '\t'))
 				v++;
@@ -406,12 +410,14 @@ static void do_token(worker_t *w, rqx_t *r, const http_req_t *req, bool v1)
 	if (u != NULL) {
 		ok = snms_password_ok(u, pw, pl);
 	} else if (s->n_users > 0) {
-		(void)snms_password_ok(&s->users[0], pw, pl); /* the same time as a wrong password */
+		(void)snms_password_ok(&s->users[0], pw,
+		                       pl); /* the same time as a wrong password */
 	}
 	json_decref(j);
 	if (!ok) {
 		s->n_login_failed++;
-		log_peer(LOG_LVL_NOTICE, "snms: failed login of %s", u ? u->name : "an unknown user");
+		log_peer(LOG_LVL_NOTICE, "snms: failed login of %s",
+		         u ? u->name : "an unknown user");
 		answer(r, 200, SNMS_REFUSED, MSG_LOGIN, NULL);
 		return;
 	}
@@ -581,7 +587,8 @@ static void respond_op(rqx_t *r, op_t *op)
 		bad = o == NULL || json_array_append_new(arr, o) != 0;
 		if (!bad) {
 			json_object_set_new(o, "handle", jtext(it->handle));
-			json_object_set_new(o, "msg", jtext(it->job ? job_msg(op, it->job) : it->msg));
+			json_object_set_new(o, "msg",
+			                    jtext(it->job ? job_msg(op, it->job) : it->msg));
 			json_object_set_new(o, "code", json_integer(st));
 		}
 	}
@@ -706,7 +713,8 @@ static const char *item_values(op_t *op, const json_t *item, const snms_user_t *
 {
 	size_t vl = 0;
 	const char *version = member(item, "templateVersion", &vl);
-	if (version == NULL || !tpl_version_ok((hdl_slice_t){(const uint8_t *)version, (uint32_t)vl}))
+	if (version == NULL ||
+	    !tpl_version_ok((hdl_slice_t){(const uint8_t *)version, (uint32_t)vl}))
 		return "templateVersion: required, 1..128 bytes of text";
 	const json_t *jv = json_object_get(item, "value");
 	if (!json_is_array(jv))
@@ -767,17 +775,18 @@ static int item_build(op_t *op, item_t *it, const json_t *item, const snms_user_
 	if (it->handle == NULL)
 		return HDL_ENOMEM;
 	if (h == NULL || (op->kind != K_DELETE && !json_is_object(item))) {
-		item_refuse(it, SNMS_REFUSED, op->kind == K_DELETE && op->batch
-		                                  ? "expected a handle string"
-		                                  : "expected {\"handle\", \"templateVersion\", "
-		                                    "\"value\"}");
+		item_refuse(it, SNMS_REFUSED,
+		            op->kind == K_DELETE && op->batch
+		                ? "expected a handle string"
+		                : "expected {\"handle\", \"templateVersion\", "
+		                  "\"value\"}");
 		return HDL_EOK;
 	}
 	if (!handle_ok(it->handle, hl)) {
 		item_refuse(it, SNMS_REFUSED, "invalid handle (PREFIX/SUFFIX, at most 255 bytes)");
 		return HDL_EOK;
 	}
-	wr_op_t wop = op->kind == K_CREATE ? WR_CREATE
+	wr_op_t wop = op->kind == K_CREATE   ? WR_CREATE
 	              : op->kind == K_UPDATE ? WR_ADD_VALUES
 	                                     : WR_DELETE;
 	wr_job_t *j = job_new(op, u, c, wop, it->handle, hl);
@@ -789,9 +798,8 @@ static int item_build(op_t *op, item_t *it, const json_t *item, const snms_user_
 		j->flags = WR_F_OVERWRITE;
 	if (op->kind != K_DELETE) {
 		char err[160] = "";
-		const char *why =
-		    item_values(op, item, u, op->kind == K_CREATE, &j->values, &j->n_values, err,
-		                sizeof(err));
+		const char *why = item_values(op, item, u, op->kind == K_CREATE, &j->values,
+		                              &j->n_values, err, sizeof(err));
 		if (why != NULL) {
 			if (strcmp(why, "out of memory") == 0)
 				return HDL_ENOMEM;
@@ -906,7 +914,8 @@ static void do_template_write(worker_t *w, rqx_t *r, const http_req_t *req, cons
 	size_t pl = 0, vl = 0;
 	const char *prefix = json_is_object(j) ? member(j, "prefix", &pl) : NULL;
 	const char *version = json_is_object(j) ? member(j, "version", &vl) : NULL;
-	if (prefix == NULL || !tpl_prefix_ok((hdl_slice_t){(const uint8_t *)prefix, (uint32_t)pl}) ||
+	if (prefix == NULL ||
+	    !tpl_prefix_ok((hdl_slice_t){(const uint8_t *)prefix, (uint32_t)pl}) ||
 	    (kind == K_TPL_DEL &&
 	     (version == NULL ||
 	      !tpl_version_ok((hdl_slice_t){(const uint8_t *)version, (uint32_t)vl})))) {
@@ -926,14 +935,14 @@ static void do_template_write(worker_t *w, rqx_t *r, const http_req_t *req, cons
 	int nl = snprintf(na, sizeof(na), "0.NA/%s", prefix);
 	item_t *it = &op->items[0];
 	it->handle = op_str(op, na, (size_t)nl);
-	const char *data = kind == K_TPL_DEL ? op_str(op, version, vl)
-	                                     : op_str(op, (const char *)req->body,
-	                                              (size_t)req->content_length);
-	wr_job_t *job = it->handle && data ? job_new(op, u, r->c,
-	                                             kind == K_TPL_DEL ? WR_TEMPLATE_DEL
-	                                                               : WR_TEMPLATE_PUT,
-	                                             it->handle, (size_t)nl)
-	                                   : NULL;
+	const char *data = kind == K_TPL_DEL
+	                       ? op_str(op, version, vl)
+	                       : op_str(op, (const char *)req->body, (size_t)req->content_length);
+	wr_job_t *job =
+	    it->handle && data
+	        ? job_new(op, u, r->c, kind == K_TPL_DEL ? WR_TEMPLATE_DEL : WR_TEMPLATE_PUT,
+	                  it->handle, (size_t)nl)
+	        : NULL;
 	json_decref(j);
 	if (job == NULL) {
 		preq_free(op->p);
@@ -1014,7 +1023,9 @@ bool snms_request(conn_t *c, const http_req_t *req)
 	case EP_DATA:
 		if (m == HTTP_M_POST || m == HTTP_M_PUT || m == HTTP_M_DELETE)
 			do_data(w, &r, req, u,
-			        m == HTTP_M_POST ? K_CREATE : m == HTTP_M_PUT ? K_UPDATE : K_DELETE,
+			        m == HTTP_M_POST  ? K_CREATE
+			        : m == HTTP_M_PUT ? K_UPDATE
+			                          : K_DELETE,
 			        false);
 		else
 			answer(&r, 405, SNMS_REFUSED, "use POST, PUT or DELETE", NULL);

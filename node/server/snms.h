@@ -32,11 +32,11 @@ struct http_req;
 
 /** SNMS status codes (the "status" of every answer). */
 enum snms_status {
-	SNMS_OK = 1,         /**< success */
-	SNMS_NO_LOGIN = -1,  /**< not logged in (no, unknown or expired token) */
-	SNMS_REFUSED = -2,   /**< business failure: the message says why */
-	SNMS_NO_PERM = -3,   /**< no permission */
-	SNMS_INTERNAL = -4,  /**< internal error (busy, store) */
+	SNMS_OK = 1,        /**< success */
+	SNMS_NO_LOGIN = -1, /**< not logged in (no, unknown or expired token) */
+	SNMS_REFUSED = -2,  /**< business failure: the message says why */
+	SNMS_NO_PERM = -3,  /**< no permission */
+	SNMS_INTERNAL = -4, /**< internal error (busy, store) */
 };
 
 /** Node-wide SNMS state (node_shared_t.snms). */
@@ -44,10 +44,10 @@ typedef struct snms {
 	snms_user_t *users;
 	uint32_t n_users;
 	snms_tokens_t *tokens;
-	snms_bucket_t login;   /**< logins per second, node-wide */
+	snms_bucket_t login; /**< logins per second, node-wide */
 	uint64_t token_ttl_ms;
-	uint32_t batch_max;    /**< items of one batch */
-	uint64_t max_body;     /**< bytes of a body parsed */
+	uint32_t batch_max; /**< items of one batch */
+	uint64_t max_body;  /**< bytes of a body parsed */
 	_Atomic uint64_t n_logins, n_login_failed, n_requests, n_items;
 } snms_t;
 

@@ -115,7 +115,8 @@ int snms_user_parse(const char *line, snms_user_t *out, char *err, size_t errlen
 		p++;
 	size_t nl = (size_t)(p - name);
 	if (nl == 0 || nl > SNMS_NAME_MAX)
-		return bad(err, errlen, "expected NAME PASSWORD-HASH INDEX:HANDLE (NAME 1..50 bytes)");
+		return bad(err, errlen,
+		           "expected NAME PASSWORD-HASH INDEX:HANDLE (NAME 1..50 bytes)");
 	for (size_t i = 0; i < nl; i++) {
 		char c = name[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -141,7 +142,8 @@ int snms_user_parse(const char *line, snms_user_t *out, char *err, size_t errlen
 	/* the hash: pbkdf2-sha256$ITER$SALT$KEY */
 	size_t tl = strlen(HASH_TAG);
 	if (hl <= tl || strncmp(hash, HASH_TAG, tl) != 0)
-		return bad(err, errlen, "PASSWORD-HASH: not a pbkdf2-sha256$... hash (idnode passwd)");
+		return bad(err, errlen,
+		           "PASSWORD-HASH: not a pbkdf2-sha256$... hash (idnode passwd)");
 	const char *it = hash + tl, *end = hash + hl;
 	const char *d1 = memchr(it, '$', (size_t)(end - it));
 	const char *d2 = d1 ? memchr(d1 + 1, '$', (size_t)(end - d1 - 1)) : NULL;
@@ -197,9 +199,9 @@ void snms_user_clear(snms_user_t *u)
 typedef struct tok {
 	uint8_t digest[32]; /**< SHA-256 of the token text */
 	uint32_t user;
-	uint32_t next;      /**< hash chain / free list (index + 1; 0 = end) */
+	uint32_t next; /**< hash chain / free list (index + 1; 0 = end) */
 	uint64_t expires_ms;
-	uint64_t serial;    /**< issue order (the per-user bound retires the oldest) */
+	uint64_t serial; /**< issue order (the per-user bound retires the oldest) */
 	bool used;
 } tok_t;
 
@@ -327,8 +329,7 @@ int snms_token_issue(snms_tokens_t *t, uint32_t user, uint64_t now_ms, uint64_t 
 	return HDL_EOK;
 }
 
-int snms_token_check(snms_tokens_t *t, const char *tok, size_t len, uint64_t now_ms,
-                     uint32_t *user)
+int snms_token_check(snms_tokens_t *t, const char *tok, size_t len, uint64_t now_ms, uint32_t *user)
 {
 	if (len != SNMS_TOKEN_LEN)
 		return HDL_ENOENT;

@@ -24,15 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SNMS_NAME_MAX      50u      /**< bytes of a user name (the SNMS API's limit) */
-#define SNMS_PASSWORD_MAX  256u     /**< bytes of a password accepted */
+#define SNMS_NAME_MAX      50u  /**< bytes of a user name (the SNMS API's limit) */
+#define SNMS_PASSWORD_MAX  256u /**< bytes of a password accepted */
 #define SNMS_SALT_LEN      16u
 #define SNMS_KEY_LEN       32u
-#define SNMS_ITER_DEFAULT  100000u  /**< PBKDF2 iterations of `idnode passwd` */
+#define SNMS_ITER_DEFAULT  100000u /**< PBKDF2 iterations of `idnode passwd` */
 #define SNMS_ITER_MIN      1000u
 #define SNMS_ITER_MAX      10000000u
-#define SNMS_HASH_TEXT_MAX 160u     /**< bytes of a hash text with its NUL */
-#define SNMS_TOKEN_LEN     64u      /**< hex characters of a token */
+#define SNMS_HASH_TEXT_MAX 160u /**< bytes of a hash text with its NUL */
+#define SNMS_TOKEN_LEN     64u  /**< hex characters of a token */
 
 /** One configured user. */
 typedef struct snms_user {

@@ -40,7 +40,8 @@ tpl_limits_t tpl_limits_or_default(const tpl_limits_t *lim)
 	return l;
 }
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -233,7 +234,8 @@ static uint64_t re_piece(rescan_t *s)
 			size = sat_mul(size, 2);
 			s->i++;
 		} else if (c == '{') {
-			/* glibc expands a counted repetition into copies; copies of copies explode */
+			/* glibc expands a counted repetition into copies; copies of copies explode
+			 */
 			if (bounded) {
 				s->err = "counted repetitions may not nest";
 				return 0;
@@ -383,8 +385,8 @@ static int get_text(const json_t *o, const char *key, size_t max, bool plain, ch
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 	if (n != strlen(s) || n > max || (plain && !no_controls((const uint8_t *)s, n))) {
-		fail(err, errlen, "%s%s: at most %zu bytes of text without control characters", path,
-		     key, max);
+		fail(err, errlen, "%s%s: at most %zu bytes of text without control characters",
+		     path, key, max);
 		return -1;
 	}
 	*out = strdup(s);
@@ -472,8 +474,8 @@ static int parse_metadata(const json_t *m, const tpl_limits_t *lim, tpl_item_t *
 		else if (t && strcmp(t, "date") == 0)
 			it->kind = TPL_K_DATE;
 		else {
-			fail(err, errlen, "%smetadata.type: one of \"string\", \"number\", \"date\"",
-			     path);
+			fail(err, errlen,
+			     "%smetadata.type: one of \"string\", \"number\", \"date\"", path);
 			return HDL_EJSON;
 		}
 	}
@@ -612,7 +614,8 @@ int tpl_parse(const json_t *j, const tpl_limits_t *limp, int mode, tpl_t **out, 
 	if (r == -2)
 		goto nomem;
 	if (r <= 0 || !tpl_prefix_ok(hdl_slice_str(t->prefix))) {
-		fail(err, errlen, "prefix: required, 1..%u bytes, no '/' or spaces", TPL_PREFIX_MAX);
+		fail(err, errlen, "prefix: required, 1..%u bytes, no '/' or spaces",
+		     TPL_PREFIX_MAX);
 		goto out;
 	}
 	r = get_text(j, "version", TPL_VERSION_MAX, true, &t->version, "", err, errlen);
@@ -673,7 +676,8 @@ int tpl_parse(const json_t *j, const tpl_limits_t *limp, int mode, tpl_t **out, 
 			}
 			if (same_type(a->id_type, b->id_type)) {
 				fail(err, errlen, "%s.idType: '%.*s' given twice", path,
-				     quote_len(b->id_type, strlen(b->id_type), MSG_NAME_MAX), b->id_type);
+				     quote_len(b->id_type, strlen(b->id_type), MSG_NAME_MAX),
+				     b->id_type);
 				ret = HDL_EJSON;
 				goto out;
 			}
@@ -695,8 +699,7 @@ out:
 	return ret;
 }
 
-int tpl_parse_raw(hdl_slice_t raw, const tpl_limits_t *lim, tpl_t **out, char *err,
-                  size_t errlen)
+int tpl_parse_raw(hdl_slice_t raw, const tpl_limits_t *lim, tpl_t **out, char *err, size_t errlen)
 {
 	json_error_t je;
 	*out = NULL;
@@ -794,8 +797,8 @@ static int item_update(tpl_item_t *dst, const tpl_item_t *src)
 	return HDL_EOK;
 }
 
-int tpl_merge(const tpl_t *old, const tpl_t *upd, const tpl_limits_t *limp, tpl_t **out,
-              char *err, size_t errlen)
+int tpl_merge(const tpl_t *old, const tpl_t *upd, const tpl_limits_t *limp, tpl_t **out, char *err,
+              size_t errlen)
 {
 	tpl_limits_t lim = tpl_limits_or_default(limp);
 	*out = NULL;
@@ -852,9 +855,10 @@ int tpl_merge(const tpl_t *old, const tpl_t *upd, const tpl_limits_t *limp, tpl_
 		}
 		if (by_index) {
 			if (by_type != by_index) {
-				fail(err, errlen, "items[%u]: idIndex %u is '%.*s' in the template", k,
-				     u->index,
-				     quote_len(by_index->id_type, strlen(by_index->id_type), MSG_NAME_MAX),
+				fail(err, errlen, "items[%u]: idIndex %u is '%.*s' in the template",
+				     k, u->index,
+				     quote_len(by_index->id_type, strlen(by_index->id_type),
+				               MSG_NAME_MAX),
 				     by_index->id_type);
 				ret = HDL_EJSON;
 				goto out;
@@ -913,9 +917,9 @@ static int refusal(const tpl_t *t, char *msg, size_t cap, const char *fmt, ...)
 
 static int refusal(const tpl_t *t, char *msg, size_t cap, const char *fmt, ...)
 {
-	int n = snprintf(msg, cap, "Template %.*s:%.*s: ",
-	                 quote_len(t->prefix, strlen(t->prefix), MSG_NAME_MAX), t->prefix,
-	                 quote_len(t->version, strlen(t->version), MSG_NAME_MAX), t->version);
+	int n = snprintf(
+	    msg, cap, "Template %.*s:%.*s: ", quote_len(t->prefix, strlen(t->prefix), MSG_NAME_MAX),
+	    t->prefix, quote_len(t->version, strlen(t->version), MSG_NAME_MAX), t->version);
 	if (n > 0 && (size_t)n < cap) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -1023,16 +1027,18 @@ static int check_data(const tpl_t *t, const tpl_limits_t *lim, const tpl_item_t 
 		} else {
 			double x = strtod(s, NULL);
 			if (it->has_min && x < it->minimum)
-				ret = refusal(t, msg, cap, "index %u (%.*s) is below the minimum %g",
-				              it->index, tl, it->id_type, it->minimum);
+				ret =
+				    refusal(t, msg, cap, "index %u (%.*s) is below the minimum %g",
+				            it->index, tl, it->id_type, it->minimum);
 			else if (it->has_max && x > it->maximum)
-				ret = refusal(t, msg, cap, "index %u (%.*s) is above the maximum %g",
-				              it->index, tl, it->id_type, it->maximum);
+				ret =
+				    refusal(t, msg, cap, "index %u (%.*s) is above the maximum %g",
+				            it->index, tl, it->id_type, it->maximum);
 		}
 	}
 	if (ret == HDL_EOK && it->pattern && regexec(&it->re, s, 0, NULL, 0) != 0)
-		ret = refusal(t, msg, cap, "index %u (%.*s) does not match the pattern", it->index, tl,
-		              it->id_type);
+		ret = refusal(t, msg, cap, "index %u (%.*s) does not match the pattern", it->index,
+		              tl, it->id_type);
 	free(s);
 	return ret;
 }
@@ -1076,8 +1082,8 @@ int tpl_validate(const tpl_t *t, const tpl_limits_t *limp, const hdl_value_t *v,
 		int tl = quote_len(it->id_type, strlen(it->id_type), MSG_NAME_MAX);
 		if (val == NULL || it->index < val->index) {
 			if (it->state == 1 && it->required == 1)
-				ret = refusal(t, msg, cap, "index %u (%.*s) is required", it->index, tl,
-				              it->id_type);
+				ret = refusal(t, msg, cap, "index %u (%.*s) is required", it->index,
+				              tl, it->id_type);
 			i++;
 			continue;
 		}
@@ -1149,7 +1155,7 @@ typedef struct tpl_entry {
 	uint8_t *raw;        /**< the record's bytes the template was parsed from */
 	size_t raw_len;
 	tpl_t *t;
-	uint64_t used;       /**< LRU clock */
+	uint64_t used; /**< LRU clock */
 } tpl_entry_t;
 
 struct tpl_cache {
@@ -1262,7 +1268,8 @@ int tpl_check(tpl_cache_t *c, tpl_fetch_fn fetch, void *ctx, hdl_slice_t handle,
 	int pl = quote_len((const char *)prefix.p, prefix.len, MSG_NAME_MAX);
 	if (ref) {
 		if (!tpl_version_ok(ref->data)) {
-			snprintf(msg, cap, "The TEMPLATE value (index %u) is not a template version",
+			snprintf(msg, cap,
+			         "The TEMPLATE value (index %u) is not a template version",
 			         TPL_INDEX_REF);
 			return TPL_REFUSED;
 		}

@@ -78,31 +78,33 @@ typedef enum tpl_kind {
 
 /** One item: a value the identifiers of this template carry. */
 typedef struct tpl_item {
-	char *name;        /**< display name (中文名称) */
-	char *id_type;     /**< the value's type (idType) */
-	uint32_t index;    /**< idIndex (>= 2000); 0 = not given (an update adds it) */
-	int8_t required;   /**< 1 required; -1 not given (an update keeps the old) */
-	int8_t state;      /**< 1 enabled, 0 disabled; -1 not given (an update keeps the old) */
+	char *name;      /**< display name (中文名称) */
+	char *id_type;   /**< the value's type (idType) */
+	uint32_t index;  /**< idIndex (>= 2000); 0 = not given (an update adds it) */
+	int8_t required; /**< 1 required; -1 not given (an update keeps the old) */
+	int8_t state;    /**< 1 enabled, 0 disabled; -1 not given (an update keeps the old) */
 	tpl_kind_t kind;
-	uint32_t min_len;  /**< characters (code points) */
-	uint32_t max_len;  /**< characters; 0 = only the max_value bound */
+	uint32_t min_len; /**< characters (code points) */
+	uint32_t max_len; /**< characters; 0 = only the max_value bound */
 	bool has_min, has_max;
 	double minimum, maximum; /**< TPL_K_NUMBER bounds */
-	char *pattern;     /**< NULL = none */
-	regex_t re;        /**< compiled \p pattern */
+	char *pattern;           /**< NULL = none */
+	regex_t re;              /**< compiled \p pattern */
 } tpl_item_t;
 
 /** A template. */
 typedef struct tpl {
-	char *prefix;   /**< as given ("88.100.1") */
+	char *prefix; /**< as given ("88.100.1") */
 	char *version;
-	char *name;     /**< may be NULL */
+	char *name; /**< may be NULL */
 	char *description;
-	char *industry[4]; /**< industryCategory, industrySpecific, industryTrade, industrySubclass */
-	int type;       /**< 元数据对象类型: 1 active carrier, 2 other; 0 = not given */
-	int8_t dflt;    /**< request field "default": 1 make it the prefix's default, 0 stop being
-	                     it, -1 not given (not stored in the record) */
-	tpl_item_t *items; /**< by index, ascending (after tpl_parse on a stored record, or merge) */
+	char *
+	    industry[4]; /**< industryCategory, industrySpecific, industryTrade, industrySubclass */
+	int type;        /**< 元数据对象类型: 1 active carrier, 2 other; 0 = not given */
+	int8_t dflt;     /**< request field "default": 1 make it the prefix's default, 0 stop being
+	                      it, -1 not given (not stored in the record) */
+	tpl_item_t
+	    *items; /**< by index, ascending (after tpl_parse on a stored record, or merge) */
 	uint32_t n_items;
 } tpl_t;
 
@@ -124,8 +126,7 @@ int tpl_parse(const json_t *j, const tpl_limits_t *lim, int mode, tpl_t **out, c
               size_t errlen);
 
 /** \brief Parse a stored record (canonical JSON). \retval as tpl_parse() */
-int tpl_parse_raw(hdl_slice_t raw, const tpl_limits_t *lim, tpl_t **out, char *err,
-                  size_t errlen);
+int tpl_parse_raw(hdl_slice_t raw, const tpl_limits_t *lim, tpl_t **out, char *err, size_t errlen);
 
 /** \brief Free a template (NULL: nothing). */
 void tpl_free(tpl_t *t);
@@ -143,8 +144,8 @@ json_t *tpl_to_json(const tpl_t *t);
  *        (the next free index), is added when its idType is new. Items are never removed.
  * \retval HDL_EOK (*out set), HDL_EJSON (\p err), HDL_ENOMEM
  */
-int tpl_merge(const tpl_t *old, const tpl_t *upd, const tpl_limits_t *lim, tpl_t **out,
-              char *err, size_t errlen);
+int tpl_merge(const tpl_t *old, const tpl_t *upd, const tpl_limits_t *lim, tpl_t **out, char *err,
+              size_t errlen);
 
 /**
  * \brief Check a pattern without compiling it: length, no back-reference, bracket and brace
@@ -218,24 +219,23 @@ void tpl_change_clear(tpl_change_t *chg);
  * \param msg a refusal's text
  * \retval HDL_EOK, TPL_REFUSED (chg->rcode, \p msg), HDL_ENOMEM, store errors
  */
-int tpl_store_put(struct store_batch *b, const tpl_t *upd, unsigned flags,
-                  const tpl_limits_t *lim, tpl_change_t *chg, char *msg, size_t cap);
+int tpl_store_put(struct store_batch *b, const tpl_t *upd, unsigned flags, const tpl_limits_t *lim,
+                  tpl_change_t *chg, char *msg, size_t cap);
 
 /**
  * \brief Delete (\p prefix, \p version) in the batch, with its place in the version list and
  *        the default when it was that.
  * \retval HDL_EOK, TPL_REFUSED (RC 100: no such template), store errors
  */
-int tpl_store_del(struct store_batch *b, hdl_slice_t prefix, hdl_slice_t version,
-                  tpl_change_t *chg, char *msg, size_t cap);
+int tpl_store_del(struct store_batch *b, hdl_slice_t prefix, hdl_slice_t version, tpl_change_t *chg,
+                  char *msg, size_t cap);
 
 /**
  * \brief The versions of \p prefix's templates (a JSON array, new reference) and its default
  *        (\p *dflt, heap, NULL if none).
  * \retval HDL_EOK (an empty array when none), HDL_ENOMEM, a fetch error
  */
-int tpl_list(tpl_fetch_fn fetch, void *ctx, hdl_slice_t prefix, json_t **versions,
-             char **dflt);
+int tpl_list(tpl_fetch_fn fetch, void *ctx, hdl_slice_t prefix, json_t **versions, char **dflt);
 
 /**
  * \brief Read (\p prefix, \p version): \p *out parsed (patterns compiled) and whether it is the

@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				char out[64];
 				size_t qn = req.target.len - (size_t)(q + 1 - req.target.p);
 				long n = snms_query_param(q + 1, qn, keys[i], out, sizeof(out));
-				if (n < -2 || n >= (long)sizeof(out) || (n >= 0 && strlen(out) != (size_t)n))
+				if (n < -2 || n >= (long)sizeof(out) ||
+				    (n >= 0 && strlen(out) != (size_t)n))
 					abort();
 			}
 		}

@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (a && b && strcmp(a, b) != 0)
 			abort();
 		tpl_t *m = NULL;
-		if (tpl_merge(t, t, NULL, &m, err, sizeof(err)) == HDL_EOK && m->n_items != t->n_items)
+		if (tpl_merge(t, t, NULL, &m, err, sizeof(err)) == HDL_EOK &&
+		    m->n_items != t->n_items)
 			abort();
 		check_record(t, rest, rl);
 		tpl_free(m);

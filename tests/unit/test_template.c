@@ -111,9 +111,11 @@ static void test_parse(void **state)
 	tpl_free(u);
 
 	parse_bad("{\"version\":\"1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}", "prefix");
-	parse_bad("{\"prefix\":\"0.NA\",\"version\":\"1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}",
-	          "prefix");
-	parse_bad("{\"prefix\":\"88.1/x\",\"version\":\"1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}",
+	parse_bad(
+	    "{\"prefix\":\"0.NA\",\"version\":\"1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}",
+	    "prefix");
+	parse_bad("{\"prefix\":\"88.1/"
+	          "x\",\"version\":\"1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}",
 	          "prefix");
 	parse_bad("{\"prefix\":\"88.1\",\"items\":[{\"name\":\"a\",\"idType\":\"A\"}]}", "version");
 	parse_bad("{\"prefix\":\"88.1\",\"version\":\"1\",\"items\":[]}", "items");
@@ -514,8 +516,8 @@ static void test_store(void **state)
 	json_decref(vs);
 	tpl_t *got = NULL;
 	bool is_def = true;
-	assert_int_equal(tpl_get(tpl_fetch_reader, rd, S("88.100.1"), S("1.0"), NULL, &got, &is_def),
-	                 HDL_EOK);
+	assert_int_equal(
+	    tpl_get(tpl_fetch_reader, rd, S("88.100.1"), S("1.0"), NULL, &got, &is_def), HDL_EOK);
 	assert_false(is_def);
 	assert_int_equal(got->n_items, 5);
 	assert_int_equal(got->items[0].max_len, 2);
@@ -525,7 +527,8 @@ static void test_store(void **state)
 	store_batch_t *b = NULL;
 	tpl_change_t chg;
 	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
-	assert_int_equal(tpl_store_del(b, S("88.100.1"), S("2.0"), &chg, msg, sizeof(msg)), HDL_EOK);
+	assert_int_equal(tpl_store_del(b, S("88.100.1"), S("2.0"), &chg, msg, sizeof(msg)),
+	                 HDL_EOK);
 	assert_true(chg.had_before);
 	tpl_change_clear(&chg);
 	assert_int_equal(tpl_store_del(b, S("88.100.1"), S("2.0"), &chg, msg, sizeof(msg)),
@@ -651,16 +654,19 @@ static void seed_prefix(fix_t *f)
 	size_t alen = 0, rlen = 0;
 	hdl_admin_t a = {.perms = HDL_ADM_ALL, .handle = S("0.NA/88.100.1"), .index = 300};
 	assert_int_equal(hdl_admin_encode(&a, adm, sizeof(adm), &alen), HDL_EOK);
-	hdl_value_t v = {.index = 100, .type = S("HS_ADMIN"), .data = {adm, (uint32_t)alen},
-	                 .perms = HDL_PERM_DEFAULT, .ttl = 86400};
+	hdl_value_t v = {.index = 100,
+	                 .type = S("HS_ADMIN"),
+	                 .data = {adm, (uint32_t)alen},
+	                 .perms = HDL_PERM_DEFAULT,
+	                 .ttl = 86400};
 	assert_int_equal(hdl_values_encode(&v, 1, rec, sizeof(rec), &rlen), HDL_EOK);
 	store_batch_t *b = NULL;
 	assert_int_equal(store_batch_begin(f->s, &b), HDL_EOK);
 	assert_int_equal(store_batch_home(b, S("88.100.1"), true), HDL_EOK);
 	assert_int_equal(store_batch_home(b, S("88.200.1"), true), HDL_EOK);
-	assert_int_equal(store_batch_put(b, S("0.NA/88.100.1"), (hdl_slice_t){rec, (uint32_t)rlen},
-	                                 true),
-	                 HDL_EOK);
+	assert_int_equal(
+	    store_batch_put(b, S("0.NA/88.100.1"), (hdl_slice_t){rec, (uint32_t)rlen}, true),
+	    HDL_EOK);
 	assert_int_equal(store_batch_commit(b), HDL_EOK);
 	writer_opts_t o = {.queue_max = 100, .batch_max = 8};
 	assert_int_equal(writer_start(f->s, &o, &f->w), HDL_EOK);
@@ -747,7 +753,8 @@ static void test_writer_hook(void **state)
 	j.n_values = bad.n;
 	j.flags = WR_F_OVERWRITE;
 	assert_int_equal(run(f, &j), HDL_RC_INVALID_VALUE);
-	assert_string_equal(j.message, "Template 88.100.1:1.0: index 2002 (WEIGHT) is not a number");
+	assert_string_equal(j.message,
+	                    "Template 88.100.1:1.0: index 2002 (WEIGHT) is not a number");
 	j = job(WR_MODIFY_VALUES, "88.100.1/P1", ADMIN);
 	j.values = bad.v;
 	j.n_values = bad.n;

@@ -24,18 +24,19 @@
 
 static void template_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: idnode template load --db DIR FILE...\n"
-	        "       idnode template list --db DIR PREFIX\n"
-	        "       idnode template show --db DIR PREFIX VERSION\n"
-	        "       idnode template delete --db DIR PREFIX VERSION\n"
-	        "  Metadata templates of the store at DIR (docs/snms-api.md, \"Templates\").\n"
-	        "  load: each FILE holds one template (the SNMS JSON shape: prefix, version, items\n"
-	        "  [{name, idType, idIndex >= 2000, required, state, metadata{type, minLength,\n"
-	        "  maxLength, pattern, minimum, maximum}}], \"default\": true to make it the prefix's\n"
-	        "  default); a new one is created, an existing one updated (items given by idIndex\n"
-	        "  change, new ones are added, none is removed). Every change files an audit entry.\n"
-	        "  list: the prefix's versions and its default. show: one template as JSON.\n");
+	fprintf(
+	    f,
+	    "usage: idnode template load --db DIR FILE...\n"
+	    "       idnode template list --db DIR PREFIX\n"
+	    "       idnode template show --db DIR PREFIX VERSION\n"
+	    "       idnode template delete --db DIR PREFIX VERSION\n"
+	    "  Metadata templates of the store at DIR (docs/snms-api.md, \"Templates\").\n"
+	    "  load: each FILE holds one template (the SNMS JSON shape: prefix, version, items\n"
+	    "  [{name, idType, idIndex >= 2000, required, state, metadata{type, minLength,\n"
+	    "  maxLength, pattern, minimum, maximum}}], \"default\": true to make it the prefix's\n"
+	    "  default); a new one is created, an existing one updated (items given by idIndex\n"
+	    "  change, new ones are added, none is removed). Every change files an audit entry.\n"
+	    "  list: the prefix's versions and its default. show: one template as JSON.\n");
 }
 
 /** The audit entry of a local template change. */
@@ -166,8 +167,8 @@ static int show(store_t *s, const char *verb, int argc, char **argv)
 		char *dflt = NULL;
 		ret = tpl_list(tpl_fetch_reader, r, hdl_slice_str(argv[0]), &vs, &dflt);
 		if (ret == HDL_EOK) {
-			out = json_pack("{s:s, s:o, s:s?}", "prefix", argv[0], "versions", vs, "default",
-			                dflt);
+			out = json_pack("{s:s, s:o, s:s?}", "prefix", argv[0], "versions", vs,
+			                "default", dflt);
 			if (json_array_size(vs) == 0)
 				rc = IDNODE_EXIT_NOTFOUND;
 		}
@@ -175,8 +176,8 @@ static int show(store_t *s, const char *verb, int argc, char **argv)
 	} else if (argc == 2) {
 		tpl_t *t = NULL;
 		bool is_default = false;
-		ret = tpl_get(tpl_fetch_reader, r, hdl_slice_str(argv[0]), hdl_slice_str(argv[1]), NULL,
-		              &t, &is_default);
+		ret = tpl_get(tpl_fetch_reader, r, hdl_slice_str(argv[0]), hdl_slice_str(argv[1]),
+		              NULL, &t, &is_default);
 		if (ret == HDL_EOK && (out = tpl_to_json(t)) != NULL)
 			json_object_set_new(out, "default", json_boolean(is_default));
 		tpl_free(t);
@@ -327,8 +328,8 @@ int cmd_passwd(int argc, char **argv)
 		case 'i':
 			if (!idnode_parse_u64(optarg, false, &iter) || iter < SNMS_ITER_MIN ||
 			    iter > SNMS_ITER_MAX) {
-				fprintf(stderr, "idnode passwd: --iterations %u..%u\n", SNMS_ITER_MIN,
-				        SNMS_ITER_MAX);
+				fprintf(stderr, "idnode passwd: --iterations %u..%u\n",
+				        SNMS_ITER_MIN, SNMS_ITER_MAX);
 				return IDNODE_EXIT_USAGE;
 			}
 			break;
