@@ -32,12 +32,20 @@ stop
 mkdir -p "$var"
 rm -rf "$var/demo-db"
 build/idnode import --db "$var/demo-db" --home 88.100.1 seeds/demo.jsonl
+# metadata templates of the demo prefix (pump, gearbox, valve, motor), then two identifiers that
+# follow them (docs/snms-api.md)
+build/idnode template load --db "$var/demo-db" seeds/templates/*.json
+build/idnode import --db "$var/demo-db" seeds/templated.jsonl
+# the SNMS API: user demo, password secret (demo only), acting as the prefix admin; a 2000-item
+# batch with a few values each is over 1 MiB, so bodies up to 8 MiB
+echo secret | build/idnode passwd --user demo --id 300:0.NA/88.100.1 >"$var/demo.conf"
+echo "http_max_body = 8m" >>"$var/demo.conf"
 
 # development certificates (a throw-away CA; never for production): HTTPS on 8000, TLS on 2642
 bash certs/make-dev-certs.sh "$var/certs" >/dev/null
 
-args=(--db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000 --home 88.100.1
-	--tls-cert "$var/certs/server.pem" --tls-key "$var/certs/server.key"
+args=(-c "$var/demo.conf" --db "$var/demo-db" --listen 127.0.0.1:2641 --http 127.0.0.1:8000
+	--home 88.100.1 --tls-cert "$var/certs/server.pem" --tls-key "$var/certs/server.key"
 	--tls-listen 127.0.0.1:2642)
 if [ "${1:-}" = --foreground ]; then
 	exec build/idnoded "${args[@]}"
@@ -55,6 +63,7 @@ for _ in $(seq 100); do
 		echo "register (demo secret, see README.md \"Registration quick start\"):"
 		echo "     build/idnode create --auth 300:0.NA/88.100.1 --seckey-file seeds/demo-admin.secret -s 127.0.0.1:2641 88.100.1/NEW-1 URL=https://example.com/p/NEW-1"
 		echo "     build/idnode audit --db var/demo-db"
+		echo "     curl --cacert var/certs/ca.pem -XPOST https://127.0.0.1:8000/identity/token -d '{\"username\":\"demo\",\"password\":\"secret\"}'"
 		echo "stop: scripts/demo.sh stop"
 		exit 0
 	fi

@@ -15,6 +15,7 @@
 #include "node/common/log.h"
 #include "node/resolver/upconf.h"
 #include "node/store/stats.h"
+#include "node/server/snms_auth.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -24,6 +25,7 @@
 
 static int admin_check(const char *v, char *err, size_t errlen);
 static int addr_check(const char *v, char *err, size_t errlen);
+static int snms_user_check(const char *v, char *err, size_t errlen);
 
 /* rows leave the optional check callback out */
 #pragma GCC diagnostic push
@@ -272,6 +274,34 @@ static const conf_key_t schema[] = {
 	 "statistics records kept this many days (0 = forever)"},
 	{"stats_audit_batch", CONF_UINT, 100, 10000000, "100000", false, OFF(stats_audit_batch), 0,
 	 "audit entries counted as registrations per flush at most"},
+	/* metadata templates and the SNMS API (node/store/template.h, docs/snms-api.md) */
+	{"template_max_items", CONF_UINT, 1, 4096, "256", false, OFF(template_max_items), 0,
+	 "items of one metadata template at most"},
+	{"template_pattern_max", CONF_UINT, 8, 4096, "256", false, OFF(template_pattern_max), 0,
+	 "bytes of one pattern constraint of a template item at most"},
+	{"template_value_max", CONF_UINT, 16, 65536, "4096", false, OFF(template_value_max), 0,
+	 "bytes of a value checked against a template item at most (longer ones are refused)"},
+	{"template_max_per_prefix", CONF_UINT, 1, 100000, "64", false,
+	 OFF(template_max_per_prefix), 0, "templates (versions) of one prefix at most"},
+	{"template_cache_max", CONF_UINT, 1, 100000, "64", false, OFF(template_cache_max), 0,
+	 "compiled templates the writer keeps in memory"},
+	{"snms_user", CONF_LIST, 0, 0, NULL, false, OFF(snms_user), OFF(n_snms_user),
+	 "NAME PASSWORD-HASH INDEX:HANDLE: an SNMS API user acting as that admin identity "
+	 "(hash from `idnode passwd`); repeat for several", snms_user_check},
+	{"snms_token_ttl_s", CONF_UINT, 1, 2592000, "86400", false, OFF(snms_token_ttl_s), 0,
+	 "lifetime of an SNMS bearer token, seconds"},
+	{"snms_token_max", CONF_UINT, 1, 1000000, "10000", false, OFF(snms_token_max), 0,
+	 "SNMS tokens alive node-wide at most; a login beyond it is refused"},
+	{"snms_tokens_per_user", CONF_UINT, 1, 10000, "16", false, OFF(snms_tokens_per_user), 0,
+	 "SNMS tokens of one user at most; a new login retires that user's oldest"},
+	{"snms_batch_max", CONF_UINT, 1, 100000, "2000", false, OFF(snms_batch_max), 0,
+	 "items of one SNMS batchCreate/batchUpdate/batchDelete at most"},
+	{"snms_max_body", CONF_SIZE, 1 * KIB, 64 * MIB, "4m", false, OFF(snms_max_body), 0,
+	 "largest SNMS request body parsed (its JSON tree takes ~12x); also bounded by http_max_body"},
+	{"snms_login_rate", CONF_UINT, 1, 100000, "20", false, OFF(snms_login_rate), 0,
+	 "SNMS logins (password checks) per second node-wide"},
+	{"snms_login_burst", CONF_UINT, 1, 100000, "40", false, OFF(snms_login_burst), 0,
+	 "SNMS logins allowed at once above the rate"},
 };
 #pragma GCC diagnostic pop
 /* clang-format on */
@@ -553,6 +583,12 @@ static int metrics_validate(const conf_t *c, char *err, size_t errlen)
 	return HDL_ECONF;
 }
 
+/* the check of snms_user entries (node/server/snms_auth.h) */
+static int snms_user_check(const char *v, char *err, size_t errlen)
+{
+	return snms_user_parse(v, NULL, err, errlen) == HDL_EOK ? HDL_EOK : HDL_ECONF;
+}
+
 static int set_key(conf_t *c, const conf_key_t *k, const char *v, bool from_default, char *err,
                    size_t errlen)
 {
@@ -690,6 +726,7 @@ void conf_free(conf_t *c)
 	free(c->pidfile);
 	free(c->write_sync);
 	list_clear(&c->server_admin, &c->n_server_admin);
+	list_clear(&c->snms_user, &c->n_snms_user);
 	free(c->tcp_close_after_answer);
 	free(c->control_socket);
 	free(c->control_socket_mode);

@@ -175,6 +175,21 @@ typedef struct conf {
 	uint32_t stats_top_entries;    /**< identifiers in each top list */
 	uint32_t stats_retention_days; /**< statistics records kept this long (0 = forever) */
 	uint32_t stats_audit_batch;    /**< audit entries counted per flush at most */
+	/* metadata templates and the SNMS API (node/store/template.h, node/server/snms.h) */
+	uint32_t template_max_items;      /**< items of one template */
+	uint32_t template_pattern_max;    /**< bytes of one pattern constraint */
+	uint32_t template_value_max;      /**< bytes of a value checked against a template item */
+	uint32_t template_max_per_prefix; /**< templates (versions) of one prefix */
+	uint32_t template_cache_max;      /**< compiled templates the writer keeps */
+	char **snms_user;                 /**< "NAME PASSWORD-HASH INDEX:HANDLE" lines */
+	unsigned n_snms_user;
+	uint32_t snms_token_ttl_s;        /**< lifetime of an SNMS bearer token */
+	uint32_t snms_token_max;          /**< tokens node-wide */
+	uint32_t snms_tokens_per_user;    /**< tokens of one user (the oldest goes) */
+	uint32_t snms_batch_max;          /**< items of one SNMS batch request */
+	uint32_t snms_max_body;           /**< bytes of an SNMS request body parsed */
+	uint32_t snms_login_rate;         /**< logins per second node-wide (token bucket) */
+	uint32_t snms_login_burst;        /**< the bucket's depth */
 	/* bookkeeping: list keys set by the file (first occurrence replaces the default) */
 	uint8_t set_[CONF_MAX_KEYS]; /**< 1 for the list keys set by the file (by schema row) */
 } conf_t;

@@ -469,6 +469,11 @@ int admin_write_submit(preq_t *p)
 	return ret;
 }
 
+bool admin_preq_take(worker_t *w, preq_t *p, const struct sockaddr_storage *peer)
+{
+	return preq_source_take(w, p, preq_source_hash(peer));
+}
+
 /*
  * Run a decoded admin request \p m (bytes \p req, \p len) for an authenticated identity.
  * Writes are copied into a preq_t and handed to the writer; *wait is set.

@@ -119,4 +119,13 @@ int admin_write_submit(struct preq *p);
 /** \brief True for the opcodes admin_dispatch() handles. */
 bool admin_is_opcode(uint32_t opcode);
 
+struct worker;
+/**
+ * \brief Count the waiting request \p p of worker \p w against pending_max and, by \p peer's
+ *        address, pending_per_source (released when \p p is freed). For other transports
+ *        that suspend requests (the SNMS API).
+ * \return false when over a limit (answer "busy" and free \p p)
+ */
+bool admin_preq_take(struct worker *w, struct preq *p, const struct sockaddr_storage *peer);
+
 #endif /* HDL_NODE_SERVER_ADMIN_H */

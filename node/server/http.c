@@ -33,6 +33,7 @@
 #include "node/server/preq.h"
 #include "node/server/web.h"
 #include "node/server/rest.h"
+#include "node/server/snms.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 #include "proto/json.h"
@@ -882,6 +883,8 @@ static void on_request(conn_t *c, const http_req_t *req)
 		http_send_body(&r, 204, NULL, NULL, 0);
 		goto out;
 	}
+	if (snms_request(c, req)) /* the SNMS-compatible API (snms.h) */
+		goto out;
 	if (req->target.len == 0 || req->target.p[0] != '/' || req->target.len > MAX_URI) {
 		send_text(&r, 400, "bad request\n");
 		goto out;

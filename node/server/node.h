@@ -24,6 +24,7 @@ struct rrl;
 struct node_obs;
 struct tls_server;
 struct rest_sessions;
+struct snms;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -98,6 +99,7 @@ typedef struct node_shared {
 	struct tls_server *tls;     /**< TLS contexts, swapped on reload (tls.h; NULL: no TLS) */
 	bool http_tls;              /**< the http listeners also take TLS (port unification) */
 	struct rest_sessions *rest_sessions; /**< REST API sessions, node-wide (rest.h) */
+	struct snms *snms;          /**< the SNMS API's users and tokens (snms.h) */
 } node_shared_t;
 
 /**

@@ -28,6 +28,7 @@
 #include "node/server/connlimit.h"
 #include "node/server/delegate.h"
 #include "node/server/obs.h"
+#include "node/server/snms.h"
 #include "node/server/writer.h"
 #include "node/resolver/rnode.h"
 #include "node/server/control.h"
@@ -481,9 +482,11 @@ static int admin_setup(server_t *s, char *err, size_t errlen)
 		return ret;
 	}
 	ret = rest_sessions_new(c->rest_sessions_max, &n->rest_sessions);
-	if (ret != HDL_EOK)
+	if (ret != HDL_EOK) {
 		snprintf(err, errlen, "cannot set up the REST sessions: %s", hdl_strerror(ret));
-	return ret;
+		return ret;
+	}
+	return snms_new(c, &n->snms, err, errlen);
 }
 
 /* TLS: the contexts from tls_cert / tls_key (tls.h); port unification on the http ports. */
@@ -747,6 +750,8 @@ out:
 	s.node.rest_sessions = NULL;
 	tls_server_free(s.node.tls);
 	s.node.tls = NULL;
+	snms_free(s.node.snms);
+	s.node.snms = NULL;
 	free(s.node.server_admins);
 	s.node.server_admins = NULL;
 	node_site_free(&s.node);

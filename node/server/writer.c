@@ -29,6 +29,7 @@
 #include "node/server/authz.h"
 #include "node/store/audit.h"
 #include "node/store/store.h"
+#include "node/store/template.h"
 
 _Static_assert((int)WR_T_UDP == AUDIT_T_UDP && (int)WR_T_TCP == AUDIT_T_TCP &&
                    (int)WR_T_HTTP == AUDIT_T_HTTP && (int)WR_T_HTTPS == AUDIT_T_HTTPS &&
@@ -64,6 +65,8 @@ struct writer {
 	hdl_arena_t arena;
 	uint8_t *rec; /**< the new record of the current job */
 	size_t rec_cap;
+	tpl_cache_t *tpl;       /**< compiled metadata templates (template checks) */
+	tpl_limits_t tpl_lim;
 	uint64_t next_prune_ms; /**< monotonic time of the next retention step */
 	uint64_t next_sync_ms;  /**< periodic sync: when the next fsync is due */
 	bool dirty;             /**< periodic sync: commits since the last fsync */
@@ -78,6 +81,8 @@ typedef struct jctx {
 	uint32_t now;
 	hdl_ref_t id;
 	authz_t az;
+	bool noop; /**< answered success without a change: no write, no audit entry */
+	char note[160]; /**< the audit entry's message of a success (template changes) */
 } jctx_t;
 
 static uint64_t mono_ms(void)
@@ -260,16 +265,28 @@ static hdl_value_t *copy_values(jctx_t *c, const hdl_value_t *v, uint32_t n)
 }
 
 /**
- * Encode \p n values as the new record into w->rec, within the limits.
- * \return HDL_EOK (*rec set), 1 when refused (answered), or HDL_ENOMEM
+ * Encode \p n values as the new record of \p name into w->rec, within the limits and after the
+ * check against the handle's metadata template (node/store/template.h).
+ * \return HDL_EOK (*rec set), 1 when refused (answered), or a fatal error
  */
-static int encode_record(jctx_t *c, const hdl_value_t *v, uint32_t n, hdl_slice_t *rec)
+static int encode_record(jctx_t *c, hdl_slice_t name, const hdl_value_t *v, uint32_t n,
+                         hdl_slice_t *rec)
 {
 	writer_t *w = c->w;
 	if (n > HDL_MAX_VALUES) {
 		refuse(c, HDL_RC_INVALID_VALUE, "Too many values (%u, at most %u)", (unsigned)n,
 		       HDL_MAX_VALUES);
 		return 1;
+	}
+	int tr = tpl_check(w->tpl, tpl_fetch_batch, c->b, name, v, n, c->j->message,
+	                   sizeof(c->j->message));
+	if (tr == TPL_REFUSED) {
+		c->j->rcode = HDL_RC_INVALID_VALUE;
+		return 1;
+	}
+	if (tr != HDL_EOK) {
+		c->j->message[0] = '\0';
+		return tr;
 	}
 	size_t size = 4;
 	for (uint32_t i = 0; i < n; i++)
@@ -506,6 +523,40 @@ static void creation_authority(const uint8_t *norm, size_t nlen, uint8_t *out, s
 	}
 }
 
+/**
+ * The permission to create \p name: the creation authority's HS_ADMIN values (the prefix
+ * handle's, or for a derived prefix handle its parent's). \return 1 granted, 0 answered, < 0 fatal
+ */
+static int authorize_create(jctx_t *c, hdl_slice_t name)
+{
+	uint8_t norm[HDL_MAX_HANDLE_LEN + 8], na[HDL_MAX_HANDLE_LEN + 16];
+	size_t nlen = hdl_name_normalize(name, false, norm, sizeof(norm)), nalen = 0;
+	uint16_t need = 0;
+	creation_authority(norm, nlen, na, &nalen, &need);
+	hdl_slice_t na_name = {na, (uint32_t)nalen}, na_vals = {NULL, 0};
+	int ret = store_batch_get(c->b, na_name, &na_vals);
+	if (ret != HDL_EOK && ret != HDL_ENOENT)
+		return ret;
+	char what[160];
+	snprintf(what, sizeof(what), "%.*s", plen(na_name), (const char *)na);
+	return authorize(c, na_vals, need, what);
+}
+
+/** The request's values \p nv and the stored \p ov the same set (timestamps aside)? */
+static bool same_record(const hdl_value_t *nv, uint32_t nn, const hdl_value_t *ov, uint32_t on)
+{
+	if (nn != on)
+		return false;
+	for (uint32_t k = 0; k < nn; k++) {
+		bool found = false;
+		for (uint32_t i = 0; i < on && !found; i++)
+			found = ov[i].index == nv[k].index && value_same(&ov[i], &nv[k]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 static int op_create(jctx_t *c)
 {
 	wr_job_t *j = c->j;
@@ -544,12 +595,28 @@ static int op_create(jctx_t *c)
 	bool exists = ret == HDL_EOK;
 	if (ret != HDL_EOK && ret != HDL_ENOENT)
 		return ret;
-	if (exists && !(j->flags & WR_F_OVERWRITE)) {
+	bool again = exists && !(j->flags & (WR_F_OVERWRITE | WR_F_MINT)) &&
+	             (j->flags & WR_F_IDEMPOTENT) && same_record(nv, j->n_values, ov, on);
+	if (exists && !(j->flags & WR_F_OVERWRITE) && !again) {
 		refuse(c, HDL_RC_HANDLE_ALREADY_EXISTS, "Handle already exists");
 		return HDL_EOK;
 	}
 	if (anonymous(c))
 		return HDL_EOK;
+	if (again) {
+		/* a retried create: what a create needs, then nothing to write */
+		int r = authorize_create(c, name);
+		if (r <= 0)
+			return r;
+		c->noop = true;
+		j->rcode = HDL_RC_SUCCESS;
+		if (j->arena) {
+			j->result_handle = hdl_arena_dup(j->arena, name.p, name.len);
+			if (j->result_handle.p == NULL)
+				return HDL_ENOMEM;
+		}
+		return HDL_EOK;
+	}
 
 	bool authorized = false;
 	if (exists) {
@@ -592,22 +659,12 @@ static int op_create(jctx_t *c)
 		}
 	}
 	if (!authorized) {
-		uint8_t norm[HDL_MAX_HANDLE_LEN + 8], na[HDL_MAX_HANDLE_LEN + 16];
-		size_t nlen = hdl_name_normalize(name, false, norm, sizeof(norm)), nalen = 0;
-		uint16_t need = 0;
-		creation_authority(norm, nlen, na, &nalen, &need);
-		hdl_slice_t na_name = {na, (uint32_t)nalen}, na_vals = {NULL, 0};
-		ret = store_batch_get(c->b, na_name, &na_vals);
-		if (ret != HDL_EOK && ret != HDL_ENOENT)
-			return ret;
-		char what[160];
-		snprintf(what, sizeof(what), "%.*s", plen(na_name), (const char *)na);
-		int r = authorize(c, na_vals, need, what);
+		int r = authorize_create(c, name);
 		if (r <= 0)
 			return r;
 	}
 	hdl_slice_t rec;
-	if ((ret = encode_record(c, nv, j->n_values, &rec)) != HDL_EOK)
+	if ((ret = encode_record(c, name, nv, j->n_values, &rec)) != HDL_EOK)
 		return ret == 1 ? HDL_EOK : ret;
 	if ((ret = put_record(c, name, rec)) != HDL_EOK || j->rcode != HDL_RC_SUCCESS)
 		return ret;
@@ -732,7 +789,7 @@ static int op_add(jctx_t *c)
 			return r;
 	}
 	hdl_slice_t rec;
-	if ((ret = encode_record(c, res, m, &rec)) != HDL_EOK)
+	if ((ret = encode_record(c, name, res, m, &rec)) != HDL_EOK)
 		return ret == 1 ? HDL_EOK : ret;
 	return put_record(c, name, rec);
 }
@@ -783,7 +840,7 @@ static int op_remove(jctx_t *c)
 			ov[m++] = ov[i];
 	}
 	hdl_slice_t rec;
-	if ((ret = encode_record(c, ov, m, &rec)) != HDL_EOK)
+	if ((ret = encode_record(c, name, ov, m, &rec)) != HDL_EOK)
 		return ret == 1 ? HDL_EOK : ret;
 	return put_record(c, name, rec);
 }
@@ -851,7 +908,7 @@ static int op_modify(jctx_t *c)
 		}
 	}
 	hdl_slice_t rec;
-	if ((ret = encode_record(c, ov, on, &rec)) != HDL_EOK)
+	if ((ret = encode_record(c, name, ov, on, &rec)) != HDL_EOK)
 		return ret == 1 ? HDL_EOK : ret;
 	return put_record(c, name, rec);
 }
@@ -886,6 +943,98 @@ static int op_home(jctx_t *c, bool home)
 	return write_result(c, ret);
 }
 
+/**
+ * Template changes (node/store/template.h): the handle is the prefix handle 0.NA/<prefix> of the
+ * template's prefix, which must be homed here; the identity needs MODIFY_VALUE there (the
+ * template is the prefix's own data) or to be a server admin.
+ */
+static int op_template(jctx_t *c, bool put)
+{
+	wr_job_t *j = c->j;
+	hdl_slice_t name = j->handle, prefix, suffix;
+	if (!name_ok(c, name))
+		return HDL_EOK;
+	hdl_name_split(name, &prefix, &suffix);
+	if (!is_zero_na(prefix) || !tpl_prefix_ok(suffix)) {
+		refuse(c, HDL_RC_INVALID_HANDLE, "Not the prefix handle of a template's prefix");
+		return HDL_EOK;
+	}
+	tpl_t *upd = NULL;
+	hdl_slice_t version = j->data;
+	if (put) {
+		char err[TPL_MSG_MAX];
+		json_error_t je;
+		json_t *root = json_loadb((const char *)j->data.p, j->data.len,
+		                          JSON_REJECT_DUPLICATES, &je);
+		int ret = root ? tpl_parse(root, &c->w->tpl_lim,
+		                           j->flags & WR_F_OVERWRITE ? TPL_PARSE_UPDATE
+		                                                     : TPL_PARSE_CREATE,
+		                           &upd, err, sizeof(err))
+		               : HDL_EJSON;
+		if (root == NULL)
+			snprintf(err, sizeof(err), "Template: not JSON: %.100s", je.text);
+		json_decref(root);
+		if (ret == HDL_ENOMEM)
+			return ret;
+		if (ret != HDL_EOK) {
+			refuse(c, HDL_RC_INVALID_VALUE, "%s", err);
+			return HDL_EOK;
+		}
+		if (!hdl_slice_eq_nocase(hdl_slice_str(upd->prefix), suffix)) {
+			tpl_free(upd);
+			refuse(c, HDL_RC_INVALID_VALUE, "The template's prefix is not %.*s", plen(suffix),
+			       (const char *)suffix.p);
+			return HDL_EOK;
+		}
+		version = hdl_slice_str(upd->version);
+	} else if (!tpl_version_ok(version)) {
+		refuse(c, HDL_RC_INVALID_VALUE, "Invalid template version");
+		return HDL_EOK;
+	}
+	int ret = check_homed(c->b, name);
+	if (ret == HDL_ENOENT) {
+		refuse(c, HDL_RC_SERVER_NOT_RESP, "That prefix doesn't live here");
+		ret = HDL_EOK;
+		goto out;
+	}
+	if (ret != HDL_EOK || anonymous(c))
+		goto out;
+	hdl_slice_t pvals = {NULL, 0};
+	ret = store_batch_get(c->b, name, &pvals);
+	if (ret != HDL_EOK && ret != HDL_ENOENT)
+		goto out;
+	ret = authorize(c, pvals, HDL_ADM_MODIFY_VALUE, "the prefix handle");
+	if (ret <= 0)
+		goto out;
+	tpl_change_t chg;
+	ret = put ? tpl_store_put(c->b, upd, j->flags & WR_F_OVERWRITE ? TPL_PUT_UPDATE
+	                                                                : TPL_PUT_CREATE,
+	                          &c->w->tpl_lim, &chg, j->message, sizeof(j->message))
+	          : tpl_store_del(c->b, suffix, version, &chg, j->message, sizeof(j->message));
+	if (ret == TPL_REFUSED) {
+		j->rcode = chg.rcode;
+		ret = HDL_EOK;
+	} else if (ret == HDL_EOK) {
+		if (chg.had_before) {
+			audit_digest(chg.before, c->ar->before);
+			c->ar->has_before = true;
+		}
+		if (chg.after) {
+			audit_digest((hdl_slice_t){chg.after, (uint32_t)chg.after_len}, c->ar->after);
+			c->ar->has_after = true;
+		}
+		/* the entry names the version (its message, empty for other successes) */
+		snprintf(c->note, sizeof(c->note), "template %.*s",
+		         version.len > 120 ? 120 : (int)version.len, (const char *)version.p);
+		c->ar->message = hdl_slice_str(c->note);
+		j->rcode = HDL_RC_SUCCESS;
+	}
+	tpl_change_clear(&chg);
+out:
+	tpl_free(upd);
+	return ret < 0 ? ret : HDL_EOK;
+}
+
 static uint16_t audit_op_of(wr_op_t op)
 {
 	switch (op) {
@@ -896,6 +1045,8 @@ static uint16_t audit_op_of(wr_op_t op)
 	case WR_MODIFY_VALUES: return AUDIT_OP_MODIFY;
 	case WR_HOME: return AUDIT_OP_HOME;
 	case WR_UNHOME: return AUDIT_OP_UNHOME;
+	case WR_TEMPLATE_PUT: return AUDIT_OP_TEMPLATE_PUT;
+	case WR_TEMPLATE_DEL: return AUDIT_OP_TEMPLATE_DEL;
 	}
 	return 0;
 }
@@ -947,7 +1098,14 @@ static int run_job(writer_t *w, store_batch_t *b, wr_job_t *j)
 	case WR_MODIFY_VALUES: ret = op_modify(&c); break;
 	case WR_HOME: ret = op_home(&c, true); break;
 	case WR_UNHOME: ret = op_home(&c, false); break;
+	case WR_TEMPLATE_PUT: ret = op_template(&c, true); break;
+	case WR_TEMPLATE_DEL: ret = op_template(&c, false); break;
 	default: refuse(&c, HDL_RC_OPERATION_NOT_SUPPORTED, "Unknown operation"); break;
+	}
+	if (ret == HDL_EOK && j->rcode == HDL_RC_SUCCESS && c.noop) {
+		/* nothing changed: nothing to keep, nothing to file */
+		store_batch_rollback(b);
+		return HDL_EOK;
 	}
 	if (ret == HDL_EOK && j->rcode == HDL_RC_SUCCESS) {
 		/* the entry goes into the savepoint: the change and its entry commit together */
@@ -1193,6 +1351,7 @@ static void writer_free(writer_t *w)
 	free(w->admins);
 	free(w->batch);
 	free(w->rec);
+	tpl_cache_free(w->tpl);
 	hdl_arena_free(&w->arena);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
@@ -1229,6 +1388,14 @@ int writer_start(struct store *s, const writer_opts_t *o, writer_t **out)
 	w->batch = calloc(o->batch_max, sizeof(*w->batch));
 	if (w->batch == NULL)
 		goto fail;
+	w->tpl_lim = (tpl_limits_t){.max_items = o->tpl_max_items,
+	                            .max_pattern = o->tpl_max_pattern,
+	                            .max_value = o->tpl_max_value,
+	                            .max_per_prefix = o->tpl_max_per_prefix};
+	w->tpl_lim = tpl_limits_or_default(&w->tpl_lim);
+	if (tpl_cache_new(&w->tpl_lim, o->tpl_cache_max ? o->tpl_cache_max : 64, &w->tpl) !=
+	    HDL_EOK)
+		goto fail;
 	if (o->n_server_admins > 0) {
 		w->admins = calloc(o->n_server_admins, sizeof(*w->admins));
 		w->admin_text = calloc(o->n_server_admins, sizeof(*w->admin_text));
@@ -1264,30 +1431,42 @@ fail:
 	return ret;
 }
 
-int writer_submit(writer_t *w, wr_job_t *j)
+int writer_submit_many(writer_t *w, wr_job_t *const *jobs, unsigned n)
 {
-	if (w == NULL || j == NULL || j->done == NULL)
+	if (w == NULL || jobs == NULL || n == 0)
 		return HDL_EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (jobs[i] == NULL || jobs[i]->done == NULL)
+			return HDL_EINVAL;
+	}
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
 		return HDL_EINVAL;
 	}
-	if (w->queued >= w->o.queue_max) {
-		w->st.rejected++;
+	if (w->queued > w->o.queue_max || n > w->o.queue_max - w->queued) {
+		w->st.rejected += n;
 		pthread_mutex_unlock(&w->mu);
 		return HDL_EAGAIN;
 	}
-	j->next_ = NULL;
-	if (w->tail)
-		w->tail->next_ = j;
-	else
-		w->head = j;
-	w->tail = j;
-	w->queued++;
+	for (unsigned i = 0; i < n; i++) {
+		wr_job_t *j = jobs[i];
+		j->next_ = NULL;
+		if (w->tail)
+			w->tail->next_ = j;
+		else
+			w->head = j;
+		w->tail = j;
+	}
+	w->queued += n;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	return HDL_EOK;
+}
+
+int writer_submit(writer_t *w, wr_job_t *j)
+{
+	return writer_submit_many(w, &j, 1);
 }
 
 unsigned writer_depth(const writer_t *w)
@@ -1338,4 +1517,9 @@ void writer_opts_from_conf(const struct conf *c, writer_opts_t *o)
 	o->audit_prune_step = c->audit_prune_step;
 	o->authz_max_depth = c->authz_max_depth;
 	o->authz_max_groups = c->authz_max_groups;
+	o->tpl_max_items = c->template_max_items;
+	o->tpl_max_pattern = c->template_pattern_max;
+	o->tpl_max_value = c->template_value_max;
+	o->tpl_max_per_prefix = c->template_max_per_prefix;
+	o->tpl_cache_max = c->template_cache_max;
 }

@@ -45,10 +45,19 @@ typedef enum wr_op {
 	WR_MODIFY_VALUES, /**< replace values by index (each index must exist) */
 	WR_HOME,          /**< home a prefix (handle = "0.NA/<prefix>") */
 	WR_UNHOME,        /**< unhome a prefix (handle = "0.NA/<prefix>") */
+	WR_TEMPLATE_PUT,  /**< store a metadata template (handle = "0.NA/<prefix>", data = its
+	                       JSON; WR_F_OVERWRITE: update (merge) an existing one, else create) */
+	WR_TEMPLATE_DEL,  /**< delete a template (handle = "0.NA/<prefix>", data = the version) */
 } wr_op_t;
 
 #define WR_F_OVERWRITE 0x1u /**< OpFlag OVRW: create may replace, add may replace by index */
 #define WR_F_MINT 0x2u      /**< OpFlag MINT: create appends a fresh unique suffix */
+/**
+ * Create: when the handle exists with the same values (timestamps aside), answer success and
+ * write nothing, not even an audit entry (a retried SNMS create). The identity still needs the
+ * permission a create needs.
+ */
+#define WR_F_IDEMPOTENT 0x4u
 
 /** Transports, as audit records name them. */
 typedef enum wr_transport {
@@ -73,6 +82,7 @@ typedef struct wr_job {
 	uint32_t n_values;
 	uint32_t *indexes;     /**< REMOVE */
 	uint32_t n_indexes;
+	hdl_slice_t data;      /**< WR_TEMPLATE_PUT: the template's JSON; WR_TEMPLATE_DEL: version */
 	hdl_slice_t id_handle; /**< authenticated identity (empty = none: refused with RC 400) */
 	uint32_t id_index;
 	bool server_admin;     /**< identity is a configured server admin (full access) */
@@ -119,6 +129,12 @@ typedef struct writer_opts {
 	unsigned audit_prune_interval_ms; /**< between two steps (0 = 1000; a full step: at once) */
 	unsigned authz_max_depth;  /**< HS_VLIST nesting followed (0 = AUTHZ_DEFAULT_DEPTH) */
 	unsigned authz_max_groups; /**< group values looked up per check (0 = AUTHZ_DEFAULT_GROUPS) */
+	/* metadata templates (node/store/template.h; 0 = its defaults) */
+	uint32_t tpl_max_items;      /**< items of one template */
+	uint32_t tpl_max_pattern;    /**< bytes of one pattern */
+	uint32_t tpl_max_value;      /**< bytes of a value checked against an item */
+	uint32_t tpl_max_per_prefix; /**< templates of one prefix */
+	unsigned tpl_cache_max;      /**< compiled templates the writer keeps (0 = 64) */
 } writer_opts_t;
 
 /** Counters since writer_start() (writer_stats()). */
@@ -149,6 +165,14 @@ int writer_start(struct store *s, const writer_opts_t *o, writer_t **out);
  */
 int writer_submit(writer_t *w, wr_job_t *j);
 
+/**
+ * \brief Queue \p n jobs as one group, all or none (any thread). Never blocks. They are run in
+ *        order, in as few batches as batch_max allows.
+ * \retval HDL_EOK (every done() will be called), HDL_EAGAIN (the queue has no room for all of
+ *         them: none was queued), HDL_EINVAL (writer stopping, a job without done(), n = 0)
+ */
+int writer_submit_many(writer_t *w, wr_job_t *const *jobs, unsigned n);
+
 /** \brief Jobs queued or in the current batch (for metrics and tests). */
 unsigned writer_depth(const writer_t *w);
 
@@ -159,8 +183,8 @@ void writer_stop(writer_t *w);
 void writer_stats(writer_t *w, writer_stats_t *out);
 
 /**
- * \brief Writer options from the node configuration (the write_*, server_admin, audit_* and
- *        authz_* keys). \p o borrows the server admin strings from \p c.
+ * \brief Writer options from the node configuration (the write_*, server_admin, audit_*,
+ *        authz_* and template_* keys). \p o borrows the server admin strings from \p c.
  */
 void writer_opts_from_conf(const struct conf *c, writer_opts_t *o);
 

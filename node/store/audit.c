@@ -201,6 +201,8 @@ const char *audit_op_name(uint16_t op)
 	case AUDIT_OP_MODIFY: return "MODIFY_VALUE";
 	case AUDIT_OP_HOME: return "HOME_NA";
 	case AUDIT_OP_UNHOME: return "UNHOME_NA";
+	case AUDIT_OP_TEMPLATE_PUT: return "TEMPLATE_PUT";
+	case AUDIT_OP_TEMPLATE_DEL: return "TEMPLATE_DELETE";
 	default: return "UNKNOWN";
 	}
 }

@@ -42,6 +42,8 @@ enum audit_op {
 	AUDIT_OP_MODIFY = HDL_OC_MODIFY_VALUE,
 	AUDIT_OP_HOME = HDL_OC_HOME_NA,
 	AUDIT_OP_UNHOME = HDL_OC_UNHOME_NA,
+	AUDIT_OP_TEMPLATE_PUT = 3000, /**< a metadata template stored (handle: 0.NA/<prefix>) */
+	AUDIT_OP_TEMPLATE_DEL = 3001, /**< a metadata template deleted */
 };
 
 /** Transports (the same numbers as wr_transport_t in node/server/writer.h). */

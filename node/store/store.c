@@ -850,17 +850,16 @@ uint64_t store_homed_count(store_t *s)
 	return dbi_entries(s, s->dbi_prefixes, "mdb_stat prefixes");
 }
 
-int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
+/** A metadata record in \p txn (a reader's or a batch's). */
+static int meta_get_txn(store_t *s, MDB_txn *txn, const char *name, hdl_slice_t *val)
 {
 	val->p = NULL;
 	val->len = 0;
-	if (!r->active || name == NULL)
-		return HDL_EINVAL;
-	size_t nlen = strlen(name);
-	if (nlen == 0 || nlen > STORE_META_NAME_MAX)
+	size_t nlen = name ? strlen(name) : 0;
+	if (txn == NULL || nlen == 0 || nlen > STORE_META_NAME_MAX)
 		return HDL_EINVAL;
 	MDB_val k = mval(name, nlen), d;
-	int rc = mdb_get(r->txn, r->s->dbi_meta, &k, &d);
+	int rc = mdb_get(txn, s->dbi_meta, &k, &d);
 	if (rc != MDB_SUCCESS)
 		return store_err_from_mdb(rc, "mdb_get meta");
 	if (d.mv_size > UINT32_MAX)
@@ -868,6 +867,15 @@ int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
 	val->p = d.mv_data;
 	val->len = (uint32_t)d.mv_size;
 	return HDL_EOK;
+}
+
+int store_meta_get(store_reader_t *r, const char *name, hdl_slice_t *val)
+{
+	val->p = NULL;
+	val->len = 0;
+	if (!r->active)
+		return HDL_EINVAL;
+	return meta_get_txn(r->s, r->txn, name, val);
 }
 
 /*
@@ -1784,6 +1792,18 @@ int store_batch_meta_del(store_batch_t *b, const char *name)
 	if (name == NULL)
 		return HDL_EINVAL;
 	return batch_op(b, LOG_META_DEL, hdl_slice_str(name), none);
+}
+
+int store_batch_meta_get(store_batch_t *b, const char *name, hdl_slice_t *val)
+{
+	val->p = NULL;
+	val->len = 0;
+	if (b == NULL)
+		return HDL_EINVAL;
+	int usable = store_batch_failed(b);
+	if (usable != HDL_EOK)
+		return usable;
+	return meta_get_txn(b->s, b->txn, name, val);
 }
 
 static void batch_release(store_batch_t *b)

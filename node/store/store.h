@@ -271,6 +271,15 @@ uint64_t store_homed_count(store_t *s);
 int store_batch_meta_del(store_batch_t *b, const char *name);
 
 /**
+ * \brief Read a metadata record inside the batch's write txn (sees the batch's own puts).
+ * \note \p *val points into LMDB memory that the next write of this batch may move: copy it
+ *       before the next store_batch_* call.
+ * \retval HDL_EOK, HDL_ENOENT, HDL_EINVAL (no batch, bad name), HDL_ESTORE, or the batch's
+ *         sticky error
+ */
+int store_batch_meta_get(store_batch_t *b, const char *name, hdl_slice_t *val);
+
+/**
  * \brief Did the last failed write find the file system full? (ENOSPC, EDQUOT, or the EIO LMDB
  *        reports for a short write on a full disk.) Cleared by the next successful commit.
  * \note store_batch_commit(), store_sync() and store_open() answer HDL_ESPACE in that case.

@@ -147,9 +147,11 @@ check "seeds/demo.jsonl: every line is its own handle (stored = lines)" \
 	test "$(nhandles "$tmp/demo.out")" -eq "$(grep -c . "$src/seeds/demo.jsonl")"
 check "seeds stay small" test "$(du -sk "$src/seeds" | cut -f1)" -lt 300
 for t in "$src"/seeds/templates/*.json; do
-	check "template $(basename "$t") is valid JSON with fields" \
-		python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['fields'] and all('name' in f and 'type' in f and 'required' in f for f in d['fields'])" "$t"
+	check "template $(basename "$t") is an SNMS template with items from index 2000" \
+		python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['prefix'] == '88.100.1' and d['items'] and all('name' in f and 'idType' in f and f['idIndex'] >= 2000 for f in d['items'])" "$t"
 done
+check "the seed templates load" "$idnode" template load --db "$tmp/demo" "$src"/seeds/templates/*.json
+check "seeds/templated.jsonl follows them" "$idnode" import --db "$tmp/demo" "$src/seeds/templated.jsonl"
 
 # --- a handle longer than an LMDB key (1500-byte suffix) ---------------------------------------------
 # The store files it under a hashed key with the full name in the record: import, export and a

@@ -80,6 +80,8 @@ static const subcmd_t subcmds[] = {
 	{"keygen", cmd_keygen, "make a key pair for HS_PUBKEY authentication"},
 	{"cache", cmd_cache, "resolver cache of a running node: stats, dump, flush (control socket)"},
 	{"status", cmd_status, "state of a running node (control socket)"},
+	{"template", cmd_template, "metadata templates of a node database: load, list, show, delete"},
+	{"passwd", cmd_passwd, "make the password hash of an snms_user configuration line"},
 };
 
 static void usage(FILE *f)
