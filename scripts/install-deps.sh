@@ -6,6 +6,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config xxd curl python3 ca-certificates
       libssl-dev libevent-dev liblmdb-dev lmdb-utils libc-ares-dev libcmocka-dev libjansson-dev
+      libsystemd-dev
       clang libclang-rt-14-dev)
 # peers for the benchmark suite (bench/run.sh); optional for the build and tests
 if [ "${HDL_BENCH_PEERS:-0}" = 1 ]; then

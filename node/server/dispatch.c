@@ -11,6 +11,7 @@
 #include "node/common/log.h"
 #include "node/server/admin.h"
 #include "node/server/cache.h"
+#include "node/server/qlog.h"
 #include "node/server/reply.h"
 #include "node/store/store.h"
 #include "proto/wire.h"
@@ -494,6 +495,8 @@ int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const
 	}
 done:
 	*outlen = n;
+	if (qlog_on())
+		qlog_message(o, req, len, out, n, wait);
 	if (wait)
 		return DISPATCH_WAIT;
 	if (n)

@@ -20,6 +20,8 @@ struct store;
 struct connlimit;
 struct conf;
 struct rrl;
+struct srvadmin_set;
+struct reload;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -81,8 +83,9 @@ typedef struct node_shared {
 	uint32_t fd_conn_cap;    /**< connections the descriptor limit leaves room for */
 	struct writer *writer;      /**< the write path (NULL: writes are refused) */
 	struct chal_table *chal;    /**< challenges waiting for their answers (admin.c) */
-	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
-	uint32_t n_server_admins;
+	/** configured server admins; a reload swaps the set (srvadmin.h, reload.h) */
+	struct srvadmin_set *_Atomic admins;
+	struct reload *reload; /**< the reload hook list modules register with (reload.h) */
 } node_shared_t;
 
 /**

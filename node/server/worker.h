@@ -9,6 +9,7 @@
 #define HDL_NODE_SERVER_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -84,6 +85,7 @@ struct worker {
 	uint64_t drain_deadline_ms;
 	uint32_t limits_gen;
 	bool stopping;
+	_Atomic uint64_t alive_ms; /**< worker_now_ms() of the last tick (the systemd watchdog) */
 
 	/* start-up handshake with the main thread */
 	int start_ret;

@@ -40,6 +40,7 @@ int cmd_unhome_db(int argc, char **argv);  /**< `unhome --db DIR`: the offline f
 int cmd_keygen(int argc, char **argv);
 int cmd_cache(int argc, char **argv);   /* tools/idnode/cache.c */
 int cmd_status(int argc, char **argv);  /* tools/idnode/cache.c */
+int cmd_reload(int argc, char **argv);  /* tools/idnode/cache.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;
