@@ -330,7 +330,7 @@ void qlog_message(const dispatch_origin_t *o, const uint8_t *req, size_t reqlen,
                   size_t outlen, bool waiting)
 {
 	int mode = atomic_load_explicit(&qlog_mode_, memory_order_acquire);
-	if (mode == QLOG_OFF || !admit())
+	if (mode == QLOG_OFF || (mode == QLOG_LOG && !log_enabled(LOG_LVL_INFO)) || !admit())
 		return;
 	uint32_t op = reqlen >= HDL_ENVELOPE_LEN + 4 ? be32(req + HDL_ENVELOPE_LEN) : 0;
 	char rc[16], handle[QLOG_HANDLE_SHOWN * 4 + 3], peer[INET6_ADDRSTRLEN + 8];

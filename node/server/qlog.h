@@ -7,7 +7,8 @@
  *
  * Configuration (deploy/idnode.conf.sample; every key applies on reload):
  *  - `query_log = off | log | /ABSOLUTE/FILE`: `log` writes through the node log (a journal
- *    record with IDNODE_QUERY_* fields under systemd, info level), a path appends lines to
+ *    record with IDNODE_QUERY_* fields under systemd, info level: nothing when log_level is
+ *    below info), a path appends lines to
  *    that file, which is re-opened on every reload (log rotation by rename + reload works).
  *  - `query_log_sample = N`: one request in N is logged (counted per worker).
  *  - `query_log_rate = N`: lines per second per worker at most; the rest are counted and the

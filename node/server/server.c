@@ -559,18 +559,30 @@ static void on_housekeep(evutil_socket_t fd, short what, void *arg)
 	(void)reload_reclaim(s->node.reload);
 	if (!s->watchdog_usec)
 		return;
-	uint64_t now = worker_now_ms(), limit = s->watchdog_usec / 1000u;
-	for (unsigned i = 0; i < s->n_workers; i++) {
-		uint64_t seen = atomic_load_explicit(&s->workers[i].alive_ms, memory_order_relaxed);
-		if (now > seen && now - seen > limit && now - seen > 2000u) {
-			log_err(
-			    "watchdog: worker %u has not turned its event loop for %llu ms; not "
-			    "telling systemd we are alive",
-			    i, (unsigned long long)(now - seen));
-			return;
-		}
+	uint64_t now = worker_now_ms();
+	int stalled = worker_stalled(s->workers, s->n_workers, now, s->watchdog_usec / 1000u);
+	if (stalled >= 0) {
+		uint64_t seen =
+		    atomic_load_explicit(&s->workers[stalled].alive_ms, memory_order_relaxed);
+		log_err(
+		    "watchdog: worker %d has not turned its event loop for %llu ms; not telling "
+		    "systemd we are alive",
+		    stalled, (unsigned long long)(now - seen));
+		return;
 	}
 	sdn_watchdog();
+}
+
+int worker_stalled(const worker_t *w, unsigned n, uint64_t now_ms, uint64_t limit_ms)
+{
+	if (limit_ms < WORKER_STALL_MIN_MS)
+		limit_ms = WORKER_STALL_MIN_MS; /* workers stamp once a second */
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t seen = atomic_load_explicit(&w[i].alive_ms, memory_order_relaxed);
+		if (now_ms > seen && now_ms - seen > limit_ms)
+			return (int)i;
+	}
+	return -1;
 }
 
 static int write_pidfile(const char *path)

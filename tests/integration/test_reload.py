@@ -7,7 +7,8 @@ which waits for the outcome) and SIGHUP (python3 stdlib only).
   thread (HOME_NA): refused before, allowed after adding the identity, refused again after
   removing it;
 - the reload is all or nothing: a file with a new limit and a query log that cannot be opened
-  is refused with the reason, and the limit does not apply either; the same limit alone applies;
+  (or an upstream certificate that cannot be read) is refused with the reason, and the limit
+  does not apply either; the same limit alone applies;
 - listeners are not re-bound while running: a new listen address is reported (stdout and log) as
   needing a restart, the old address keeps answering, the new one is not bound;
 - the query log switched on by a reload: lines for real UDP/TCP requests, sampling, and a
@@ -134,6 +135,13 @@ def test_atomic(node, tmp):
     check("reload failed, keeping the running configuration" in node.logtext(),
           "failed reload logged")
     check(rc_of(node, long_request(2)) == rc0, "the refused reload's new limit did not apply")
+    # an unreadable certificate (an upstream's CA file) is refused the same way
+    ca = os.path.join(tmp, "missing-ca.pem")
+    rc, out, err = node.reload("max_message_len = 2048\nupstream = up1 127.0.0.1:2642 ca=%s\n"
+                               % ca)
+    check(rc == 1 and ca in err, "reload naming an unreadable certificate refused: %d %r"
+          % (rc, err))
+    check(rc_of(node, long_request(5)) == rc0, "and its limit did not apply either")
     rc, out, err = node.reload("max_message_len = 2048\n")
     check(rc == 0, "the limit alone reloads")
     check(rc_of(node, long_request(3)) == 4, "and applies: 3 KB over 2048 is refused (RC 4)")
