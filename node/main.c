@@ -41,8 +41,9 @@ static void usage(FILE *f)
 	        "  -v, --verbose         log at debug level (default level %s)\n"
 	        "  -V, --version         print the version and exit\n"
 	        "  -h, --help            this text\n"
-	        "Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the log level, the limits,\n"
-	        "the homed prefixes and the TLS certificate of the configuration.\n",
+	        "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration file as a\n"
+	        "whole (or, when any part of it cannot be used, not at all), as `idnode reload`\n"
+	        "does. Under systemd (Type=notify): READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1.\n",
 	        dflt("listen"), dflt("http"), dflt("db"), dflt("workers"), dflt("cache_size"),
 	        dflt("log_level"));
 }

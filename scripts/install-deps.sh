@@ -6,7 +6,12 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config xxd curl python3 ca-certificates
       libssl-dev libevent-dev liblmdb-dev lmdb-utils libc-ares-dev libcmocka-dev libjansson-dev
+      libsystemd-dev
       clang libclang-rt-14-dev)
+# the Debian package (scripts/package.sh)
+if [ "${HDL_PACKAGE_DEPS:-0}" = 1 ]; then
+	PKGS+=(debhelper dpkg-dev lintian)
+fi
 # peers for the benchmark suite (bench/run.sh); optional for the build and tests
 if [ "${HDL_BENCH_PEERS:-0}" = 1 ]; then
 	PKGS+=(knot nginx-light)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "node/common/log.h"
 
+#include "node/common/sd.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <time.h>
 
 static atomic_int g_level = LOG_LVL_INFO;
+static atomic_int g_target = LOG_TARGET_STDERR;
 static _Thread_local int t_id = -1;
 static _Thread_local time_t t_rl_sec;
 static _Thread_local unsigned t_rl_count;
@@ -55,18 +58,45 @@ bool log_enabled(int level)
 	return level <= log_get_level();
 }
 
-HDL_LOG_PRINTF(2, 0) static void vlog(int level, const char *fmt, va_list ap)
+void log_set_target(int target)
+{
+	atomic_store_explicit(&g_target, target, memory_order_relaxed);
+}
+
+int log_get_target(void)
+{
+	return atomic_load_explicit(&g_target, memory_order_relaxed);
+}
+
+HDL_LOG_PRINTF(3, 0)
+static void vlog(int level, const char *const *fields, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
 	char who[16];
 	if (t_id < 0)
 		snprintf(who, sizeof(who), "main");
 	else
 		snprintf(who, sizeof(who), "w%d", t_id);
+	if (log_get_target() == LOG_TARGET_JOURNAL) {
+		/* journald stamps the time and keeps the level and thread as fields */
+		vsnprintf(line, sizeof(line), fmt, ap);
+		size_t len = strnlen(line, sizeof(line) - 1);
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)line[i];
+			if (c < 0x20 || c == 0x7f)
+				line[i] = '?';
+		}
+		if (sdn_journal(level, who, line, fields) >= 0)
+			return;
+		/* the journal is gone: say it on standard error */
+		fprintf(stderr, "[%s] [%s] %s\n", level_names[level < 0 || level > 7 ? 3 : level],
+		        who, line);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] [%s] ",
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	                 tm.tm_sec, ts.tv_nsec / 1000000L,
@@ -92,7 +122,17 @@ void log_msg(int level, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(level, fmt, ap);
+	vlog(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_fields(int level, const char *const *fields, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, fields, fmt, ap);
 	va_end(ap);
 }
 
@@ -115,8 +155,9 @@ void log_peer(int level, const char *fmt, ...)
 		return;
 	}
 	t_rl_count++;
+	static const char *const peer_fields[] = {"IDNODE_PEER_TRIGGERED=1", NULL};
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(level, fmt, ap);
+	vlog(level, peer_fields, fmt, ap);
 	va_end(ap);
 }

@@ -3,7 +3,10 @@
  * \file
  * \brief Node logging: syslog priorities, one line per message on stderr with a UTC timestamp,
  *        the level and the worker id ("w0".."wN", "main"), and a per-thread rate limiter for
- *        messages a peer can trigger.
+ *        messages a peer can trigger. Under systemd (LOG_TARGET_JOURNAL) each message is a
+ *        structured journal record instead (node/common/sd.h): MESSAGE, PRIORITY,
+ *        IDNODE_THREAD, IDNODE_PEER_TRIGGERED=1 for log_peer() lines, and the fields a caller
+ *        of log_fields() adds.
  */
 #ifndef HDL_NODE_COMMON_LOG_H
 #define HDL_NODE_COMMON_LOG_H
@@ -33,8 +36,23 @@ void log_set_thread(int id);
 /** \brief True when \p level would be printed. */
 bool log_enabled(int level);
 
+#define LOG_TARGET_STDERR  0 /**< plain lines on standard error */
+#define LOG_TARGET_JOURNAL 1 /**< structured records to the journal (sd_journal_sendv) */
+
+/** \brief Where lines go (LOG_TARGET_*); safe from any thread. */
+void log_set_target(int target);
+/** \return the current target. */
+int log_get_target(void);
+
 /** \brief Print one line (no trailing newline needed). */
 void log_msg(int level, const char *fmt, ...) HDL_LOG_PRINTF(2, 3);
+
+/**
+ * \brief log_msg() with structured fields for the journal: \p fields is a NULL-terminated list
+ *        of "KEY=value" strings (upper-case keys, see sdn_journal()), ignored on standard error
+ *        (the message must say what matters by itself).
+ */
+void log_fields(int level, const char *const *fields, const char *fmt, ...) HDL_LOG_PRINTF(3, 4);
 
 /**
  * \brief Print a line caused by a peer (malformed input, limits), at most \p LOG_PEER_BURST

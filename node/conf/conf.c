@@ -16,6 +16,7 @@
 #include "node/resolver/upconf.h"
 #include "node/store/stats.h"
 #include "node/server/snms_auth.h"
+#include "node/server/qlog.h"
 
 #define OFF(f) offsetof(conf_t, f)
 #define KIB 1024ull
@@ -26,6 +27,14 @@
 static int admin_check(const char *v, char *err, size_t errlen);
 static int addr_check(const char *v, char *err, size_t errlen);
 static int snms_user_check(const char *v, char *err, size_t errlen);
+
+static int log_target_check(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "auto") == 0 || strcmp(v, "stderr") == 0 || strcmp(v, "journal") == 0)
+		return HDL_EOK;
+	snprintf(err, errlen, "'%s' is not auto, stderr or journal", v);
+	return HDL_ECONF;
+}
 
 /* rows leave the optional check callback out */
 #pragma GCC diagnostic push
@@ -143,6 +152,17 @@ static const conf_key_t schema[] = {
 	 "serial number of this node's HS_SITE record"},
 	{"pidfile", CONF_STR, 0, 0, "", false, OFF(pidfile), 0,
 	 "write the process id here (empty = none)"},
+	/* logs: systemd journal, query log (node/common/log.h, node/server/qlog.h) */
+	{"log_target", CONF_STR, 0, 0, "auto", true, OFF(log_target), 0,
+	 "auto (the journal when stderr is connected to it), stderr or journal", log_target_check},
+	{"query_log", CONF_STR, 0, 0, "off", true, OFF(query_log), 0,
+	 "off, log (through the node log, info level) or an absolute FILE path", qlog_check},
+	{"query_log_sample", CONF_UINT, 1, 1000000, "1", true, OFF(query_log_sample), 0,
+	 "log one request in this many (per worker)"},
+	{"query_log_rate", CONF_UINT, 1, 1000000, "1000", true, OFF(query_log_rate), 0,
+	 "query log lines per second per worker at most; the rest are counted"},
+	{"query_log_max_size", CONF_SIZE, 64 * KIB, 3 * GIB, "64m", true, OFF(query_log_max_size),
+	 0, "query log FILE is renamed FILE.1 at this size (one old file kept)"},
 	/* write path: node/server/writer.h, docs/registration.md */
 	{"write_queue_max", CONF_UINT, 1, 1000000, "10000", false, OFF(write_queue_max), 0,
 	 "admin requests waiting for the writer at most; beyond it RC 3 (server busy)"},
@@ -156,7 +176,7 @@ static const conf_key_t schema[] = {
 	 OFF(write_sync_interval_ms), 0, "periodic sync: the most time an answered change may be lost"},
 	{"write_max_record", CONF_SIZE, 1 * KIB, HDL_MAX_MESSAGE_LEN - 4096, "252k", false,
 	 OFF(write_max_record), 0, "largest handle record a change may produce (encoded values)"},
-	{"server_admin", CONF_LIST, 0, 0, NULL, false, OFF(server_admin), OFF(n_server_admin),
+	{"server_admin", CONF_LIST, 0, 0, NULL, true, OFF(server_admin), OFF(n_server_admin),
 	 "INDEX:HANDLE of a server admin (full access, home/unhome); repeat for several",
 	 admin_check},
 	{"audit_retention_days", CONF_UINT, 0, 36500, "183", false, OFF(audit_retention_days), 0,
@@ -737,6 +757,8 @@ void conf_free(conf_t *c)
 	list_clear(&c->tls_listen, &c->n_tls_listen);
 	free(c->tls_min_version);
 	free(c->tls_ciphers);
+	free(c->log_target);
+	free(c->query_log);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -978,48 +1000,41 @@ static bool list_eq(char **a, unsigned na, char **b, unsigned nb)
 	return true;
 }
 
+bool conf_key_equal(const conf_t *a, const conf_t *b, const conf_key_t *k)
+{
+	const char *fa = (const char *)a + k->offset;
+	const char *fb = (const char *)b + k->offset;
+	switch (k->type) {
+	case CONF_STR: {
+		const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+		return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+	}
+	case CONF_ADDRS:
+	case CONF_LIST:
+	case CONF_NETS:
+		return list_eq(
+		    *(char **const *)fa, *(const unsigned *)((const char *)a + k->count_offset),
+		    *(char **const *)fb, *(const unsigned *)((const char *)b + k->count_offset));
+	case CONF_UINT:
+	case CONF_SIZE:
+		if (k->offset == OFF(map_size))
+			return *(const uint64_t *)fa == *(const uint64_t *)fb;
+		if (k->offset == OFF(workers))
+			return *(const unsigned *)fa == *(const unsigned *)fb;
+		return *(const uint32_t *)fa == *(const uint32_t *)fb;
+	case CONF_BOOL: return *(const bool *)fa == *(const bool *)fb;
+	case CONF_LEVEL: return *(const int *)fa == *(const int *)fb;
+	}
+	return false;
+}
+
 void conf_restart_keys(const conf_t *a, const conf_t *b, char *out, size_t cap)
 {
 	size_t used = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < N_SCHEMA; i++) {
 		const conf_key_t *k = &schema[i];
-		if (k->reloadable)
-			continue;
-		const char *fa = (const char *)a + k->offset;
-		const char *fb = (const char *)b + k->offset;
-		bool same = true;
-		switch (k->type) {
-		case CONF_STR: {
-			const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
-			same = strcmp(sa ? sa : "", sb ? sb : "") == 0;
-			break;
-		}
-		case CONF_ADDRS:
-		case CONF_LIST:
-		case CONF_NETS:
-			same = list_eq(*(char **const *)fa, *(const unsigned *)((const char *)a +
-			                                                          k->count_offset),
-			               *(char **const *)fb,
-			               *(const unsigned *)((const char *)b + k->count_offset));
-			break;
-		case CONF_UINT:
-		case CONF_SIZE:
-			if (k->offset == OFF(map_size))
-				same = *(const uint64_t *)fa == *(const uint64_t *)fb;
-			else if (k->offset == OFF(workers))
-				same = *(const unsigned *)fa == *(const unsigned *)fb;
-			else
-				same = *(const uint32_t *)fa == *(const uint32_t *)fb;
-			break;
-		case CONF_BOOL:
-			same = *(const bool *)fa == *(const bool *)fb;
-			break;
-		case CONF_LEVEL:
-			same = *(const int *)fa == *(const int *)fb;
-			break;
-		}
-		if (same)
+		if (k->reloadable || conf_key_equal(a, b, k))
 			continue;
 		int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", k->name);
 		if (n < 0 || (size_t)n >= cap - used)

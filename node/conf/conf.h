@@ -105,6 +105,12 @@ typedef struct conf {
 	uint32_t control_dump_max;          /**< entries one `cache dump` lists at most */
 	int log_level;
 	uint32_t site_serial;
+	/* logs (node/common/log.h, node/server/qlog.h) */
+	char *log_target;            /**< "auto", "stderr" or "journal" */
+	char *query_log;             /**< "off", "log" or an absolute file path */
+	uint32_t query_log_sample;   /**< one request in N is logged */
+	uint32_t query_log_rate;     /**< lines per second per worker at most */
+	uint32_t query_log_max_size; /**< bytes of FILE before it becomes FILE.1 */
 	/* write path (node/server/writer.h) */
 	uint32_t write_queue_max;       /**< admin requests waiting for the writer */
 	uint32_t write_batch_max;       /**< requests per group commit */
@@ -269,6 +275,9 @@ int conf_parse_net(const char *s, int *family, uint8_t addr[16], unsigned *len);
 int conf_each_net(const char *s, void (*fn)(void *arg, int family, const uint8_t addr[16],
                                              unsigned len),
                   void *arg);
+
+/** \brief True when key \p k has the same value in \p a and \p b (lists: same elements, order). */
+bool conf_key_equal(const conf_t *a, const conf_t *b, const conf_key_t *k);
 
 /**
  * \brief Names of keys that differ between \p a and \p b and are not reloadable, written

@@ -22,6 +22,7 @@
 #include "node/server/obs.h"
 #include "node/server/preq.h"
 #include "node/server/reply.h"
+#include "node/server/srvadmin.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 
@@ -563,11 +564,12 @@ static size_t run_list(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const hd
 	if (ret != HDL_EOK && ret != HDL_ENOENT)
 		return reply_error(ctx, r, HDL_RC_AUTHEN_ERROR, "Cannot read the prefix handle", out,
 		                   cap);
+	const srvadmin_set_t *sa = atomic_load_explicit(&n->admins, memory_order_acquire);
 	authz_t az = {
 	    .lookup = authz_lookup_reader,
 	    .ctx = ctx->reader,
-	    .server_admins = n->server_admins,
-	    .n_server_admins = n->n_server_admins,
+	    .server_admins = sa ? sa->refs : NULL,
+	    .n_server_admins = sa ? sa->n : 0,
 	};
 	int granted = authz_check(&az, (hdl_ref_t){id_handle, id_index}, pvals,
 	                          HDL_ADM_LIST_HANDLES, &ctx->arena);

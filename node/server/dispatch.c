@@ -14,6 +14,7 @@
 #include "node/server/delegate.h"
 #include "node/server/obs.h"
 #include "node/server/preq.h"
+#include "node/server/qlog.h"
 #include "node/server/reply.h"
 #include "node/server/stats.h"
 #include "node/store/store.h"
@@ -602,6 +603,8 @@ int dispatch_message_from(dispatch_ctx_t *ctx, const dispatch_origin_t *o, const
 	}
 done:
 	*outlen = n;
+	if (qlog_on())
+		qlog_message(o, req, len, out, n, wait);
 	if (wait)
 		return DISPATCH_WAIT; /* counted when it is answered (admin_preq_reply) */
 	if (n)

@@ -34,6 +34,7 @@
 #include "node/server/web.h"
 #include "node/server/rest.h"
 #include "node/server/snms.h"
+#include "node/server/srvadmin.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 #include "proto/json.h"
@@ -214,11 +215,12 @@ static bool may_read_all(worker_t *w, const char *handle, const rest_ident_t *id
 	int ret = store_get(w->dctx.reader, hdl_slice_str(handle), &vals);
 	if (ret != HDL_EOK && ret != HDL_ENOENT)
 		return false;
+	const srvadmin_set_t *sa = atomic_load_explicit(&n->admins, memory_order_acquire);
 	authz_t az = {
 	    .lookup = authz_lookup_reader,
 	    .ctx = w->dctx.reader,
-	    .server_admins = n->server_admins,
-	    .n_server_admins = n->n_server_admins,
+	    .server_admins = sa ? sa->refs : NULL,
+	    .n_server_admins = sa ? sa->n : 0,
 	};
 	hdl_ref_t who = {{id->handle, id->handle_len}, id->index};
 	return authz_check(&az, who, vals, HDL_ADM_READ_VALUE, &w->dctx.arena) == AUTHZ_GRANTED;

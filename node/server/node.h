@@ -25,6 +25,8 @@ struct node_obs;
 struct tls_server;
 struct rest_sessions;
 struct snms;
+struct srvadmin_set;
+struct reload;
 
 /** Limits a reload can change; every worker reads them per request. */
 typedef struct node_limits {
@@ -93,8 +95,9 @@ typedef struct node_shared {
 	uint32_t fd_conn_cap;    /**< connections the descriptor limit leaves room for */
 	struct writer *writer;      /**< the write path (NULL: writes are refused) */
 	struct chal_table *chal;    /**< challenges waiting for their answers (admin.c) */
-	hdl_ref_t *server_admins;   /**< configured server admins (borrow from the config) */
-	uint32_t n_server_admins;
+	/** configured server admins; a reload swaps the set (srvadmin.h, reload.h) */
+	struct srvadmin_set *_Atomic admins;
+	struct reload *reload; /**< the reload hook list modules register with (reload.h) */
 	struct node_obs *obs;       /**< counters, statistics, start time (obs.h); NULL in tests */
 	struct tls_server *tls;     /**< TLS contexts, swapped on reload (tls.h; NULL: no TLS) */
 	bool http_tls;              /**< the http listeners also take TLS (port unification) */

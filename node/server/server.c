@@ -21,6 +21,10 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/common/sd.h"
+#include "node/server/qlog.h"
+#include "node/server/reload.h"
+#include "node/server/srvadmin.h"
 #include "node/server/startup.h"
 #include "node/server/rrl.h"
 #include "node/server/admin.h"
@@ -95,6 +99,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	worker_t *w = arg;
 	uint64_t now = worker_now_ms();
+	/* between callbacks: no pointer to reloaded state is held (reload.h) */
+	reload_quiescent(w->node->reload, (unsigned)w->id);
+	atomic_store_explicit(&w->alive_ms, now, memory_order_relaxed);
 	udp_reasm_expire(w, now);
 	if (w->id == 0 && w->node->chal)
 		chal_table_expire(w->node->chal, now);
@@ -180,6 +187,8 @@ void *worker_main(void *arg)
 	pthread_mutex_unlock(w->start_mu);
 
 	if (ret == HDL_EOK) {
+		reload_quiescent(w->node->reload, (unsigned)w->id);
+		atomic_store_explicit(&w->alive_ms, worker_now_ms(), memory_order_relaxed);
 		event_base_dispatch(w->base);
 		log_debug("worker stopped: %llu answered, %llu dropped, %llu errors",
 		          (unsigned long long)w->dctx.n_requests,
@@ -189,6 +198,7 @@ void *worker_main(void *arg)
 		log_err("worker start failed: %s", hdl_strerror(ret));
 	}
 	worker_cleanup(w);
+	reload_offline(w->node->reload, (unsigned)w->id);
 	return NULL;
 }
 
@@ -357,6 +367,9 @@ typedef struct server {
 	unsigned n_workers;
 	struct event_base *base;
 	control_t *ctl; /**< the control socket (NULL: none) */
+	conf_t *live;   /**< the configuration applied now: &boot, or the last reloaded one */
+	struct event *housekeep_ev; /**< retired state, the systemd watchdog */
+	uint64_t watchdog_usec;     /**< WATCHDOG_USEC (0: no watchdog) */
 	int exit_code;
 	int lock_fd; /**< the database lock (startup_db_lock), held until exit */
 	node_obs_t obs; /**< counters, metrics listener, statistics (obs.h) */
@@ -366,37 +379,271 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 {
 	server_t *s = arg;
 	log_notice("received %s, draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	sdn_stopping("draining: answering what was asked, then stopping");
 	event_base_loopexit(s->base, NULL);
+}
+
+/* One line for systemd's STATUS= and `idnode status`. */
+static void status_line(const server_t *s, const char *what, char *out, size_t cap)
+{
+	const conf_t *c = &s->boot;
+	snprintf(out, cap,
+	         "%s: %llu handles, %llu homed prefixes, %u workers, listen %s%s, http %s", what,
+	         (unsigned long long)store_count(s->node.store),
+	         (unsigned long long)store_homed_count(s->node.store), s->n_workers, c->listen[0],
+	         c->n_listen > 1 ? " (+more)" : "", c->n_http ? c->http[0] : "off");
+}
+
+/*
+ * The reload hooks of the server itself (reload.h): log level and target, the live limits, the
+ * resolver cache policy, the server admins, and last the homed prefixes (a store transaction).
+ */
+static int log_target_of(const conf_t *c)
+{
+	const char *t = c->log_target ? c->log_target : "auto";
+	if (strcmp(t, "journal") == 0)
+		return LOG_TARGET_JOURNAL;
+	if (strcmp(t, "auto") == 0 && sdn_stderr_is_journal())
+		return LOG_TARGET_JOURNAL;
+	return LOG_TARGET_STDERR;
+}
+
+static void hook_log_commit(void *arg, const conf_t *nc, void *staged)
+{
+	log_set_level(nc->log_level);
+	log_set_target(log_target_of(nc));
+}
+
+static void hook_limits_commit(void *arg, const conf_t *nc, void *staged)
+{
+	server_t *s = arg;
+	node_limits_apply(&s->node.limits, nc);
+	rnode_apply(&s->node, nc);
+}
+
+typedef struct admins_staged {
+	srvadmin_set_t *node, *writer;
+} admins_staged_t;
+
+static int hook_admins_prepare(void *arg, const conf_t *old, const conf_t *nc, void **staged,
+                               char *err, size_t errlen)
+{
+	admins_staged_t *a = calloc(1, sizeof(*a));
+	if (!a)
+		return HDL_ENOMEM;
+	int ret = srvadmin_set_new((const char *const *)nc->server_admin, nc->n_server_admin,
+	                           &a->node, err, errlen);
+	if (ret == HDL_EOK)
+		ret = srvadmin_set_new((const char *const *)nc->server_admin, nc->n_server_admin,
+		                       &a->writer, err, errlen);
+	if (ret != HDL_EOK) {
+		srvadmin_set_free(a->node);
+		free(a);
+		return ret;
+	}
+	*staged = a;
+	return HDL_EOK;
+}
+
+static void hook_admins_commit(void *arg, const conf_t *nc, void *staged)
+{
+	server_t *s = arg;
+	admins_staged_t *a = staged;
+	srvadmin_set_t *old = atomic_exchange(&s->node.admins, a->node);
+	reload_retire(s->node.reload, old, srvadmin_set_free);
+	writer_set_admins(s->node.writer, a->writer);
+	free(a);
+}
+
+static void hook_admins_discard(void *arg, void *staged)
+{
+	admins_staged_t *a = staged;
+	srvadmin_set_free(a->node);
+	srvadmin_set_free(a->writer);
+	free(a);
+}
+
+static int hook_home_prepare(void *arg, const conf_t *old, const conf_t *nc, void **staged,
+                             char *err, size_t errlen)
+{
+	server_t *s = arg;
+	return startup_home_sync(s->node.store, nc, "reload", err, errlen);
+}
+
+/* TLS: the certificate, key and context settings (tls.h); a file that does not load refuses
+ * the whole reload, and the running certificate stays. */
+static int hook_tls_prepare(void *arg, const conf_t *old, const conf_t *nc, void **staged,
+                            char *err, size_t errlen)
+{
+	server_t *s = arg;
+	(void)old;
+	if (!s->node.tls)
+		return HDL_EOK;
+	return tls_server_stage(nc, staged, err, errlen);
+}
+
+static void hook_tls_commit(void *arg, const conf_t *nc, void *staged)
+{
+	server_t *s = arg;
+	if (staged)
+		tls_server_swap(s->node.tls, staged, nc);
+}
+
+static void hook_tls_discard(void *arg, void *staged)
+{
+	(void)arg;
+	tls_server_staged_free(staged);
+}
+
+static int server_hooks(server_t *s)
+{
+	const reload_hook_t hooks[] = {
+	    {.name = "log", .order = RELOAD_ORDER_FIRST, .commit = hook_log_commit, .arg = s},
+	    {.name = "limits",
+	     .order = RELOAD_ORDER_DEFAULT,
+	     .commit = hook_limits_commit,
+	     .arg = s},
+	    {.name = "server admins",
+	     .order = RELOAD_ORDER_DEFAULT,
+	     .prepare = hook_admins_prepare,
+	     .commit = hook_admins_commit,
+	     .discard = hook_admins_discard,
+	     .arg = s},
+	    {.name = "tls",
+	     .order = RELOAD_ORDER_DEFAULT,
+	     .prepare = hook_tls_prepare,
+	     .commit = hook_tls_commit,
+	     .discard = hook_tls_discard,
+	     .arg = s},
+	    {.name = "homed prefixes",
+	     .order = RELOAD_ORDER_LAST,
+	     .prepare = hook_home_prepare,
+	     .arg = s},
+	};
+	int ret = HDL_EOK;
+	for (size_t i = 0; ret == HDL_EOK && i < sizeof(hooks) / sizeof(hooks[0]); i++)
+		ret = reload_register(s->node.reload, &hooks[i]);
+	if (ret == HDL_EOK)
+		ret = qlog_register_reload(s->node.reload);
+	return ret;
+}
+
+/*
+ * Reload the configuration file as a whole (SIGHUP, the control socket's `reload`): the new
+ * one applies entirely or, when it does not parse or a hook refuses it, not at all.
+ * \retval HDL_EOK (res says what needs a restart), or an error (res->error says why)
+ */
+static int server_reload(server_t *s, reload_result_t *res)
+{
+	char err[512], st[320];
+	memset(res, 0, sizeof(*res));
+	if (!s->opts->conf_path) {
+		snprintf(res->error, sizeof(res->error), "no configuration file (-c) to reload");
+		log_notice("reload: %s", res->error);
+		return HDL_EINVAL;
+	}
+	sdn_reloading();
+	conf_t *nc = calloc(1, sizeof(*nc));
+	int ret = HDL_ENOMEM;
+	snprintf(res->error, sizeof(res->error), "out of memory");
+	if (nc) {
+		ret = conf_build(nc, s->opts->conf_path, s->opts->ov, s->opts->n_ov, err,
+		                 sizeof(err));
+		if (ret != HDL_EOK) {
+			/* conf_build freed what it built */
+			snprintf(res->error, sizeof(res->error), "%s", err);
+		} else if ((ret = reload_apply(s->node.reload, &s->boot, s->live, nc, res)) !=
+		           HDL_EOK) {
+			conf_free(nc);
+		}
+	}
+	if (ret != HDL_EOK) {
+		log_err("reload failed, keeping the running configuration: %s", res->error);
+		free(nc);
+		snprintf(st, sizeof(st),
+		         "reload failed (%.200s); running on the previous configuration",
+		         res->error);
+		sdn_ready(st);
+		return ret;
+	}
+	if (s->live != &s->boot) {
+		conf_free(s->live);
+		free(s->live);
+	}
+	s->live = nc;
+	if (res->listen[0])
+		log_warn(
+		    "reload: listeners are not re-bound while idnoded runs (%s): restart idnoded "
+		    "to serve the new addresses",
+		    res->listen);
+	if (res->restart[0])
+		log_warn("reload: changed keys need a restart to take effect: %s", res->restart);
+	log_notice("configuration reloaded (log level, limits, server admins, query log, TLS, "
+	           "homed prefixes: %llu; %u hooks)",
+	           (unsigned long long)store_homed_count(s->node.store), res->hooks);
+	rrl_log_stats(s->node.rrl, "reload");
+	status_line(s, res->restart[0] ? "reloaded, restart pending" : "reloaded", st, sizeof(st));
+	sdn_ready(st);
+	return HDL_EOK;
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+	reload_result_t res;
+	(void)server_reload(arg, &res);
+}
+
+/* The control socket's `reload`: OK with what needs a restart, or ERR with the reason. */
+static int cmd_reload(void *arg, const char *args, control_out_t *out)
+{
+	reload_result_t res;
+	if (args[0])
+		return control_fail(out, "reload takes no arguments");
+	if (server_reload(arg, &res) != HDL_EOK)
+		return control_fail(out, "%s", res.error);
+	control_printf(out, "reloaded %s\n", ((server_t *)arg)->opts->conf_path);
+	if (res.restart[0])
+		control_printf(out, "restart_needed %s\n", res.restart);
+	if (res.listen[0])
+		control_printf(out, "listeners_not_rebound %s\n", res.listen);
+	return 0;
+}
+
+/*
+ * Main-thread housekeeping (1 s, or half the watchdog interval): free what reloads retired once
+ * the workers are past it, and tell systemd we are alive, but only while every worker's event
+ * loop still turns (each one stamps alive_ms once a second).
+ */
+static void on_housekeep(evutil_socket_t fd, short what, void *arg)
+{
 	server_t *s = arg;
-	conf_t nc;
-	char err[512];
-	if (!s->opts->conf_path) {
-		log_notice("SIGHUP: no configuration file (-c) to reload");
+	(void)reload_reclaim(s->node.reload);
+	if (!s->watchdog_usec)
+		return;
+	uint64_t now = worker_now_ms();
+	int stalled = worker_stalled(s->workers, s->n_workers, now, s->watchdog_usec / 1000u);
+	if (stalled >= 0) {
+		uint64_t seen =
+		    atomic_load_explicit(&s->workers[stalled].alive_ms, memory_order_relaxed);
+		log_err(
+		    "watchdog: worker %d has not turned its event loop for %llu ms; not telling "
+		    "systemd we are alive",
+		    stalled, (unsigned long long)(now - seen));
 		return;
 	}
-	int ret = conf_build(&nc, s->opts->conf_path, s->opts->ov, s->opts->n_ov, err, sizeof(err));
-	if (ret != HDL_EOK) {
-		log_err("reload failed, keeping the running configuration: %s", err);
-		return;
+	sdn_watchdog();
+}
+
+int worker_stalled(const worker_t *w, unsigned n, uint64_t now_ms, uint64_t limit_ms)
+{
+	if (limit_ms < WORKER_STALL_MIN_MS)
+		limit_ms = WORKER_STALL_MIN_MS; /* workers stamp once a second */
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t seen = atomic_load_explicit(&w[i].alive_ms, memory_order_relaxed);
+		if (now_ms > seen && now_ms - seen > limit_ms)
+			return (int)i;
 	}
-	char keys[512];
-	conf_restart_keys(&s->boot, &nc, keys, sizeof(keys));
-	if (keys[0])
-		log_warn("reload: changed keys need a restart to take effect: %s", keys);
-	log_set_level(nc.log_level);
-	node_limits_apply(&s->node.limits, &nc);
-	if (startup_home_sync(s->node.store, &nc, "reload", err, sizeof(err)) != HDL_EOK)
-		log_err("reload: %s", err);
-	rnode_apply(&s->node, &nc);
-	(void)tls_server_reload(s->node.tls, &nc);
-	log_notice("configuration reloaded (log level, limits, homed prefixes: %llu)",
-	           (unsigned long long)store_homed_count(s->node.store));
-	rrl_log_stats(s->node.rrl, "reload");
-	conf_free(&nc);
+	return -1;
 }
 
 static int write_pidfile(const char *path)
@@ -465,12 +712,12 @@ static int admin_setup(server_t *s, char *err, size_t errlen)
 	const conf_t *c = &s->boot;
 	node_shared_t *n = &s->node;
 	int ret = chal_table_new(c->auth_pending_max, c->auth_pending_bytes, &n->chal);
-	if (ret == HDL_EOK && c->n_server_admin) {
-		n->server_admins = calloc(c->n_server_admin, sizeof(*n->server_admins));
-		ret = n->server_admins ? HDL_EOK : HDL_ENOMEM;
-		for (unsigned i = 0; ret == HDL_EOK && i < c->n_server_admin; i++)
-			ret = authz_parse_admin(c->server_admin[i], &n->server_admins[i]);
-		n->n_server_admins = c->n_server_admin;
+	if (ret == HDL_EOK) {
+		srvadmin_set_t *set = NULL;
+		char why[256];
+		ret = srvadmin_set_new((const char *const *)c->server_admin, c->n_server_admin,
+		                       &set, why, sizeof(why));
+		atomic_store(&n->admins, set);
 	}
 	if (ret == HDL_EOK) {
 		writer_opts_t wo;
@@ -549,7 +796,9 @@ int server_run(const server_opts_t *o)
 		log_err("configuration: %s", err);
 		return 1;
 	}
+	s.live = &s.boot;
 	log_set_level(s.boot.log_level);
+	log_set_target(log_target_of(&s.boot));
 	signal(SIGPIPE, SIG_IGN);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -558,6 +807,14 @@ int server_run(const server_opts_t *o)
 	}
 	s.n_workers = s.boot.workers ? s.boot.workers : cpu_count();
 	node_limits_apply(&s.node.limits, &s.boot);
+	if (reload_new(s.n_workers, &s.node.reload) != HDL_EOK || server_hooks(&s) != HDL_EOK) {
+		log_err("out of memory");
+		goto out;
+	}
+	if (qlog_start(&s.boot, err, sizeof(err)) != HDL_EOK) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (conn_setup(&s.node, &s.boot, s.n_workers) != HDL_EOK) {
 		log_err("out of memory");
 		goto out;
@@ -678,6 +935,27 @@ int server_run(const server_opts_t *o)
 		log_err("cannot start the metrics listener or the statistics timer");
 		goto out;
 	}
+	if (s.ctl && control_register(s.ctl, "reload", "reload", cmd_reload, &s) != HDL_EOK) {
+		log_err("control socket: cannot register reload");
+		goto out;
+	}
+	s.watchdog_usec = sdn_watchdog_usec();
+	{
+		uint64_t us = s.watchdog_usec ? s.watchdog_usec / 2 : 1000000u;
+		if (us > 1000000u)
+			us = 1000000u;
+		if (us < 10000u)
+			us = 10000u;
+		struct timeval tv = {(time_t)(us / 1000000u), (suseconds_t)(us % 1000000u)};
+		s.housekeep_ev = event_new(s.base, -1, EV_PERSIST, on_housekeep, &s);
+		if (!s.housekeep_ev || event_add(s.housekeep_ev, &tv) != 0) {
+			log_err("out of memory");
+			goto out;
+		}
+		if (s.watchdog_usec)
+			log_notice("systemd watchdog: every %llu ms",
+			           (unsigned long long)us / 1000u);
+	}
 	if (s.boot.pidfile && s.boot.pidfile[0]) {
 		if (write_pidfile(s.boot.pidfile) != HDL_EOK) {
 			log_err("pidfile %s: %s", s.boot.pidfile, strerror(errno));
@@ -693,11 +971,19 @@ int server_run(const server_opts_t *o)
 	           s.boot.n_tls_listen ? s.boot.tls_listen[0] : "off", s.boot.db,
 	           (unsigned long long)store_homed_count(s.node.store),
 	           (unsigned long long)store_count(s.node.store));
+	{
+		char st[320];
+		status_line(&s, "serving", st, sizeof(st));
+		sdn_ready(st);
+	}
 	event_base_dispatch(s.base);
 	s.exit_code = 0;
 out:
+	if (s.exit_code != 0)
+		sdn_stopping("start-up failed");
 	obs_server_stop(&s.obs);
 	stop_workers(&s, n_started);
+	qlog_stop();
 	/* the writer finishes what was queued; answers for stopped workers are dropped below */
 	if (s.node.writer) {
 		writer_stats_t ws;
@@ -730,6 +1016,8 @@ out:
 		event_free(ev_int);
 	if (ev_hup)
 		event_free(ev_hup);
+	if (s.housekeep_ev)
+		event_free(s.housekeep_ev);
 	control_close(s.ctl);
 	delegate_node_free(&s.node);
 	rnode_free(&s.node);
@@ -752,13 +1040,18 @@ out:
 	s.node.tls = NULL;
 	snms_free(s.node.snms);
 	s.node.snms = NULL;
-	free(s.node.server_admins);
-	s.node.server_admins = NULL;
+	srvadmin_set_free(atomic_exchange(&s.node.admins, NULL));
+	reload_free(s.node.reload); /* the workers are stopped: what they retired goes now */
+	s.node.reload = NULL;
 	node_site_free(&s.node);
 	if (s.lock_fd >= 0)
 		close(s.lock_fd); /* releases the database lock */
 	if (s.exit_code == 0)
 		log_notice("idnoded stopped");
+	if (s.live && s.live != &s.boot) {
+		conf_free(s.live);
+		free(s.live);
+	}
 	conf_free(&s.boot);
 	return s.exit_code;
 }

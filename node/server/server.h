@@ -24,8 +24,9 @@ typedef struct server_opts {
 int server_check(const server_opts_t *o, char *err, size_t errlen);
 
 /**
- * \brief Run the node until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads the live limits
- *        and the log level.
+ * \brief Run the node until SIGTERM/SIGINT (drain, then exit); SIGHUP (and the control
+ *        socket's `reload`) reload the configuration as a whole (reload.h); systemd is told
+ *        READY=1, RELOADING=1, STOPPING=1 and WATCHDOG=1 (node/common/sd.h).
  * \return process exit status: 0 after a clean shutdown, 1 when start-up failed
  */
 int server_run(const server_opts_t *o);

@@ -186,15 +186,36 @@ int tls_server_new(const conf_t *c, tls_server_t **out, char *err, size_t errlen
 	return HDL_EOK;
 }
 
-int tls_server_reload(tls_server_t *t, const conf_t *c)
+int tls_server_stage(const conf_t *c, void **staged, char *err, size_t errlen)
 {
-	char err[400];
-	SSL_CTX *fresh[2];
-	int ret = build_pair(c, fresh, err, sizeof(err));
+	SSL_CTX **fresh = calloc(2, sizeof(*fresh));
+	*staged = NULL;
+	if (!fresh) {
+		snprintf(err, errlen, "TLS: out of memory");
+		return HDL_ENOMEM;
+	}
+	int ret = build_pair(c, fresh, err, errlen);
 	if (ret != HDL_EOK) {
-		log_err("reload: TLS: %s; keeping the certificate in use", err);
+		free(fresh);
 		return ret;
 	}
+	*staged = fresh;
+	return HDL_EOK;
+}
+
+void tls_server_staged_free(void *staged)
+{
+	SSL_CTX **fresh = staged;
+	if (!fresh)
+		return;
+	SSL_CTX_free(fresh[0]);
+	SSL_CTX_free(fresh[1]);
+	free(fresh);
+}
+
+void tls_server_swap(tls_server_t *t, void *staged, const conf_t *c)
+{
+	SSL_CTX **fresh = staged;
 	SSL_CTX *old[2];
 	pthread_mutex_lock(&t->mu);
 	old[0] = t->ctx[0];
@@ -211,6 +232,19 @@ int tls_server_reload(tls_server_t *t, const conf_t *c)
 		           c->tls_cert);
 	else if (old[0])
 		log_notice("reload: TLS turned off (no tls_cert)");
+	free(fresh);
+}
+
+int tls_server_reload(tls_server_t *t, const conf_t *c)
+{
+	char err[400];
+	void *staged = NULL;
+	int ret = tls_server_stage(c, &staged, err, sizeof(err));
+	if (ret != HDL_EOK) {
+		log_err("reload: TLS: %s; keeping the certificate in use", err);
+		return ret;
+	}
+	tls_server_swap(t, staged, c);
 	return HDL_EOK;
 }
 

@@ -68,6 +68,17 @@ int tls_server_new(const struct conf *c, tls_server_t **out, char *err, size_t e
  */
 int tls_server_reload(tls_server_t *t, const struct conf *c);
 
+/**
+ * \brief The reload's two phases (reload.h): build the contexts of \p c into \p *staged
+ *        without touching the running ones.
+ * \retval HDL_EOK, HDL_ETLS, HDL_ENOMEM (\p err says why)
+ */
+int tls_server_stage(const struct conf *c, void **staged, char *err, size_t errlen);
+/** \brief Swap the contexts \p staged (from tls_server_stage()) in; consumes \p staged. */
+void tls_server_swap(tls_server_t *t, void *staged, const struct conf *c);
+/** \brief Drop contexts staged by tls_server_stage() (another hook refused the reload). */
+void tls_server_staged_free(void *staged);
+
 /** \brief Free the contexts (connections still open keep theirs until they close). */
 void tls_server_free(tls_server_t *t);
 

@@ -9,6 +9,7 @@
 #define HDL_NODE_SERVER_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -87,6 +88,7 @@ struct worker {
 	uint64_t drain_deadline_ms;
 	uint32_t limits_gen;
 	bool stopping;
+	_Atomic uint64_t alive_ms; /**< worker_now_ms() of the last tick (the systemd watchdog) */
 
 	/* start-up handshake with the main thread */
 	int start_ret;
@@ -100,6 +102,15 @@ extern _Thread_local worker_t *worker_self;
 
 /** \brief Monotonic milliseconds. */
 uint64_t worker_now_ms(void);
+
+#define WORKER_STALL_MIN_MS 2000u /**< worker_stalled() never says so sooner */
+
+/**
+ * \brief The first of \p n workers whose event loop has not turned (alive_ms, stamped once a
+ *        second) for more than \p limit_ms (at least WORKER_STALL_MIN_MS) at \p now_ms.
+ * \return its index, or -1 when every loop turns (the systemd watchdog may be told so)
+ */
+int worker_stalled(const worker_t *w, unsigned n, uint64_t now_ms, uint64_t limit_ms);
 
 /** \brief Thread entry: sets up everything, reports through start_*, runs the loop. */
 void *worker_main(void *arg);

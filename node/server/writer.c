@@ -27,6 +27,7 @@
 #include "node/common/log.h"
 #include "node/conf/conf.h"
 #include "node/server/authz.h"
+#include "node/server/srvadmin.h"
 #include "node/store/audit.h"
 #include "node/store/store.h"
 #include "node/store/template.h"
@@ -49,6 +50,7 @@ struct writer {
 	hdl_ref_t *admins; /**< parsed server admins (names point into admin_text) */
 	char **admin_text;
 	uint32_t n_admins;
+	struct srvadmin_set *next_admins; /**< under mu: taken at the next batch (reload) */
 
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -1283,6 +1285,24 @@ static void deadline_in(struct timespec *ts, uint64_t us)
 	ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
+/* Writer thread, under mu: the admin list of a reload replaces the one in use. */
+static void take_admins(writer_t *w)
+{
+	srvadmin_set_t *a = w->next_admins;
+	w->next_admins = NULL;
+	for (uint32_t i = 0; i < w->n_admins; i++)
+		free(w->admin_text[i]);
+	free(w->admin_text);
+	free(w->admins);
+	w->admins = a->refs;
+	w->admin_text = a->text;
+	w->n_admins = a->n;
+	a->refs = NULL;
+	a->text = NULL;
+	a->n = 0;
+	srvadmin_set_free(a);
+}
+
 static void *writer_main(void *arg)
 {
 	writer_t *w = arg;
@@ -1319,6 +1339,8 @@ static void *writer_main(void *arg)
 					break;
 			}
 		}
+		if (w->next_admins)
+			take_admins(w);
 		unsigned n = 0;
 		while (w->head != NULL && n < w->o.batch_max) {
 			wr_job_t *j = w->head;
@@ -1345,6 +1367,7 @@ static void *writer_main(void *arg)
 
 static void writer_free(writer_t *w)
 {
+	srvadmin_set_free(w->next_admins);
 	for (uint32_t i = 0; i < w->n_admins; i++)
 		free(w->admin_text[i]);
 	free(w->admin_text);
@@ -1483,6 +1506,19 @@ void writer_stats(writer_t *w, writer_stats_t *out)
 	pthread_mutex_lock(&w->mu);
 	*out = w->st;
 	pthread_mutex_unlock(&w->mu);
+}
+
+void writer_set_admins(writer_t *w, srvadmin_set_t *set)
+{
+	if (w == NULL || set == NULL) {
+		srvadmin_set_free(set);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	srvadmin_set_t *old = w->next_admins;
+	w->next_admins = set;
+	pthread_mutex_unlock(&w->mu);
+	srvadmin_set_free(old); /* a reload the writer never took */
 }
 
 void writer_stop(writer_t *w)

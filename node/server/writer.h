@@ -182,6 +182,15 @@ void writer_stop(writer_t *w);
 /** \brief A snapshot of the counters (any thread). */
 void writer_stats(writer_t *w, writer_stats_t *out);
 
+struct srvadmin_set;
+
+/**
+ * \brief Replace the server admins (configuration reload): the writer thread uses \p set from
+ *        its next batch on and frees the old list. Takes ownership of \p set (srvadmin.h; NULL
+ *        frees nothing and changes nothing). Any thread; never blocks on a batch.
+ */
+void writer_set_admins(writer_t *w, struct srvadmin_set *set);
+
 /**
  * \brief Writer options from the node configuration (the write_*, server_admin, audit_*,
  *        authz_* and template_* keys). \p o borrows the server admin strings from \p c.

@@ -195,7 +195,7 @@ def test_reload(node, tmp, conf, certs_a, ca_a):
         f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
     mark = len(node.logtext())
     node.proc.send_signal(signal.SIGHUP)
-    check(wait_log(node, "keeping the certificate in use", start=mark),
+    check(wait_log(node, "reload failed, keeping the running configuration: tls:", start=mark),
           "failed reload logged, old certificate kept")
     st = https(ctx_b, node.http, request("GET", "/api/site"))
     check(st and st[0] == 200, "after the failed reload: certificate B still served")

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * \file
- * \brief `idnode cache` and `idnode status`: clients of idnoded's control socket
+ * \brief `idnode cache`, `idnode status` and `idnode reload`: clients of idnoded's control socket
  *        (node/server/control.h): one request line out, the status line and the answer back.
  */
 #include <errno.h>
@@ -28,9 +28,13 @@ static void cache_usage(FILE *f)
 	    "       idnode cache [--socket PATH] [--timeout MS] dump [PREFIX]\n"
 	    "       idnode cache [--socket PATH] [--timeout MS] flush [HANDLE]\n"
 	    "       idnode status [--socket PATH] [--timeout MS]\n"
+	    "       idnode reload [--socket PATH] [--timeout MS]\n"
 	    "  stats          counters of the resolver cache and the queries in flight\n"
 	    "  dump [PREFIX]  cached answers (all, or those of one prefix / handle)\n"
 	    "  flush [HANDLE] drop every cached answer, or those of one handle\n"
+	    "  reload         re-read the configuration file (as SIGHUP) and wait for the "
+	    "outcome:\n"
+	    "                 status 1 with the reason when the node keeps the old one\n"
 	    "  --socket PATH  idnoded's control_socket (default $IDNODE_CONTROL_SOCKET, else\n"
 	    "                 " CONTROL_DEFAULT_SOCKET ")\n"
 	    "  --timeout MS   give up after this long (default 10000)\n"
@@ -242,4 +246,9 @@ int cmd_cache(int argc, char **argv)
 int cmd_status(int argc, char **argv)
 {
 	return run(argc, argv, "status", 0, 0);
+}
+
+int cmd_reload(int argc, char **argv)
+{
+	return run(argc, argv, "reload", 0, 0);
 }

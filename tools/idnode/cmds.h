@@ -43,6 +43,7 @@ int cmd_cache(int argc, char **argv);   /* tools/idnode/cache.c */
 int cmd_status(int argc, char **argv);  /* tools/idnode/cache.c */
 int cmd_template(int argc, char **argv); /* tools/idnode/template.c */
 int cmd_passwd(int argc, char **argv);   /* tools/idnode/template.c */
+int cmd_reload(int argc, char **argv);  /* tools/idnode/cache.c */
 
 /* Human rendering of handle values, shared by resolve and decode (tools/idnode/resolve.c). */
 struct hdl_value;

@@ -82,6 +82,7 @@ static const subcmd_t subcmds[] = {
 	{"status", cmd_status, "state of a running node (control socket)"},
 	{"template", cmd_template, "metadata templates of a node database: load, list, show, delete"},
 	{"passwd", cmd_passwd, "make the password hash of an snms_user configuration line"},
+	{"reload", cmd_reload, "make a running node re-read its configuration (control socket)"},
 };
 
 static void usage(FILE *f)
