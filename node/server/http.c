@@ -31,6 +31,7 @@
 #include "node/server/delegate.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
+#include "node/server/qlog.h"
 #include "node/server/web.h"
 #include "node/server/rest.h"
 #include "node/server/snms.h"
@@ -369,6 +370,7 @@ static void put_status_line(hdl_buf_t *o, int status)
 void http_send_body(http_rq_t *r, int status, const char *ctype, const void *body, size_t len)
 {
 	hdl_buf_t *o = conn_out(r->c);
+	r->status = status;
 	put_status_line(o, status);
 	hdl_buf_puts(o, "Access-Control-Allow-Origin: *\r\n");
 	if (status != 204) {
@@ -873,9 +875,12 @@ static void on_request(conn_t *c, const http_req_t *req)
 	http_params_t ps;
 	web_resp_t wr;
 	char tbuf[MAX_URI + 1];
+	size_t out0 = conn_out(c)->len;
+	bool logged = false; /* native messages are logged by dispatch, SNMS by its audit */
 
 	if (req->method == HTTP_M_POST && has_token_ci(req->content_type, HDL_MIME)) {
 		do_native(w, &r);
+		logged = true;
 		goto out;
 	}
 	if (req->method == HTTP_M_OPTIONS) {
@@ -885,8 +890,10 @@ static void on_request(conn_t *c, const http_req_t *req)
 		http_send_body(&r, 204, NULL, NULL, 0);
 		goto out;
 	}
-	if (snms_request(c, req)) /* the SNMS-compatible API (snms.h) */
+	if (snms_request(c, req)) { /* the SNMS-compatible API (snms.h) */
+		logged = true;
 		goto out;
+	}
 	if (req->target.len == 0 || req->target.p[0] != '/' || req->target.len > MAX_URI) {
 		send_text(&r, 400, "bad request\n");
 		goto out;
@@ -947,6 +954,12 @@ static void on_request(conn_t *c, const http_req_t *req)
 		send_text(&r, 405, "method not allowed\n");
 	}
 out:
+	if (!logged && qlog_on()) {
+		size_t out1 = conn_out(c)->len;
+		qlog_http(&c->peer, conn_is_tls(c), req->method_s.p, req->method_s.len, req->target.p,
+		          req->target.len, r.status, (size_t)req->content_length,
+		          out1 >= out0 ? out1 - out0 : 0);
+	}
 	if (r.close && !c->blocked)
 		c->closing = true; /* a waiting request closes after its answer (on_complete) */
 }

@@ -220,9 +220,26 @@ static bool body_has_handle(uint32_t op)
 }
 
 /* The handle as a quoted, escaped string (or "-"). */
-static void handle_text(const uint8_t *req, size_t len, uint32_t op, char *out, size_t cap)
+/* \p n bytes of \p p quoted, at most QLOG_HANDLE_SHOWN of them, escaped as the header says. */
+static void quote_text(const uint8_t *p, size_t n, char *out, size_t cap)
 {
 	size_t o = 0;
+	if (n > QLOG_HANDLE_SHOWN)
+		n = QLOG_HANDLE_SHOWN;
+	out[o++] = '"';
+	for (size_t i = 0; i < n && o + 6 < cap; i++) {
+		unsigned char ch = p[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+static void handle_text(const uint8_t *req, size_t len, uint32_t op, char *out, size_t cap)
+{
 	snprintf(out, cap, "-");
 	if (!body_has_handle(op) || len < HDL_ENVELOPE_LEN + 24 + 4)
 		return;
@@ -231,18 +248,7 @@ static void handle_text(const uint8_t *req, size_t len, uint32_t op, char *out, 
 	size_t avail = len - (HDL_ENVELOPE_LEN + 24 + 4);
 	if (hl > avail)
 		return;
-	if (hl > QLOG_HANDLE_SHOWN)
-		hl = QLOG_HANDLE_SHOWN;
-	out[o++] = '"';
-	for (uint32_t i = 0; i < hl && o + 6 < cap; i++) {
-		unsigned char ch = b[4 + i];
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
-		else
-			out[o++] = (char)ch;
-	}
-	out[o++] = '"';
-	out[o] = '\0';
+	quote_text(b + 4, hl, out, cap);
 }
 
 static void peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
@@ -326,34 +332,20 @@ static void rotate(void)
 	pthread_mutex_unlock(&g_mu);
 }
 
-void qlog_message(const dispatch_origin_t *o, const uint8_t *req, size_t reqlen, const uint8_t *out,
-                  size_t outlen, bool waiting)
+/* One line: through the log (mode QLOG_LOG) or appended to the file. */
+static void emit(int mode, const char *tr, const char *peer, const char *op, const char *rc,
+                 const char *handle, size_t in, size_t out)
 {
-	int mode = atomic_load_explicit(&qlog_mode_, memory_order_acquire);
-	if (mode == QLOG_OFF || (mode == QLOG_LOG && !log_enabled(LOG_LVL_INFO)) || !admit())
-		return;
-	uint32_t op = reqlen >= HDL_ENVELOPE_LEN + 4 ? be32(req + HDL_ENVELOPE_LEN) : 0;
-	char rc[16], handle[QLOG_HANDLE_SHOWN * 4 + 3], peer[INET6_ADDRSTRLEN + 8];
-	if (waiting)
-		snprintf(rc, sizeof(rc), "wait");
-	else if (outlen >= HDL_ENVELOPE_LEN + 8)
-		snprintf(rc, sizeof(rc), "%u", be32(out + HDL_ENVELOPE_LEN + 4));
-	else
-		snprintf(rc, sizeof(rc), "drop");
-	handle_text(req, reqlen, op, handle, sizeof(handle));
-	peer_text(o ? o->peer : NULL, peer, sizeof(peer));
-	const char *tr = transport_name(o ? o->transport : 0);
-
 	if (mode == QLOG_LOG) {
-		char f_tr[32], f_peer[96], f_op[32], f_rc[48], f_h[sizeof(handle) + 24];
+		char f_tr[32], f_peer[96], f_op[32], f_rc[48], f_h[QLOG_HANDLE_SHOWN * 4 + 32];
 		snprintf(f_tr, sizeof(f_tr), "IDNODE_QUERY_TRANSPORT=%s", tr);
 		snprintf(f_peer, sizeof(f_peer), "IDNODE_QUERY_PEER=%s", peer);
-		snprintf(f_op, sizeof(f_op), "IDNODE_QUERY_OPCODE=%u", op);
+		snprintf(f_op, sizeof(f_op), "IDNODE_QUERY_OPCODE=%s", op);
 		snprintf(f_rc, sizeof(f_rc), "IDNODE_QUERY_RCODE=%s", rc);
 		snprintf(f_h, sizeof(f_h), "IDNODE_QUERY_HANDLE=%s", handle);
 		const char *const fields[] = {f_tr, f_peer, f_op, f_rc, f_h, NULL};
-		log_fields(LOG_LVL_INFO, fields, "query: %s %s op=%u rc=%s %s in=%zu out=%zu", tr,
-		           peer, op, rc, handle, reqlen, outlen);
+		log_fields(LOG_LVL_INFO, fields, "query: %s %s op=%s rc=%s %s in=%zu out=%zu", tr,
+		           peer, op, rc, handle, in, out);
 		atomic_fetch_add_explicit(&g_lines, 1, memory_order_relaxed);
 		return;
 	}
@@ -367,9 +359,9 @@ void qlog_message(const dispatch_origin_t *o, const uint8_t *req, size_t reqlen,
 	gmtime_r(&ts.tv_sec, &tm);
 	int n =
 	    snprintf(line, sizeof(line),
-	             "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s op=%u rc=%s %s in=%zu out=%zu\n",
+	             "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s op=%s rc=%s %s in=%zu out=%zu\n",
 	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	             ts.tv_nsec / 1000000L, tr, peer, op, rc, handle, reqlen, outlen);
+	             ts.tv_nsec / 1000000L, tr, peer, op, rc, handle, in, out);
 	if (n <= 0)
 		return;
 	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
@@ -383,6 +375,55 @@ void qlog_message(const dispatch_origin_t *o, const uint8_t *req, size_t reqlen,
 	uint64_t total = atomic_fetch_add_explicit(&g_bytes, len, memory_order_relaxed) + len;
 	if (total >= atomic_load_explicit(&g_max_size, memory_order_relaxed))
 		rotate();
+}
+
+/* Is a line wanted now (mode on, the log level lets it through, sampling and rate)? */
+static int wanted(void)
+{
+	int mode = atomic_load_explicit(&qlog_mode_, memory_order_acquire);
+	if (mode == QLOG_OFF || (mode == QLOG_LOG && !log_enabled(LOG_LVL_INFO)) || !admit())
+		return QLOG_OFF;
+	return mode;
+}
+
+void qlog_message(const dispatch_origin_t *o, const uint8_t *req, size_t reqlen, const uint8_t *out,
+                  size_t outlen, bool waiting)
+{
+	int mode = wanted();
+	if (mode == QLOG_OFF)
+		return;
+	uint32_t op = reqlen >= HDL_ENVELOPE_LEN + 4 ? be32(req + HDL_ENVELOPE_LEN) : 0;
+	char rc[16], ops[16], handle[QLOG_HANDLE_SHOWN * 4 + 3], peer[INET6_ADDRSTRLEN + 8];
+	if (waiting)
+		snprintf(rc, sizeof(rc), "wait");
+	else if (outlen >= HDL_ENVELOPE_LEN + 8)
+		snprintf(rc, sizeof(rc), "%u", be32(out + HDL_ENVELOPE_LEN + 4));
+	else
+		snprintf(rc, sizeof(rc), "drop");
+	snprintf(ops, sizeof(ops), "%u", op);
+	handle_text(req, reqlen, op, handle, sizeof(handle));
+	peer_text(o ? o->peer : NULL, peer, sizeof(peer));
+	emit(mode, transport_name(o ? o->transport : 0), peer, ops, rc, handle, reqlen, outlen);
+}
+
+void qlog_http(const struct sockaddr_storage *peer, bool tls, const char *method, size_t mlen,
+               const char *target, size_t tlen, int status, size_t in, size_t out)
+{
+	int mode = wanted();
+	if (mode == QLOG_OFF)
+		return;
+	char rc[16], ops[16], what[QLOG_HANDLE_SHOWN * 4 + 3], ptxt[INET6_ADDRSTRLEN + 8];
+	if (status > 0)
+		snprintf(rc, sizeof(rc), "%d", status);
+	else
+		snprintf(rc, sizeof(rc), "wait");
+	if (method && mlen)
+		snprintf(ops, sizeof(ops), "%.*s", (int)(mlen < 15 ? mlen : 15), method);
+	else
+		snprintf(ops, sizeof(ops), "-");
+	quote_text((const uint8_t *)target, tlen, what, sizeof(what));
+	peer_text(peer, ptxt, sizeof(ptxt));
+	emit(mode, transport_name(tls ? WR_T_HTTPS : WR_T_HTTP), ptxt, ops, rc, what, in, out);
 }
 
 void qlog_get_stats(qlog_stats_t *st)

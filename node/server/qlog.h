@@ -3,7 +3,8 @@
  * \file
  * \brief The query log, for troubleshooting: one line per Handle-protocol request (UDP, TCP,
  *        the HTTP native tunnel) with the transport, the client's address, the opcode, the
- *        response code, the handle and the sizes; off by default.
+ *        response code, the handle and the sizes, and one per REST, proxy or status-page request
+ *        over HTTP(S); off by default.
  *
  * Configuration (deploy/idnode.conf.sample; every key applies on reload):
  *  - `query_log = off | log | /ABSOLUTE/FILE`: `log` writes through the node log (a journal
@@ -22,7 +23,10 @@
  *     2025-05-20T10:00:00.123Z udp 127.0.0.1:53211 op=1 rc=1 "88.100.1/X" in=60 out=214
  *
  * rc is the answer's response code, `drop` when no answer was formed, `wait` when the request
- * was suspended (a write waiting for its commit, a request waiting upstream).
+ * was suspended (a write waiting for its commit, a request waiting upstream). HTTP requests
+ * other than native-tunnel messages (REST, the proxy, the status page; qlog_http()) are logged
+ * with the method as op, the HTTP status as rc and the request target quoted:
+ *     2025-05-20T10:00:00.123Z https 127.0.0.1:53212 op=GET rc=200 "/api/handles/88.100.1/X" in=0 out=912
  *
  * \note The request path pays one relaxed atomic load when the query log is off (qlog_on()).
  */
@@ -35,6 +39,7 @@
 #include <stdint.h>
 
 struct conf;
+struct sockaddr_storage;
 struct dispatch_origin;
 struct reload;
 
@@ -80,6 +85,15 @@ void qlog_stop(void);
  */
 void qlog_message(const struct dispatch_origin *o, const uint8_t *req, size_t reqlen,
                   const uint8_t *out, size_t outlen, bool waiting);
+
+/**
+ * \brief Log one HTTP request that is not a native-tunnel message (REST, the proxy, the status
+ *        page): op is the method (\p mlen bytes of \p method), rc the HTTP status sent (\p status; 0: the
+ *        request waits, logged as `wait`), the quoted field the request target (path and query,
+ *        \p tlen bytes), in / out the request body and the answer's bytes. \p tls: https.
+ */
+void qlog_http(const struct sockaddr_storage *peer, bool tls, const char *method, size_t mlen,
+               const char *target, size_t tlen, int status, size_t in, size_t out);
 
 /** Counters (all threads together). */
 typedef struct qlog_stats {

@@ -49,6 +49,7 @@ typedef struct http_rq {
 	bool close;            /**< close once answered */
 	bool pretty;           /**< indented JSON */
 	uint8_t minor;         /**< HTTP/1.minor */
+	int status;            /**< the status sent (0: none yet; the query log reads it) */
 	char extra[4400];      /**< extra header lines ("Name: value\r\n"); Location up to 4096 */
 	size_t extra_len;
 } http_rq_t;

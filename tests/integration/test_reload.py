@@ -15,6 +15,7 @@ which waits for the outcome) and SIGHUP (python3 stdlib only).
   rename + reload starts a new file.
 Every process is stopped by PID; every wait is bounded.
 """
+import http.client
 import os
 import socket
 import subprocess
@@ -212,6 +213,18 @@ def test_query_log(node, tmp):
           "udp lines: %r" % got[:3])
     check(len(got) == 4 and ' tcp 127.0.0.1:' in got[3] and ' rc=100 "88.100.1/nothing-here"'
           in got[3], "tcp line: %r" % got[3:])
+    # a REST GET: method, HTTP status and target, with the peer and the transport
+    c = http.client.HTTPConnection("127.0.0.1", node.http, timeout=30)
+    try:
+        c.request("GET", "/api/handles/88.100.1/test")
+        st = c.getresponse().status
+    finally:
+        c.close()
+    check(st == 200, "REST GET answered (%s)" % st)
+    got = wait_lines(q, 5)
+    check(len(got) == 5 and ' http 127.0.0.1:' in got[4] and
+          ' op=GET rc=200 "/api/handles/88.100.1/test" in=0 out=' in got[4],
+          "REST line: %r" % got[4:])
 
     rc, out, err = node.reload("query_log = %s\nquery_log_sample = 4\n" % q)
     before = len(lines(q))

@@ -204,6 +204,10 @@ static void test_format(void **state)
 	rl = message(req, HDL_OC_GET_SITEINFO, 0, "", 0);
 	qlog_message(&origin, req, rl, NULL, 0, false);
 	origin.transport = WR_T_UDP;
+	/* an HTTP request (REST): method, status, the target quoted; 0 = waiting */
+	static const char tgt[] = "/api/handles/88.100.1/X?type=URL";
+	qlog_http(origin.peer, true, "GET", 3, tgt, sizeof(tgt) - 1, 200, 0, 512);
+	qlog_http(NULL, false, "PUT", 3, "/api/handles/88.100.1/\"", 23, 0, 77, 0);
 
 	file_text(path, text, sizeof(text));
 	char *l1 = text, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
@@ -218,7 +222,11 @@ static void test_format(void **state)
 	assert_non_null(strstr(l4, " - - op=0 rc=drop - in=2 out=0\n"));
 	assert_non_null(strstr(l5, " op=1 rc=drop - "));
 	assert_non_null(strstr(l6, " op=2 rc=drop - "));
-	assert_int_equal(lines_of(path), 6);
+	char *l7 = strchr(l6, '\n') + 1, *l8 = strchr(l7, '\n') + 1;
+	assert_non_null(strstr(l7, " https 127.0.0.1:5555 op=GET rc=200 "
+	                           "\"/api/handles/88.100.1/X?type=URL\" in=0 out=512\n"));
+	assert_non_null(strstr(l8, " http - op=PUT rc=wait \"/api/handles/88.100.1/\\x22\" in=77 "));
+	assert_int_equal(lines_of(path), 8);
 	qlog_stats_t st;
 	qlog_get_stats(&st);
 	assert_true(st.lines >= 6);
