@@ -567,6 +567,17 @@ static void conn_wait(conn_t *c)
 }
 
 /*
+ * The node stops reading \p c for its own reasons (back-pressure, the buffer budget, an answer
+ * awaited, the others' turn): a partial request in the input is not the peer's delay, so its
+ * frame timer starts again when reading resumes (the TLS handshake's deadline stays).
+ */
+static void frame_pause(conn_t *c)
+{
+	if (c->tls != CONN_TLS_SNIFF && c->tls != CONN_TLS_HANDSHAKE)
+		c->frame_ms = 0;
+}
+
+/*
  * After a read or a write: write what is pending and decide what the connection waits for
  * next (reading, writing, the budget, closing, idle).
  */
@@ -591,16 +602,19 @@ static void conn_after(conn_t *c)
 	bool backlog = c->in_len && !c->partial; /* whole requests not answered yet */
 	if (c->blocked) {
 		/* input waits until an answer comes back (conn_resume) */
+		frame_pause(c);
 		read_stop(c);
 		list_unlink(c);
 		return;
 	}
 	if (pending && (backlog || c->peer_eof || conn_out_full(c))) {
+		frame_pause(c);
 		read_stop(c); /* back-pressure: on_write goes on once the peer took its answers */
 		list_unlink(c);
 		return;
 	}
 	if (backlog) {
+		frame_pause(c);
 		if (over_budget(w)) {
 			conn_wait(c); /* stopped by the buffer budget */
 			return;

@@ -23,7 +23,9 @@
  *   output that does not move for tcp_idle_timeout_ms closes the connection.
  * - Timers: the read event's timeout is the idle timeout, or, while a partial request is
  *   buffered, what is left of tcp_frame_timeout_ms since its first byte (a peer that sends half
- *   a request and then nothing is closed on time, not on its next byte).
+ *   a request and then nothing is closed on time, not on its next byte). Time the node itself
+ *   does not read (back-pressure, the budget, an awaited answer) does not count: the frame
+ *   timer starts again when reading resumes.
  * - Closing: when we close first while the peer may still be sending, the write side is shut
  *   and input is discarded until EOF (lingering), so a RST cannot destroy the last answers.
  * - Drain (shutdown): listeners close, idle connections close at once, the others keep being
