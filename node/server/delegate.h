@@ -28,21 +28,59 @@ struct conn;
 /**
  * \brief Build the node-wide part from the configuration (main thread, at start): the upstream
  *        set (`upstream` / `forward` lines, TLS contexts) and the stale-refresh holds. Without
- *        `upstream` or `forward` lines nothing is built (n->deleg stays NULL) and every handle
- *        not homed here is answered RC 301 as before.
+ *        `upstream` or `forward` lines no upstream configuration is built (a reload may add
+ *        one) and every handle not homed here is answered RC 301 as before; n->deleg stays
+ *        NULL only without a resolver cache.
  * \param err reason on failure
  * \retval HDL_EOK, HDL_ECONF, HDL_ETLS, HDL_ENOMEM
- * \note The configuration must outlive the node (the resolver settings borrow its strings).
  */
 int delegate_node_setup(node_shared_t *n, const struct conf *c, char *err, size_t errlen);
 /** \brief Free what delegate_node_setup() built (after the workers stopped). */
 void delegate_node_free(node_shared_t *n);
 
 /**
+ * \brief Reload, prepare (main thread): build the upstream configuration of \p nc (every
+ *        `upstream` and `forward` line parsed, each TLS context made from its CA, certificate
+ *        and key files, the pool, engine and host-name settings; nothing is resolved) without
+ *        changing what the workers run with.
+ * \param[out] staged for delegate_commit() or delegate_staged_free() (NULL: the node has no
+ *        resolution path at all, nothing to do)
+ * \retval HDL_EOK, HDL_ECONF, HDL_ETLS (a file that does not load: \p err says which),
+ *         HDL_ENOMEM
+ */
+int delegate_stage(node_shared_t *n, const struct conf *nc, void **staged, char *err,
+                   size_t errlen);
+/**
+ * \brief Reload, commit (main thread): make \p staged the node's upstream configuration (the
+ *        previous one is retired through reload_retire()). The workers move to it when told
+ *        (delegate_worker_update()): new requests use the new upstreams, requests already
+ *        waiting finish on the old ones. The resolver cache stays.
+ * \return true when the workers must be told (the configuration changed from or to one)
+ */
+bool delegate_commit(node_shared_t *n, void *staged);
+/** \brief Reload, discard: free what delegate_stage() built (NULL is fine). */
+void delegate_staged_free(void *staged);
+
+/**
  * \brief Per-worker part (worker thread, at start): c-ares channel, upstream pool, engine.
  * \retval HDL_EOK (also when the node has no resolution path), HDL_ENOMEM, HDL_EIO
  */
 int delegate_worker_start(struct worker *w);
+/**
+ * \brief Worker thread (the notify pipe's 'u', the 1 s tick, and before a request for a handle
+ *        not homed here): when a reload committed a new upstream configuration since the
+ *        worker last looked, make a new engine and pool for it; the old ones drain (their
+ *        waiting requests are answered there) and are freed by delegate_worker_tick() once
+ *        nothing waits on them, or after their resolution timeout.
+ * \note Out of memory: the worker stays on the old configuration and tries again at its tick.
+ */
+void delegate_worker_update(struct worker *w);
+/**
+ * \brief Worker thread, 1 s tick: free the draining engines nothing waits on any more (or
+ *        whose timeout passed: what still waits is answered RC 3).
+ * \return engines still draining
+ */
+unsigned delegate_worker_tick(struct worker *w);
 /**
  * \brief Stop the worker's engine (worker thread, after its connections were closed): waiting
  *        UDP requests are answered RC 3 (not sent while stopping), flights handed on.

@@ -82,7 +82,7 @@ typedef struct node_shared {
 	struct store *store;
 	struct dcache *dcache;   /**< upstream answers, all workers (resolver/rnode.h) */
 	struct dflight *dflight; /**< upstream queries in flight (resolver/rnode.h) */
-	struct delegate_node *deleg; /**< the resolution path (delegate.h); NULL: none */
+	struct delegate_node *deleg; /**< resolution path (delegate.h); NULL: no resolver cache */
 	node_limits_t limits;
 	uint16_t site_serial;
 	uint8_t *site;           /**< this node's HS_SITE record (hdl_site_encode) */

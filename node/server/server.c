@@ -92,6 +92,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	for (ssize_t i = 0; i < n; i++) {
 		if (buf[i] == 'q')
 			begin_drain(w);
+		else if (buf[i] == 'u')
+			delegate_worker_update(w); /* a reload changed the upstreams */
 	}
 }
 
@@ -108,6 +110,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (w->id == 0 && w->node->rest_sessions)
 		rest_sessions_expire(w->node->rest_sessions, now);
 	conn_maintain(w);
+	delegate_worker_update(w); /* in case the notify pipe was full */
+	(void)delegate_worker_tick(w);
 	obs_worker_tick(w);
 	uint32_t gen = atomic_load_explicit(&w->node->limits.gen, memory_order_acquire);
 	if (gen != w->limits_gen) {
@@ -495,6 +499,62 @@ static void hook_tls_discard(void *arg, void *staged)
 	tls_server_staged_free(staged);
 }
 
+/* Upstreams and forward rules (delegate.h): built here, handed to every worker through its
+ * notify pipe; a file that does not load refuses the whole reload. */
+static int hook_upstream_prepare(void *arg, const conf_t *old, const conf_t *nc, void **staged,
+                                 char *err, size_t errlen)
+{
+	server_t *s = arg;
+	(void)old;
+	return delegate_stage(&s->node, nc, staged, err, errlen);
+}
+
+static void hook_upstream_commit(void *arg, const conf_t *nc, void *staged)
+{
+	server_t *s = arg;
+	(void)nc;
+	if (!delegate_commit(&s->node, staged))
+		return;
+	for (unsigned i = 0; i < s->n_workers && s->workers; i++) {
+		char u = 'u';
+		/* a full pipe is fine: the worker's tick looks too */
+		if (s->workers[i].notify[1] >= 0 && write(s->workers[i].notify[1], &u, 1) != 1)
+			log_debug("reload: worker %u not told of the new upstreams: %s", i,
+			          strerror(errno));
+	}
+}
+
+static void hook_upstream_discard(void *arg, void *staged)
+{
+	(void)arg;
+	delegate_staged_free(staged);
+}
+
+/* the keys the upstream hook applies (the schema marks them reloadable too) */
+static const char *const upstream_keys[] = {"upstream",
+                                            "forward",
+                                            "dns_server",
+                                            "dns_cache_size",
+                                            "upstream_timeout_ms",
+                                            "upstream_try_timeout_ms",
+                                            "upstream_connect_timeout_ms",
+                                            "upstream_idle_timeout_ms",
+                                            "upstream_max_conns_per_server",
+                                            "upstream_max_conns",
+                                            "upstream_max_queries",
+                                            "upstream_max_servers",
+                                            "upstream_max_reply",
+                                            "upstream_fail_threshold",
+                                            "upstream_backoff_max_ms",
+                                            "upstream_udp_retry_ms",
+                                            "resolver_stale_budget_ms",
+                                            "resolver_stale_refresh_ms",
+                                            "resolver_hold_slots",
+                                            "resolver_max_referrals",
+                                            "resolver_max_recursion",
+                                            "resolver_site_plaintext",
+                                            NULL};
+
 static int server_hooks(server_t *s)
 {
 	const reload_hook_t hooks[] = {
@@ -514,6 +574,13 @@ static int server_hooks(server_t *s)
 	     .prepare = hook_tls_prepare,
 	     .commit = hook_tls_commit,
 	     .discard = hook_tls_discard,
+	     .arg = s},
+	    {.name = "upstreams",
+	     .order = RELOAD_ORDER_DEFAULT,
+	     .keys = upstream_keys,
+	     .prepare = hook_upstream_prepare,
+	     .commit = hook_upstream_commit,
+	     .discard = hook_upstream_discard,
 	     .arg = s},
 	    {.name = "homed prefixes",
 	     .order = RELOAD_ORDER_LAST,
@@ -579,7 +646,7 @@ static int server_reload(server_t *s, reload_result_t *res)
 	if (res->restart[0])
 		log_warn("reload: changed keys need a restart to take effect: %s", res->restart);
 	log_notice("configuration reloaded (log level, limits, server admins, query log, TLS, "
-	           "homed prefixes: %llu; %u hooks)",
+	           "upstreams, SNMS users, homed prefixes: %llu; %u hooks)",
 	           (unsigned long long)store_homed_count(s->node.store), res->hooks);
 	rrl_log_stats(s->node.rrl, "reload");
 	status_line(s, res->restart[0] ? "reloaded, restart pending" : "reloaded", st, sizeof(st));
@@ -838,6 +905,11 @@ int server_run(const server_opts_t *o)
 	}
 	if (admin_setup(&s, err, sizeof(err)) != HDL_EOK) {
 		log_err("%s", err);
+		goto out;
+	}
+	/* the SNMS users' reload hook, once the SNMS state exists */
+	if (snms_register_reload(s.node.snms, s.node.reload) != HDL_EOK) {
+		log_err("cannot register the SNMS users' reload hook");
 		goto out;
 	}
 	if (tls_setup(&s, err, sizeof(err)) != HDL_EOK) {

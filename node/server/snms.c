@@ -26,6 +26,7 @@
 #include "node/server/conn.h"
 #include "node/server/http.h"
 #include "node/server/preq.h"
+#include "node/server/reload.h"
 #include "node/server/worker.h"
 #include "node/store/store.h"
 #include "node/store/template.h"
@@ -87,6 +88,66 @@ _Static_assert(sizeof(op_t *) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too s
 
 /* ---- state --------------------------------------------------------------------------------- */
 
+static void users_free(void *p)
+{
+	snms_users_t *set = p;
+	if (set == NULL)
+		return;
+	for (uint32_t i = 0; i < set->n; i++)
+		snms_user_clear(&set->u[i]);
+	free(set->u);
+	free(set->uid);
+	free(set);
+}
+
+/** The users of the `snms_user` lines of \p c (ids not set yet). \retval HDL_EOK, HDL_ECONF,
+ *  HDL_ENOMEM (\p err says why) */
+static int users_build(const conf_t *c, snms_users_t **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	snms_users_t *set = calloc(1, sizeof(*set));
+	int ret = set ? HDL_EOK : HDL_ENOMEM;
+	if (ret == HDL_EOK && c->n_snms_user) {
+		set->u = calloc(c->n_snms_user, sizeof(*set->u));
+		set->uid = calloc(c->n_snms_user, sizeof(*set->uid));
+		ret = set->u && set->uid ? HDL_EOK : HDL_ENOMEM;
+	}
+	for (unsigned i = 0; ret == HDL_EOK && i < c->n_snms_user; i++) {
+		char why[128];
+		ret = snms_user_parse(c->snms_user[i], &set->u[i], why, sizeof(why));
+		if (ret == HDL_EINVAL) {
+			snprintf(err, errlen, "snms_user: %s", why);
+			ret = HDL_ECONF;
+		}
+		if (ret == HDL_EOK)
+			set->n = i + 1;
+		for (uint32_t k = 0; ret == HDL_EOK && k < i; k++) {
+			if (strcmp(set->u[k].name, set->u[i].name) == 0) {
+				snprintf(err, errlen, "snms_user: %s is given twice",
+				         set->u[i].name);
+				ret = HDL_ECONF;
+			}
+		}
+	}
+	if (ret != HDL_EOK) {
+		if (ret == HDL_ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		users_free(set);
+		return ret;
+	}
+	*out = set;
+	return HDL_EOK;
+}
+
+const snms_user_t *snms_user_by_uid(const snms_users_t *set, uint32_t uid)
+{
+	for (uint32_t i = 0; set != NULL && i < set->n; i++) {
+		if (set->uid[i] == uid)
+			return &set->u[i];
+	}
+	return NULL;
+}
+
 int snms_new(const conf_t *c, snms_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -97,36 +158,21 @@ int snms_new(const conf_t *c, snms_t **out, char *err, size_t errlen)
 	s->batch_max = c->snms_batch_max ? c->snms_batch_max : 2000u;
 	s->max_body = c->snms_max_body ? c->snms_max_body : (4u << 20);
 	snms_bucket_init(&s->login, c->snms_login_rate, c->snms_login_burst, worker_now_ms());
+	snms_users_t *set = NULL;
 	int ret =
 	    snms_tokens_new(c->snms_token_max ? c->snms_token_max : 10000u,
 	                    c->snms_tokens_per_user ? c->snms_tokens_per_user : 16u, &s->tokens);
-	if (ret == HDL_EOK && c->n_snms_user) {
-		s->users = calloc(c->n_snms_user, sizeof(*s->users));
-		ret = s->users ? HDL_EOK : HDL_ENOMEM;
-	}
-	for (unsigned i = 0; ret == HDL_EOK && i < c->n_snms_user; i++) {
-		char why[128];
-		ret = snms_user_parse(c->snms_user[i], &s->users[i], why, sizeof(why));
-		if (ret == HDL_EINVAL) {
-			snprintf(err, errlen, "snms_user: %s", why);
-			ret = HDL_ECONF;
-		}
-		if (ret == HDL_EOK)
-			s->n_users = i + 1;
-		for (uint32_t k = 0; ret == HDL_EOK && k < i; k++) {
-			if (strcmp(s->users[k].name, s->users[i].name) == 0) {
-				snprintf(err, errlen, "snms_user: %s is given twice",
-				         s->users[i].name);
-				ret = HDL_ECONF;
-			}
-		}
-	}
+	if (ret == HDL_EOK)
+		ret = users_build(c, &set, err, errlen);
+	else
+		snprintf(err, errlen, "out of memory");
 	if (ret != HDL_EOK) {
-		if (ret == HDL_ENOMEM)
-			snprintf(err, errlen, "out of memory");
 		snms_free(s);
 		return ret;
 	}
+	for (uint32_t i = 0; i < set->n; i++)
+		set->uid[i] = ++s->next_uid;
+	atomic_store(&s->users, set);
 	*out = s;
 	return HDL_EOK;
 }
@@ -139,12 +185,89 @@ void snms_free(snms_t *s)
 		log_info("snms: %llu requests, %llu items, %llu logins, %llu failed",
 		         (unsigned long long)s->n_requests, (unsigned long long)s->n_items,
 		         (unsigned long long)s->n_logins, (unsigned long long)s->n_login_failed);
-	for (uint32_t i = 0; i < s->n_users; i++)
-		snms_user_clear(&s->users[i]);
-	free(s->users);
+	users_free(atomic_exchange(&s->users, NULL));
 	snms_tokens_free(s->tokens);
 	snms_bucket_destroy(&s->login);
 	free(s);
+}
+
+/* ---- reload of the users ------------------------------------------------------------------- */
+
+static int users_prepare(void *arg, const conf_t *old, const conf_t *nc, void **staged, char *err,
+                         size_t errlen)
+{
+	(void)arg;
+	(void)old;
+	snms_users_t *set = NULL;
+	int ret = users_build(nc, &set, err, errlen);
+	if (ret == HDL_EOK)
+		*staged = set;
+	return ret;
+}
+
+/** The same user: name, password hash (iterations, salt, key) and identity. */
+static bool user_same(const snms_user_t *a, const snms_user_t *b)
+{
+	return strcmp(a->name, b->name) == 0 && a->iterations == b->iterations &&
+	       memcmp(a->salt, b->salt, sizeof(a->salt)) == 0 &&
+	       memcmp(a->key, b->key, sizeof(a->key)) == 0 && a->id_index == b->id_index &&
+	       strcmp(a->id_handle, b->id_handle) == 0;
+}
+
+static bool uid_kept(void *arg, uint32_t uid)
+{
+	return snms_user_by_uid(arg, uid) != NULL;
+}
+
+static void users_commit(void *arg, const conf_t *nc, void *staged)
+{
+	snms_t *s = arg;
+	snms_users_t *set = staged;
+	(void)nc;
+	if (set == NULL)
+		return;
+	/* the main thread is the only writer: reading the current set here is safe */
+	snms_users_t *cur = atomic_load(&s->users);
+	unsigned kept = 0;
+	for (uint32_t i = 0; i < set->n; i++) {
+		set->uid[i] = 0;
+		for (uint32_t k = 0; cur != NULL && k < cur->n && set->uid[i] == 0; k++) {
+			if (user_same(&set->u[i], &cur->u[k]))
+				set->uid[i] = cur->uid[k];
+		}
+		if (set->uid[i] == 0)
+			set->uid[i] = ++s->next_uid;
+		else
+			kept++;
+	}
+	/* first the new set (a token whose user is gone finds no user), then the tokens */
+	snms_users_t *old = atomic_exchange(&s->users, set);
+	unsigned revoked = snms_tokens_revoke(s->tokens, uid_kept, set);
+	log_info("snms: %u user(s), %u unchanged; %u token(s) of removed or changed users revoked",
+	         set->n, kept, revoked);
+	reload_retire(s->reload, old, users_free);
+}
+
+static void users_discard(void *arg, void *staged)
+{
+	(void)arg;
+	users_free(staged);
+}
+
+int snms_register_reload(snms_t *s, reload_t *r)
+{
+	static const char *const keys[] = {"snms_user", NULL};
+	if (s == NULL)
+		return HDL_EOK;
+	s->reload = r;
+	reload_hook_t h = {.name = "snms users",
+	                   .order = RELOAD_ORDER_DEFAULT,
+	                   .keys = keys,
+	                   .prepare = users_prepare,
+	                   .commit = users_commit,
+	                   .discard = users_discard,
+	                   .arg = s};
+	return reload_register(r, &h);
 }
 
 int snms_status_of(uint32_t rcode)
@@ -399,20 +522,21 @@ static void do_token(worker_t *w, rqx_t *r, const http_req_t *req, bool v1)
 		answer(r, 429, SNMS_REFUSED, "too many logins, try again later", NULL);
 		return;
 	}
+	/* the set of this callback (a reload retires the old one only after it: reload.h) */
+	const snms_users_t *set = atomic_load_explicit(&s->users, memory_order_acquire);
 	const snms_user_t *u = NULL;
 	uint32_t ui = 0;
-	for (uint32_t i = 0; i < s->n_users && u == NULL; i++) {
-		if (strlen(s->users[i].name) == ul && memcmp(s->users[i].name, user, ul) == 0) {
-			u = &s->users[i];
-			ui = i;
+	for (uint32_t i = 0; set != NULL && i < set->n && u == NULL; i++) {
+		if (strlen(set->u[i].name) == ul && memcmp(set->u[i].name, user, ul) == 0) {
+			u = &set->u[i];
+			ui = set->uid[i];
 		}
 	}
 	bool ok = false;
 	if (u != NULL) {
 		ok = snms_password_ok(u, pw, pl);
-	} else if (s->n_users > 0) {
-		(void)snms_password_ok(&s->users[0], pw,
-		                       pl); /* the same time as a wrong password */
+	} else if (set != NULL && set->n > 0) {
+		(void)snms_password_ok(&set->u[0], pw, pl); /* the same time as a wrong password */
 	}
 	json_decref(j);
 	if (!ok) {
@@ -678,7 +802,11 @@ static wr_job_t *job_new(op_t *op, const snms_user_t *u, const conn_t *c, wr_op_
 		return NULL;
 	j->op = wop;
 	j->handle = (hdl_slice_t){(const uint8_t *)handle, (uint32_t)hlen};
-	j->id_handle = hdl_slice_str(u->id_handle);
+	/* a copy: the writer thread reads it after this callback, when a reload may have
+	 * retired the user set */
+	j->id_handle = hdl_arena_dup(&op->p->arena, u->id_handle, strlen(u->id_handle));
+	if (j->id_handle.len != strlen(u->id_handle))
+		return NULL;
 	j->id_index = u->id_index;
 	j->transport = conn_is_tls(c) ? WR_T_HTTPS : WR_T_HTTP;
 	if (c->peer_len <= sizeof(j->peer)) {
@@ -1004,14 +1132,16 @@ bool snms_request(conn_t *c, const http_req_t *req)
 	const char *tok = NULL;
 	size_t tl = 0;
 	uint32_t ui = 0;
-	if (!snms_bearer(req, &tok, &tl) ||
-	    snms_token_check(s->tokens, tok, tl, worker_now_ms(), &ui) != HDL_EOK ||
-	    ui >= s->n_users) {
+	const snms_user_t *u = NULL;
+	/* a token of a user a reload removed or changed finds no user in the current set */
+	if (snms_bearer(req, &tok, &tl) &&
+	    snms_token_check(s->tokens, tok, tl, worker_now_ms(), &ui) == HDL_EOK)
+		u = snms_user_by_uid(atomic_load_explicit(&s->users, memory_order_acquire), ui);
+	if (u == NULL) {
 		log_peer(LOG_LVL_INFO, "snms: request without a live token refused");
 		answer(&r, 200, SNMS_NO_LOGIN, "not logged in, or the token expired", NULL);
 		return true;
 	}
-	const snms_user_t *u = &s->users[ui];
 	http_method_t m = req->method;
 	if (req->content_length > s->max_body) {
 		/* its JSON tree would take about 12 times the body: refused before the parse */

@@ -28,6 +28,7 @@
 
 struct conf;
 struct conn;
+struct reload;
 struct http_req;
 
 /** SNMS status codes (the "status" of every answer). */
@@ -39,10 +40,23 @@ enum snms_status {
 	SNMS_INTERNAL = -4, /**< internal error (busy, store) */
 };
 
+/**
+ * The configured users, immutable once built; a reload swaps the whole set
+ * (snms_register_reload()) and the old one is retired (reload.h): a worker may use a set it
+ * loaded for the length of one callback.
+ */
+typedef struct snms_users {
+	snms_user_t *u;
+	uint32_t *uid; /**< each user's id in the token table: a reload keeps it for a user whose
+	                    name, password hash and identity did not change, else a new one */
+	uint32_t n;
+} snms_users_t;
+
 /** Node-wide SNMS state (node_shared_t.snms). */
 typedef struct snms {
-	snms_user_t *users;
-	uint32_t n_users;
+	snms_users_t *_Atomic users;
+	uint32_t next_uid;     /**< the last user id given (main thread) */
+	struct reload *reload; /**< where replaced user sets are retired (snms_register_reload) */
 	snms_tokens_t *tokens;
 	snms_bucket_t login; /**< logins per second, node-wide */
 	uint64_t token_ttl_ms;
@@ -60,6 +74,18 @@ int snms_new(const struct conf *c, snms_t **out, char *err, size_t errlen);
 
 /** \brief Free the state (logs its counters). NULL: nothing. */
 void snms_free(snms_t *s);
+
+/**
+ * \brief Register the reload hook of the `snms_user` lines (main thread, at start): prepare
+ *        parses the new list (a bad line refuses the whole reload), commit swaps it; the
+ *        tokens of users removed or whose password hash or identity changed are revoked (their
+ *        requests get "not logged in"), those of unchanged users stay valid.
+ * \retval HDL_EOK (also for \p s NULL: nothing to register), reload_register()'s errors
+ */
+int snms_register_reload(snms_t *s, struct reload *r);
+
+/** \brief The user with token id \p uid in \p set, or NULL (removed or changed by a reload). */
+const snms_user_t *snms_user_by_uid(const snms_users_t *set, uint32_t uid);
 
 /**
  * \brief The routing hook of http.c: answer \p req when its path is an SNMS path

@@ -353,6 +353,20 @@ int snms_token_check(snms_tokens_t *t, const char *tok, size_t len, uint64_t now
 	return ret;
 }
 
+unsigned snms_tokens_revoke(snms_tokens_t *t, bool (*keep)(void *arg, uint32_t user), void *arg)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (uint32_t i = 0; i < t->max; i++) {
+		if (t->e[i].used && !keep(arg, t->e[i].user)) {
+			tok_remove(t, i);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 unsigned snms_tokens_count(snms_tokens_t *t)
 {
 	pthread_mutex_lock(&t->mu);

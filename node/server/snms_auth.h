@@ -93,6 +93,12 @@ int snms_token_issue(snms_tokens_t *t, uint32_t user, uint64_t now_ms, uint64_t 
 int snms_token_check(snms_tokens_t *t, const char *tok, size_t len, uint64_t now_ms,
                      uint32_t *user);
 
+/**
+ * \brief Drop every token whose user \p keep (called under the table's lock) refuses.
+ * \return tokens dropped
+ */
+unsigned snms_tokens_revoke(snms_tokens_t *t, bool (*keep)(void *arg, uint32_t user), void *arg);
+
 /** \brief Tokens in the table now (live or not yet dropped). */
 unsigned snms_tokens_count(snms_tokens_t *t);
 

@@ -80,8 +80,10 @@ struct worker {
 
 	preq_queue_t pq;          /**< suspended requests whose wait ended (preq.h) */
 	struct delegate_worker *deleg; /**< the resolution engine and upstream pool (delegate.h) */
+	struct delegate_worker *deleg_old; /**< engines a reload replaced, draining (delegate.h) */
+	uint32_t deleg_seq;                /**< the upstream configuration this worker runs on */
 
-	int notify[2];            /**< main -> worker: 'q' = drain and stop */
+	int notify[2]; /**< main -> worker: 'q' = drain and stop, 'u' = new upstreams */
 	struct event *notify_ev;
 	struct event *tick_ev;    /**< 1 s: reassembly expiry, limits reload */
 	struct event *drain_ev;

@@ -139,7 +139,7 @@ static void test_failure_discards_all(void **state)
 	reload_free(r);
 }
 
-static const char *const claimed[] = {"upstream", "forward", NULL};
+static const char *const claimed[] = {"snms_token_ttl_s", "snms_batch_max", NULL};
 
 static void test_restart_keys(void **state)
 {
@@ -148,7 +148,8 @@ static void test_restart_keys(void **state)
 	assert_int_equal(reload_new(1, &r), HDL_EOK);
 	conf_t boot, n;
 	confs(&boot, &n);
-	/* reloadable (limits), restart-only (workers, site_serial), listeners, upstreams */
+	/* reloadable (limits, upstreams), restart-only (workers, site_serial, snms_token_ttl_s),
+	 * listeners */
 	assert_int_equal(conf_set(&n, "max_message_len", "2048", err, sizeof(err)), HDL_EOK);
 	assert_int_equal(conf_set(&n, "workers", "3", err, sizeof(err)), HDL_EOK);
 	assert_int_equal(conf_set(&n, "site_serial", "7", err, sizeof(err)), HDL_EOK);
@@ -158,26 +159,28 @@ static void test_restart_keys(void **state)
 	assert_int_equal(
 	    conf_set(&n, "upstream", "up1 127.0.0.1:2642 transport=tcp", err, sizeof(err)),
 	    HDL_EOK);
+	assert_int_equal(conf_set(&n, "snms_token_ttl_s", "60", err, sizeof(err)), HDL_EOK);
 	reload_result_t res;
 	assert_int_equal(reload_apply(r, &boot, &boot, &n, &res), HDL_EOK);
 	assert_non_null(strstr(res.restart, "workers"));
 	assert_non_null(strstr(res.restart, "site_serial"));
 	assert_non_null(strstr(res.restart, "listen"));
-	assert_non_null(strstr(res.restart, "upstream"));
+	assert_non_null(strstr(res.restart, "snms_token_ttl_s"));
+	assert_null(strstr(res.restart, "upstream")); /* the schema marks it reloadable */
 	assert_null(strstr(res.restart, "max_message_len"));
 	/* (the first set of a list key replaces its default) */
 	assert_string_equal(res.listen, "listen +127.0.0.1:2700 -127.0.0.1:2641; http "
 	                                "+127.0.0.1:8001 -127.0.0.1:8000");
 
-	/* a hook that claims the upstream keys makes them live */
-	fake_t u = {.name = "upstreams"};
+	/* a hook that claims restart-only keys makes them live */
+	fake_t u = {.name = "snms"};
 	reload_hook_t hu = hook(&u, RELOAD_ORDER_DEFAULT);
 	hu.keys = claimed;
 	assert_int_equal(reload_register(r, &hu), HDL_EOK);
-	assert_true(reload_claims(r, "forward"));
+	assert_true(reload_claims(r, "snms_batch_max"));
 	assert_false(reload_claims(r, "listen"));
 	assert_int_equal(reload_apply(r, &boot, &boot, &n, &res), HDL_EOK);
-	assert_null(strstr(res.restart, "upstream"));
+	assert_null(strstr(res.restart, "snms_token_ttl_s"));
 	assert_non_null(strstr(res.restart, "workers"));
 	conf_free(&boot);
 	conf_free(&n);

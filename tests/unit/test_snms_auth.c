@@ -139,6 +139,46 @@ static void test_tokens(void **state)
 	snms_tokens_free(t);
 }
 
+/* keep(): users 1 and 3 stay */
+static bool keep_odd(void *arg, uint32_t user)
+{
+	unsigned *calls = arg;
+	(*calls)++;
+	return user == 1 || user == 3;
+}
+
+/* A reload revokes the tokens of users it removed or changed; the others stay valid. */
+static void test_revoke(void **state)
+{
+	(void)state;
+	snms_tokens_t *t = NULL;
+	assert_int_equal(snms_tokens_new(8, 2, &t), HDL_EOK);
+	char tok[4][SNMS_TOKEN_LEN + 1], extra[SNMS_TOKEN_LEN + 1];
+	for (uint32_t u = 0; u < 4; u++)
+		assert_int_equal(snms_token_issue(t, u, 1000, 5000, tok[u]), HDL_EOK);
+	assert_int_equal(snms_token_issue(t, 2, 1000, 5000, extra), HDL_EOK);
+	unsigned calls = 0;
+	assert_int_equal(snms_tokens_revoke(t, keep_odd, &calls), 3); /* 0, 2 and 2's second */
+	assert_int_equal(calls, 5);
+	assert_int_equal(snms_tokens_count(t), 2);
+	uint32_t user = 99;
+	assert_int_equal(snms_token_check(t, tok[0], SNMS_TOKEN_LEN, 1001, &user), HDL_ENOENT);
+	assert_int_equal(snms_token_check(t, tok[2], SNMS_TOKEN_LEN, 1001, &user), HDL_ENOENT);
+	assert_int_equal(snms_token_check(t, extra, SNMS_TOKEN_LEN, 1001, &user), HDL_ENOENT);
+	assert_int_equal(snms_token_check(t, tok[1], SNMS_TOKEN_LEN, 1001, &user), HDL_EOK);
+	assert_int_equal(user, 1);
+	assert_int_equal(snms_token_check(t, tok[3], SNMS_TOKEN_LEN, 1001, &user), HDL_EOK);
+	assert_int_equal(user, 3);
+	/* the freed entries are reused: the table takes 6 more live tokens (8 in all) */
+	for (uint32_t u = 10; u < 16; u++)
+		assert_int_equal(snms_token_issue(t, u, 1100, 5000, extra), HDL_EOK);
+	assert_int_equal(snms_tokens_count(t), 8);
+	calls = 0;
+	assert_int_equal(snms_tokens_revoke(t, keep_odd, &calls), 6);
+	assert_int_equal(snms_tokens_count(t), 2);
+	snms_tokens_free(t);
+}
+
 static void test_bucket(void **state)
 {
 	(void)state;
@@ -186,8 +226,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hash),   cmocka_unit_test(test_user_lines),
-	    cmocka_unit_test(test_tokens), cmocka_unit_test(test_bucket),
-	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_tokens), cmocka_unit_test(test_revoke),
+	    cmocka_unit_test(test_bucket), cmocka_unit_test(test_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
