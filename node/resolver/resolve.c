@@ -151,9 +151,18 @@ void res_conf_default(res_conf_t *c)
 
 /* ---- holds ---------------------------------------------------------------------------------- */
 
+/*
+ * Buckets of HOLD_WAYS slots (64 bytes): a held key takes any slot of its bucket, so keys whose
+ * hashes meet keep their holds until more than HOLD_WAYS of one bucket are held at once; then
+ * the hold ending first makes room. (One slot per hash forgot a hold whenever two held keys
+ * shared it, and each of the two was then refreshed at every request: B5s, docs/delegation.md.)
+ */
+#define HOLD_WAYS 8u
+
 struct res_hold {
 	uint64_t k[2];
-	size_t mask;
+	size_t mask; /* buckets - 1 */
+	unsigned ways;
 	_Atomic uint64_t slot[];
 };
 
@@ -172,7 +181,8 @@ int res_hold_new(unsigned slots, res_hold_t **out)
 	if (!h)
 		return HDL_ENOMEM;
 	rhash_new_key(h->k);
-	h->mask = n - 1;
+	h->ways = n < HOLD_WAYS ? (unsigned)n : HOLD_WAYS;
+	h->mask = n / h->ways - 1;
 	*out = h;
 	return HDL_EOK;
 }
@@ -182,22 +192,49 @@ void res_hold_free(res_hold_t *h)
 	free(h);
 }
 
+/* The bucket of the key hashed to \p x. */
+static _Atomic uint64_t *hold_bucket(res_hold_t *h, uint64_t x)
+{
+	return &h->slot[(x & h->mask) * h->ways];
+}
+
 void res_hold_set(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t until_ms)
 {
 	if (!h)
 		return;
 	uint64_t x = rhash_sip13(key, klen, h->k);
-	uint64_t ds = (until_ms + 99) / 100;
-	uint64_t v = until_ms ? (HOLD_TAG(x) << 40 | (ds & ((1ull << 40) - 1))) : 0;
-	_Atomic uint64_t *s = &h->slot[x & h->mask];
-	if (v == 0) {
-		/* clear only our own hold, not another key's sharing the slot */
-		uint64_t old = atomic_load_explicit(s, memory_order_relaxed);
-		if (HOLD_TAG(old) == HOLD_TAG(x))
-			atomic_compare_exchange_strong(s, &old, 0);
+	_Atomic uint64_t *b = hold_bucket(h, x);
+	if (until_ms == 0) {
+		/* clear only our own hold, not another key's in the bucket */
+		for (unsigned i = 0; i < h->ways; i++) {
+			uint64_t old = atomic_load_explicit(&b[i], memory_order_relaxed);
+			if (old && HOLD_TAG(old) == HOLD_TAG(x))
+				atomic_compare_exchange_strong(&b[i], &old, 0);
+		}
 		return;
 	}
-	atomic_store_explicit(s, v, memory_order_relaxed);
+	uint64_t ds = (until_ms + 99) / 100;
+	uint64_t v = HOLD_TAG(x) << 40 | (ds & ((1ull << 40) - 1));
+	/* our slot when the key has one, else the empty one or the one ending first; a lost race
+	 * (another thread took that slot meanwhile) looks again, a few times */
+	for (unsigned tries = 0; tries < 4; tries++) {
+		unsigned pick = 0;
+		uint64_t pick_v = UINT64_MAX;
+		for (unsigned i = 0; i < h->ways; i++) {
+			uint64_t o = atomic_load_explicit(&b[i], memory_order_relaxed);
+			if (o && HOLD_TAG(o) == HOLD_TAG(x)) {
+				pick = i;
+				pick_v = o;
+				break;
+			}
+			if (pick_v == UINT64_MAX || HOLD_TIME(o) < HOLD_TIME(pick_v)) {
+				pick = i;
+				pick_v = o;
+			}
+		}
+		if (atomic_compare_exchange_strong(&b[pick], &pick_v, v))
+			return;
+	}
 }
 
 bool res_hold_active(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t now_ms)
@@ -205,8 +242,13 @@ bool res_hold_active(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t no
 	if (!h)
 		return false;
 	uint64_t x = rhash_sip13(key, klen, h->k);
-	uint64_t v = atomic_load_explicit(&h->slot[x & h->mask], memory_order_relaxed);
-	return v && HOLD_TAG(v) == HOLD_TAG(x) && HOLD_TIME(v) * 100 > now_ms;
+	_Atomic uint64_t *b = hold_bucket(h, x);
+	for (unsigned i = 0; i < h->ways; i++) {
+		uint64_t v = atomic_load_explicit(&b[i], memory_order_relaxed);
+		if (v && HOLD_TAG(v) == HOLD_TAG(x) && HOLD_TIME(v) * 100 > now_ms)
+			return true;
+	}
+	return false;
 }
 
 /* ---- timers -----------------------------------------------------------------------------------

@@ -87,7 +87,9 @@ void res_conf_default(res_conf_t *c);
 typedef struct res_hold res_hold_t;
 
 /**
- * \brief A table of \p slots holds (rounded up to a power of two).
+ * \brief A table of \p slots holds (rounded up to a power of two), in buckets of 8: a hold is
+ *        forgotten only when more than 8 keys of one bucket are held at once (the one ending
+ *        first goes).
  * \retval HDL_EOK, HDL_ENOMEM, HDL_EINVAL (slots 0)
  * \note Thread-safe: every function may be called from any thread.
  */
@@ -95,8 +97,8 @@ int res_hold_new(unsigned slots, res_hold_t **out);
 void res_hold_free(res_hold_t *h);
 /** \brief Hold \p key until \p until_ms (monotonic); 0 clears it. */
 void res_hold_set(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t until_ms);
-/** \brief True while \p key is held at \p now_ms. A collision may forget a hold, never invent one
- *         for a key never held (a 24-bit tag must match too). */
+/** \brief True while \p key is held at \p now_ms. An overfull bucket may forget a hold, never
+ *         invent one for a key never held (a 24-bit tag must match too). */
 bool res_hold_active(res_hold_t *h, const uint8_t *key, size_t klen, uint64_t now_ms);
 
 /** What the engines of one node share (borrowed; all must outlive the engines). */

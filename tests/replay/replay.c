@@ -249,15 +249,30 @@ static bool prefix_matches(const char *rule, hdl_slice_t h)
 	return pfx.len == rl || pfx.p[rl] == '.';
 }
 
+/* Decode a request the engine sent (into \p a, initialized here; the caller frees it). */
+static void decode_request(const uint8_t *req, size_t len, hdl_arena_t *a, hdl_msg_t *q)
+{
+	hdl_arena_init(a, NULL, 0, 1u << 24);
+	memset(q, 0, sizeof(*q));
+	if (hdl_msg_decode(req, len, a, q) != HDL_EOK || q->kind != HDL_BODY_RESOLVE)
+		fail("the engine sent a request that does not decode");
+}
+
+/* FNV-1a of \p n bytes: the buckets of the harness's own tables. */
+static unsigned fnv(const void *p, size_t n)
+{
+	unsigned h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ((const uint8_t *)p)[i]) * 16777619u;
+	return h;
+}
+
 /* The fake server's answer to one request: an encoded message in \p out. */
 static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8_t *out, size_t cap)
 {
 	hdl_arena_t a;
-	hdl_arena_init(&a, NULL, 0, 1u << 24);
 	hdl_msg_t q;
-	memset(&q, 0, sizeof(q));
-	if (hdl_msg_decode(req, len, &a, &q) != HDL_EOK || q.kind != HDL_BODY_RESOLVE)
-		fail("the engine sent a request that does not decode");
+	decode_request(req, len, &a, &q);
 	hdl_msg_t m;
 	hdl_msg_init(&m);
 	m.env.request_id = q.env.request_id;
@@ -320,6 +335,64 @@ static size_t server_answer(fserver_t *sv, const uint8_t *req, size_t len, uint8
 	return olen;
 }
 
+/* ---- upstream queries per handle --------------------------------------------------------------
+ */
+
+/* Queries the engines started per handle (what idnoded's upstream_queries counts), since the
+ * last per-key-reset. */
+typedef struct kcount {
+	struct kcount *next;
+	unsigned n;
+	char handle[];
+} kcount_t;
+
+#define KCOUNT_BUCKETS 4096u
+static kcount_t *g_kcounts[KCOUNT_BUCKETS];
+
+static void kcount_add(const uint8_t *req, size_t len)
+{
+	hdl_arena_t a;
+	hdl_msg_t q;
+	decode_request(req, len, &a, &q);
+	hdl_slice_t h = q.u.resolve.handle;
+	unsigned b = fnv(h.p, h.len) & (KCOUNT_BUCKETS - 1);
+	kcount_t *k = g_kcounts[b];
+	while (k && !(strlen(k->handle) == h.len && memcmp(k->handle, h.p, h.len) == 0))
+		k = k->next;
+	if (!k) {
+		k = xcalloc(1, sizeof(*k) + h.len + 1);
+		memcpy(k->handle, h.p, h.len);
+		k->next = g_kcounts[b];
+		g_kcounts[b] = k;
+	}
+	k->n++;
+	hdl_arena_free(&a);
+}
+
+static void kcount_reset(void)
+{
+	for (unsigned b = 0; b < KCOUNT_BUCKETS; b++) {
+		while (g_kcounts[b]) {
+			kcount_t *k = g_kcounts[b];
+			g_kcounts[b] = k->next;
+			free(k);
+		}
+	}
+}
+
+/* The handle asked most often (NULL when none was). */
+static const kcount_t *kcount_max(void)
+{
+	const kcount_t *m = NULL;
+	for (unsigned b = 0; b < KCOUNT_BUCKETS; b++) {
+		for (const kcount_t *k = g_kcounts[b]; k; k = k->next) {
+			if (!m || k->n > m->n)
+				m = k;
+		}
+	}
+	return m;
+}
+
 /* ---- fake upstream pool ------------------------------------------------------------------------
  */
 
@@ -376,6 +449,7 @@ static int fake_query(void *env, const ups_target_t *cands, unsigned n, const ui
                       void **qh)
 {
 	(void)env;
+	kcount_add(req, len);
 	fquery_t *q = xcalloc(1, sizeof(*q));
 	q->cands = xcalloc(n, sizeof(*cands));
 	memcpy(q->cands, cands, n * sizeof(*cands));
@@ -448,7 +522,8 @@ static fenv_t g_env[MAX_ENGINES];
 static unsigned g_n_engines = 1;
 
 struct qrec {
-	qrec_t *next;
+	qrec_t *next, *prev; /* every query (g_qrecs) */
+	qrec_t *hnext;       /* the name's chain (g_qnames) */
 	char name[64];
 	res_client_t c;
 	res_question_t q;
@@ -466,6 +541,14 @@ struct qrec {
 };
 
 static qrec_t *g_qrecs;
+
+#define QNAME_BUCKETS 4096u
+static qrec_t *g_qnames[QNAME_BUCKETS];
+
+static unsigned name_hash(const char *s)
+{
+	return fnv(s, strlen(s)) & (QNAME_BUCKETS - 1);
+}
 
 static uint64_t fake_now(void *env)
 {
@@ -589,7 +672,7 @@ static char *g_up_lines[MAX_LINES];
 static char *g_fw_lines[MAX_LINES];
 static res_conf_t g_rconf;
 static dcache_opts_t g_dopts;
-static unsigned g_inflight_max = 4096, g_inflight_waiters = 4096;
+static unsigned g_inflight_max = 4096, g_inflight_waiters = 4096, g_hold_slots = 1024;
 static dcache_t *g_dc;
 static dflight_t *g_fl;
 static res_hold_t *g_hold;
@@ -661,6 +744,8 @@ static void rconf_set(const char *k, const char *v)
 		g_inflight_max = x;
 	else if (!strcmp(k, "inflight_waiters"))
 		g_inflight_waiters = x;
+	else if (!strcmp(k, "hold_slots"))
+		g_hold_slots = x;
 	else
 		fail("unknown conf key %s", k);
 }
@@ -673,7 +758,7 @@ static void start(void)
 	g_dopts.clock = &g_clock;
 	if (dcache_new(&g_dopts, &g_dc) != HDL_EOK ||
 	    dflight_new(g_inflight_max, g_inflight_waiters, &g_fl) != HDL_EOK ||
-	    res_hold_new(1024, &g_hold) != HDL_EOK)
+	    res_hold_new(g_hold_slots, &g_hold) != HDL_EOK)
 		fail("cannot set up the shared state");
 	res_shared_t sh = {g_set, g_dc, g_fl, g_hold};
 	static const res_ops_t ops = {fake_now, fake_query, fake_cancel,
@@ -686,13 +771,50 @@ static void start(void)
 	g_started = true;
 }
 
-static qrec_t *qrec_find(const char *name)
+static qrec_t *qrec_lookup(const char *name)
 {
-	for (qrec_t *r = g_qrecs; r; r = r->next) {
+	for (qrec_t *r = g_qnames[name_hash(name)]; r; r = r->hnext) {
 		if (strcmp(r->name, name) == 0)
 			return r;
 	}
-	fail("no query named %s", name);
+	return NULL;
+}
+
+static qrec_t *qrec_find(const char *name)
+{
+	qrec_t *r = qrec_lookup(name);
+	if (!r)
+		fail("no query named %s", name);
+	return r;
+}
+
+static void qrec_free(qrec_t *r)
+{
+	free(r->handle);
+	free(r->typebuf);
+	free(r->vals);
+	free(r);
+}
+
+/* A name asked again (in a loop): the answered query of that name goes. */
+static void qrec_forget(const char *name)
+{
+	qrec_t *r = qrec_lookup(name);
+	if (!r)
+		return;
+	if (r->waiting)
+		fail("%s asked again while it waits", name);
+	qrec_t **pp = &g_qnames[name_hash(name)];
+	while (*pp != r)
+		pp = &(*pp)->hnext;
+	*pp = r->hnext;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		g_qrecs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	qrec_free(r);
 }
 
 /* "query NAME HANDLE [engine=K] [types=A,B] [idx=1,2] [flags=REC,AT,DNRF] [rec=N]" */
@@ -700,6 +822,7 @@ static void do_query(const char *name, char **tok, unsigned n, unsigned seq)
 {
 	if (!g_started)
 		fail("query before start");
+	qrec_forget(name);
 	qrec_t *r = xcalloc(1, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->handle = xstrdup(tok[0]);
@@ -744,7 +867,11 @@ static void do_query(const char *name, char **tok, unsigned n, unsigned seq)
 		}
 	}
 	r->next = g_qrecs;
+	if (g_qrecs)
+		g_qrecs->prev = r;
 	g_qrecs = r;
+	r->hnext = g_qnames[name_hash(r->name)];
+	g_qnames[name_hash(r->name)] = r;
 	res_engine_t *e = g_env[r->engine].e;
 	uint8_t buf[65536];
 	res_answer_t a;
@@ -962,13 +1089,113 @@ static void rule_into(fserver_t *sv, char **tok, unsigned n)
 	sv->rules[sv->n_rules++] = r;
 }
 
+/* \p in with every "{i}" replaced by \p i, into \p out. */
+static void subst(char *out, size_t cap, const char *in, unsigned i)
+{
+	size_t o = 0;
+	while (*in) {
+		if (!strncmp(in, "{i}", 3)) {
+			int w = snprintf(out + o, cap - o, "%u", i);
+			if (w < 0 || (size_t)w >= cap - o)
+				fail("token too long: %s", in);
+			o += (size_t)w;
+			in += 3;
+			continue;
+		}
+		if (o + 1 >= cap)
+			fail("token too long: %s", in);
+		out[o++] = *in++;
+	}
+	out[o] = '\0';
+}
+
+#define MAX_LOOP 64
+
+/* The lines of a "loop K ... done" block being run again. */
+static struct {
+	char *line[MAX_LOOP];
+	int at[MAX_LOOP]; /* their line numbers */
+	unsigned n, next, left;
+	int done_line;
+} g_loop;
+
+static bool is_cmd(const char *line, const char *cmd)
+{
+	while (isspace((unsigned char)*line))
+		line++;
+	size_t n = strlen(cmd);
+	return !strncmp(line, cmd, n) && (!line[n] || isspace((unsigned char)line[n]));
+}
+
+/* The next line of the scenario into \p line: from the file, or a loop's lines again. */
+static bool next_line(FILE *f, char *line, size_t cap)
+{
+	for (;;) {
+		if (g_loop.left) {
+			if (g_loop.next < g_loop.n) {
+				g_line = g_loop.at[g_loop.next];
+				snprintf(line, cap, "%s", g_loop.line[g_loop.next++]);
+				return true;
+			}
+			g_loop.next = 0;
+			if (--g_loop.left)
+				continue;
+			for (unsigned i = 0; i < g_loop.n; i++)
+				free(g_loop.line[i]);
+			g_loop.n = 0;
+			g_line = g_loop.done_line;
+		}
+		if (!fgets(line, cap, f))
+			return false;
+		g_line++;
+		if (!is_cmd(line, "loop"))
+			return true;
+		int loop_line = g_line;
+		unsigned k = (unsigned)strtoul(strstr(line, "loop") + 4, NULL, 10);
+		while (fgets(line, cap, f)) {
+			g_line++;
+			if (is_cmd(line, "done"))
+				break;
+			if (is_cmd(line, "loop") || g_loop.n == MAX_LOOP)
+				fail("a loop in a loop, or more than %u lines in one", MAX_LOOP);
+			g_loop.at[g_loop.n] = g_line;
+			g_loop.line[g_loop.n++] = xstrdup(line);
+		}
+		if (!is_cmd(line, "done")) {
+			g_line = loop_line;
+			fail("loop without done");
+		}
+		g_loop.done_line = g_line;
+		g_loop.next = 0;
+		g_loop.left = k;
+		if (k == 0) {
+			g_loop.left = 1;
+			g_loop.next = g_loop.n; /* nothing to run */
+		}
+	}
+}
+
+/* "records N HANDLE TYPE DATA [opts]" in a server block: N values, "{i}" = 0..N-1. */
+static void records_into(fserver_t *sv, char **tok, unsigned n)
+{
+	unsigned k = (unsigned)atoi(tok[0]);
+	for (unsigned i = 0; i < k; i++) {
+		char copies[64][256];
+		char *t2[64];
+		for (unsigned x = 1; x < n && x <= 64; x++) {
+			subst(copies[x - 1], sizeof(copies[0]), tok[x], i);
+			t2[x - 1] = copies[x - 1];
+		}
+		value_into(sv, t2[0], t2 + 1, n - 2);
+	}
+}
+
 static void run_file(FILE *f)
 {
 	char line[4096];
 	char *tok[64];
 	fserver_t *cur = NULL;
-	while (fgets(line, sizeof(line), f)) {
-		g_line++;
+	while (next_line(f, line, sizeof(line))) {
 		unsigned n = split(line, tok, 64);
 		if (n == 0)
 			continue;
@@ -978,6 +1205,8 @@ static void run_file(FILE *f)
 				cur = NULL;
 			else if (!strcmp(cmd, "record") && n >= 4)
 				value_into(cur, tok[1], tok + 2, n - 2);
+			else if (!strcmp(cmd, "records") && n >= 5)
+				records_into(cur, tok + 1, n - 1);
 			else if (!strcmp(cmd, "rule"))
 				rule_into(cur, tok + 1, n - 1);
 			else
@@ -1019,7 +1248,7 @@ static void run_file(FILE *f)
 				char copies[64][256];
 				unsigned m = n - 4;
 				for (unsigned x = 0; x < m; x++) {
-					snprintf(copies[x], sizeof(copies[x]), "%s", tok[4 + x]);
+					subst(copies[x], sizeof(copies[x]), tok[4 + x], i);
 					t2[x] = copies[x];
 				}
 				snprintf(name, sizeof(name), "%s%u", tok[3], i);
@@ -1035,7 +1264,7 @@ static void run_file(FILE *f)
 				char *t2[64];
 				char copies[64][256];
 				for (unsigned x = 0; x + 3 < n; x++) {
-					snprintf(copies[x], sizeof(copies[x]), "%s", tok[3 + x]);
+					subst(copies[x], sizeof(copies[x]), tok[3 + x], i);
 					t2[x] = copies[x];
 				}
 				check(qrec_find(name), t2, n - 3);
@@ -1092,6 +1321,14 @@ static void run_file(FILE *f)
 				fail("%s is not waiting", tok[1]);
 			res_client_cancel(g_env[r->engine].e, &r->c);
 			r->waiting = false;
+		} else if (!strcmp(cmd, "per-key-reset") && n == 1) {
+			kcount_reset();
+		} else if (!strcmp(cmd, "per-key<=") && n == 2) {
+			unsigned want = (unsigned)atoi(tok[1]);
+			const kcount_t *k = kcount_max();
+			if (k && k->n > want)
+				fail("%s was asked upstream %u times, expected at most %u",
+				     k->handle, k->n, want);
 		} else {
 			fail("unknown step %s", cmd);
 		}
@@ -1112,11 +1349,9 @@ static void teardown(void)
 	while (g_qrecs) {
 		qrec_t *r = g_qrecs;
 		g_qrecs = r->next;
-		free(r->handle);
-		free(r->typebuf);
-		free(r->vals);
-		free(r);
+		qrec_free(r);
 	}
+	kcount_reset();
 	for (unsigned i = 0; i < g_n_servers; i++) {
 		fserver_t *sv = &g_servers[i];
 		for (unsigned k = 0; k < sv->n_vals; k++)

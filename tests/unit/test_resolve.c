@@ -2,9 +2,9 @@
 /**
  * \file
  * \brief Parts of the resolution engine (node/resolver/resolve.c) that the replay scenarios
- *        (tests/replay/) do not reach directly: the stale-refresh hold table (bounded, lossy,
- *        never inventing a hold), the ops a new engine requires, and a client answered RC 3
- *        when its engine is freed while it waits.
+ *        (tests/replay/) do not reach directly: the stale-refresh hold table (bounded, lossy
+ *        only when a bucket overflows, never inventing a hold), the ops a new engine
+ *        requires, and a client answered RC 3 when its engine is freed while it waits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,6 +56,47 @@ static void test_hold_collisions(void **state)
 	assert_false(res_hold_active(h, KA, sizeof(KA), 1000)); /* forgotten, the bound held */
 	res_hold_set(h, KA, sizeof(KA), 0);                     /* A's clear leaves B's hold */
 	assert_true(res_hold_active(h, KB, sizeof(KB), 1000));
+	res_hold_free(h);
+}
+
+/*
+ * Eight slots are one bucket: eight keys held at once all keep their holds, whatever their
+ * hashes (one slot per hash forgot one of every two keys meeting there, and each was then asked
+ * upstream at every request: B5s). A ninth pushes out the hold ending first, and only that one.
+ */
+static void test_hold_bucket(void **state)
+{
+	(void)state;
+	res_hold_t *h;
+	uint8_t key[9][8];
+	assert_int_equal(res_hold_new(8, &h), HDL_EOK);
+	for (unsigned i = 0; i < 9; i++)
+		memcpy(key[i],
+		       (const uint8_t[8]){'k', 'e', 'y', '-', (uint8_t)('0' + i), 'x', 'y', 'z'},
+		       8);
+	for (unsigned i = 0; i < 8; i++)
+		res_hold_set(h, key[i], 8, 10000 + 1000 * i);
+	for (unsigned i = 0; i < 8; i++)
+		assert_true(res_hold_active(h, key[i], 8, 9000));
+	assert_false(res_hold_active(h, key[8], 8, 9000));
+	/* setting a held key again takes its own slot, not another's */
+	res_hold_set(h, key[3], 8, 30000);
+	for (unsigned i = 0; i < 8; i++)
+		assert_true(res_hold_active(h, key[i], 8, 9000));
+	assert_true(res_hold_active(h, key[3], 8, 20000));
+	/* full: the ninth takes the slot of key 0 (ending first) */
+	res_hold_set(h, key[8], 8, 50000);
+	assert_true(res_hold_active(h, key[8], 8, 9000));
+	assert_false(res_hold_active(h, key[0], 8, 9000));
+	for (unsigned i = 1; i < 8; i++)
+		assert_true(res_hold_active(h, key[i], 8, 9000));
+	/* a cleared hold frees its slot for the next key; the others stay */
+	res_hold_set(h, key[5], 8, 0);
+	assert_false(res_hold_active(h, key[5], 8, 9000));
+	res_hold_set(h, key[0], 8, 12000);
+	assert_true(res_hold_active(h, key[0], 8, 9000));
+	for (unsigned i = 1; i < 9; i++)
+		assert_true(i == 5 || res_hold_active(h, key[i], 8, 9000));
 	res_hold_free(h);
 }
 
@@ -157,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hold_basic),
 	    cmocka_unit_test(test_hold_collisions),
+	    cmocka_unit_test(test_hold_bucket),
 	    cmocka_unit_test(test_engine_free_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
