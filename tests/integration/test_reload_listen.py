@@ -14,7 +14,9 @@ keep-alive HTTP connection open. A reload that adds P2 and H2 and removes P1:
 A reload that adds a port another process holds is refused with a message naming the address
 (and, when not root, one that adds a privileged port with the permission error); nothing
 changes: what served before serves, the half-bound UDP side of the refused address is free
-again. A last reload goes back to P1 and H1. Every process is stopped by PID; every wait is
+again. A reload goes back to P1 and H1. Then the TLS stream (tls_listen): a reload adds T1,
+which resolves over TLS; one connection stays open while the next reload removes T1: new ones
+are refused, the open one still answers. Every process is stopped by PID; every wait is
 bounded.
 """
 import http.client
@@ -26,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from idtest import *  # noqa: E402,F401,F403
+from tlstest import client_ctx, make_certs, tls_socket  # noqa: E402
 
 HANDLE = "88.100.1/test"
 
@@ -223,6 +226,36 @@ def test_back(node, p1, h1, p2, h2):
     check(http_new(h1) == 200, "H1 serves")
 
 
+def stream_rc(s, fr, rid):
+    """RC of a resolution on the open TLS stream socket \\p s (frames read by \\p fr), or None."""
+    try:
+        s.sendall(resolve_request(HANDLE, rid))
+        f = fr.frame(10)
+        return parse_reply(f)["rc"] if f else None
+    except OSError:
+        return None
+
+
+def test_tls_stream(node, p1, h1, t1, ctx):
+    rc, out, err = node.reload(addrs([p1], [h1]) + "tls_listen = 127.0.0.1:%d\n" % t1)
+    check(rc == 0 and "listeners_bound tls_listen 127.0.0.1:%d\n" % t1 in out
+          and "listeners_closed" not in out, "reload adding the TLS stream T1: %r %r" % (out, err))
+    check("site_unchanged HS_SITE names listen 127.0.0.1:%d, http 127.0.0.1:%d, tls_listen off"
+          % (p1, h1) in out, "HS_SITE keeps the start-up TLS stream (none): %r" % out)
+    held = tls_socket(ctx, t1, timeout=10)
+    try:
+        fr = FrameReader(held)
+        check(stream_rc(held, fr, 50) == 1, "T1 resolves over TLS")
+        rc, out, err = node.reload(addrs([p1], [h1]))
+        check(rc == 0 and "listeners_closed tls_listen 127.0.0.1:%d\n" % t1 in out,
+              "reload removing T1: %r %r" % (out, err))
+        check(wait_for(lambda: refused(t1)), "new connections to T1 are refused")
+        check(stream_rc(held, fr, 51) == 1, "the TLS connection opened before still answers")
+    finally:
+        held.close()
+    check(udp_rc(p1, 52) == 1 and http_new(h1) == 200, "P1 and H1 serve throughout")
+
+
 def main():
     if not need_binaries():
         return 77
@@ -231,10 +264,13 @@ def main():
     try:
         db = os.path.join(tmp, "db")
         import_records(tmp, db, [TEST_URL_RECORD])
-        p1, h1, p2, h2, p3 = ports(5)
-        # connections stay open between requests (no close after an answer, a long idle timeout)
+        p1, h1, p2, h2, p3, t1 = ports(6)
+        certs = make_certs(os.path.join(tmp, "certs"))
+        # connections stay open between requests (no close after an answer, a long idle
+        # timeout); a certificate, so that the TLS stream can be added later
         base = ("db = %s\nworkers = 2\nhome = 88.100.1\ntcp_close_after_answer = no\n"
-                "tcp_idle_timeout_ms = 120000\n" % db)
+                "tcp_idle_timeout_ms = 120000\ntls_cert = %s/server.pem\n"
+                "tls_key = %s/server.key\n" % (db, certs, certs))
         node = ConfNode(tmp, base, addrs([p1], [h1]))
         tcp1 = Long(p1)
         check(tcp1.rc(1) == 1, "a long-lived TCP connection to P1 answers")
@@ -245,6 +281,7 @@ def main():
         test_move(node, p1, h1, p2, h2, tcp1, http1)
         test_refused(node, p1, h1, p2, h2, tcp1, http1, p3)
         test_back(node, p1, h1, p2, h2)
+        test_tls_stream(node, p1, h1, t1, client_ctx(os.path.join(certs, "ca.pem")))
         check(node.proc.poll() is None, "node alive")
         tcp1.close()
         http1.close()
