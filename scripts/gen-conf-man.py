@@ -49,7 +49,16 @@ Keys marked [reload] apply to a running node on SIGHUP or
 the whole file applies, or, when any part of it cannot be used (a value out of range, a query
 log file that cannot be opened, a certificate that does not load), none of it, and the node
 logs why and runs on with its configuration. The other keys keep their running values until a
-restart; a reload names the ones that changed. Listeners are not re\-bound while idnoded runs.
+restart; a reload names the ones that changed. The
+.BR listen ,
+.B http
+and
+.B tls_listen
+addresses are re\-bound: new ones are bound (an address that cannot be, one another process
+holds for instance, refuses the reload), removed ones stop taking connections while those
+already open are served on, and the others are not touched;
+.B metrics_listen
+needs a restart. Addresses given on the command line override the file at every reload.
 .SH KEYS
 Each key is shown with its default value.
 """

@@ -21,6 +21,7 @@
 
 #include "hdl/error.h"
 #include "node/common/log.h"
+#include "node/server/rebind.h"
 #include "node/server/tls.h"
 #include "node/server/worker.h"
 
@@ -43,7 +44,9 @@ struct conn_listener {
 	const conn_proto_t *proto;
 	int fd;
 	uint8_t tls_mode; /**< LIS_* */
+	uint8_t kind;     /**< conn_lis_kind_t */
 	struct event *ev; /**< EV_READ | EV_PERSIST on the listening socket */
+	struct conn_listener *next;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -1145,10 +1148,9 @@ static void conn_new(struct conn_listener *cl, int fd, const struct sockaddr *sa
 
 static void listeners_enable(worker_t *w, bool on)
 {
-	conn_worker_t *cw = &w->cw;
-	for (unsigned i = 0; i < cw->n_lis; i++) {
-		if (cw->lis[i].ev)
-			on ? event_add(cw->lis[i].ev, NULL) : event_del(cw->lis[i].ev);
+	for (struct conn_listener *cl = w->cw.lis; cl; cl = cl->next) {
+		if (cl->ev)
+			on ? event_add(cl->ev, NULL) : event_del(cl->ev);
 	}
 }
 
@@ -1210,40 +1212,83 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int listener_open(worker_t *w, int *fdp, const conn_proto_t *proto, uint8_t tls_mode)
+/* A listener of \p kind on \p *fdp, appended to the worker's list; it owns *fdp once added. */
+static int listener_open(worker_t *w, int *fdp, conn_lis_kind_t kind)
 {
 	conn_worker_t *cw = &w->cw;
-	struct conn_listener *cl = &cw->lis[cw->n_lis];
+	struct conn_listener *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return HDL_ENOMEM;
 	int one = 1, defer = DEFER_ACCEPT_S;
 	/* accepted sockets inherit TCP_NODELAY: no setsockopt per connection */
 	(void)setsockopt(*fdp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(*fdp, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	cl->w = w;
-	cl->proto = proto;
-	cl->tls_mode = tls_mode;
+	cl->kind = (uint8_t)kind;
+	cl->proto = kind == CONN_LIS_HTTP ? &http_proto : &tcp_proto;
+	cl->tls_mode = kind == CONN_LIS_TLS                         ? LIS_TLS
+	               : kind == CONN_LIS_HTTP && w->node->http_tls ? LIS_UNIFIED
+	                                                            : LIS_PLAIN;
 	cl->ev = event_new(w->base, *fdp, EV_READ | EV_PERSIST, on_accept, cl);
 	if (!cl->ev || event_add(cl->ev, NULL) != 0) {
 		if (cl->ev)
 			event_free(cl->ev);
-		cl->ev = NULL;
+		free(cl);
 		return HDL_ENOMEM;
 	}
 	cl->fd = *fdp;
 	*fdp = -1; /* owned by the listener now */
+	struct conn_listener **tail = &cw->lis;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = cl;
 	cw->n_lis++;
 	return HDL_EOK;
+}
+
+static void listener_free(struct conn_listener *cl)
+{
+	event_free(cl->ev);
+	close(cl->fd);
+	free(cl);
 }
 
 static void listeners_close(worker_t *w)
 {
 	conn_worker_t *cw = &w->cw;
-	for (unsigned i = 0; i < cw->n_lis; i++) {
-		if (cw->lis[i].ev) {
-			event_free(cw->lis[i].ev);
-			close(cw->lis[i].fd);
-			cw->lis[i].ev = NULL;
-		}
+	while (cw->lis) {
+		struct conn_listener *cl = cw->lis;
+		cw->lis = cl->next;
+		listener_free(cl);
 	}
+	cw->n_lis = 0;
+}
+
+int conn_listener_add(worker_t *w, int fd, conn_lis_kind_t kind)
+{
+	int ret = listener_open(w, &fd, kind);
+	if (ret != HDL_EOK)
+		close(fd);
+	return ret;
+}
+
+unsigned conn_listener_close(worker_t *w, conn_lis_kind_t kind, const struct sockaddr_storage *addr)
+{
+	conn_worker_t *cw = &w->cw;
+	unsigned closed = 0;
+	for (struct conn_listener **pp = &cw->lis; *pp;) {
+		struct conn_listener *cl = *pp;
+		if (cl->kind != (uint8_t)kind || !rebind_fd_bound_to(cl->fd, addr)) {
+			pp = &cl->next;
+			continue;
+		}
+		/* connections accepted from it are on cw->all and never look back at it */
+		*pp = cl->next;
+		listener_free(cl);
+		cw->n_lis--;
+		closed++;
+	}
+	return closed;
 }
 
 /* ---- start / stop -------------------------------------------------------------------------- */
@@ -1268,25 +1313,25 @@ int conn_start(worker_t *w)
 	conn_worker_t *cw = &w->cw;
 	hdl_buf_init(&cw->obuf, 0);
 	cw->rbuf = malloc(CONN_RBUF);
-	cw->lis = calloc(w->fds.n_tcp + w->fds.n_http + w->fds.n_tls + 1, sizeof(*cw->lis));
+	cw->lis = NULL;
+	cw->n_lis = 0;
 	cw->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
 	cw->more_ev = evtimer_new(w->base, on_more, w);
-	if (!cw->rbuf || !cw->lis || !cw->tick_ev || !cw->more_ev)
+	if (!cw->rbuf || !cw->tick_ev || !cw->more_ev)
 		return HDL_ENOMEM;
 	conn_apply_limits(w);
 	if (!cw->idle_tv)
 		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_tcp; i++) {
-		if (listener_open(w, &w->fds.tcp[i], &tcp_proto, LIS_PLAIN) != HDL_EOK)
+		if (listener_open(w, &w->fds.tcp[i], CONN_LIS_HANDLE) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
-	uint8_t http_mode = w->node->http_tls ? LIS_UNIFIED : LIS_PLAIN;
 	for (unsigned i = 0; i < w->fds.n_http; i++) {
-		if (listener_open(w, &w->fds.http[i], &http_proto, http_mode) != HDL_EOK)
+		if (listener_open(w, &w->fds.http[i], CONN_LIS_HTTP) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
 	for (unsigned i = 0; i < w->fds.n_tls; i++) {
-		if (listener_open(w, &w->fds.tls[i], &tcp_proto, LIS_TLS) != HDL_EOK)
+		if (listener_open(w, &w->fds.tls[i], CONN_LIS_TLS) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
 	return HDL_EOK;
@@ -1352,9 +1397,6 @@ void conn_free_all(worker_t *w)
 	if (cw->more_ev)
 		event_free(cw->more_ev);
 	cw->tick_ev = cw->resume_ev = cw->more_ev = NULL;
-	free(cw->lis);
-	cw->lis = NULL;
-	cw->n_lis = 0;
 	free(cw->rbuf);
 	cw->rbuf = NULL;
 	hdl_buf_free(&cw->obuf);

@@ -151,7 +151,7 @@ typedef struct conn_worker {
 	conn_t *idle_head, *idle_tail; /**< idle connections, longest idle first */
 	conn_t *wait_head, *wait_tail; /**< waiting for the node to get under its buffer budget */
 	conn_t *more_head, *more_tail; /**< stopped at CONN_PASS_MAX, to go on after the others */
-	struct conn_listener *lis;     /**< listeners (TCP and HTTP) */
+	struct conn_listener *lis;     /**< listeners (TCP, HTTP, TLS stream): a list */
 	unsigned n_lis;
 	uint8_t *rbuf;                 /**< CONN_RBUF read scratch */
 	hdl_buf_t obuf;                /**< answers of the connection being processed */
@@ -173,6 +173,28 @@ typedef struct conn_worker {
  * \retval HDL_EOK, HDL_ENOMEM
  */
 int conn_start(struct worker *w);
+/** What a listening socket serves (conn_listener_add()). */
+typedef enum conn_lis_kind {
+	CONN_LIS_HANDLE = 0, /**< Handle TCP (listen) */
+	CONN_LIS_HTTP,       /**< HTTP, HTTPS too with http_tls (http) */
+	CONN_LIS_TLS,        /**< the TLS stream (tls_listen) */
+} conn_lis_kind_t;
+
+/**
+ * \brief Accept connections on listening socket \p fd from now on (worker thread; a reload's
+ *        new address). Takes \p fd: it is closed on failure.
+ * \retval HDL_EOK, HDL_ENOMEM
+ */
+int conn_listener_add(struct worker *w, int fd, conn_lis_kind_t kind);
+/**
+ * \brief Close the worker's \p kind listener(s) bound to \p addr (worker thread; a reload
+ *        removed the address). Connections accepted from them are not touched: they are served
+ *        and closed by the usual rules (idle timeout, close after answer, the peer).
+ * \return listeners closed
+ */
+unsigned conn_listener_close(struct worker *w, conn_lis_kind_t kind,
+                             const struct sockaddr_storage *addr);
+
 /**
  * \brief Shutdown: close the listeners; idle connections close now, the others once every
  *        request they sent is answered and written (the caller bounds this with a deadline).

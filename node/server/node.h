@@ -114,6 +114,11 @@ typedef struct node_shared {
  * \retval HDL_EOK, HDL_ENOMEM, HDL_ECONF (unusable address)
  */
 int node_site_build(node_shared_t *n, const struct conf *c, uint32_t now);
+/**
+ * \brief The listen address HS_SITE names for \p c: the first IPv4 one, else the first.
+ * \return a string of \p c->listen, or NULL (no listen address)
+ */
+const char *node_site_listen(const struct conf *c);
 /** \brief Free what node_site_build() allocated. */
 void node_site_free(node_shared_t *n);
 

@@ -123,13 +123,21 @@ static void addr_diff(char *out, size_t cap, char sign, char **a, unsigned na, c
 	}
 }
 
-static void listen_changes(const conf_t *boot, const conf_t *nc, char *out, size_t cap)
+/* Listener addresses that changed since the start and that no hook re-binds (rebind.h does). */
+static void listen_changes(const reload_t *r, const conf_t *boot, const conf_t *nc, char *out,
+                           size_t cap)
 {
 	char l[256] = "", h[256] = "";
-	addr_diff(l, sizeof(l), '+', boot->listen, boot->n_listen, nc->listen, nc->n_listen);
-	addr_diff(l, sizeof(l), '-', nc->listen, nc->n_listen, boot->listen, boot->n_listen);
-	addr_diff(h, sizeof(h), '+', boot->http, boot->n_http, nc->http, nc->n_http);
-	addr_diff(h, sizeof(h), '-', nc->http, nc->n_http, boot->http, boot->n_http);
+	if (!reload_claims(r, "listen")) {
+		addr_diff(l, sizeof(l), '+', boot->listen, boot->n_listen, nc->listen,
+		          nc->n_listen);
+		addr_diff(l, sizeof(l), '-', nc->listen, nc->n_listen, boot->listen,
+		          boot->n_listen);
+	}
+	if (!reload_claims(r, "http")) {
+		addr_diff(h, sizeof(h), '+', boot->http, boot->n_http, nc->http, nc->n_http);
+		addr_diff(h, sizeof(h), '-', nc->http, nc->n_http, boot->http, boot->n_http);
+	}
 	out[0] = '\0';
 	if (l[0] && h[0])
 		snprintf(out, cap, "listen%s; http%s", l, h);
@@ -155,7 +163,7 @@ int reload_apply(reload_t *r, const conf_t *boot, const conf_t *old, const conf_
 			continue;
 		list_add(res->restart, sizeof(res->restart), k->name);
 	}
-	listen_changes(boot, nc, res->listen, sizeof(res->listen));
+	listen_changes(r, boot, nc, res->listen, sizeof(res->listen));
 
 	for (unsigned i = 0; i < r->n_hooks; i++) {
 		const reload_hook_t *h = &r->hooks[i];

@@ -20,8 +20,9 @@
  * Keys. The schema marks each configuration key reloadable or not (node/conf/conf.c); a hook
  * can claim more keys (\ref reload_hook::keys): those apply live too. A non-reloadable key that
  * changed and that no hook claims keeps its running value until a restart: the reload says so
- * in its log line and in its summary (listeners, for one, are not re-bound: the addresses of a
- * running node stay as they were at start).
+ * in its log line and in its summary. The listener addresses (listen, http, tls_listen) are
+ * claimed by the hook of rebind.h, which re-binds them; without such a hook a change of listen
+ * or http is reported in \ref reload_result::listen.
  *
  * Retiring. State that worker threads read (found through a pointer the commit swapped) must
  * not be freed while a worker may still hold the old pointer: hand it to reload_retire(), which
@@ -93,7 +94,8 @@ bool reload_claims(const reload_t *r, const char *key);
 typedef struct reload_result {
 	char error[512];   /**< why the reload was refused ("" when it was applied) */
 	char restart[512]; /**< changed keys that need a restart, comma-separated ("" when none) */
-	char listen[512];  /**< listeners not re-bound ("listen +ADDR -ADDR; http ..."), or "" */
+	/** listeners changed that no hook re-binds ("listen +ADDR -ADDR; http ..."), or "" */
+	char listen[512];
 	unsigned hooks;    /**< hooks run */
 } reload_result_t;
 

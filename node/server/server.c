@@ -23,6 +23,7 @@
 #include "node/common/log.h"
 #include "node/common/sd.h"
 #include "node/server/qlog.h"
+#include "node/server/rebind.h"
 #include "node/server/reload.h"
 #include "node/server/srvadmin.h"
 #include "node/server/startup.h"
@@ -94,6 +95,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 			begin_drain(w);
 		else if (buf[i] == 'u')
 			delegate_worker_update(w); /* a reload changed the upstreams */
+		else if (buf[i] == 'r')
+			rebind_worker_run(w); /* a reload's listeners */
 	}
 }
 
@@ -208,7 +211,7 @@ void *worker_main(void *arg)
 
 /* ---- sockets --------------------------------------------------------------------------------- */
 
-static int open_socket(const char *addr, int type, char *err, size_t errlen)
+int listen_open(const char *addr, int type, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -305,20 +308,20 @@ static int worker_fds_open(worker_fds_t *f, const conf_t *c, char *err, size_t e
 		return HDL_ENOMEM;
 	}
 	for (unsigned i = 0; i < c->n_listen; i++) {
-		if ((f->udp[f->n_udp] = open_socket(c->listen[i], SOCK_DGRAM, err, errlen)) < 0)
+		if ((f->udp[f->n_udp] = listen_open(c->listen[i], SOCK_DGRAM, err, errlen)) < 0)
 			return HDL_EIO;
 		f->n_udp++;
-		if ((f->tcp[f->n_tcp] = open_socket(c->listen[i], SOCK_STREAM, err, errlen)) < 0)
+		if ((f->tcp[f->n_tcp] = listen_open(c->listen[i], SOCK_STREAM, err, errlen)) < 0)
 			return HDL_EIO;
 		f->n_tcp++;
 	}
 	for (unsigned i = 0; i < c->n_http; i++) {
-		if ((f->http[f->n_http] = open_socket(c->http[i], SOCK_STREAM, err, errlen)) < 0)
+		if ((f->http[f->n_http] = listen_open(c->http[i], SOCK_STREAM, err, errlen)) < 0)
 			return HDL_EIO;
 		f->n_http++;
 	}
 	for (unsigned i = 0; i < c->n_tls_listen; i++) {
-		int fd = open_socket(c->tls_listen[i], SOCK_STREAM, err, errlen);
+		int fd = listen_open(c->tls_listen[i], SOCK_STREAM, err, errlen);
 		if (fd < 0)
 			return HDL_EIO;
 		f->tls[f->n_tls++] = fd;
@@ -377,6 +380,7 @@ typedef struct server {
 	int exit_code;
 	int lock_fd; /**< the database lock (startup_db_lock), held until exit */
 	node_obs_t obs; /**< counters, metrics listener, statistics (obs.h) */
+	rebind_t *rebind; /**< listeners re-bound by a reload (rebind.h) */
 } server_t;
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -387,10 +391,10 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(s->base, NULL);
 }
 
-/* One line for systemd's STATUS= and `idnode status`. */
+/* One line for systemd's STATUS= and `idnode status` (the addresses served now). */
 static void status_line(const server_t *s, const char *what, char *out, size_t cap)
 {
-	const conf_t *c = &s->boot;
+	const conf_t *c = s->live;
 	snprintf(out, cap,
 	         "%s: %llu handles, %llu homed prefixes, %u workers, listen %s%s, http %s", what,
 	         (unsigned long long)store_count(s->node.store),
@@ -638,11 +642,10 @@ static int server_reload(server_t *s, reload_result_t *res)
 		free(s->live);
 	}
 	s->live = nc;
-	if (res->listen[0])
-		log_warn(
-		    "reload: listeners are not re-bound while idnoded runs (%s): restart idnoded "
-		    "to serve the new addresses",
-		    res->listen);
+	if (res->listen[0]) /* none while the listener hook claims the keys (rebind.h) */
+		log_warn("reload: listeners not re-bound: %s", res->listen);
+	if (rebind_site_note(s->rebind)[0])
+		log_warn("reload: %s", rebind_site_note(s->rebind));
 	if (res->restart[0])
 		log_warn("reload: changed keys need a restart to take effect: %s", res->restart);
 	log_notice("configuration reloaded (log level, limits, server admins, query log, TLS, "
@@ -673,6 +676,13 @@ static int cmd_reload(void *arg, const char *args, control_out_t *out)
 		control_printf(out, "restart_needed %s\n", res.restart);
 	if (res.listen[0])
 		control_printf(out, "listeners_not_rebound %s\n", res.listen);
+	rebind_t *rb = ((server_t *)arg)->rebind;
+	if (rebind_bound(rb)[0])
+		control_printf(out, "listeners_bound %s\n", rebind_bound(rb));
+	if (rebind_closed(rb)[0])
+		control_printf(out, "listeners_closed %s\n", rebind_closed(rb));
+	if (rebind_site_note(rb)[0])
+		control_printf(out, "site_unchanged %s\n", rebind_site_note(rb));
 	return 0;
 }
 
@@ -942,8 +952,14 @@ int server_run(const server_opts_t *o)
 		w->start_mu = &start_mu;
 		w->start_cv = &start_cv;
 	}
+	if (rebind_new(s.workers, s.n_workers, &s.boot, &s.rebind) != HDL_EOK ||
+	    rebind_register(s.rebind, s.node.reload) != HDL_EOK) {
+		log_err("out of memory");
+		goto out;
+	}
 	for (unsigned i = 0; i < s.n_workers; i++) {
 		worker_t *w = &s.workers[i];
+		w->rebind = s.rebind;
 		if (pipe2(w->notify, O_CLOEXEC | O_NONBLOCK) != 0) {
 			log_err("pipe: %s", strerror(errno));
 			goto out;
@@ -1113,6 +1129,7 @@ out:
 	snms_free(s.node.snms);
 	s.node.snms = NULL;
 	srvadmin_set_free(atomic_exchange(&s.node.admins, NULL));
+	rebind_free(s.rebind); /* the workers are stopped: sockets no worker took are closed */
 	reload_free(s.node.reload); /* the workers are stopped: what they retired goes now */
 	s.node.reload = NULL;
 	node_site_free(&s.node);

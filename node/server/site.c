@@ -72,6 +72,19 @@ static uint16_t addr_port(const struct sockaddr_storage *ss)
 
 static const char site_desc[] = "idnode secondary node";
 
+const char *node_site_listen(const conf_t *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	/* the first IPv4 listen address, else the first one: Handle.Net clients read an address
+	 * whose first 12 bytes are zero as IPv4, so ::1 would be taken for 0.0.0.1 */
+	for (unsigned i = 0; i < c->n_listen; i++) {
+		if (conf_parse_addr(c->listen[i], &ss, &sl) == HDL_EOK && ss.ss_family == AF_INET)
+			return c->listen[i];
+	}
+	return c->n_listen ? c->listen[0] : NULL;
+}
+
 int node_site_build(node_shared_t *n, const conf_t *c, uint32_t now)
 {
 	int ret = HDL_EOK;
@@ -82,16 +95,8 @@ int node_site_build(node_shared_t *n, const conf_t *c, uint32_t now)
 	hdl_interface_t *ifs = NULL;
 	hdl_attr_t *attr = NULL;
 
-	/* the first IPv4 listen address, else the first one: Handle.Net clients read an address
-	 * whose first 12 bytes are zero as IPv4, so ::1 would be taken for 0.0.0.1 */
-	unsigned pick = 0;
-	for (unsigned i = 0; i < c->n_listen; i++) {
-		if (conf_parse_addr(c->listen[i], &ss, &sl) == HDL_EOK && ss.ss_family == AF_INET) {
-			pick = i;
-			break;
-		}
-	}
-	if (c->n_listen == 0 || conf_parse_addr(c->listen[pick], &ss, &sl) != HDL_EOK)
+	const char *listen = node_site_listen(c);
+	if (!listen || conf_parse_addr(listen, &ss, &sl) != HDL_EOK)
 		return HDL_ECONF;
 	srv = calloc(1, sizeof(*srv));
 	ifs = calloc(3, sizeof(*ifs));

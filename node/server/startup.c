@@ -266,8 +266,7 @@ long startup_socket_owner(const struct sockaddr_storage *ss, int type, char *out
 
 /* ---- addresses in use ------------------------------------------------------------------- */
 
-/** Bind \p addr once without SO_REUSEPORT. \retval HDL_EOK, HDL_EEXIST (in use), HDL_E... */
-static int probe(const char *addr, int type, char *err, size_t errlen)
+int startup_addr_probe(const char *addr, int type, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -313,14 +312,14 @@ int startup_ports_check(const conf_t *c, char *err, size_t errlen)
 {
 	int ret = HDL_EOK;
 	for (unsigned i = 0; ret == HDL_EOK && i < c->n_listen; i++) {
-		ret = probe(c->listen[i], SOCK_DGRAM, err, errlen);
+		ret = startup_addr_probe(c->listen[i], SOCK_DGRAM, err, errlen);
 		if (ret == HDL_EOK)
-			ret = probe(c->listen[i], SOCK_STREAM, err, errlen);
+			ret = startup_addr_probe(c->listen[i], SOCK_STREAM, err, errlen);
 	}
 	for (unsigned i = 0; ret == HDL_EOK && i < c->n_http; i++)
-		ret = probe(c->http[i], SOCK_STREAM, err, errlen);
+		ret = startup_addr_probe(c->http[i], SOCK_STREAM, err, errlen);
 	for (unsigned i = 0; ret == HDL_EOK && i < c->n_tls_listen; i++)
-		ret = probe(c->tls_listen[i], SOCK_STREAM, err, errlen);
+		ret = startup_addr_probe(c->tls_listen[i], SOCK_STREAM, err, errlen);
 	return ret;
 }
 

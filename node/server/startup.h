@@ -48,6 +48,16 @@ int startup_db_lock(const char *db, int *fd, char *err, size_t errlen);
 int startup_ports_check(const conf_t *c, char *err, size_t errlen);
 
 /**
+ * \brief Check that no socket holds \p addr (\p type SOCK_DGRAM or SOCK_STREAM): bind it once
+ *        without SO_REUSEPORT, as startup_ports_check() does for each address (also used by a
+ *        reload that adds listeners, node/server/rebind.h).
+ * \param err on failure: "ADDR/proto: bind: address already in use by NAME (pid N) ...", or
+ *        the bind error ("ADDR/proto: bind: Permission denied")
+ * \retval HDL_EOK, HDL_EEXIST (taken), HDL_EINVAL (not ADDR:PORT), HDL_EIO (another error)
+ */
+int startup_addr_probe(const char *addr, int type, char *err, size_t errlen);
+
+/**
  * \brief Who holds the socket bound to \p ss (\p type SOCK_STREAM: a listener, SOCK_DGRAM: a
  *        bound UDP socket), from /proc: "idnoded (pid 1234)" into \p out.
  * \return the process id, 0 when it cannot be told (\p out then says why in words)

@@ -32,12 +32,16 @@
 #include "node/server/admin.h"
 #include "node/server/obs.h"
 #include "node/server/preq.h"
+#include "node/server/rebind.h"
 #include "node/server/worker.h"
 
 /* Monotonic milliseconds, read once per receive batch (RRL buckets). */
 static _Thread_local uint64_t t_now_ms;
 /* Monotonic nanoseconds of the receive batch when latencies are measured (obs.h), else 0. */
 static _Thread_local uint64_t t_batch_ns;
+/* udp_sock_t.serial of the socket being read (0 outside rx_loop), and the last one handed out. */
+static _Thread_local uint32_t t_rx_serial;
+static _Thread_local uint32_t t_serial_last;
 
 /* Source address for a reply: the destination address of the request (pktinfo sockets only). */
 typedef struct udp_src {
@@ -448,9 +452,20 @@ static size_t udp_slip(worker_t *w, const uint8_t *msg, size_t len, size_t bytes
 typedef struct udp_wait {
 	udp_src_t src;
 	uint32_t bytes_in;
+	uint32_t serial; /* the socket it came in on (udp_sock_t.serial) */
 } udp_wait_t;
 
 _Static_assert(sizeof(udp_wait_t) <= sizeof(((preq_t *)0)->tpriv), "preq tpriv too small");
+
+/* True when socket \p fd with \p serial is still read by \p w. */
+static bool sock_live(const worker_t *w, int fd, uint32_t serial)
+{
+	for (const udp_sock_t *us = w->udp; us; us = us->next) {
+		if (us->fd == fd)
+			return us->serial == serial;
+	}
+	return false;
+}
 
 /*
  * A request that waited is answered to where it came from. An administrative answer is short
@@ -466,7 +481,8 @@ static void on_complete(preq_t *p)
 	size_t n = dispatch_preq_reply(&w->dctx, p, w->out, DISPATCH_OUT_CAP);
 	if (n && p->req)
 		n = udp_fit(w, p->req, p->req_len, uw.bytes_in, n);
-	if (n && p->udp_fd >= 0 && !w->stopping)
+	/* a reload may have closed the socket it came in on (and the fd number be reused) */
+	if (n && p->udp_fd >= 0 && !w->stopping && sock_live(w, p->udp_fd, uw.serial))
 		send_reply(w, p->udp_fd, &p->peer, p->peer_len, &uw.src, n);
 	preq_done(p);
 }
@@ -482,7 +498,8 @@ typedef struct udp_origin {
 static void attach(void *tctx, preq_t *p)
 {
 	const udp_origin_t *u = tctx;
-	udp_wait_t uw = {.src = {.family = 0}, .bytes_in = (uint32_t)u->bytes_in};
+	udp_wait_t uw = {
+	    .src = {.family = 0}, .bytes_in = (uint32_t)u->bytes_in, .serial = t_rx_serial};
 	if (u->src)
 		uw.src = *u->src;
 	p->udp_fd = u->fd;
@@ -723,6 +740,7 @@ static inline void rx_loop(evutil_socket_t fd, udp_sock_t *us, int pkt_family)
 	tx_batch_t tx;
 	tx.n = 0;
 	tx.slots = 0;
+	t_rx_serial = us->serial;
 
 	for (unsigned round = 0; round < UDP_RX_ROUNDS; round++) {
 		for (unsigned i = 0; i < WORKER_UDP_BATCH; i++) {
@@ -762,6 +780,7 @@ static inline void rx_loop(evutil_socket_t fd, udp_sock_t *us, int pkt_family)
 			break;
 	}
 	tx_flush(fd, &tx);
+	t_rx_serial = 0;
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -813,43 +832,89 @@ int udp_start(worker_t *w)
 	w->udp_rx = malloc((size_t)WORKER_UDP_BATCH * WORKER_UDP_RXBUF);
 	w->frags = malloc((size_t)HDL_UDP_MAX_PACKETS * HDL_UDP_MAX_DGRAM);
 	w->udp_tx = malloc((size_t)UDP_TX_SLOTS * HDL_UDP_MAX_DGRAM);
-	w->udp = calloc(w->fds.n_udp ? w->fds.n_udp : 1, sizeof(*w->udp));
-	if (!w->reasm || !w->udp_rx || !w->frags || !w->udp_tx || !w->udp)
+	w->udp = NULL;
+	if (!w->reasm || !w->udp_rx || !w->frags || !w->udp_tx)
 		return HDL_ENOMEM;
 	for (unsigned i = 0; i < w->fds.n_udp; i++) {
-		udp_sock_t *us = &w->udp[i];
-		us->fd = w->fds.udp[i];
-		us->w = w;
-		/*
-		 * A multi-datagram answer is queued at once with MSG_DONTWAIT: what does not fit
-		 * the send buffer is lost, so make room for the largest the caps allow.
-		 */
-		int sb = UDP_SNDBUF;
-		(void)setsockopt(us->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
-		int pf = pktinfo_family(us->fd);
-		event_callback_fn cb = pf == AF_INET ? on_readable_pi4
-		                       : pf == AF_INET6 ? on_readable_pi6 : on_readable;
-		us->ev = event_new(w->base, us->fd, EV_READ | EV_PERSIST, cb, us);
-		if (!us->ev || event_add(us->ev, NULL) != 0)
+		int fd = w->fds.udp[i];
+		w->fds.udp[i] = -1; /* the list owns it now (closed on failure) */
+		if (udp_sock_add(w, fd) != HDL_EOK)
 			return HDL_ENOMEM;
 	}
 	return HDL_EOK;
 }
 
+int udp_sock_add(worker_t *w, int fd)
+{
+	udp_sock_t *us = calloc(1, sizeof(*us));
+	if (!us) {
+		close(fd);
+		return HDL_ENOMEM;
+	}
+	us->fd = fd;
+	us->w = w;
+	if (++t_serial_last == 0)
+		t_serial_last = 1; /* 0: no socket */
+	us->serial = t_serial_last;
+	/*
+	 * A multi-datagram answer is queued at once with MSG_DONTWAIT: what does not fit the send
+	 * buffer is lost, so make room for the largest the caps allow.
+	 */
+	int sb = UDP_SNDBUF;
+	(void)setsockopt(us->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	int pf = pktinfo_family(us->fd);
+	event_callback_fn cb = pf == AF_INET    ? on_readable_pi4
+	                       : pf == AF_INET6 ? on_readable_pi6
+	                                        : on_readable;
+	us->ev = event_new(w->base, us->fd, EV_READ | EV_PERSIST, cb, us);
+	if (!us->ev || event_add(us->ev, NULL) != 0) {
+		if (us->ev)
+			event_free(us->ev);
+		close(fd);
+		free(us);
+		return HDL_ENOMEM;
+	}
+	udp_sock_t **tail = &w->udp;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = us;
+	return HDL_EOK;
+}
+
+static void sock_free(worker_t *w, udp_sock_t *us)
+{
+	/* fragments of requests that came in on it will never complete */
+	for (unsigned i = 0; i < w->n_reasm; i++) {
+		if (w->reasm[i].used && w->reasm[i].fd == us->fd)
+			slot_release(&w->reasm[i]);
+	}
+	event_free(us->ev);
+	close(us->fd);
+	free(us);
+}
+
+unsigned udp_sock_close(worker_t *w, const struct sockaddr_storage *addr)
+{
+	unsigned closed = 0;
+	for (udp_sock_t **pp = &w->udp; *pp;) {
+		udp_sock_t *us = *pp;
+		if (!rebind_fd_bound_to(us->fd, addr)) {
+			pp = &us->next;
+			continue;
+		}
+		*pp = us->next;
+		sock_free(w, us);
+		closed++;
+	}
+	return closed;
+}
+
 void udp_stop(worker_t *w)
 {
-	if (!w->udp)
-		return;
-	for (unsigned i = 0; i < w->fds.n_udp; i++) {
-		udp_sock_t *us = &w->udp[i];
-		if (us->ev) {
-			event_free(us->ev);
-			us->ev = NULL;
-		}
-		if (w->fds.udp[i] >= 0) {
-			close(w->fds.udp[i]);
-			w->fds.udp[i] = -1;
-		}
+	while (w->udp) {
+		udp_sock_t *us = w->udp;
+		w->udp = us->next;
+		sock_free(w, us);
 	}
 }
 
@@ -875,12 +940,10 @@ void udp_free(worker_t *w)
 	free(w->reasm);
 	w->reasm = NULL;
 	w->n_reasm = 0;
-	free(w->udp);
 	free(w->udp_rx);
 	free(w->frags);
 	free(w->udp_tx);
 	w->udp_tx = NULL;
-	w->udp = NULL;
 	w->udp_rx = NULL;
 	w->frags = NULL;
 }

@@ -41,10 +41,13 @@ typedef struct reasm_slot {
 
 typedef struct worker worker_t;
 
+/** One UDP socket a worker reads (udp.c keeps them in a list: a reload adds and removes some). */
 typedef struct udp_sock {
 	int fd;
 	struct event *ev;
 	worker_t *w;
+	struct udp_sock *next;
+	uint32_t serial; /**< per worker, never reused: a waiting request's reply path names it */
 } udp_sock_t;
 
 /** Sockets one worker serves (created by the main thread, owned by the worker once started). */
@@ -71,7 +74,7 @@ struct worker {
 	uint8_t *udp_tx;  /**< WORKER_UDP_TX x 512: one batch of reply datagrams */
 
 	worker_fds_t fds;
-	udp_sock_t *udp;
+	udp_sock_t *udp;          /**< the UDP sockets read (a list; udp.c) */
 	conn_worker_t cw;         /**< TCP and HTTP connections (conn.c) */
 	struct http_state *http;  /**< HTTP scratch (http.c) */
 
@@ -83,7 +86,8 @@ struct worker {
 	struct delegate_worker *deleg_old; /**< engines a reload replaced, draining (delegate.h) */
 	uint32_t deleg_seq;                /**< the upstream configuration this worker runs on */
 
-	int notify[2]; /**< main -> worker: 'q' = drain and stop, 'u' = new upstreams */
+	int notify[2]; /**< main -> worker: 'q' = drain and stop, 'u' = new upstreams, 'r' = rebind.h */
+	struct rebind *rebind; /**< listeners a reload hands over (rebind.h); NULL: none */
 	struct event *notify_ev;
 	struct event *tick_ev;    /**< 1 s: reassembly expiry, limits reload */
 	struct event *drain_ev;
@@ -117,9 +121,31 @@ int worker_stalled(const worker_t *w, unsigned n, uint64_t now_ms, uint64_t limi
 /** \brief Thread entry: sets up everything, reports through start_*, runs the loop. */
 void *worker_main(void *arg);
 
+/**
+ * \brief A bound socket for \p addr (ADDR:PORT), \p type SOCK_DGRAM or SOCK_STREAM (then
+ *        listening), non-blocking, SO_REUSEPORT: one per worker (server.c; start-up and reload).
+ * \param err on failure: "ADDR/udp: bind: REASON" and the like
+ * \return the descriptor, or -1
+ */
+int listen_open(const char *addr, int type, char *err, size_t errlen);
+
 /* transports (udp.c, tcp.c, http.c); each *_start runs on the worker thread */
 int udp_start(worker_t *w);
 void udp_stop(worker_t *w);
+/**
+ * \brief Read UDP socket \p fd from now on (worker thread; a reload's new address). Takes
+ *        \p fd: it is closed on failure.
+ * \retval HDL_EOK, HDL_ENOMEM
+ */
+int udp_sock_add(worker_t *w, int fd);
+/**
+ * \brief Close the worker's UDP socket(s) bound to \p addr (worker thread; a reload removed the
+ *        address): requests being reassembled from them are dropped, and the answers of requests
+ *        that wait (a write's commit, a delegated resolution) are not sent (nothing to send
+ *        them from; the client retries).
+ * \return sockets closed
+ */
+unsigned udp_sock_close(worker_t *w, const struct sockaddr_storage *addr);
 void udp_reasm_expire(worker_t *w, uint64_t now_ms);
 void udp_free(worker_t *w);
 

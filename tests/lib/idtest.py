@@ -295,6 +295,57 @@ class Node:
             c.close()
 
 
+class ConfNode:
+    """idnoded -c CONF only (no command-line overrides: the file decides everything, so a reload
+    can change any key, the addresses included). The file is \\p base (fixed) plus the extra text
+    of the last write(); a control socket in \\p tmp is added for `idnode reload`."""
+
+    def __init__(self, tmp, base, extra=""):
+        self.tmp = tmp
+        self.conf = os.path.join(tmp, "node.conf")
+        self.ctl = os.path.join(tmp, "ctl.sock")
+        self.base = base + "control_socket = %s\n" % self.ctl
+        self.write(extra)
+        self.log = os.path.join(tmp, "idnoded.log")
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen([IDNODED, "-c", self.conf], stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline and "idnoded ready" not in self.logtext():
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if "idnoded ready" not in self.logtext():
+            raise RuntimeError("idnoded did not start:\n" + self.logtext())
+
+    def write(self, extra):
+        with open(self.conf, "w") as f:
+            f.write(self.base + extra)
+
+    def logtext(self):
+        if not self.logf.closed:
+            self.logf.flush()
+        with open(self.log) as f:
+            return f.read()
+
+    def reload(self, extra):
+        """Rewrite the file with \\p extra and `idnode reload`: (exit code, stdout, stderr)."""
+        self.write(extra)
+        r = subprocess.run([IDNODE, "reload", "--socket", self.ctl, "--timeout", "20000"],
+                           capture_output=True, timeout=60)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.logf.close()
+        return self.proc.returncode
+
+
 def split_request(req):
     """A whole request as <= 512-byte datagrams, as hdllib sends it: 492 message bytes after each
     envelope, SequenceNumber 0, 1, ..., TC set when it takes more than one."""

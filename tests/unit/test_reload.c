@@ -140,6 +140,7 @@ static void test_failure_discards_all(void **state)
 }
 
 static const char *const claimed[] = {"snms_token_ttl_s", "snms_batch_max", NULL};
+static const char *const listener_keys[] = {"listen", "http", "tls_listen", NULL};
 
 static void test_restart_keys(void **state)
 {
@@ -181,6 +182,17 @@ static void test_restart_keys(void **state)
 	assert_false(reload_claims(r, "listen"));
 	assert_int_equal(reload_apply(r, &boot, &boot, &n, &res), HDL_EOK);
 	assert_null(strstr(res.restart, "snms_token_ttl_s"));
+	assert_non_null(strstr(res.restart, "workers"));
+
+	/* a hook that re-binds the listeners (rebind.h) takes them out of both lists */
+	fake_t l = {.name = "listeners"};
+	reload_hook_t hl = hook(&l, RELOAD_ORDER_DEFAULT);
+	hl.keys = listener_keys;
+	assert_int_equal(reload_register(r, &hl), HDL_EOK);
+	assert_int_equal(reload_apply(r, &boot, &boot, &n, &res), HDL_EOK);
+	assert_null(strstr(res.restart, "listen"));
+	assert_null(strstr(res.restart, "http"));
+	assert_string_equal(res.listen, "");
 	assert_non_null(strstr(res.restart, "workers"));
 	conf_free(&boot);
 	conf_free(&n);
