@@ -93,7 +93,13 @@ def main():
         legit.round(LEGIT, pause=0.01)
         holder.stop.set()
         t.join(30)
+        # connections still in the listen backlog look open to the attacker until the node
+        # accepts (and closes) them: a loaded node may be a moment behind
+        deadline = time.time() + 10
         kept = holder.prune()
+        while kept > PER_SOURCE and time.time() < deadline:
+            time.sleep(0.2)
+            kept = holder.prune()
         check(kept <= PER_SOURCE, "the attacker holds at most max_connections_per_source (%d)" % kept)
         check(legit.pct("tcp") >= 99.0 and legit.pct("rest") >= 99.0, "second source >= 99 %")
         check(node.alive(), "node alive")

@@ -27,6 +27,7 @@ LONG = "--long" in sys.argv
 CLIENTS = 1000 if LONG else 60
 BUDGET_MB = 64 if LONG else 16
 ATTACK_S = 20.0 if LONG else 4.0
+EXTRA_S = 30.0  # the attack goes on this long at most while the node has closed nobody
 SLACK_MB = 16
 BACK_MB = 4
 PER_CLIENT = 20000  # requests each sends: ~1.7 MB, ~12 MB of answers (more than the kernel buffers)
@@ -68,8 +69,12 @@ class Pipeliners:
                 del self.conns[fd]
                 self.closed_by_node += 1
 
-    def run(self, until):
-        while not self.stop.is_set() and time.time() < until:
+    def run(self, until, hard_until):
+        """Until \p until, and on to \p hard_until while the node has closed none (a loaded
+        box may need longer before the attack fills the budget)."""
+        while not self.stop.is_set() and (time.time() < until or
+                                          (self.closed_by_node == 0 and
+                                           time.time() < hard_until)):
             while len(self.conns) < CLIENTS and not self.stop.is_set():
                 self.open_one()
             self.pump()
@@ -81,9 +86,10 @@ class Pipeliners:
         self.conns = {}
 
 
-def attack(pl, until, res):
-    """Child process: run the pipeliners until \p until, report (opened, closed by the node)."""
-    pl.run(until)
+def attack(pl, until, hard_until, res):
+    """Child process: run the pipeliners (Pipeliners.run()), report (opened, closed by the
+    node)."""
+    pl.run(until, hard_until)
     pl.close()
     res.put((pl.opened, pl.closed_by_node))
 
@@ -116,10 +122,11 @@ def main():
         # the attackers run in a child process, so they do not slow the legitimate client down
         # through this interpreter's lock
         res = multiprocessing.Queue()
-        t = multiprocessing.Process(target=attack, args=(pl, time.time() + ATTACK_S, res))
         t0 = time.time()
+        t = multiprocessing.Process(target=attack,
+                                    args=(pl, t0 + ATTACK_S, t0 + ATTACK_S + EXTRA_S, res))
         t.start()
-        while time.time() - t0 < ATTACK_S:
+        while t.is_alive() and time.time() - t0 < ATTACK_S + EXTRA_S + 5:
             legit.round(5, pause=0.01)
         pl.opened, pl.closed_by_node = res.get(timeout=60)
         t.join(30)
