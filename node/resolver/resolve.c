@@ -1255,6 +1255,11 @@ static void on_flight_done(dflight_waiter_t *w, const dflight_result_t *r)
 			j->p_status = HDL_ENOMEM;
 		}
 	}
+	/*
+	 * Once the lock is released the owning engine may take j from its list and free it, and
+	 * res_free() may free the engine once p_ran is set: so the wake-up and p_ran come before
+	 * the unlock, and nothing of j or e is touched after it (the wake-up never takes pmu).
+	 */
 	pthread_mutex_lock(&e->pmu);
 	j->qnext = NULL;
 	if (e->ptail)
@@ -1262,9 +1267,9 @@ static void on_flight_done(dflight_waiter_t *w, const dflight_result_t *r)
 	else
 		e->phead = j;
 	e->ptail = j;
-	pthread_mutex_unlock(&e->pmu);
 	e->ops.wake(e->env);
 	atomic_store(&j->p_ran, 1);
+	pthread_mutex_unlock(&e->pmu);
 }
 
 /* A notification posted to this engine. */
