@@ -2,7 +2,8 @@
 /*
  * UDP transport: recvmmsg batches, one reply per request, replies over 512 bytes split into
  * 492-byte fragments (TC set), multi-packet requests reassembled in a small per-worker table
- * (udp_reasm_slots; when it is full, the source holding the most slots loses its oldest).
+ * (udp_reasm_slots; when it is full, a source holding the most slots loses its oldest: the
+ * newcomer's own, else the one that started a request last).
  *
  * Amplification: an answer is sent over UDP only when it fits the UDP answer cap, the smaller of
  * udp_answer_max_datagrams datagrams and udp_answer_max_ratio times the request's bytes; a larger
@@ -606,16 +607,19 @@ static uint32_t addr_hash(const struct sockaddr_storage *a)
 #define REASM_HT 2048u /* >= 2 x the most udp_reasm_slots (1024) */
 
 /*
- * The slot a new request takes when every slot is in use: the oldest request of the source
- * address that holds the most slots. A source flooding partial requests thus evicts its own,
- * and a source with one request in reassembly loses it only when no source holds two (a flood
- * from as many addresses as there are slots).
+ * The slot a new request from \p peer takes when every slot is in use. Among the sources holding
+ * the most slots: the newcomer's own oldest request when its source is one of them (a source
+ * flooding partial requests evicts its own), else the oldest request of the one of them that
+ * started a request last. A flood from as many addresses as there are slots thus churns its own
+ * slots (each flooding address restarts one every few milliseconds), and a request that has
+ * waited quietly for its next datagram is not the one that goes.
  */
-static reasm_slot_t *reasm_victim(worker_t *w)
+static reasm_slot_t *reasm_victim(worker_t *w, const struct sockaddr_storage *peer)
 {
 	struct {
 		const struct sockaddr_storage *addr;
 		unsigned count;
+		uint64_t last; /* the source's newest request started then */
 	} ht[REASM_HT];
 	uint16_t of[1024]; /* slot -> its source's entry in ht */
 	unsigned mask = REASM_HT - 1, n = w->n_reasm < 1024 ? w->n_reasm : 1024;
@@ -627,15 +631,31 @@ static reasm_slot_t *reasm_victim(worker_t *w)
 			k = (k + 1) & mask;
 		ht[k].addr = a;
 		ht[k].count++;
+		if (w->reasm[i].started_ms > ht[k].last)
+			ht[k].last = w->reasm[i].started_ms;
 		of[i] = (uint16_t)k;
 	}
 	unsigned most = 0;
 	for (unsigned i = 0; i < n; i++)
 		most = ht[of[i]].count > most ? ht[of[i]].count : most;
+	/* the source that loses a request: the newcomer's when it holds the most, else the busiest
+	 * source that started a request last */
+	int pick = -1;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = of[i];
+		if (ht[k].count != most)
+			continue;
+		if (same_addr(ht[k].addr, peer)) {
+			pick = (int)k;
+			break;
+		}
+		if (pick < 0 || ht[k].last > ht[pick].last)
+			pick = (int)k;
+	}
 	reasm_slot_t *victim = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		reasm_slot_t *s = &w->reasm[i];
-		if (ht[of[i]].count == most && (!victim || s->started_ms < victim->started_ms))
+		if ((int)of[i] == pick && (!victim || s->started_ms < victim->started_ms))
 			victim = s;
 	}
 	return victim;
@@ -666,7 +686,7 @@ static void reassemble(worker_t *w, int fd, const struct sockaddr_storage *peer,
 	if (!slot) {
 		slot = free_slot;
 		if (!slot) {
-			slot = reasm_victim(w);
+			slot = reasm_victim(w, peer);
 			log_peer(LOG_LVL_NOTICE,
 			         "udp reassembly table full; dropping request %u of the busiest source",
 			         slot->r.request_id);
